@@ -1,0 +1,202 @@
+//! The wire format between crashtrace's eBPF programs and its userspace.
+//!
+//! Every record in the ring buffer starts with a [`Header`]; its `kind` says
+//! which record follows. All types are `#[repr(C)]`, plain old data, and laid
+//! out so that no field straddles an 8-byte boundary: the BPF side writes
+//! them directly into reserved ring-buffer memory, userspace reads them with
+//! an unaligned copy after checking the length.
+#![no_std]
+
+/// Most frames the kernel will walk (`kernel.perf_event_max_stack` defaults to 127).
+pub const MAX_STACK_DEPTH: usize = 127;
+
+/// Length of `task_struct::comm`.
+pub const COMM_LEN: usize = 16;
+
+/// Record kinds. Stored as `u32` in [`Header::kind`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A signal is being delivered to a traced thread ([`SignalRecord`]).
+    SignalDeliver = 1,
+    /// A signal was sent to a traced process ([`SignalGenerateRecord`]); the
+    /// header names the sender.
+    SignalGenerate = 2,
+    /// The last thread of a traced process exited ([`ExitRecord`]).
+    Exit = 3,
+    /// A traced process forked a new process ([`ForkRecord`]).
+    Fork = 4,
+    /// A traced process called execve ([`ExecRecord`]).
+    Exec = 5,
+}
+
+impl EventKind {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::SignalDeliver,
+            2 => Self::SignalGenerate,
+            3 => Self::Exit,
+            4 => Self::Fork,
+            5 => Self::Exec,
+            _ => return None,
+        })
+    }
+}
+
+/// Common prefix of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    /// An [`EventKind`] as `u32`.
+    pub kind: u32,
+    /// Thread group id (the process id users see) of the current task.
+    pub pid: u32,
+    /// Thread id of the current task.
+    pub tid: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// The current thread's `comm`, NUL padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// User-mode registers of the thread when the event fired (x86_64 `pt_regs`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Registers {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub flags: u64,
+    pub ax: u64,
+    pub bx: u64,
+    pub cx: u64,
+    pub dx: u64,
+    pub si: u64,
+    pub di: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+}
+
+/// `siginfo` pointer values the kernel uses instead of a real siginfo.
+pub const SEND_SIG_NOINFO: u64 = 0;
+pub const SEND_SIG_PRIV: u64 = 1;
+
+/// A signal delivered to a traced thread (tp_btf `signal_deliver`). Fires in
+/// the receiving thread, so the registers and stack are the thread's own at
+/// the moment of the fault or of the interruption.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SignalRecord {
+    pub header: Header,
+    pub signo: i32,
+    /// `si_code`; [`SIGINFO_NONE`] when the kernel passed no siginfo.
+    pub code: i32,
+    pub errno: i32,
+    /// `si_pid` for signals sent by a process (si_code <= 0), else 0.
+    pub sender_pid: u32,
+    /// `si_addr` for faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP).
+    pub fault_addr: u64,
+    /// The disposition's handler: 0 = SIG_DFL, 1 = SIG_IGN, else a user address.
+    pub handler: u64,
+    /// The process is already exiting (`SIGNAL_GROUP_EXIT`) as this is delivered.
+    pub group_exiting: u32,
+    /// Bytes of `stack` filled by `bpf_get_stack` (0 on failure).
+    pub stack_bytes: u32,
+    pub regs: Registers,
+    /// Frame-pointer walk of the user stack, innermost first; `stack[0]` is the pc.
+    pub stack: [u64; MAX_STACK_DEPTH],
+}
+
+/// `code` value when the kernel delivered a signal without siginfo.
+pub const SIGINFO_NONE: i32 = i32::MIN;
+/// `code` value for `SEND_SIG_PRIV` (sent by the kernel).
+pub const SIGINFO_KERNEL: i32 = 0x80;
+
+/// A signal sent to a traced process (tp_btf `signal_generate`). Fires in the
+/// sender's context: the header's pid/tid/comm are the sender's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SignalGenerateRecord {
+    pub header: Header,
+    pub signo: i32,
+    pub code: i32,
+    /// Receiving process (tgid) and thread.
+    pub target_pid: u32,
+    pub target_tid: u32,
+    /// `TRACE_SIGNAL_*` result: 0 delivered, 1 ignored, 2 already pending, …
+    pub result: i32,
+    /// Sent to the whole process rather than one thread.
+    pub group: u32,
+}
+
+/// The last thread of a traced process exited (tp_btf `sched_process_exit`
+/// with `group_dead`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitRecord {
+    pub header: Header,
+    /// The wait(2) status the parent will see: `code << 8`, or the signal
+    /// number with 0x80 when a core was dumped.
+    pub status: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ForkRecord {
+    pub header: Header,
+    pub child_pid: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecRecord {
+    pub header: Header,
+    pub old_tid: u32,
+    pub _pad: u32,
+}
+
+/// Kernel structure offsets the BPF programs need, found by userspace in the
+/// running kernel's BTF (Rust BPF has no CO-RE relocations) and written into
+/// the program's read-only data before it is loaded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_signal: u32,
+    pub task_exit_code: u32,
+    pub signal_flags: u32,
+    pub signal_group_exit_code: u32,
+    /// `signal_struct::live`: threads not yet exited (atomic_t).
+    pub signal_live: u32,
+    pub _pad: u32,
+}
+
+/// Value of the traced-process map: why the process is traced.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracedProcess {
+    /// Also trace the processes it forks.
+    pub follow_forks: u32,
+    pub _pad: u32,
+}
+
+/// Indexes of the per-CPU drop counters.
+pub const LOST_RINGBUF_FULL: u32 = 0;
+pub const LOST_COUNTERS: u32 = 1;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all are #[repr(C)] plain old data with no invalid bit patterns.
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::TracedProcess {}
+}

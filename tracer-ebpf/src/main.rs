@@ -1,0 +1,471 @@
+//! crashtrace's kernel side.
+//!
+//! Tracepoints on the kernel's signal and process-lifetime paths. Every
+//! program first checks that the process is in `TRACED` (a hash lookup), so
+//! untraced processes pay one map lookup on these already-slow paths and
+//! nothing else. Records go to one ring buffer; a reservation that fails is
+//! counted in `LOST` so userspace can report exact drop counts.
+#![no_std]
+#![no_main]
+
+use core::ptr::{addr_of, addr_of_mut, read_volatile};
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::{BPF_F_USER_STACK, pt_regs},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        generated::{bpf_get_current_task_btf, bpf_get_stack, bpf_task_pt_regs},
+    },
+    macros::{btf_tracepoint, map},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::BtfTracePointContext,
+};
+use tracer_common::{
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, Header, KernelOffsets,
+    LOST_COUNTERS, LOST_RINGBUF_FULL, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL,
+    SIGINFO_NONE, SignalGenerateRecord, SignalRecord, TracedProcess,
+};
+
+/// Filled in by userspace from the running kernel's BTF before loading.
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_signal: 0,
+    task_exit_code: 0,
+    signal_flags: 0,
+    signal_group_exit_code: 0,
+    signal_live: 0,
+    _pad: 0,
+};
+
+/// Processes (tgid) being traced. Written by userspace at attach and by the
+/// fork program for children of processes traced with `follow_forks`.
+#[map]
+static TRACED: HashMap<u32, TracedProcess> = HashMap::with_max_entries(16384, 0);
+
+/// Userspace resizes this at load time (`--ring-buffer-size`).
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Records that could not be reserved, per reason, per CPU.
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_COUNTERS, 0);
+
+const SIGILL: i32 = 4;
+const SIGTRAP: i32 = 5;
+const SIGBUS: i32 = 7;
+const SIGFPE: i32 = 8;
+const SIGKILL: i32 = 9;
+const SIGSEGV: i32 = 11;
+const SIGALRM: i32 = 14;
+const SIGVTALRM: i32 = 26;
+const SIGPROF: i32 = 27;
+const SIGIO: i32 = 29;
+const SIGSYS: i32 = 31;
+const SIGRTMIN: i32 = 32;
+
+/// `signal_struct::flags` bit set once the whole process is exiting.
+const SIGNAL_GROUP_EXIT: u32 = 0x4;
+
+const fn bit(sig: i32) -> u64 {
+    1u64 << sig
+}
+
+/// Signals that runtimes send themselves all the time (job control, child
+/// status, Go's SIGURG preemption, profilers' timers, window size, I/O
+/// readiness). Recorded only when they would kill the process.
+const NOISY: u64 = bit(17) // SIGCHLD
+    | bit(18) // SIGCONT
+    | bit(19) // SIGSTOP
+    | bit(20) // SIGTSTP
+    | bit(21) // SIGTTIN
+    | bit(22) // SIGTTOU
+    | bit(23) // SIGURG
+    | bit(28) // SIGWINCH
+    | bit(SIGALRM)
+    | bit(SIGVTALRM)
+    | bit(SIGPROF)
+    | bit(SIGIO);
+
+/// Of the noisy ones, those whose default action terminates the process.
+const NOISY_BUT_FATAL_BY_DEFAULT: u64 = bit(SIGALRM) | bit(SIGVTALRM) | bit(SIGPROF) | bit(SIGIO);
+
+const SIG_DFL: u64 = 0;
+
+/// Whether a delivery of `sig` with disposition `handler` belongs in a crash
+/// timeline.
+#[inline(always)]
+fn is_interesting(sig: i32, handler: u64) -> bool {
+    if sig <= 0 || sig > 64 {
+        return false;
+    }
+    if sig >= SIGRTMIN {
+        // Real-time signals: libc uses some internally; only a default
+        // (fatal) disposition matters.
+        return handler == SIG_DFL;
+    }
+    let b = bit(sig);
+    if NOISY & b == 0 {
+        return true;
+    }
+    handler == SIG_DFL && NOISY_BUT_FATAL_BY_DEFAULT & b != 0
+}
+
+#[inline(always)]
+fn is_fault(sig: i32) -> bool {
+    matches!(sig, SIGILL | SIGTRAP | SIGBUS | SIGFPE | SIGSEGV | SIGSYS)
+}
+
+#[inline(always)]
+fn offsets() -> KernelOffsets {
+    // SAFETY: a plain read of our own read-only global; volatile so the
+    // compiler does not fold the zeros it was compiled with.
+    unsafe { read_volatile(addr_of!(OFFSETS)) }
+}
+
+#[inline(always)]
+fn read_kernel<T>(base: u64, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a fault is an Err.
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}
+
+#[inline(always)]
+fn is_traced(tgid: u32) -> Option<TracedProcess> {
+    // SAFETY: the value is copied out before any map update.
+    unsafe { TRACED.get(&tgid) }.copied()
+}
+
+#[inline(always)]
+fn count_lost(reason: u32) {
+    if let Some(counter) = LOST.get_ptr_mut(reason) {
+        // SAFETY: per-CPU slot; programs do not preempt each other on one CPU
+        // for these tracepoint programs.
+        unsafe { *counter += 1 };
+    }
+}
+
+#[inline(always)]
+fn fill_header(header: *mut Header, kind: EventKind) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
+    // SAFETY: `header` points into a ring-buffer reservation of the record.
+    unsafe {
+        addr_of_mut!((*header).kind).write(kind as u32);
+        addr_of_mut!((*header).pid).write((pid_tgid >> 32) as u32);
+        addr_of_mut!((*header).tid).write(pid_tgid as u32);
+        addr_of_mut!((*header)._pad).write(0);
+        addr_of_mut!((*header).ts_ns).write(bpf_ktime_get_ns());
+        addr_of_mut!((*header).comm).write(comm);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// signal_deliver(int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
+// Runs in the receiving thread as it dequeues the signal, before the action.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "signal_deliver")]
+pub fn signal_deliver(ctx: BtfTracePointContext) -> i32 {
+    try_signal_deliver(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_signal_deliver(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    let sig: i32 = ctx.arg(0);
+    let info: u64 = ctx.arg(1);
+    let ka: u64 = ctx.arg(2);
+    // struct k_sigaction { struct sigaction sa { __sighandler_t sa_handler; … } }
+    let handler: u64 = read_kernel(ka, 0).unwrap_or(SIG_DFL);
+    if !is_interesting(sig, handler) {
+        return;
+    }
+
+    let off = offsets();
+    // SAFETY: helper without preconditions in tracing programs.
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
+    let flags: u32 = read_kernel(signal, off.signal_flags).unwrap_or(0);
+    let group_exiting = flags & SIGNAL_GROUP_EXIT != 0;
+    if sig == SIGKILL && group_exiting {
+        // The kernel makes every thread of an exiting process dequeue a
+        // SIGKILL. Only a real SIGKILL is news; exit_group() and fatal
+        // signals (already recorded on their own thread) are not.
+        let code: u32 = read_kernel(signal, off.signal_group_exit_code).unwrap_or(0);
+        if code & 0x7f != SIGKILL as u32 {
+            return;
+        }
+    }
+
+    let Some(mut entry) = EVENTS.reserve::<SignalRecord>(0) else {
+        count_lost(LOST_RINGBUF_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::SignalDeliver);
+
+    let (code, errno, sender_pid, fault_addr) = if info == 0 {
+        (SIGINFO_NONE, 0, 0, 0)
+    } else if info == SEND_SIG_PRIV {
+        (SIGINFO_KERNEL, 0, 0, 0)
+    } else {
+        // kernel_siginfo: si_signo @0, si_errno @4, si_code @8, union @16:
+        // _kill { si_pid @16, si_uid @20 }, _sigfault { si_addr @16 }.
+        let errno: i32 = read_kernel(info, 4).unwrap_or(0);
+        let code: i32 = read_kernel(info, 8).unwrap_or(SIGINFO_NONE);
+        let (pid, addr) = if code <= 0 {
+            (read_kernel::<u32>(info, 16).unwrap_or(0), 0)
+        } else if is_fault(sig) {
+            (0, read_kernel::<u64>(info, 16).unwrap_or(0))
+        } else {
+            (0, 0)
+        };
+        (code, errno, pid, addr)
+    };
+
+    // SAFETY: every field of the reservation is written below (the stack
+    // array only up to `stack_bytes`, which is all userspace reads).
+    unsafe {
+        addr_of_mut!((*rec).signo).write(sig);
+        addr_of_mut!((*rec).code).write(code);
+        addr_of_mut!((*rec).errno).write(errno);
+        addr_of_mut!((*rec).sender_pid).write(sender_pid);
+        addr_of_mut!((*rec).fault_addr).write(fault_addr);
+        addr_of_mut!((*rec).handler).write(handler);
+        addr_of_mut!((*rec).group_exiting).write(group_exiting as u32);
+
+        let regs_ptr = bpf_task_pt_regs(task as *mut _) as u64;
+        let r: pt_regs = read_kernel(regs_ptr, 0).unwrap_or(core::mem::zeroed());
+        addr_of_mut!((*rec).regs).write(Registers {
+            ip: r.rip,
+            sp: r.rsp,
+            bp: r.rbp,
+            flags: r.eflags,
+            ax: r.rax,
+            bx: r.rbx,
+            cx: r.rcx,
+            dx: r.rdx,
+            si: r.rsi,
+            di: r.rdi,
+            r8: r.r8,
+            r9: r.r9,
+            r10: r.r10,
+            r11: r.r11,
+            r12: r.r12,
+            r13: r.r13,
+            r14: r.r14,
+            r15: r.r15,
+        });
+
+        let stack = addr_of_mut!((*rec).stack) as *mut core::ffi::c_void;
+        let n = bpf_get_stack(
+            ctx.as_ptr(),
+            stack,
+            (MAX_STACK_DEPTH * 8) as u32,
+            BPF_F_USER_STACK as u64,
+        );
+        addr_of_mut!((*rec).stack_bytes).write(if n > 0 { n as u32 } else { 0 });
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// signal_generate(int sig, struct kernel_siginfo *info, struct task_struct
+//                 *task, int group, int result)
+// Runs in the sender. Gives "who sent it" for signals sent to traced processes.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+    try_signal_generate(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_signal_generate(ctx: &BtfTracePointContext) {
+    let sig: i32 = ctx.arg(0);
+    let info: u64 = ctx.arg(1);
+    let target: u64 = ctx.arg(2);
+    let group: i32 = ctx.arg(3);
+    let result: i32 = ctx.arg(4);
+    let off = offsets();
+    let Some(target_pid) = read_kernel::<u32>(target, off.task_tgid) else {
+        return;
+    };
+    if is_traced(target_pid).is_none() {
+        return;
+    }
+    if sig != SIGKILL && !is_interesting(sig, SIG_DFL) {
+        return;
+    }
+    let code = if info == 0 {
+        0 // SEND_SIG_NOINFO: sent by a process without siginfo (SI_USER)
+    } else if info == SEND_SIG_PRIV {
+        SIGINFO_KERNEL
+    } else {
+        read_kernel::<i32>(info, 8).unwrap_or(SIGINFO_NONE)
+    };
+    if code > 0 && code != SIGINFO_KERNEL {
+        // A fault the kernel raises in the faulting thread itself: the
+        // delivery record has everything, there is no sender to name.
+        return;
+    }
+    let target_tid = read_kernel::<u32>(target, off.task_pid).unwrap_or(0);
+
+    let Some(mut entry) = EVENTS.reserve::<SignalGenerateRecord>(0) else {
+        count_lost(LOST_RINGBUF_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::SignalGenerate);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).signo).write(sig);
+        addr_of_mut!((*rec).code).write(code);
+        addr_of_mut!((*rec).target_pid).write(target_pid);
+        addr_of_mut!((*rec).target_tid).write(target_tid);
+        addr_of_mut!((*rec).result).write(result);
+        addr_of_mut!((*rec).group).write(group as u32);
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// sched_process_exit(struct task_struct *p, bool group_dead)
+// Runs in every exiting thread; only the last one (signal->live == 0) is an
+// exit of the process. `live` rather than the newer `group_dead` argument so
+// that older kernels work too.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    try_sched_process_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_exit(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    let task: u64 = ctx.arg(0);
+    let off = offsets();
+    let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
+    let live: i32 = read_kernel(signal, off.signal_live).unwrap_or(0);
+    if live != 0 {
+        return;
+    }
+    let flags: u32 = read_kernel(signal, off.signal_flags).unwrap_or(0);
+    // As wait_task_zombie() computes the status the parent will see.
+    let status: u32 = if flags & SIGNAL_GROUP_EXIT != 0 {
+        read_kernel(signal, off.signal_group_exit_code).unwrap_or(0)
+    } else {
+        read_kernel(task, off.task_exit_code).unwrap_or(0)
+    };
+    // The pid may be reused: forget it now.
+    let _ = TRACED.remove(&tgid);
+
+    let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
+        count_lost(LOST_RINGBUF_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Exit);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).status).write(status);
+        addr_of_mut!((*rec)._pad).write(0);
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// sched_process_fork(struct task_struct *parent, struct task_struct *child)
+// New processes of traced processes are traced from their first instruction.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    try_sched_process_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_fork(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(traced) = is_traced(tgid) else {
+        return;
+    };
+    let child: u64 = ctx.arg(1);
+    let off = offsets();
+    let (Some(child_pid), Some(child_tgid)) = (
+        read_kernel::<u32>(child, off.task_pid),
+        read_kernel::<u32>(child, off.task_tgid),
+    ) else {
+        return;
+    };
+    if child_pid != child_tgid || child_tgid == tgid {
+        return; // a new thread, already covered by its process
+    }
+    if traced.follow_forks == 0 {
+        return;
+    }
+    let _ = TRACED.insert(&child_tgid, &traced, 0);
+
+    let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
+        count_lost(LOST_RINGBUF_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Fork);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).child_pid).write(child_tgid);
+        addr_of_mut!((*rec)._pad).write(0);
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *)
+// A traced process replaced its image: userspace must re-read its mappings.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    try_sched_process_exec(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_exec(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    let old_tid: i32 = ctx.arg(1);
+    let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
+        count_lost(LOST_RINGBUF_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Exec);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).old_tid).write(old_tid as u32);
+        addr_of_mut!((*rec)._pad).write(0);
+    }
+    entry.submit(0);
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,39 @@
+//! Builds the eBPF object (tracer-ebpf) with the pinned nightly and
+//! bpf-linker, into OUT_DIR, where src/probes/kernel.rs embeds it.
+
+/// The nightly that compiles tracer-ebpf. bpf-linker must be linked against
+/// this toolchain's LLVM: `cargo xtask setup` installs both. Keep in sync
+/// with xtask/src/setup.rs.
+const EBPF_TOOLCHAIN: &str = "nightly-2026-10-29";
+
+fn main() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .no_deps()
+        .exec()
+        .context("cargo metadata")?;
+    let ebpf = metadata
+        .packages
+        .into_iter()
+        .find(|p| p.name.as_str() == "tracer-ebpf")
+        .context("tracer-ebpf package not found in the workspace")?;
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .context("tracer-ebpf manifest has no parent directory")?
+        .as_str()
+        .to_owned();
+    println!("cargo::rerun-if-env-changed=PATH");
+    aya_build::build_ebpf(
+        [aya_build::Package {
+            name: "tracer-ebpf",
+            root_dir: &root_dir,
+            ..Default::default()
+        }],
+        aya_build::Toolchain::Custom(EBPF_TOOLCHAIN),
+    )
+    .context(
+        "building the eBPF programs failed; run `cargo xtask setup` to install the \
+         pinned nightly and bpf-linker",
+    )
+}

@@ -1,0 +1,77 @@
+//! Command-line interface (../shared/CONTRACT.md, "Commands").
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "crashtrace",
+    version,
+    about = "eBPF crash and stack-unwind tracer: what crashed, where, why, and who killed it",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Common {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    pub format: Format,
+    /// Write records to PATH (created mode 0600) instead of stdout.
+    #[arg(short, long, value_name = "PATH", global = true)]
+    pub output: Option<PathBuf>,
+    /// No summary line or notices on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Notices about what is attached and skipped, on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Ring buffer size in KiB (a power of two, at least 4).
+    #[arg(long, value_name = "KIB", default_value_t = 4096, global = true, value_parser = ring_size)]
+    pub ring_buffer_kib: u32,
+}
+
+fn ring_size(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v < 4 || !v.is_power_of_two() || v > 1 << 20 {
+        return Err("must be a power of two between 4 and 1048576".into());
+    }
+    Ok(v)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start PROGRAM with probes in place before its first instruction; exit
+    /// with its status (128+N when killed by signal N).
+    Run(RunArgs),
+    /// Trace running processes until they all exit or Ctrl-C.
+    Attach(AttachArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Do not trace the processes PROGRAM forks.
+    #[arg(long)]
+    pub no_follow_forks: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
+    pub argv: Vec<std::ffi::OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Process ids to trace.
+    #[arg(long = "pid", required = true, num_args = 1.., value_delimiter = ',', value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Also trace the processes they fork from now on.
+    #[arg(long)]
+    pub follow_forks: bool,
+}

@@ -1,0 +1,89 @@
+//! crashtrace: eBPF crash and stack-unwind tracer. A thin CLI over the
+//! modules below; see ARCHITECTURE.md for how a probe hit becomes a line.
+
+mod cli;
+mod commands;
+mod incident;
+mod maps;
+mod output;
+mod privilege;
+mod probes;
+mod record;
+mod session;
+mod signals;
+mod symbolize;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// Exit statuses of crashtrace itself (CONTRACT.md).
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_NO_PRIVILEGE: u8 = 77;
+
+/// Why crashtrace stops early; each maps to one exit status and one line.
+#[derive(Debug)]
+pub enum Failure {
+    Usage(String),
+    Privilege(String),
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    /// Loading BPF fails with EPERM when a capability is missing even though
+    /// the up-front check passed (e.g. a lockdown or a user namespace).
+    fn from_load(err: anyhow::Error) -> Self {
+        let eperm = err.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
+        });
+        if eperm {
+            Failure::Privilege(format!("{err:#}: operation not permitted (needs CAP_BPF and CAP_PERFMON)"))
+        } else {
+            Failure::Other(err)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+
+    let missing = privilege::missing_capabilities();
+    if !missing.is_empty() {
+        output::warn(&format!(
+            "missing capability {}: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE",
+            missing.join(", ")
+        ));
+        return ExitCode::from(EXIT_NO_PRIVILEGE);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            output::warn(&format!("cannot start the async runtime: {err}"));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            cli::Command::Run(args) => commands::run(&cli.common, args).await,
+            cli::Command::Attach(args) => commands::attach(&cli.common, args).await,
+        }
+    });
+    match result {
+        Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
+        Err(Failure::Usage(msg)) => {
+            output::warn(&msg);
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Privilege(msg)) => {
+            output::warn(&msg);
+            ExitCode::from(EXIT_NO_PRIVILEGE)
+        }
+        Err(Failure::Other(err)) => {
+            output::warn(&format!("{err:#}"));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

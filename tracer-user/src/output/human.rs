@@ -1,0 +1,148 @@
+//! The human timeline: a header per attach, a line per event with its stack
+//! indented under it, and a one-line verdict per incident.
+
+use std::io::{self, Write};
+
+use crate::{
+    record::{Body, ExitStatus, Outcome, Record},
+    symbolize::Frame,
+};
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[33m";
+const GREEN: &str = "\x1b[1;32m";
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+struct Style(bool);
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
+    let s = Style(color);
+    let clock = r.time.get(11..26).unwrap_or(&r.time); // HH:MM:SS.ffffff
+    let who = format!(
+        "pid {} tid {} ({})",
+        opt(r.pid),
+        opt(r.tid),
+        r.comm.as_deref().unwrap_or("?")
+    );
+    match &r.body {
+        Body::Attach(a) => writeln!(
+            w,
+            "{} attached to pid {} {} [{}, debuginfo: {}, {}]",
+            s.paint(BOLD, "==>"),
+            opt(r.pid),
+            r.exe.as_deref().unwrap_or("?"),
+            a.runtime,
+            a.debuginfo,
+            a.reason
+        ),
+        Body::Signal(ev) => {
+            let sig = &ev.signal;
+            let mut line = format!("{} {}", sig.name, paren(sig.code.as_deref()));
+            if let Some(addr) = &sig.addr {
+                line.push_str(&format!(" at {addr}"));
+            }
+            if let Some(sender) = sig.sender_pid {
+                line.push_str(&format!(
+                    " from pid {sender} ({})",
+                    sig.sender_comm.as_deref().unwrap_or("?")
+                ));
+            }
+            if sig.disposition != "default" {
+                line.push_str(&format!(" [{}]", sig.disposition));
+            }
+            writeln!(w, "{clock} {who} {}", s.paint(YELLOW, line.trim_end()))?;
+            write_frames(w, &ev.frames, &s)
+        }
+        Body::Exit { exit } => writeln!(w, "{clock} pid {} {}", opt(r.pid), exit.describe()),
+        Body::Lost { count, reason } => writeln!(
+            w,
+            "{clock} {}",
+            s.paint(RED, &format!("lost {count} events ({reason})"))
+        ),
+        Body::Incident(inc) => {
+            let code = match inc.outcome {
+                Outcome::Recovered => GREEN,
+                Outcome::Exited => BOLD,
+                Outcome::Crashed | Outcome::Killed => RED,
+            };
+            let mut cause = inc.cause.message.clone();
+            if let Some(Body::Signal(ev)) = inc.events.first().map(|e| &e.body) {
+                cause = format!("{} {}", ev.signal.name, paren(ev.signal.code.as_deref()));
+                if let Some(addr) = &ev.signal.addr {
+                    cause.push_str(&format!(" at {addr}"));
+                }
+                if let Some(sender) = ev.signal.sender_pid
+                    && Some(sender) != r.pid
+                {
+                    cause.push_str(&format!(
+                        " from pid {sender} ({})",
+                        ev.signal.sender_comm.as_deref().unwrap_or("?")
+                    ));
+                }
+            }
+            if let Some(top) = inc.frames.iter().find(|f| f.function.is_some()) {
+                cause.push_str(&format!(" in {}", describe_frame(top)));
+            }
+            let end = inc.exit.map_or_else(String::new, |e: ExitStatus| e.describe());
+            writeln!(
+                w,
+                "{}: {} — pid {} {}",
+                s.paint(code, inc.outcome.verdict()),
+                cause.trim_end(),
+                opt(r.pid),
+                end
+            )
+        }
+    }
+}
+
+fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()> {
+    for f in frames {
+        let loc = match (&f.file, f.line) {
+            (Some(file), Some(line)) => format!(" ({file}:{line})"),
+            (Some(file), None) => format!(" ({file})"),
+            _ => f.module.as_deref().map(|m| format!(" ({m})")).unwrap_or_default(),
+        };
+        let inl = if f.inlined { " [inlined]" } else { "" };
+        writeln!(
+            w,
+            "    {} {}{}{}",
+            s.paint(DIM, &f.pc),
+            f.function.as_deref().unwrap_or("??"),
+            s.paint(DIM, &loc),
+            inl
+        )?;
+    }
+    Ok(())
+}
+
+fn describe_frame(f: &Frame) -> String {
+    let name = f.function.as_deref().unwrap_or("??");
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            format!("{name} ({base}:{line})")
+        }
+        _ => name.to_owned(),
+    }
+}
+
+fn paren(s: Option<&str>) -> String {
+    s.map(|s| format!("({s})")).unwrap_or_default()
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map_or_else(|| "?".into(), |v| v.to_string())
+}

@@ -1,0 +1,67 @@
+//! Where records go: NDJSON (one object per line, flushed per line) or the
+//! human timeline, to stdout or a 0600 file.
+
+mod human;
+
+use std::{
+    fs::OpenOptions,
+    io::{self, IsTerminal as _, Write},
+    os::unix::fs::OpenOptionsExt as _,
+    path::Path,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::record::Record;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Ndjson,
+}
+
+pub struct Output {
+    format: Format,
+    sink: Box<dyn Write>,
+    color: bool,
+}
+
+impl Output {
+    pub fn new(format: Format, path: Option<&Path>) -> Result<Self> {
+        let (sink, is_tty): (Box<dyn Write>, bool) = match path {
+            Some(p) if p != Path::new("-") => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(p)
+                    .with_context(|| format!("cannot create output file {}", p.display()))?;
+                (Box::new(f), false)
+            }
+            _ => (Box::new(io::stdout()), io::stdout().is_terminal()),
+        };
+        let color = is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Ok(Self {
+            format,
+            sink,
+            color,
+        })
+    }
+
+    pub fn emit(&mut self, record: &Record) -> Result<()> {
+        match self.format {
+            Format::Ndjson => {
+                serde_json::to_writer(&mut self.sink, record).context("writing a record")?;
+                self.sink.write_all(b"\n")?;
+            }
+            Format::Human => human::write(&mut self.sink, record, self.color)?,
+        }
+        self.sink.flush().context("flushing output")
+    }
+}
+
+/// One line on stderr prefixed with the tool's name.
+pub fn warn(msg: &str) {
+    eprintln!("crashtrace: {msg}");
+}

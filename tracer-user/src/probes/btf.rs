@@ -1,0 +1,86 @@
+//! Kernel structure offsets from the running kernel's BTF.
+//!
+//! Rust eBPF programs get no CO-RE field relocations, so the programs read
+//! `task_struct` and `signal_struct` fields at offsets we look up here and
+//! write into their read-only data before loading.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use btf_rs::{Btf, Type};
+use tracer_common::KernelOffsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
+    let task = named_struct(btf, "task_struct")?;
+    let signal = named_struct(btf, "signal_struct")?;
+    Ok(KernelOffsets {
+        task_pid: member_offset(btf, &task, "pid")?,
+        task_tgid: member_offset(btf, &task, "tgid")?,
+        task_signal: member_offset(btf, &task, "signal")?,
+        task_exit_code: member_offset(btf, &task, "exit_code")?,
+        signal_flags: member_offset(btf, &signal, "flags")?,
+        signal_group_exit_code: member_offset(btf, &signal, "group_exit_code")?,
+        signal_live: member_offset(btf, &signal, "live")?,
+        _pad: 0,
+    })
+}
+
+fn named_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct> {
+    btf.resolve_types_by_name(name)
+        .with_context(|| format!("kernel BTF has no type {name}"))?
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Struct(s) if !s.members.is_empty() => Some(s),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("kernel BTF has no struct {name}"))
+}
+
+/// Byte offset of `field` in `s`, looking through anonymous struct/union
+/// members (randomized layouts wrap task_struct's fields in one).
+fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<u32> {
+    find_member(btf, s, field, 0)?
+        .ok_or_else(|| anyhow!("kernel BTF: no field {field} in struct"))
+}
+
+fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Result<Option<u32>> {
+    for m in &s.members {
+        let name = btf.resolve_name(m).unwrap_or_default();
+        let bits = base_bits + m.bit_offset();
+        if name == field {
+            if bits % 8 != 0 || m.bitfield_size().is_some_and(|b| b != 0) {
+                bail!("kernel BTF: field {field} is a bitfield");
+            }
+            return Ok(Some(bits / 8));
+        }
+        if name.is_empty() {
+            match btf.resolve_chained_type(m)? {
+                Type::Struct(inner) | Type::Union(inner) => {
+                    if let Some(off) = find_member(btf, &inner, field, bits)? {
+                        return Ok(Some(off));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against this machine's kernel: the offsets must be inside the structs
+    /// and distinct. (Needs /sys/kernel/btf/vmlinux, present on every
+    /// supported kernel.)
+    #[test]
+    fn offsets_from_running_kernel() {
+        let btf = Btf::from_file(VMLINUX_BTF).expect("kernel BTF");
+        let off = kernel_offsets(&btf).expect("offsets");
+        let task = named_struct(&btf, "task_struct").unwrap();
+        assert!(off.task_pid > 0 && (off.task_pid as usize) < task.size());
+        assert_eq!(off.task_tgid, off.task_pid + 4, "pid and tgid are adjacent");
+        assert_ne!(off.signal_flags, off.signal_group_exit_code);
+    }
+}

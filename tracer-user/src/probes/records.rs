@@ -1,0 +1,107 @@
+//! Decoding of ring-buffer records. The bytes come from the kernel but are
+//! still checked: a short or unknown record is an error, never a panic.
+
+use tracer_common::{
+    EventKind, ExecRecord, ExitRecord, ForkRecord, Header, SignalGenerateRecord, SignalRecord,
+};
+
+pub enum KernelRecord {
+    SignalDeliver(Box<SignalRecord>),
+    SignalGenerate(SignalGenerateRecord),
+    Exit(ExitRecord),
+    Fork(ForkRecord),
+    Exec(ExecRecord),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    #[error("{kind:?} record of {len} bytes, expected {expected}")]
+    Truncated {
+        kind: EventKind,
+        len: usize,
+        expected: usize,
+    },
+}
+
+/// Copies a `T` out of `bytes` when it is long enough.
+fn read<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
+    let expected = size_of::<T>();
+    if bytes.len() < expected {
+        return Err(DecodeError::Truncated {
+            kind,
+            len: bytes.len(),
+            expected,
+        });
+    }
+    // SAFETY: length checked; T is a #[repr(C)] POD record valid for any bits.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
+    if bytes.len() < size_of::<Header>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    let raw_kind = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let kind = EventKind::from_u32(raw_kind).ok_or(DecodeError::UnknownKind(raw_kind))?;
+    Ok(match kind {
+        EventKind::SignalDeliver => KernelRecord::SignalDeliver(Box::new(read(bytes, kind)?)),
+        EventKind::SignalGenerate => KernelRecord::SignalGenerate(read(bytes, kind)?),
+        EventKind::Exit => KernelRecord::Exit(read(bytes, kind)?),
+        EventKind::Fork => KernelRecord::Fork(read(bytes, kind)?),
+        EventKind::Exec => KernelRecord::Exec(read(bytes, kind)?),
+    })
+}
+
+/// The `comm` bytes up to the first NUL, lossily as UTF-8.
+pub fn comm(header: &Header) -> String {
+    let end = header.comm.iter().position(|&b| b == 0).unwrap_or(header.comm.len());
+    String::from_utf8_lossy(&header.comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u32) -> Vec<u8> {
+        let h = Header {
+            kind,
+            pid: 42,
+            tid: 43,
+            _pad: 0,
+            ts_ns: 7,
+            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+        };
+        // SAFETY: reading a POD value's bytes.
+        unsafe { std::slice::from_raw_parts((&h as *const Header).cast::<u8>(), size_of::<Header>()) }
+            .to_vec()
+    }
+
+    #[test]
+    fn rejects_short_and_unknown() {
+        assert_eq!(decode(&[1, 0]).err(), Some(DecodeError::Short(2)));
+        assert_eq!(decode(&header(99)).err(), Some(DecodeError::UnknownKind(99)));
+        assert!(matches!(
+            decode(&header(EventKind::SignalDeliver as u32)).err(),
+            Some(DecodeError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn decodes_exit() {
+        let mut bytes = header(EventKind::Exit as u32);
+        bytes.extend_from_slice(&(3u32 << 8).to_ne_bytes());
+        bytes.extend_from_slice(&0u32.to_ne_bytes());
+        match decode(&bytes) {
+            Ok(KernelRecord::Exit(e)) => {
+                assert_eq!(e.status, 3 << 8);
+                assert_eq!(e.header.pid, 42);
+                assert_eq!(comm(&e.header), "worker");
+            }
+            _ => panic!("not an exit record"),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The NDJSON records of schema `crashtrace.v1` (../shared/CONTRACT.md).
+//! Human output renders the same values, so both formats say the same thing.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::symbolize::Frame;
+
+pub const SCHEMA: &str = "crashtrace.v1";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Record {
+    pub schema: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time: String,
+    pub ts_ns: u64,
+    pub pid: Option<u32>,
+    pub tid: Option<u32>,
+    pub comm: Option<String>,
+    pub exe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goid: Option<u64>,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Body {
+    Attach(Attach),
+    Signal(SignalEvent),
+    Exit { exit: ExitStatus },
+    Incident(Box<Incident>),
+    Lost { count: u64, reason: String },
+}
+
+impl Body {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Attach(_) => "attach",
+            Body::Signal(_) => "signal",
+            Body::Exit { .. } => "exit",
+            Body::Incident(_) => "incident",
+            Body::Lost { .. } => "lost",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Attach {
+    pub runtime: &'static str,
+    pub runtime_version: Option<String>,
+    pub debuginfo: &'static str,
+    pub probes: Vec<String>,
+    /// Extension: why this process is traced ("run", "attach", "fork", "exec").
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SignalEvent {
+    pub signal: SignalInfo,
+    pub registers: Registers,
+    pub frames: Vec<Frame>,
+    /// Extension: the unwinder stopped before the outermost frame (depth
+    /// limit, or a frame-pointer chain that left executable memory).
+    pub frames_truncated: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SignalInfo {
+    pub number: i32,
+    pub name: String,
+    /// si_code symbol (SEGV_MAPERR, SI_USER …); null when the kernel gave no siginfo.
+    pub code: Option<String>,
+    /// Fault address (faults only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Sent signals only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_comm: Option<String>,
+    /// Extension: the disposition at delivery: "default", "ignored" or "handler".
+    pub disposition: &'static str,
+}
+
+impl SignalInfo {
+    pub fn sent_by_other_process(&self, pid: Option<u32>) -> bool {
+        self.sender_pid.is_some_and(|s| Some(s) != pid)
+    }
+}
+
+/// x86_64 user registers as hex strings, pc/sp/fp first as the contract names them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Registers {
+    pub pc: String,
+    pub sp: String,
+    pub fp: String,
+    pub flags: String,
+    pub ax: String,
+    pub bx: String,
+    pub cx: String,
+    pub dx: String,
+    pub si: String,
+    pub di: String,
+    pub r8: String,
+    pub r9: String,
+    pub r10: String,
+    pub r11: String,
+    pub r12: String,
+    pub r13: String,
+    pub r14: String,
+    pub r15: String,
+}
+
+impl From<&tracer_common::Registers> for Registers {
+    fn from(r: &tracer_common::Registers) -> Self {
+        let h = |v: u64| format!("{v:#x}");
+        Self {
+            pc: h(r.ip),
+            sp: h(r.sp),
+            fp: h(r.bp),
+            flags: h(r.flags),
+            ax: h(r.ax),
+            bx: h(r.bx),
+            cx: h(r.cx),
+            dx: h(r.dx),
+            si: h(r.si),
+            di: h(r.di),
+            r8: h(r.r8),
+            r9: h(r.r9),
+            r10: h(r.r10),
+            r11: h(r.r11),
+            r12: h(r.r12),
+            r13: h(r.r13),
+            r14: h(r.r14),
+            r15: h(r.r15),
+        }
+    }
+}
+
+/// How a process ended, decoded from its wait(2) status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ExitStatus {
+    Code {
+        code: i32,
+    },
+    Signal {
+        signal: i32,
+        /// Extension: the signal's name.
+        signal_name: &'static str,
+        core_dumped: bool,
+    },
+}
+
+impl ExitStatus {
+    pub fn from_wait_status(status: u32) -> Self {
+        let sig = (status & 0x7f) as i32;
+        if sig == 0 {
+            ExitStatus::Code {
+                code: ((status >> 8) & 0xff) as i32,
+            }
+        } else {
+            ExitStatus::Signal {
+                signal: sig,
+                signal_name: crate::signals::name(sig).unwrap_or("unknown"),
+                core_dumped: status & 0x80 != 0,
+            }
+        }
+    }
+
+    /// The status a shell (and `crashtrace run`) reports: the code, or 128+N.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ExitStatus::Code { code } => code,
+            ExitStatus::Signal { signal, .. } => 128 + signal,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Code { code } => format!("exited with status {code}"),
+            ExitStatus::Signal {
+                signal_name,
+                core_dumped,
+                ..
+            } => format!(
+                "killed by {signal_name}{}",
+                if core_dumped { " (core dumped)" } else { "" }
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Recovered,
+    Crashed,
+    Killed,
+    Exited,
+}
+
+impl Outcome {
+    pub fn verdict(self) -> &'static str {
+        match self {
+            Outcome::Recovered => "RECOVERED",
+            Outcome::Crashed => "CRASHED",
+            Outcome::Killed => "KILLED",
+            Outcome::Exited => "EXITED",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cause {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Thread {
+    pub tid: Option<u32>,
+    pub goid: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Incident {
+    pub outcome: Outcome,
+    pub cause: Cause,
+    pub recovered_by: Option<Frame>,
+    pub exit: Option<ExitStatus>,
+    pub frames: Vec<Frame>,
+    pub events: Vec<Record>,
+    pub thread: Thread,
+}
+
+/// Kernel monotonic timestamps → wall-clock RFC 3339.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    /// realtime − monotonic, in ns, measured once at start.
+    offset_ns: i128,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let mono = monotonic_ns();
+        let real = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        Self {
+            offset_ns: real - mono as i128,
+        }
+    }
+
+    pub fn now_mono(&self) -> u64 {
+        monotonic_ns()
+    }
+
+    pub fn rfc3339(&self, ts_ns: u64) -> String {
+        let unix = (ts_ns as i128 + self.offset_ns).max(0) as u128;
+        let t = SystemTime::UNIX_EPOCH
+            + Duration::new((unix / 1_000_000_000) as u64, (unix % 1_000_000_000) as u32);
+        humantime::format_rfc3339_nanos(t).to_string()
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status_decoding() {
+        assert_eq!(ExitStatus::from_wait_status(3 << 8), ExitStatus::Code { code: 3 });
+        assert_eq!(
+            ExitStatus::from_wait_status(11 | 0x80),
+            ExitStatus::Signal {
+                signal: 11,
+                signal_name: "SIGSEGV",
+                core_dumped: true
+            }
+        );
+        assert_eq!(ExitStatus::from_wait_status(15).shell_status(), 143);
+        assert_eq!(ExitStatus::from_wait_status(15).describe(), "killed by SIGTERM");
+    }
+
+    #[test]
+    fn exit_serializes_as_contract() {
+        let v = serde_json::to_value(ExitStatus::Code { code: 3 }).unwrap();
+        assert_eq!(v, serde_json::json!({"code": 3}));
+        let v = serde_json::to_value(ExitStatus::from_wait_status(6 | 0x80)).unwrap();
+        assert_eq!(v["signal"], 6);
+        assert_eq!(v["core_dumped"], true);
+    }
+
+    #[test]
+    fn clock_formats_rfc3339_utc_nanos() {
+        let c = Clock::new();
+        let s = c.rfc3339(c.now_mono());
+        assert!(s.ends_with('Z') && s.len() == "2026-11-22T23:12:21.123456789Z".len(), "{s}");
+    }
+}

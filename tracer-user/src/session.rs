@@ -1,0 +1,350 @@
+//! A tracing session: turns kernel records into contract records, keeps the
+//! per-process state they need (memory maps, pending signal senders), feeds
+//! the incident correlator and writes everything out.
+
+use std::collections::HashMap;
+
+use anyhow::{Context as _, Result};
+use tracer_common::{
+    ExecRecord, ExitRecord, ForkRecord, LOST_RINGBUF_FULL, MAX_STACK_DEPTH, SIGINFO_KERNEL,
+    SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
+};
+
+use crate::{
+    incident::Correlator,
+    output::Output,
+    probes::{
+        kernel::KernelProbes,
+        records::{self, KernelRecord},
+    },
+    record::{Attach, Body, Clock, ExitStatus, Record, Registers, SCHEMA, SignalEvent, SignalInfo},
+    signals,
+    symbolize::{Symbolizer, process::ProcessImage},
+};
+
+/// Probe names reported in `attach` records.
+const PROBES: &[&str] = &[
+    "tp_btf/signal_deliver",
+    "tp_btf/signal_generate",
+    "tp_btf/sched_process_exit",
+    "tp_btf/sched_process_fork",
+    "tp_btf/sched_process_exec",
+];
+
+/// Senders remembered while their signal is pending; bounded so a signal
+/// storm at a process that never dequeues cannot grow it without end.
+const MAX_PENDING_SENDERS: usize = 4096;
+
+#[derive(Default, Clone, Copy)]
+pub struct Stats {
+    pub events: u64,
+    pub incidents: u64,
+    pub lost: u64,
+}
+
+struct Sender {
+    pid: u32,
+    comm: String,
+    code: i32,
+}
+
+pub struct Session {
+    pub probes: KernelProbes,
+    symbolizer: Symbolizer,
+    images: HashMap<u32, ProcessImage>,
+    senders: HashMap<(u32, i32), Sender>,
+    correlator: Correlator,
+    out: Output,
+    clock: Clock,
+    pub stats: Stats,
+    kernel_lost_seen: u64,
+    exited: HashMap<u32, ExitStatus>,
+}
+
+impl Session {
+    pub fn new(probes: KernelProbes, out: Output) -> Self {
+        Self {
+            probes,
+            symbolizer: Symbolizer::default(),
+            images: HashMap::new(),
+            senders: HashMap::new(),
+            correlator: Correlator::default(),
+            out,
+            clock: Clock::new(),
+            stats: Stats::default(),
+            kernel_lost_seen: 0,
+            exited: HashMap::new(),
+        }
+    }
+
+    /// Starts tracing `pid`: the kernel filter first (so nothing it does from
+    /// now on is missed), then its memory map and binaries.
+    pub fn attach(&mut self, pid: u32, reason: &'static str, follow_forks: bool) -> Result<()> {
+        self.probes.trace(pid, follow_forks)?;
+        let image = match ProcessImage::snapshot(pid, &mut self.symbolizer) {
+            Ok(image) => image,
+            Err(err) => {
+                self.probes.untrace(pid);
+                return Err(err);
+            }
+        };
+        self.images.insert(pid, image);
+        self.emit_attach(pid, None, reason)
+    }
+
+    fn emit_attach(&mut self, pid: u32, tid: Option<u32>, reason: &'static str) -> Result<()> {
+        let (exe, debuginfo) = self
+            .images
+            .get(&pid)
+            .map_or((None, "none"), |i| (i.exe.clone(), i.exe_debuginfo().as_str()));
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|s| s.trim_end().to_owned());
+        let ts = self.clock.now_mono();
+        let record = Record {
+            schema: SCHEMA,
+            kind: "attach",
+            time: self.clock.rfc3339(ts),
+            ts_ns: ts,
+            pid: Some(pid),
+            tid: tid.or(Some(pid)),
+            comm,
+            exe,
+            goid: None,
+            body: Body::Attach(Attach {
+                runtime: "native",
+                runtime_version: None,
+                debuginfo,
+                probes: PROBES.iter().map(|p| (*p).to_owned()).collect(),
+                reason,
+            }),
+        };
+        self.emit(record)
+    }
+
+    pub fn exit_status(&self, pid: u32) -> Option<ExitStatus> {
+        self.exited.get(&pid).copied()
+    }
+
+    /// One raw ring-buffer record. Malformed records are counted and
+    /// reported as lost, never fatal.
+    pub fn handle_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        match records::decode(bytes) {
+            Ok(rec) => self.handle(rec),
+            Err(err) => self.emit_lost(1, format!("malformed record: {err}")),
+        }
+    }
+
+    fn handle(&mut self, rec: KernelRecord) -> Result<()> {
+        match rec {
+            KernelRecord::SignalDeliver(r) => self.on_signal(&r),
+            KernelRecord::SignalGenerate(r) => {
+                self.on_signal_generate(&r);
+                Ok(())
+            }
+            KernelRecord::Exit(r) => self.on_exit(&r),
+            KernelRecord::Fork(r) => self.on_fork(&r),
+            KernelRecord::Exec(r) => self.on_exec(&r),
+        }
+    }
+
+    fn on_signal_generate(&mut self, r: &SignalGenerateRecord) {
+        if self.senders.len() >= MAX_PENDING_SENDERS {
+            self.senders.clear();
+        }
+        self.senders.insert(
+            (r.target_pid, r.signo),
+            Sender {
+                pid: r.header.pid,
+                comm: records::comm(&r.header),
+                code: r.code,
+            },
+        );
+    }
+
+    fn on_signal(&mut self, r: &SignalRecord) -> Result<()> {
+        let pid = r.header.pid;
+        let pending = self.senders.remove(&(pid, r.signo));
+        // SIGKILL (and signals in an exiting process) arrive without siginfo:
+        // the sender recorded at generation time fills in.
+        let code = match (r.code, &pending) {
+            (SIGINFO_NONE, Some(s)) => Some(s.code),
+            (SIGINFO_NONE, None) => None,
+            (c, _) => Some(c),
+        };
+        let (sender_pid, sender_comm) = match code {
+            Some(c) if signals::sent_by_process(c) => {
+                let pid_from_info = (r.code != SIGINFO_NONE && r.sender_pid != 0).then_some(r.sender_pid);
+                let sender_pid = pid_from_info.or(pending.as_ref().map(|s| s.pid));
+                let comm = pending
+                    .as_ref()
+                    .filter(|s| Some(s.pid) == sender_pid)
+                    .map(|s| s.comm.clone());
+                (sender_pid, comm)
+            }
+            Some(SIGINFO_KERNEL) => (None, None),
+            _ => (None, None),
+        };
+        let addr = match code {
+            Some(c) if signals::is_fault(r.signo) && c > 0 && c != SIGINFO_KERNEL => {
+                Some(format!("{:#x}", r.fault_addr))
+            }
+            _ => None,
+        };
+        let depth = (r.stack_bytes as usize / 8).min(MAX_STACK_DEPTH);
+        let stack: &[u64] = if depth > 0 {
+            &r.stack[..depth]
+        } else {
+            std::slice::from_ref(&r.regs.ip)
+        };
+        self.ensure_image(pid, stack);
+        let image = self.images.get(&pid);
+        let (frames, mut frames_truncated) = image
+            .map(|i| i.symbolize_stack(stack))
+            .unwrap_or_else(|| (Vec::new(), true));
+        frames_truncated |= depth == MAX_STACK_DEPTH;
+        let record = Record {
+            schema: SCHEMA,
+            kind: "signal",
+            time: self.clock.rfc3339(r.header.ts_ns),
+            ts_ns: r.header.ts_ns,
+            pid: Some(pid),
+            tid: Some(r.header.tid),
+            comm: Some(records::comm(&r.header)),
+            exe: image.and_then(|i| i.exe.clone()),
+            goid: None,
+            body: Body::Signal(SignalEvent {
+                signal: SignalInfo {
+                    number: r.signo,
+                    name: signals::display_name(r.signo),
+                    code: code.and_then(|c| signals::code_name(r.signo, c).map(str::to_owned)),
+                    addr,
+                    sender_pid,
+                    sender_comm,
+                    disposition: match r.handler {
+                        0 => "default",
+                        1 => "ignored",
+                        _ => "handler",
+                    },
+                },
+                registers: Registers::from(&r.regs),
+                frames,
+                frames_truncated,
+            }),
+        };
+        self.emit(record)
+    }
+
+    fn on_exit(&mut self, r: &ExitRecord) -> Result<()> {
+        let pid = r.header.pid;
+        let exit = ExitStatus::from_wait_status(r.status);
+        self.exited.insert(pid, exit);
+        let image = self.images.remove(&pid);
+        let record = Record {
+            schema: SCHEMA,
+            kind: "exit",
+            time: self.clock.rfc3339(r.header.ts_ns),
+            ts_ns: r.header.ts_ns,
+            pid: Some(pid),
+            tid: Some(r.header.tid),
+            comm: Some(records::comm(&r.header)),
+            exe: image.and_then(|i| i.exe),
+            goid: None,
+            body: Body::Exit { exit },
+        };
+        self.emit(record)
+    }
+
+    fn on_fork(&mut self, r: &ForkRecord) -> Result<()> {
+        // Until it execs, the child runs the parent's image.
+        let child = r.child_pid;
+        let image = match self.images.get(&r.header.pid) {
+            Some(parent) => parent.for_child(child),
+            None => match ProcessImage::snapshot(child, &mut self.symbolizer) {
+                Ok(i) => i,
+                Err(_) => return Ok(()),
+            },
+        };
+        self.images.insert(child, image);
+        self.emit_attach(child, None, "fork")
+    }
+
+    fn on_exec(&mut self, r: &ExecRecord) -> Result<()> {
+        let pid = r.header.pid;
+        match ProcessImage::snapshot(pid, &mut self.symbolizer) {
+            Ok(image) => {
+                self.images.insert(pid, image);
+            }
+            // Gone already: its exit record follows.
+            Err(_) => return Ok(()),
+        }
+        self.emit_attach(pid, Some(r.header.tid), "exec")
+    }
+
+    /// A snapshot of `pid` that covers the stack's pcs: taken anew when the
+    /// process mapped code since the last one (dlopen) and is still alive.
+    fn ensure_image(&mut self, pid: u32, stack: &[u64]) {
+        let stale = self
+            .images
+            .get(&pid)
+            .is_none_or(|image| !stack.iter().take(1).all(|&pc| image.covers(pc)));
+        if stale && let Ok(image) = ProcessImage::snapshot(pid, &mut self.symbolizer) {
+            self.images.insert(pid, image);
+        }
+    }
+
+    /// Reports records the kernel dropped since the last call.
+    pub fn poll_lost(&mut self) -> Result<()> {
+        let counts = self.probes.lost_counts()?;
+        let total = counts[LOST_RINGBUF_FULL as usize];
+        if total > self.kernel_lost_seen {
+            let delta = total - self.kernel_lost_seen;
+            self.kernel_lost_seen = total;
+            self.emit_lost(delta, "ring buffer full".to_owned())?;
+        }
+        Ok(())
+    }
+
+    fn emit_lost(&mut self, count: u64, reason: String) -> Result<()> {
+        self.stats.lost += count;
+        let ts = self.clock.now_mono();
+        let record = Record {
+            schema: SCHEMA,
+            kind: "lost",
+            time: self.clock.rfc3339(ts),
+            ts_ns: ts,
+            pid: None,
+            tid: None,
+            comm: None,
+            exe: None,
+            goid: None,
+            body: Body::Lost { count, reason },
+        };
+        self.out.emit(&record)
+    }
+
+    fn emit(&mut self, record: Record) -> Result<()> {
+        debug_assert_eq!(record.kind, record.body.kind());
+        if !matches!(record.body, Body::Attach(_)) {
+            self.stats.events += 1;
+        }
+        self.out.emit(&record)?;
+        if let Some(incident) = self.correlator.observe(&record) {
+            self.stats.incidents += 1;
+            self.out.emit(&incident)?;
+        }
+        Ok(())
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "crashtrace: {} events, {} incidents, {} lost events",
+            self.stats.events, self.stats.incidents, self.stats.lost
+        )
+    }
+
+    /// For an error path: whatever was written, flush it.
+    pub fn finish(&mut self) -> Result<()> {
+        self.poll_lost().context("reading drop counters")
+    }
+}

@@ -1,0 +1,158 @@
+//! One ELF binary: its load segments (to turn file offsets into the
+//! addresses DWARF and symbols use), DWARF through addr2line (inlined frames
+//! included) and its symbol tables as the fallback.
+
+use std::{fs::File, path::Path};
+
+use anyhow::{Context as _, Result, bail};
+use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
+
+use super::{DebugInfo, PcKind, SourceLocation};
+
+struct Segment {
+    file_offset: u64,
+    file_size: u64,
+    vaddr: u64,
+}
+
+struct Symbol {
+    address: u64,
+    size: u64,
+    name: String,
+}
+
+pub struct ElfModule {
+    /// The path users know the file by (from /proc/PID/maps).
+    pub display: String,
+    pub debuginfo: DebugInfo,
+    segments: Vec<Segment>,
+    symbols: Vec<Symbol>,
+    dwarf: Option<addr2line::Loader>,
+}
+
+impl ElfModule {
+    pub fn open(path: &Path, display: &str) -> Result<Self> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: the mapping is read-only; a binary truncated under us can
+        // still SIGBUS, as for every debugger. Executables in use cannot be
+        // written (ETXTBSY), which covers the common case.
+        let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {display}"))?;
+        let obj = object::File::parse(&*map).with_context(|| format!("{display} is not a valid ELF file"))?;
+        if !matches!(obj.format(), object::BinaryFormat::Elf) {
+            bail!("{display} is not an ELF file");
+        }
+
+        let segments = obj
+            .segments()
+            .map(|s| {
+                let (file_offset, file_size) = s.file_range();
+                Segment {
+                    file_offset,
+                    file_size,
+                    vaddr: s.address(),
+                }
+            })
+            .collect();
+
+        let mut symbols: Vec<Symbol> = obj
+            .symbols()
+            .chain(obj.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.size() > 0)
+            .filter_map(|s| {
+                Some(Symbol {
+                    address: s.address(),
+                    size: s.size(),
+                    name: s.name().ok()?.to_owned(),
+                })
+            })
+            .collect();
+        symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
+        symbols.dedup_by_key(|s| s.address);
+
+        let has_dwarf = obj
+            .section_by_name(".debug_info")
+            .is_some_and(|s| s.size() > 0);
+        // addr2line parses lazily: opening costs the headers only; units are
+        // parsed on first lookup and cached.
+        let dwarf = if has_dwarf {
+            addr2line::Loader::new(path).ok()
+        } else {
+            None
+        };
+        let debuginfo = if dwarf.is_some() {
+            DebugInfo::Dwarf
+        } else if !symbols.is_empty() {
+            DebugInfo::Symtab
+        } else {
+            DebugInfo::None
+        };
+        Ok(Self {
+            display: display.to_owned(),
+            debuginfo,
+            segments,
+            symbols,
+            dwarf,
+        })
+    }
+
+    /// The address in the ELF's own address space (what DWARF and symbols
+    /// use) of the byte at `file_offset`.
+    pub fn file_offset_to_vaddr(&self, file_offset: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|s| file_offset >= s.file_offset && file_offset < s.file_offset + s.file_size)
+            .map(|s| file_offset - s.file_offset + s.vaddr)
+    }
+
+    /// Source locations for `vaddr`, innermost (most inlined) first; the last
+    /// one is the physical function. Empty when nothing is known.
+    pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
+        let probe = match kind {
+            PcKind::Exact => vaddr,
+            PcKind::ReturnAddress => vaddr.saturating_sub(1),
+        };
+        let mut out = Vec::new();
+        if let Some(dwarf) = &self.dwarf
+            && let Ok(mut frames) = dwarf.find_frames(probe)
+        {
+            while let Ok(Some(frame)) = frames.next() {
+                let function = frame
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.demangle().ok())
+                    .map(|s| s.into_owned());
+                let (file, line) = frame
+                    .location
+                    .map(|l| (l.file.map(str::to_owned), l.line))
+                    .unwrap_or((None, None));
+                out.push(SourceLocation { function, file, line });
+            }
+        }
+        // No DWARF for this address (or its function has no name in DWARF):
+        // the symbol tables still name the physical function.
+        let physical_unnamed = out.last().is_none_or(|l| l.function.is_none());
+        if physical_unnamed && let Some(name) = self.symbol_at(probe) {
+            let name = addr2line::demangle_auto(name.into(), None).into_owned();
+            match out.last_mut() {
+                Some(last) => last.function = Some(name),
+                None => out.push(SourceLocation {
+                    function: Some(name),
+                    ..Default::default()
+                }),
+            }
+        }
+        out
+    }
+
+    /// The symbol whose [address, address + size) holds `vaddr`; never the
+    /// nearest preceding one (that would be a guess).
+    fn symbol_at(&self, vaddr: u64) -> Option<&str> {
+        let idx = self.symbols.partition_point(|s| s.address <= vaddr);
+        self.symbols[..idx]
+            .iter()
+            .rev()
+            .take(8) // a few overlapping symbols (aliases of different sizes)
+            .find(|s| vaddr < s.address + s.size)
+            .map(|s| s.name.as_str())
+    }
+}

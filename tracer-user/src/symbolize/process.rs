@@ -1,0 +1,153 @@
+//! A process's executable mappings, snapshotted at attach/exec time with
+//! their binaries opened, so its addresses can be symbolized after it died.
+
+use std::{fs, path::PathBuf, rc::Rc};
+
+use anyhow::{Context as _, Result};
+
+use super::{ElfModule, Frame, PcKind, Symbolizer};
+use crate::maps::{self, MapEntry};
+
+struct Mapping {
+    entry: MapEntry,
+    module: Option<Rc<ElfModule>>,
+}
+
+pub struct ProcessImage {
+    pub pid: u32,
+    /// readlink /proc/PID/exe, without " (deleted)".
+    pub exe: Option<String>,
+    mappings: Vec<Mapping>,
+}
+
+impl ProcessImage {
+    /// Reads /proc/PID/maps and opens every executable file mapping through
+    /// /proc/PID/map_files (which works for deleted files and other mount
+    /// namespaces), falling back to /proc/PID/root/PATH.
+    pub fn snapshot(pid: u32, symbolizer: &mut Symbolizer) -> Result<Self> {
+        let text = fs::read_to_string(format!("/proc/{pid}/maps"))
+            .with_context(|| format!("reading /proc/{pid}/maps"))?;
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| {
+            let s = p.to_string_lossy().into_owned();
+            s.strip_suffix(" (deleted)").map(str::to_owned).unwrap_or(s)
+        });
+        let mappings = maps::parse(&text)
+            .into_iter()
+            .filter(MapEntry::executable)
+            .map(|entry| {
+                let module = if entry.is_file() {
+                    let display = entry.file_path().unwrap_or_default().to_string_lossy().into_owned();
+                    let via_map_files = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", entry.start, entry.end));
+                    let open_path = if via_map_files.exists() {
+                        via_map_files
+                    } else {
+                        PathBuf::from(format!("/proc/{pid}/root{display}"))
+                    };
+                    symbolizer.module((entry.dev.clone(), entry.inode), &open_path, &display)
+                } else {
+                    None
+                };
+                Mapping { entry, module }
+            })
+            .collect();
+        Ok(Self { pid, exe, mappings })
+    }
+
+    /// A copy for a forked child: same mappings until it execs.
+    pub fn for_child(&self, pid: u32) -> Self {
+        Self {
+            pid,
+            exe: self.exe.clone(),
+            mappings: self
+                .mappings
+                .iter()
+                .map(|m| Mapping {
+                    entry: m.entry.clone(),
+                    module: m.module.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Debug-info source of the main executable.
+    pub fn exe_debuginfo(&self) -> super::DebugInfo {
+        self.mappings
+            .iter()
+            .find(|m| m.entry.file_path().map(|p| p.to_string_lossy().into_owned()) == self.exe)
+            .and_then(|m| m.module.as_ref())
+            .map_or(super::DebugInfo::None, |m| m.debuginfo)
+    }
+
+    /// Whether `pc` lies in an executable mapping we know of.
+    pub fn covers(&self, pc: u64) -> bool {
+        self.mappings.iter().any(|m| pc >= m.entry.start && pc < m.entry.end)
+    }
+
+    /// Frames for a frame-pointer stack of runtime addresses, innermost
+    /// first; `stack[0]` is the exact pc, the rest return addresses. The
+    /// walk is cut at the first return address outside executable memory:
+    /// code without frame pointers (most of libc) leaves rbp holding data,
+    /// and what the kernel walked past it is noise, not frames.
+    pub fn symbolize_stack(&self, stack: &[u64]) -> (Vec<Frame>, bool) {
+        let mut frames = Vec::with_capacity(stack.len());
+        let mut truncated = false;
+        for (i, &pc) in stack.iter().enumerate() {
+            if i > 0 && !self.covers(pc) {
+                truncated = true;
+                break;
+            }
+            let kind = if i == 0 { PcKind::Exact } else { PcKind::ReturnAddress };
+            self.symbolize_into(pc, kind, &mut frames);
+        }
+        (frames, truncated)
+    }
+
+    fn symbolize_into(&self, pc: u64, kind: PcKind, out: &mut Vec<Frame>) {
+        let hex = format!("{pc:#x}");
+        let mapping = self
+            .mappings
+            .iter()
+            .find(|m| pc >= m.entry.start && pc < m.entry.end);
+        let Some(mapping) = mapping else {
+            out.push(unknown(hex, None));
+            return;
+        };
+        let module_name = mapping
+            .entry
+            .file_path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| mapping.entry.pathname.clone());
+        let Some(module) = &mapping.module else {
+            out.push(unknown(hex, module_name));
+            return;
+        };
+        let locations = module
+            .file_offset_to_vaddr(pc - mapping.entry.start + mapping.entry.offset)
+            .map(|vaddr| module.lookup(vaddr, kind))
+            .unwrap_or_default();
+        if locations.is_empty() {
+            out.push(unknown(hex, module_name));
+            return;
+        }
+        let last = locations.len() - 1;
+        out.extend(locations.into_iter().enumerate().map(|(i, loc)| Frame {
+            pc: hex.clone(),
+            function: loc.function,
+            file: loc.file,
+            line: loc.line,
+            inlined: i != last,
+            module: module_name.clone(),
+        }));
+    }
+}
+
+fn unknown(pc: String, module: Option<String>) -> Frame {
+    Frame {
+        pc,
+        function: None,
+        file: None,
+        line: None,
+        inlined: false,
+        module,
+    }
+}
