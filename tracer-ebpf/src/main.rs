@@ -22,9 +22,9 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use tracer_common::{
-    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, Header, KernelOffsets,
-    LOST_COUNTERS, LOST_RINGBUF_FULL, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL,
-    SIGINFO_NONE, SignalGenerateRecord, SignalRecord, TracedProcess,
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, Header, KernelOffsets, LOST_COUNTERS,
+    LOST_RINGBUF_FULL, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
+    SignalGenerateRecord, SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -207,7 +207,10 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
         return;
     };
     let rec = entry.as_mut_ptr();
-    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::SignalDeliver);
+    fill_header(
+        unsafe { addr_of_mut!((*rec).header) },
+        EventKind::SignalDeliver,
+    );
 
     let (code, errno, sender_pid, fault_addr) = if info == 0 {
         (SIGINFO_NONE, 0, 0, 0)
@@ -321,7 +324,10 @@ fn try_signal_generate(ctx: &BtfTracePointContext) {
         return;
     };
     let rec = entry.as_mut_ptr();
-    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::SignalGenerate);
+    fill_header(
+        unsafe { addr_of_mut!((*rec).header) },
+        EventKind::SignalGenerate,
+    );
     // SAFETY: writes into our reservation.
     unsafe {
         addr_of_mut!((*rec).signo).write(sig);

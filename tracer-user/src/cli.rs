@@ -62,7 +62,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_follow_forks: bool,
     /// The program and its arguments (after `--`).
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
     pub argv: Vec<std::ffi::OsString>,
 }
 

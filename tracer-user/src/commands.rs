@@ -1,13 +1,7 @@
 //! `crashtrace run` and `crashtrace attach`: start or find the processes,
 //! then pump the ring buffer until they are gone or the user stops us.
 
-use std::{
-    ffi::OsString,
-    io,
-    os::unix::process::CommandExt as _,
-    path::Path,
-    time::Duration,
-};
+use std::{ffi::OsString, io, os::unix::process::CommandExt as _, path::Path, time::Duration};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
@@ -38,7 +32,8 @@ const TICK: Duration = Duration::from_millis(200);
 
 fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>), Failure> {
     let out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
-    let mut probes = KernelProbes::load(common.ring_buffer_kib * 1024).map_err(Failure::from_load)?;
+    let mut probes =
+        KernelProbes::load(common.ring_buffer_kib * 1024).map_err(Failure::from_load)?;
     let ring = probes
         .take_events()
         .context("ring buffer already taken")
@@ -77,8 +72,15 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
             return Ok(status);
         }
         Err(err) => {
-            let status = if err.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
-            warn(&format!("cannot start {}: {err}", Path::new(program).display()));
+            let status = if err.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            warn(&format!(
+                "cannot start {}: {err}",
+                Path::new(program).display()
+            ));
             return Ok(status);
         }
     };
@@ -89,7 +91,9 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
         .with_context(|| format!("resuming pid {pid}"))
         .map_err(Failure::Other)?;
     if let Err(err) = attached {
-        warn(&format!("tracing pid {pid} failed, it runs untraced: {err:#}"));
+        warn(&format!(
+            "tracing pid {pid} failed, it runs untraced: {err:#}"
+        ));
     }
 
     let waiter: JoinHandle<io::Result<i32>> = tokio::task::spawn_blocking(move || wait_exit(child));
@@ -155,7 +159,11 @@ fn spawn_to_entry(
     drop(child);
     match waitpid(pid, None).map_err(io::Error::from)? {
         WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
-        other => return Err(io::Error::other(format!("unexpected state after exec: {other:?}"))),
+        other => {
+            return Err(io::Error::other(format!(
+                "unexpected state after exec: {other:?}"
+            )));
+        }
     }
     on_exec_stop(pid);
 
@@ -242,7 +250,11 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             _ = sigint.recv() => { interrupted = true; break; }
             _ = sigterm.recv() => { interrupted = true; break; }
         }
-        if args.pids.iter().all(|&pid| session.exit_status(pid).is_some() || gone(pid)) {
+        if args
+            .pids
+            .iter()
+            .all(|&pid| session.exit_status(pid).is_some() || gone(pid))
+        {
             break;
         }
     }

@@ -212,7 +212,10 @@ mod tests {
     #[test]
     fn segfault_is_crashed() {
         let mut c = Correlator::default();
-        assert!(c.observe(&signal(11, "SEGV_MAPERR", None, "default")).is_none());
+        assert!(
+            c.observe(&signal(11, "SEGV_MAPERR", None, "default"))
+                .is_none()
+        );
         let inc = c.observe(&exit(11 | 0x80)).expect("incident");
         assert_eq!(outcome(&inc), (Outcome::Crashed, "SIGSEGV".into(), 2));
         assert_eq!(c.open_count(), 0);

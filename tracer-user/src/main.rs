@@ -39,7 +39,9 @@ impl Failure {
                 .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
         });
         if eperm {
-            Failure::Privilege(format!("{err:#}: operation not permitted (needs CAP_BPF and CAP_PERFMON)"))
+            Failure::Privilege(format!(
+                "{err:#}: operation not permitted (needs CAP_BPF and CAP_PERFMON)"
+            ))
         } else {
             Failure::Other(err)
         }
@@ -58,7 +60,10 @@ fn main() -> ExitCode {
         return ExitCode::from(EXIT_NO_PRIVILEGE);
     }
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             output::warn(&format!("cannot start the async runtime: {err}"));

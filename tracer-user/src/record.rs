@@ -285,7 +285,10 @@ mod tests {
 
     #[test]
     fn wait_status_decoding() {
-        assert_eq!(ExitStatus::from_wait_status(3 << 8), ExitStatus::Code { code: 3 });
+        assert_eq!(
+            ExitStatus::from_wait_status(3 << 8),
+            ExitStatus::Code { code: 3 }
+        );
         assert_eq!(
             ExitStatus::from_wait_status(11 | 0x80),
             ExitStatus::Signal {
@@ -295,7 +298,10 @@ mod tests {
             }
         );
         assert_eq!(ExitStatus::from_wait_status(15).shell_status(), 143);
-        assert_eq!(ExitStatus::from_wait_status(15).describe(), "killed by SIGTERM");
+        assert_eq!(
+            ExitStatus::from_wait_status(15).describe(),
+            "killed by SIGTERM"
+        );
     }
 
     #[test]
@@ -311,6 +317,9 @@ mod tests {
     fn clock_formats_rfc3339_utc_nanos() {
         let c = Clock::new();
         let s = c.rfc3339(c.now_mono());
-        assert!(s.ends_with('Z') && s.len() == "2026-11-22T23:12:21.123456789Z".len(), "{s}");
+        assert!(
+            s.ends_with('Z') && s.len() == "2026-11-22T23:12:21.123456789Z".len(),
+            "{s}"
+        );
     }
 }

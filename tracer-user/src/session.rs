@@ -93,10 +93,9 @@ impl Session {
     }
 
     fn emit_attach(&mut self, pid: u32, tid: Option<u32>, reason: &'static str) -> Result<()> {
-        let (exe, debuginfo) = self
-            .images
-            .get(&pid)
-            .map_or((None, "none"), |i| (i.exe.clone(), i.exe_debuginfo().as_str()));
+        let (exe, debuginfo) = self.images.get(&pid).map_or((None, "none"), |i| {
+            (i.exe.clone(), i.exe_debuginfo().as_str())
+        });
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .ok()
             .map(|s| s.trim_end().to_owned());
@@ -174,7 +173,8 @@ impl Session {
         };
         let (sender_pid, sender_comm) = match code {
             Some(c) if signals::sent_by_process(c) => {
-                let pid_from_info = (r.code != SIGINFO_NONE && r.sender_pid != 0).then_some(r.sender_pid);
+                let pid_from_info =
+                    (r.code != SIGINFO_NONE && r.sender_pid != 0).then_some(r.sender_pid);
                 let sender_pid = pid_from_info.or(pending.as_ref().map(|s| s.pid));
                 let comm = pending
                     .as_ref()

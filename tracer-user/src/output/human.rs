@@ -95,7 +95,9 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             if let Some(top) = inc.frames.iter().find(|f| f.function.is_some()) {
                 cause.push_str(&format!(" in {}", describe_frame(top)));
             }
-            let end = inc.exit.map_or_else(String::new, |e: ExitStatus| e.describe());
+            let end = inc
+                .exit
+                .map_or_else(String::new, |e: ExitStatus| e.describe());
             writeln!(
                 w,
                 "{}: {} — pid {} {}",
@@ -113,7 +115,11 @@ fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()
         let loc = match (&f.file, f.line) {
             (Some(file), Some(line)) => format!(" ({file}:{line})"),
             (Some(file), None) => format!(" ({file})"),
-            _ => f.module.as_deref().map(|m| format!(" ({m})")).unwrap_or_default(),
+            _ => f
+                .module
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default(),
         };
         let inl = if f.inlined { " [inlined]" } else { "" };
         writeln!(

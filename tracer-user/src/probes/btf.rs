@@ -39,8 +39,7 @@ fn named_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct> {
 /// Byte offset of `field` in `s`, looking through anonymous struct/union
 /// members (randomized layouts wrap task_struct's fields in one).
 fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<u32> {
-    find_member(btf, s, field, 0)?
-        .ok_or_else(|| anyhow!("kernel BTF: no field {field} in struct"))
+    find_member(btf, s, field, 0)?.ok_or_else(|| anyhow!("kernel BTF: no field {field} in struct"))
 }
 
 fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Result<Option<u32>> {

@@ -38,8 +38,9 @@ impl KernelProbes {
     /// Loads and attaches everything. `ring_bytes` must be a power-of-two
     /// multiple of the page size.
     pub fn load(ring_bytes: u32) -> Result<Self> {
-        let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF)
-            .with_context(|| format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)"))?;
+        let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).with_context(|| {
+            format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)")
+        })?;
         let offsets = kernel_offsets(&kernel_btf)?;
         let aya_btf = aya::Btf::from_sys_fs().context("parsing kernel BTF")?;
 
@@ -100,7 +101,10 @@ impl KernelProbes {
     pub fn lost_counts(&self) -> Result<[u64; LOST_COUNTERS as usize]> {
         let mut out = [0u64; LOST_COUNTERS as usize];
         for (i, slot) in out.iter_mut().enumerate() {
-            let values = self.lost.get(&(i as u32), 0).context("reading LOST counters")?;
+            let values = self
+                .lost
+                .get(&(i as u32), 0)
+                .context("reading LOST counters")?;
             *slot = values.iter().sum();
         }
         Ok(out)

@@ -58,7 +58,11 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
 
 /// The `comm` bytes up to the first NUL, lossily as UTF-8.
 pub fn comm(header: &Header) -> String {
-    let end = header.comm.iter().position(|&b| b == 0).unwrap_or(header.comm.len());
+    let end = header
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(header.comm.len());
     String::from_utf8_lossy(&header.comm[..end]).into_owned()
 }
 
@@ -76,14 +80,19 @@ mod tests {
             comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
         };
         // SAFETY: reading a POD value's bytes.
-        unsafe { std::slice::from_raw_parts((&h as *const Header).cast::<u8>(), size_of::<Header>()) }
-            .to_vec()
+        unsafe {
+            std::slice::from_raw_parts((&h as *const Header).cast::<u8>(), size_of::<Header>())
+        }
+        .to_vec()
     }
 
     #[test]
     fn rejects_short_and_unknown() {
         assert_eq!(decode(&[1, 0]).err(), Some(DecodeError::Short(2)));
-        assert_eq!(decode(&header(99)).err(), Some(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            decode(&header(99)).err(),
+            Some(DecodeError::UnknownKind(99))
+        );
         assert!(matches!(
             decode(&header(EventKind::SignalDeliver as u32)).err(),
             Some(DecodeError::Truncated { .. })

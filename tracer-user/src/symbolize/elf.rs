@@ -36,8 +36,10 @@ impl ElfModule {
         // SAFETY: the mapping is read-only; a binary truncated under us can
         // still SIGBUS, as for every debugger. Executables in use cannot be
         // written (ETXTBSY), which covers the common case.
-        let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {display}"))?;
-        let obj = object::File::parse(&*map).with_context(|| format!("{display} is not a valid ELF file"))?;
+        let map =
+            unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {display}"))?;
+        let obj = object::File::parse(&*map)
+            .with_context(|| format!("{display} is not a valid ELF file"))?;
         if !matches!(obj.format(), object::BinaryFormat::Elf) {
             bail!("{display} is not an ELF file");
         }
@@ -125,7 +127,11 @@ impl ElfModule {
                     .location
                     .map(|l| (l.file.map(str::to_owned), l.line))
                     .unwrap_or((None, None));
-                out.push(SourceLocation { function, file, line });
+                out.push(SourceLocation {
+                    function,
+                    file,
+                    line,
+                });
             }
         }
         // No DWARF for this address (or its function has no name in DWARF):

@@ -75,7 +75,12 @@ impl Symbolizer {
     /// The module for a file identified by `key`, opening it through `open_path`
     /// (e.g. /proc/PID/map_files/…) on first use. Errors are kept per file so
     /// one bad binary does not stop the others.
-    pub fn module(&mut self, key: (String, u64), open_path: &Path, display: &str) -> Option<Rc<ElfModule>> {
+    pub fn module(
+        &mut self,
+        key: (String, u64),
+        open_path: &Path,
+        display: &str,
+    ) -> Option<Rc<ElfModule>> {
         if let Some(m) = self.modules.get(&key) {
             return Some(Rc::clone(m));
         }

@@ -36,8 +36,15 @@ impl ProcessImage {
             .filter(MapEntry::executable)
             .map(|entry| {
                 let module = if entry.is_file() {
-                    let display = entry.file_path().unwrap_or_default().to_string_lossy().into_owned();
-                    let via_map_files = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", entry.start, entry.end));
+                    let display = entry
+                        .file_path()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    let via_map_files = PathBuf::from(format!(
+                        "/proc/{pid}/map_files/{:x}-{:x}",
+                        entry.start, entry.end
+                    ));
                     let open_path = if via_map_files.exists() {
                         via_map_files
                     } else {
@@ -73,14 +80,21 @@ impl ProcessImage {
     pub fn exe_debuginfo(&self) -> super::DebugInfo {
         self.mappings
             .iter()
-            .find(|m| m.entry.file_path().map(|p| p.to_string_lossy().into_owned()) == self.exe)
+            .find(|m| {
+                m.entry
+                    .file_path()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    == self.exe
+            })
             .and_then(|m| m.module.as_ref())
             .map_or(super::DebugInfo::None, |m| m.debuginfo)
     }
 
     /// Whether `pc` lies in an executable mapping we know of.
     pub fn covers(&self, pc: u64) -> bool {
-        self.mappings.iter().any(|m| pc >= m.entry.start && pc < m.entry.end)
+        self.mappings
+            .iter()
+            .any(|m| pc >= m.entry.start && pc < m.entry.end)
     }
 
     /// Frames for a frame-pointer stack of runtime addresses, innermost
@@ -96,7 +110,11 @@ impl ProcessImage {
                 truncated = true;
                 break;
             }
-            let kind = if i == 0 { PcKind::Exact } else { PcKind::ReturnAddress };
+            let kind = if i == 0 {
+                PcKind::Exact
+            } else {
+                PcKind::ReturnAddress
+            };
             self.symbolize_into(pc, kind, &mut frames);
         }
         (frames, truncated)
