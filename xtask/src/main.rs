@@ -1,1 +1,297 @@
-fn main() {}
+//! Developer commands: `cargo xtask setup | build | demo | test`.
+//!
+//! `setup` installs everything the build and the tests need, idempotently (a
+//! second run takes seconds): the pinned nightly with rust-src for the eBPF
+//! crate, bpf-linker linked against that nightly's LLVM, and the Debian
+//! packages the tests use. The recipe is ../shared/TOOLCHAIN.md's.
+
+use std::{
+    env,
+    ffi::OsStr,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// Must match EBPF_TOOLCHAIN in tracer-user/build.rs.
+const EBPF_TOOLCHAIN: &str = "nightly-2026-10-29";
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Debian packages the tests use: libc6-dbg gives libc frames names and
+/// lines (as gdb shows them), gdb is the ground truth for native stacks,
+/// bpftool checks that nothing is left loaded after crashtrace exits.
+const APT_PACKAGES: &[&str] = &["gcc", "gdb", "libc6-dbg", "bpftool", "util-linux", "procps"];
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the eBPF toolchain, bpf-linker and test packages (idempotent).
+    Setup,
+    /// setup + release build of the crashtrace binary.
+    Build,
+    /// Build, then trace the bundled demo program as it crashes.
+    Demo,
+    /// setup + every test (needs root: the tests load eBPF programs).
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup(),
+        Cmd::Build => setup().and_then(|()| build_release()).map(|_| ()),
+        Cmd::Demo => setup().and_then(|()| demo()),
+        Cmd::Test { args } => setup().and_then(|()| test(&args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn step(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+// ---------------------------------------------------------------- setup ---
+
+fn setup() -> Result<()> {
+    ensure_nightly()?;
+    ensure_bpf_linker()?;
+    ensure_apt_packages()?;
+    Ok(())
+}
+
+fn ensure_nightly() -> Result<()> {
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{EBPF_TOOLCHAIN}"), "--print", "sysroot"]));
+    let has_src = sysroot.as_deref().map(str::trim).is_some_and(|s| {
+        Path::new(s)
+            .join("lib/rustlib/src/rust/library/core")
+            .is_dir()
+    });
+    if has_src {
+        return Ok(());
+    }
+    step(&format!(
+        "installing {EBPF_TOOLCHAIN} with rust-src (for the eBPF programs)"
+    ));
+    run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        EBPF_TOOLCHAIN,
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src",
+        "--no-self-update",
+    ]))
+    .context("installing the eBPF nightly toolchain (is rustup's server reachable?)")
+}
+
+fn nightly_llvm_dir() -> Result<PathBuf> {
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{EBPF_TOOLCHAIN}"), "--print", "sysroot"]))
+            .context("nightly toolchain missing")?;
+    Ok(Path::new(sysroot.trim()).join("lib"))
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+        .join("bin")
+}
+
+/// bpf-linker must be linked against the same LLVM major version as the
+/// nightly that emits the bitcode; the system has no LLVM 23, so link it
+/// against the nightly's own libLLVM with an rpath.
+fn ensure_bpf_linker() -> Result<()> {
+    let llvm_dir = nightly_llvm_dir()?;
+    let linker = cargo_bin_dir().join("bpf-linker");
+    let version_ok = output(Command::new(&linker).arg("--version"))
+        .is_some_and(|v| v.contains(BPF_LINKER_VERSION));
+    let links_nightly = output(Command::new("ldd").arg(&linker))
+        .is_some_and(|l| l.contains(&*llvm_dir.to_string_lossy()));
+    if version_ok && links_nightly {
+        return Ok(());
+    }
+    step(&format!(
+        "building bpf-linker {BPF_LINKER_VERSION} against {EBPF_TOOLCHAIN}'s LLVM (about a minute)"
+    ));
+    let libllvm = fs::read_dir(&llvm_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|n| n.starts_with("libLLVM.so.") && n.ends_with("-nightly"))
+        })
+        .with_context(|| format!("no libLLVM.so.*-nightly in {}", llvm_dir.display()))?;
+    let prefix = workspace_root().join("target/llvm-prefix");
+    fs::create_dir_all(prefix.join("lib"))?;
+    let link = prefix.join("lib/libLLVM.so");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&libllvm, &link)?;
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+        ])
+        .env("LLVM_PREFIX", &prefix)
+        .env(
+            "RUSTFLAGS",
+            format!("-C link-arg=-Wl,-rpath,{}", llvm_dir.display()),
+        ))
+    .context("building bpf-linker")
+}
+
+fn ensure_apt_packages() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p]))
+                .is_some_and(|s| s.contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        step(&format!(
+            "packages missing for the tests (install as root): {}",
+            missing.join(" ")
+        ));
+        return Ok(());
+    }
+    step(&format!(
+        "installing Debian packages: {}",
+        missing.join(" ")
+    ));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+// ---------------------------------------------------------- build, demo ---
+
+fn build_release() -> Result<PathBuf> {
+    step("building crashtrace (release)");
+    run(Command::new("cargo").current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "tracer-user",
+    ]))?;
+    Ok(workspace_root().join("target/release/crashtrace"))
+}
+
+fn compile_c(src: &Path, out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    run(Command::new("gcc")
+        .args(["-g", "-O0", "-fno-omit-frame-pointer", "-pthread", "-o"])
+        .arg(out)
+        .arg(src))
+}
+
+fn demo() -> Result<()> {
+    let crashtrace = build_release()?;
+    let root = workspace_root();
+    let target = root.join("target/demo/checkout-service");
+    compile_c(&root.join("demo/checkout-service.c"), &target)?;
+    step("running the demo: crashtrace run -- target/demo/checkout-service");
+    eprintln!();
+    let mut cmd = if is_root() {
+        Command::new(&crashtrace)
+    } else {
+        step("not root: using sudo (crashtrace loads eBPF programs)");
+        let mut c = Command::new("sudo");
+        c.arg(&crashtrace);
+        c
+    };
+    let status = cmd.arg("run").arg("--").arg(&target).status()?;
+    eprintln!();
+    step(&format!(
+        "the demo program ended with status {} (crashtrace run passes it through); \
+         try --format ndjson for the machine-readable records",
+        status.code().map_or_else(|| "?".into(), |c| c.to_string())
+    ));
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "the tests load eBPF programs and trace real processes: run them as root (sudo ./xtask.sh test)"
+        );
+    }
+    let root = workspace_root();
+    step("cargo fmt --check");
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["fmt", "--all", "--", "--check"]))?;
+    step("running the tests");
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .args(["test", "--workspace", "--exclude", "tracer-ebpf"])
+        .args(extra))
+}

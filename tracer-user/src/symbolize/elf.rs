@@ -56,30 +56,29 @@ impl ElfModule {
             })
             .collect();
 
-        let mut symbols: Vec<Symbol> = obj
-            .symbols()
-            .chain(obj.dynamic_symbols())
-            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.size() > 0)
-            .filter_map(|s| {
-                Some(Symbol {
-                    address: s.address(),
-                    size: s.size(),
-                    name: s.name().ok()?.to_owned(),
-                })
-            })
-            .collect();
+        let mut symbols = text_symbols(&obj);
         symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
         symbols.dedup_by_key(|s| s.address);
 
-        let has_dwarf = obj
-            .section_by_name(".debug_info")
-            .is_some_and(|s| s.size() > 0);
+        // DWARF in the file itself, else in a separate debug file (Debian's
+        // -dbg packages, or `objcopy --only-keep-debug` next to the binary),
+        // which also carries the symbol table the binary was stripped of.
         // addr2line parses lazily: opening costs the headers only; units are
         // parsed on first lookup and cached.
-        let dwarf = if has_dwarf {
-            addr2line::Loader::new(path).ok()
-        } else {
+        let debug_file = if has_dwarf(&obj) {
             None
+        } else {
+            separate_debug_file(&obj, Path::new(display))
+        };
+        let dwarf = match &debug_file {
+            None if has_dwarf(&obj) => addr2line::Loader::new(path).ok(),
+            None => None,
+            Some(debug_file) => {
+                symbols.extend(symbols_of_file(debug_file));
+                symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
+                symbols.dedup_by_key(|s| s.address);
+                addr2line::Loader::new(debug_file).ok()
+            }
         };
         let debuginfo = if dwarf.is_some() {
             DebugInfo::Dwarf
@@ -161,4 +160,69 @@ impl ElfModule {
             .find(|s| vaddr < s.address + s.size)
             .map(|s| s.name.as_str())
     }
+}
+
+fn has_dwarf(obj: &object::File<'_>) -> bool {
+    obj.section_by_name(".debug_info")
+        .is_some_and(|s| s.size() > 0)
+}
+
+/// Defined functions with a size (a symbol without one cannot bound a lookup).
+fn text_symbols(obj: &object::File<'_>) -> Vec<Symbol> {
+    obj.symbols()
+        .chain(obj.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.size() > 0)
+        .filter_map(|s| {
+            Some(Symbol {
+                address: s.address(),
+                size: s.size(),
+                name: s.name().ok()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn symbols_of_file(path: &Path) -> Vec<Symbol> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    // SAFETY: read-only mapping of a debug file, dropped before returning.
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return Vec::new();
+    };
+    object::File::parse(&*map)
+        .map(|obj| text_symbols(&obj))
+        .unwrap_or_default()
+}
+
+/// Where gdb looks for the debug info of a stripped binary: by build id under
+/// /usr/lib/debug/.build-id, then by `.gnu_debuglink` name next to the
+/// binary, in its .debug/ directory and under /usr/lib/debug.
+fn separate_debug_file(obj: &object::File<'_>, binary: &Path) -> Option<std::path::PathBuf> {
+    const DEBUG_ROOT: &str = "/usr/lib/debug";
+    if let Ok(Some(id)) = obj.build_id()
+        && id.len() >= 2
+    {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let p = Path::new(DEBUG_ROOT)
+            .join(".build-id")
+            .join(&hex[..2])
+            .join(format!("{}.debug", &hex[2..]));
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    if let Ok(Some((name, _crc))) = obj.gnu_debuglink() {
+        let name = std::str::from_utf8(name).ok()?;
+        let dir = binary.parent()?;
+        let candidates = [
+            dir.join(name),
+            dir.join(".debug").join(name),
+            Path::new(DEBUG_ROOT)
+                .join(dir.strip_prefix("/").unwrap_or(dir))
+                .join(name),
+        ];
+        return candidates.into_iter().find(|p| p.is_file() && p != binary);
+    }
+    None
 }
