@@ -105,7 +105,9 @@ pub struct SignalRecord {
     pub fault_addr: u64,
     /// The disposition's handler: 0 = SIG_DFL, 1 = SIG_IGN, else a user address.
     pub handler: u64,
-    /// The process is already exiting (`SIGNAL_GROUP_EXIT`) as this is delivered.
+    /// The process is already exiting (`SIGNAL_GROUP_EXIT`) as this is
+    /// delivered. With `code == SIGINFO_NONE` this is the kernel's group-exit
+    /// SIGKILL, and `signo` is the signal that is ending the process.
     pub group_exiting: u32,
     /// Bytes of `stack` filled by `bpf_get_stack` (0 on failure).
     pub stack_bytes: u32,

@@ -192,14 +192,20 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
     let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
     let flags: u32 = read_kernel(signal, off.signal_flags).unwrap_or(0);
     let group_exiting = flags & SIGNAL_GROUP_EXIT != 0;
+    // Once a process is exiting, every thread dequeues a SIGKILL with no
+    // siginfo. The exit's own code says why: 0 for exit_group(), else the
+    // signal that is killing the process. That is news when nobody saw it
+    // delivered: a fatal signal with default action (SIGTERM, SIGKILL …)
+    // is turned into this group exit as it is sent. Userspace keeps the
+    // first such record per process; exit_group() is not a signal at all.
+    let mut sig = sig;
     if sig == SIGKILL && group_exiting {
-        // The kernel makes every thread of an exiting process dequeue a
-        // SIGKILL. Only a real SIGKILL is news; exit_group() and fatal
-        // signals (already recorded on their own thread) are not.
         let code: u32 = read_kernel(signal, off.signal_group_exit_code).unwrap_or(0);
-        if code & 0x7f != SIGKILL as u32 {
+        let killer = (code & 0x7f) as i32;
+        if killer == 0 {
             return;
         }
+        sig = killer;
     }
 
     let Some(mut entry) = EVENTS.reserve::<SignalRecord>(0) else {

@@ -2,7 +2,7 @@
 //! per-process state they need (memory maps, pending signal senders), feeds
 //! the incident correlator and writes everything out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context as _, Result};
 use tracer_common::{
@@ -59,6 +59,9 @@ pub struct Session {
     pub stats: Stats,
     kernel_lost_seen: u64,
     exited: HashMap<u32, ExitStatus>,
+    /// Processes whose fatal signal has been recorded: the kernel's per-thread
+    /// group-exit deliveries that follow are the same news.
+    fatal_seen: HashSet<u32>,
 }
 
 impl Session {
@@ -74,6 +77,7 @@ impl Session {
             stats: Stats::default(),
             kernel_lost_seen: 0,
             exited: HashMap::new(),
+            fatal_seen: HashSet::new(),
         }
     }
 
@@ -163,6 +167,13 @@ impl Session {
 
     fn on_signal(&mut self, r: &SignalRecord) -> Result<()> {
         let pid = r.header.pid;
+        let group_exit = r.group_exiting != 0 && r.code == SIGINFO_NONE;
+        if group_exit && self.fatal_seen.contains(&pid) {
+            return Ok(());
+        }
+        if group_exit || r.handler == 0 {
+            self.fatal_seen.insert(pid);
+        }
         let pending = self.senders.remove(&(pid, r.signo));
         // SIGKILL (and signals in an exiting process) arrive without siginfo:
         // the sender recorded at generation time fills in.
@@ -239,6 +250,7 @@ impl Session {
         let pid = r.header.pid;
         let exit = ExitStatus::from_wait_status(r.status);
         self.exited.insert(pid, exit);
+        self.fatal_seen.remove(&pid);
         let image = self.images.remove(&pid);
         let record = Record {
             schema: SCHEMA,

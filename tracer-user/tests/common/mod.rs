@@ -1,0 +1,218 @@
+//! Helpers for the end-to-end tests: build real C targets, run them under
+//! the real crashtrace binary (real eBPF programs in this kernel), read the
+//! NDJSON it wrote, and ask gdb for the ground truth.
+#![allow(dead_code)]
+
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub fn crashtrace_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_crashtrace")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Compiles testdata/native/NAME.c (debug info, frame pointers, PIE as gcc
+/// defaults) once per test run; safe when tests race to build the same one.
+pub fn build_c(name: &str) -> PathBuf {
+    let src = workspace_root().join(format!("testdata/native/{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let fresh = fs::metadata(&out)
+        .and_then(|o| Ok(o.modified()? >= fs::metadata(&src)?.modified()?))
+        .unwrap_or(false);
+    if !fresh {
+        let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let status = Command::new("gcc")
+            .args(["-g", "-O0", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("gcc");
+        assert!(status.success(), "gcc failed for {name}");
+        fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+pub struct Traced {
+    pub output: Output,
+    pub records: Vec<Value>,
+}
+
+impl Traced {
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        of_type(&self.records, kind)
+    }
+
+    pub fn one(&self, kind: &str) -> &Value {
+        let v = self.of_type(kind);
+        assert_eq!(
+            v.len(),
+            1,
+            "expected one {kind} record in {:#?}",
+            self.records
+        );
+        v[0]
+    }
+}
+
+pub fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["type"] == kind).collect()
+}
+
+pub fn read_records(path: &Path) -> Vec<Value> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// `crashtrace --format ndjson -o FILE run -- PROGRAM ARGS…`
+pub fn run_traced(program: &Path, args: &[&str]) -> Traced {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let output = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .arg("run")
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running crashtrace");
+    let records = read_records(&out);
+    for r in &records {
+        assert_eq!(r["schema"], "crashtrace.v1");
+        for key in ["type", "time", "ts_ns", "pid", "tid", "comm", "exe"] {
+            assert!(r.get(key).is_some(), "record without {key}: {r}");
+        }
+    }
+    Traced { output, records }
+}
+
+/// The program run directly, for comparison.
+pub fn run_plain(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running the program")
+}
+
+/// Shell-style status: code, or 128+signal.
+pub fn shell_status(output: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    output
+        .status
+        .code()
+        .or_else(|| output.status.signal().map(|s| 128 + s))
+        .unwrap()
+}
+
+/// Waits until `path` holds a record of `kind`, then returns all records.
+pub fn wait_for_record(path: &Path, kind: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let records = read_records(path);
+        if !of_type(&records, kind).is_empty() {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {kind} record in {}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads the "ready PID" line a waiting test program prints.
+pub fn read_ready_pid(child: &mut Child) -> u32 {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    line.trim()
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// `kill -SIG PID` run as its own process (comm "kill"); returns its pid.
+pub fn kill_from_other_process(sig: &str, pid: u32) -> u32 {
+    let mut kill = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .spawn()
+        .expect("kill(1)");
+    let kill_pid = kill.id();
+    assert!(kill.wait().unwrap().success());
+    kill_pid
+}
+
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct GdbFrame {
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// The crashing thread's backtrace as gdb prints it (`gdb -batch -ex run -ex bt`).
+pub fn gdb_backtrace(program: &Path) -> Vec<GdbFrame> {
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "run", "-ex", "bt", "--args"])
+        .arg(program)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter_map(|l| {
+            let rest = l.split_once(' ')?.1.trim_start();
+            let rest = match rest.split_once(" in ") {
+                Some((addr, after)) if addr.starts_with("0x") => after,
+                _ => rest,
+            };
+            let function = rest.split_once(" (")?.0.to_owned();
+            let (file, line) = match rest.rsplit_once(" at ") {
+                Some((_, loc)) => {
+                    let (f, l) = loc.rsplit_once(':')?;
+                    (Some(f.to_owned()), l.trim().parse().ok())
+                }
+                None => (None, None),
+            };
+            Some(GdbFrame {
+                function,
+                file,
+                line,
+            })
+        })
+        .collect()
+}
+
+/// (function, file, line) of a crashtrace frame.
+pub fn frame_key(f: &Value) -> GdbFrame {
+    GdbFrame {
+        function: f["function"].as_str().unwrap_or("??").to_owned(),
+        file: f["file"].as_str().map(str::to_owned),
+        line: f["line"].as_u64().map(|l| l as u32),
+    }
+}

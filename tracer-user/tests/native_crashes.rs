@@ -1,0 +1,264 @@
+//! End to end: real C programs that really crash, traced by the real binary
+//! with its eBPF programs loaded into this kernel. Needs root.
+
+mod common;
+
+use std::{os::unix::fs::PermissionsExt as _, process::Command, process::Stdio};
+
+use common::*;
+
+fn basename(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+#[test]
+fn null_dereference_in_worker_thread() {
+    let bin = build_c("null_deref");
+    let t = run_traced(&bin, &[]);
+    assert_eq!(
+        shell_status(&t.output),
+        139,
+        "run passes SIGSEGV through as 128+11"
+    );
+
+    let attach = t.one("attach");
+    assert_eq!(attach["runtime"], "native");
+    assert_eq!(attach["debuginfo"], "dwarf");
+    assert_eq!(attach["exe"], bin.to_str().unwrap());
+    let pid = attach["pid"].as_u64().unwrap();
+
+    let sig = t.one("signal");
+    assert_eq!(sig["pid"], pid);
+    assert_ne!(
+        sig["tid"], pid,
+        "the fault is on the worker thread, not main"
+    );
+    assert_eq!(sig["signal"]["number"], 11);
+    assert_eq!(sig["signal"]["name"], "SIGSEGV");
+    assert_eq!(sig["signal"]["code"], "SEGV_MAPERR");
+    assert_eq!(sig["signal"]["addr"], "0x0");
+    assert!(
+        sig["signal"].get("sender_pid").is_none(),
+        "a fault has no sender"
+    );
+    let frames = sig["frames"].as_array().unwrap();
+    assert_eq!(frames[0]["function"], "load_retries");
+    assert_eq!(
+        basename(frames[0]["file"].as_str().unwrap()),
+        "null_deref.c"
+    );
+    assert_eq!(frames[0]["line"], 8);
+    assert_eq!(frames[0]["module"], bin.to_str().unwrap());
+    assert_eq!(
+        frames[0]["pc"], sig["registers"]["pc"],
+        "frame 0 is the faulting pc"
+    );
+    assert_eq!(frames[1]["function"], "worker");
+    assert_eq!(
+        frames[1]["line"], 13,
+        "return address resolved to the call's line"
+    );
+
+    // Ground truth: gdb's backtrace of the same crash, for every frame
+    // crashtrace reports (it stops where the frame-pointer chain leaves
+    // code with frame pointers).
+    let gdb = gdb_backtrace(&bin);
+    assert!(gdb.len() >= frames.len(), "gdb: {gdb:#?}");
+    for (ours, theirs) in frames.iter().map(frame_key).zip(&gdb) {
+        assert_eq!(
+            ours.function, theirs.function,
+            "gdb: {gdb:#?}\nours: {frames:#?}"
+        );
+        assert_eq!(ours.line, theirs.line, "line of {}", ours.function);
+        assert_eq!(
+            ours.file.as_deref().map(basename),
+            theirs.file.as_deref().map(basename)
+        );
+    }
+
+    let exit = t.one("exit");
+    assert_eq!(exit["exit"]["signal"], 11);
+    assert!(exit["exit"]["core_dumped"].is_boolean());
+
+    let inc = t.one("incident");
+    assert_eq!(inc["outcome"], "crashed");
+    assert_eq!(inc["cause"]["type"], "signal");
+    assert_eq!(inc["cause"]["message"], "SIGSEGV");
+    assert_eq!(inc["thread"]["tid"], sig["tid"]);
+    assert_eq!(inc["frames"][0]["function"], "load_retries");
+    assert_eq!(inc["exit"]["signal"], 11);
+    let kinds: Vec<_> = inc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["signal", "exit"]);
+}
+
+#[test]
+fn abort_is_a_crash_the_process_sent_itself() {
+    let bin = build_c("abort");
+    let t = run_traced(&bin, &[]);
+    assert_eq!(shell_status(&t.output), 134);
+    let pid = t.one("attach")["pid"].clone();
+    let sig = t.one("signal");
+    assert_eq!(sig["signal"]["name"], "SIGABRT");
+    assert_eq!(sig["signal"]["code"], "SI_TKILL");
+    assert_eq!(
+        sig["signal"]["sender_pid"], pid,
+        "abort() signals its own process"
+    );
+    assert_eq!(sig["signal"]["sender_comm"], "abort");
+    assert!(sig["signal"].get("addr").is_none());
+    // The top frame is in libc; named like gdb names it (from libc6-dbg).
+    let top = &sig["frames"][0];
+    assert!(top["module"].as_str().unwrap().contains("libc.so"), "{top}");
+    let gdb = gdb_backtrace(&bin);
+    assert_eq!(
+        top["function"].as_str(),
+        Some(gdb[0].function.as_str()),
+        "gdb: {gdb:#?}"
+    );
+    assert_eq!(t.one("exit")["exit"]["signal"], 6);
+    assert_eq!(t.one("incident")["outcome"], "crashed");
+}
+
+#[test]
+fn sigterm_from_another_process_is_a_kill_with_its_sender() {
+    let bin = build_c("wait_for_term");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let mut ct = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["run", "--"])
+        .arg(&bin)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = read_ready_pid(&mut ct);
+    let kill_pid = kill_from_other_process("TERM", pid);
+    let status = ct.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "run passes SIGTERM through as 128+15"
+    );
+
+    let records = read_records(&out);
+    let sig = of_type(&records, "signal");
+    assert_eq!(sig.len(), 1, "{records:#?}");
+    let s = &sig[0]["signal"];
+    assert_eq!(s["name"], "SIGTERM");
+    assert_eq!(s["code"], "SI_USER");
+    assert_eq!(s["sender_pid"], kill_pid);
+    assert_eq!(s["sender_comm"], "kill");
+    assert_eq!(s["disposition"], "default");
+    let inc = of_type(&records, "incident");
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0]["outcome"], "killed");
+    assert_eq!(inc[0]["exit"]["signal"], 15);
+    assert_eq!(inc[0]["pid"], pid);
+}
+
+#[test]
+fn attach_by_pid_sees_sigkill_and_its_sender_then_exits() {
+    let bin = build_c("wait_for_term");
+    let mut target = Command::new(&bin).stdout(Stdio::piped()).spawn().unwrap();
+    let pid = read_ready_pid(&mut target);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let mut ct = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-q", "-o"])
+        .arg(&out)
+        .args(["attach", "--pid", &pid.to_string()])
+        .spawn()
+        .unwrap();
+    let records = wait_for_record(&out, "attach");
+    assert_eq!(of_type(&records, "attach")[0]["reason"], "attach");
+    let kill_pid = kill_from_other_process("KILL", pid);
+    let _ = target.wait();
+    let status = ct.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "attach ends by itself when its process is gone"
+    );
+
+    let records = read_records(&out);
+    let sig = of_type(&records, "signal");
+    assert_eq!(
+        sig.len(),
+        1,
+        "one SIGKILL, not one per thread: {records:#?}"
+    );
+    assert_eq!(sig[0]["signal"]["name"], "SIGKILL");
+    assert_eq!(sig[0]["signal"]["sender_pid"], kill_pid);
+    assert_eq!(sig[0]["signal"]["sender_comm"], "kill");
+    let exit = of_type(&records, "exit");
+    assert_eq!(exit[0]["exit"]["signal"], 9);
+    let inc = of_type(&records, "incident");
+    assert_eq!(inc[0]["outcome"], "killed");
+}
+
+#[test]
+fn exit_status_and_output_pass_through_untouched() {
+    let bin = build_c("exit3");
+    let plain = run_plain(&bin, &["a", "b"]);
+    let t = run_traced(&bin, &["a", "b"]);
+    assert_eq!(plain.status.code(), Some(3));
+    assert_eq!(t.output.status.code(), Some(3));
+    assert_eq!(t.output.stdout, plain.stdout, "stdout byte-identical");
+    assert_eq!(t.output.stderr, plain.stderr, "stderr byte-identical");
+    assert_eq!(t.one("exit")["exit"]["code"], 3);
+    assert!(t.of_type("signal").is_empty());
+    assert!(
+        t.of_type("incident").is_empty(),
+        "a plain exit is no incident"
+    );
+}
+
+#[test]
+fn crashing_program_output_is_untouched() {
+    let bin = build_c("null_deref");
+    let plain = run_plain(&bin, &[]);
+    let t = run_traced(&bin, &[]);
+    assert_eq!(shell_status(&t.output), shell_status(&plain));
+    assert_eq!(t.output.stdout, plain.stdout);
+    assert_eq!(t.output.stderr, plain.stderr);
+}
+
+#[test]
+fn human_timeline_ends_with_a_verdict_and_files_are_private() {
+    let bin = build_c("null_deref");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("timeline.txt");
+    let status = Command::new(crashtrace_bin())
+        .arg("-o")
+        .arg(&out)
+        .arg("run")
+        .arg(&bin)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(139));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "output files are created 0600");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains('\x1b'), "no colours in a file");
+    assert!(text.contains("SIGSEGV (SEGV_MAPERR) at 0x0"), "{text}");
+    assert!(
+        text.contains("load_retries (") && text.contains("null_deref.c:8)"),
+        "{text}"
+    );
+    let verdict = text.lines().last().unwrap();
+    assert!(
+        verdict.starts_with(
+            "CRASHED: SIGSEGV (SEGV_MAPERR) at 0x0 in load_retries (null_deref.c:8) — pid "
+        ) && verdict.ends_with("killed by SIGSEGV"),
+        "{verdict}"
+    );
+}
