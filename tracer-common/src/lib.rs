@@ -192,9 +192,20 @@ pub struct TracedProcess {
     pub _pad: u32,
 }
 
-/// Indexes of the per-CPU drop counters.
-pub const LOST_RINGBUF_FULL: u32 = 0;
-pub const LOST_COUNTERS: u32 = 1;
+/// Size of the per-CPU drop-counter array: records that found the ring
+/// buffer full, indexed by their [`EventKind`] (index 0 unused).
+pub const LOST_COUNTERS: u32 = 6;
+
+impl EventKind {
+    /// All kinds, for iterating over drop counters.
+    pub const ALL: [EventKind; 5] = [
+        EventKind::SignalDeliver,
+        EventKind::SignalGenerate,
+        EventKind::Exit,
+        EventKind::Fork,
+        EventKind::Exec,
+    ];
+}
 
 #[cfg(feature = "user")]
 mod pod {

@@ -23,8 +23,8 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, Header, KernelOffsets, LOST_COUNTERS,
-    LOST_RINGBUF_FULL, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
-    SignalGenerateRecord, SignalRecord, TracedProcess,
+    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
+    SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -49,7 +49,7 @@ static TRACED: HashMap<u32, TracedProcess> = HashMap::with_max_entries(16384, 0)
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 
-/// Records that could not be reserved, per reason, per CPU.
+/// Records that found the ring buffer full, per record kind, per CPU.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_COUNTERS, 0);
 
@@ -138,8 +138,8 @@ fn is_traced(tgid: u32) -> Option<TracedProcess> {
 }
 
 #[inline(always)]
-fn count_lost(reason: u32) {
-    if let Some(counter) = LOST.get_ptr_mut(reason) {
+fn count_lost(kind: EventKind) {
+    if let Some(counter) = LOST.get_ptr_mut(kind as u32) {
         // SAFETY: per-CPU slot; programs do not preempt each other on one CPU
         // for these tracepoint programs.
         unsafe { *counter += 1 };
@@ -209,7 +209,7 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
     }
 
     let Some(mut entry) = EVENTS.reserve::<SignalRecord>(0) else {
-        count_lost(LOST_RINGBUF_FULL);
+        count_lost(EventKind::SignalDeliver);
         return;
     };
     let rec = entry.as_mut_ptr();
@@ -326,7 +326,7 @@ fn try_signal_generate(ctx: &BtfTracePointContext) {
     let target_tid = read_kernel::<u32>(target, off.task_pid).unwrap_or(0);
 
     let Some(mut entry) = EVENTS.reserve::<SignalGenerateRecord>(0) else {
-        count_lost(LOST_RINGBUF_FULL);
+        count_lost(EventKind::SignalGenerate);
         return;
     };
     let rec = entry.as_mut_ptr();
@@ -382,7 +382,7 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     let _ = TRACED.remove(&tgid);
 
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
-        count_lost(LOST_RINGBUF_FULL);
+        count_lost(EventKind::Exit);
         return;
     };
     let rec = entry.as_mut_ptr();
@@ -428,7 +428,7 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) {
     let _ = TRACED.insert(&child_tgid, &traced, 0);
 
     let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
-        count_lost(LOST_RINGBUF_FULL);
+        count_lost(EventKind::Fork);
         return;
     };
     let rec = entry.as_mut_ptr();
@@ -459,7 +459,7 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) {
     }
     let old_tid: i32 = ctx.arg(1);
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
-        count_lost(LOST_RINGBUF_FULL);
+        count_lost(EventKind::Exec);
         return;
     };
     let rec = entry.as_mut_ptr();

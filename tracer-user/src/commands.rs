@@ -222,13 +222,21 @@ fn wait_exit(pid: Pid) -> io::Result<i32> {
 }
 
 pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> {
+    let mut pids = Vec::with_capacity(args.pids.len());
     for &pid in &args.pids {
-        if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
-            return Err(Failure::Other(anyhow::anyhow!("no such process: {pid}")));
+        let tgid = process_of(pid)
+            .ok_or_else(|| Failure::Other(anyhow::anyhow!("no such process: {pid}")))?;
+        if tgid != pid && !common.quiet {
+            warn(&format!(
+                "{pid} is a thread of process {tgid}: tracing the process"
+            ));
+        }
+        if !pids.contains(&tgid) {
+            pids.push(tgid);
         }
     }
     let (mut session, mut ring) = open_session(common)?;
-    for &pid in &args.pids {
+    for &pid in &pids {
         session
             .attach(pid, "attach", args.follow_forks)
             .with_context(|| format!("attaching to pid {pid}"))
@@ -265,6 +273,19 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
         eprintln!("{}", session.summary());
     }
     Ok(0)
+}
+
+/// The process (thread group) `pid` belongs to, if it exists: a thread id
+/// names its process.
+fn process_of(pid: u32) -> Option<u32> {
+    if pid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Exited and reaped, or a zombie: either way it will run no more code.

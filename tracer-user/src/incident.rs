@@ -42,7 +42,8 @@ impl Correlator {
         }
     }
 
-    /// Stories still open (the process is alive), e.g. at Ctrl-C.
+    /// Stories still open (the process is alive).
+    #[cfg(test)]
     pub fn open_count(&self) -> usize {
         self.open.len()
     }

@@ -31,9 +31,17 @@ pub struct Record {
 pub enum Body {
     Attach(Attach),
     Signal(SignalEvent),
-    Exit { exit: ExitStatus },
+    Exit {
+        exit: ExitStatus,
+    },
     Incident(Box<Incident>),
-    Lost { count: u64, reason: String },
+    Lost {
+        count: u64,
+        reason: String,
+        /// Extension: what the dropped records were ("signal", "exit",
+        /// "signal_sender" …).
+        event: &'static str,
+    },
 }
 
 impl Body {
@@ -173,6 +181,7 @@ impl ExitStatus {
     }
 
     /// The status a shell (and `crashtrace run`) reports: the code, or 128+N.
+    #[cfg(test)]
     pub fn shell_status(self) -> i32 {
         match self {
             ExitStatus::Code { code } => code,
@@ -198,6 +207,7 @@ impl ExitStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    #[expect(dead_code, reason = "Go recoveries (issue 3) produce it")]
     Recovered,
     Crashed,
     Killed,

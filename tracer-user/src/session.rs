@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context as _, Result};
 use tracer_common::{
-    ExecRecord, ExitRecord, ForkRecord, LOST_RINGBUF_FULL, MAX_STACK_DEPTH, SIGINFO_KERNEL,
-    SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE,
+    SignalGenerateRecord, SignalRecord,
 };
 
 use crate::{
@@ -57,7 +57,8 @@ pub struct Session {
     out: Output,
     clock: Clock,
     pub stats: Stats,
-    kernel_lost_seen: u64,
+    /// Drops already reported, per record kind.
+    kernel_lost_seen: [u64; EventKind::ALL.len()],
     exited: HashMap<u32, ExitStatus>,
     /// Processes whose fatal signal has been recorded: the kernel's per-thread
     /// group-exit deliveries that follow are the same news.
@@ -75,7 +76,7 @@ impl Session {
             out,
             clock: Clock::new(),
             stats: Stats::default(),
-            kernel_lost_seen: 0,
+            kernel_lost_seen: [0; EventKind::ALL.len()],
             exited: HashMap::new(),
             fatal_seen: HashSet::new(),
         }
@@ -134,7 +135,7 @@ impl Session {
     pub fn handle_raw(&mut self, bytes: &[u8]) -> Result<()> {
         match records::decode(bytes) {
             Ok(rec) => self.handle(rec),
-            Err(err) => self.emit_lost(1, format!("malformed record: {err}")),
+            Err(err) => self.emit_lost(1, format!("malformed record: {err}"), "unknown"),
         }
     }
 
@@ -271,7 +272,7 @@ impl Session {
         // Until it execs, the child runs the parent's image.
         let child = r.child_pid;
         let image = match self.images.get(&r.header.pid) {
-            Some(parent) => parent.for_child(child),
+            Some(parent) => parent.for_child(),
             None => match ProcessImage::snapshot(child, &mut self.symbolizer) {
                 Ok(i) => i,
                 Err(_) => return Ok(()),
@@ -305,19 +306,21 @@ impl Session {
         }
     }
 
-    /// Reports records the kernel dropped since the last call.
+    /// Reports records the kernel dropped since the last call, one `lost`
+    /// record per kind of record dropped.
     pub fn poll_lost(&mut self) -> Result<()> {
-        let counts = self.probes.lost_counts()?;
-        let total = counts[LOST_RINGBUF_FULL as usize];
-        if total > self.kernel_lost_seen {
-            let delta = total - self.kernel_lost_seen;
-            self.kernel_lost_seen = total;
-            self.emit_lost(delta, "ring buffer full".to_owned())?;
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            let total = self.probes.lost_count(kind)?;
+            if total > self.kernel_lost_seen[i] {
+                let delta = total - self.kernel_lost_seen[i];
+                self.kernel_lost_seen[i] = total;
+                self.emit_lost(delta, "ring buffer full".to_owned(), lost_kind_name(kind))?;
+            }
         }
         Ok(())
     }
 
-    fn emit_lost(&mut self, count: u64, reason: String) -> Result<()> {
+    fn emit_lost(&mut self, count: u64, reason: String, event: &'static str) -> Result<()> {
         self.stats.lost += count;
         let ts = self.clock.now_mono();
         let record = Record {
@@ -330,7 +333,11 @@ impl Session {
             comm: None,
             exe: None,
             goid: None,
-            body: Body::Lost { count, reason },
+            body: Body::Lost {
+                count,
+                reason,
+                event,
+            },
         };
         self.out.emit(&record)
     }
@@ -358,5 +365,16 @@ impl Session {
     /// For an error path: whatever was written, flush it.
     pub fn finish(&mut self) -> Result<()> {
         self.poll_lost().context("reading drop counters")
+    }
+}
+
+/// What a dropped record would have become (the `event` field of `lost`).
+fn lost_kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SignalDeliver => "signal",
+        EventKind::SignalGenerate => "signal_sender",
+        EventKind::Exit => "exit",
+        EventKind::Fork => "fork",
+        EventKind::Exec => "exec",
     }
 }

@@ -262,3 +262,44 @@ fn human_timeline_ends_with_a_verdict_and_files_are_private() {
         "{verdict}"
     );
 }
+
+#[test]
+fn full_ring_buffer_drops_are_counted_exactly() {
+    const N: usize = 3000;
+    let bin = build_c("signal_storm");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    // A one-page ring holds three signal records: most of the storm is lost.
+    let result = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "--ring-buffer-kib", "4", "-o"])
+        .arg(&out)
+        .args(["run", "--"])
+        .arg(&bin)
+        .arg(N.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&result.stdout),
+        format!("handled {N}\n")
+    );
+    let records = read_records(&out);
+    let delivered = of_type(&records, "signal")
+        .iter()
+        .filter(|r| r["signal"]["name"] == "SIGUSR1")
+        .count();
+    let lost: u64 = of_type(&records, "lost")
+        .iter()
+        .filter(|r| r["event"] == "signal")
+        .map(|r| {
+            assert_eq!(r["reason"], "ring buffer full");
+            r["count"].as_u64().unwrap()
+        })
+        .sum();
+    assert!(lost > 0, "a 4 KiB ring cannot hold {N} records");
+    assert_eq!(
+        delivered as u64 + lost,
+        N as u64,
+        "every delivery is recorded or counted"
+    );
+}

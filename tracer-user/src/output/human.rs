@@ -66,10 +66,14 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             write_frames(w, &ev.frames, &s)
         }
         Body::Exit { exit } => writeln!(w, "{clock} pid {} {}", opt(r.pid), exit.describe()),
-        Body::Lost { count, reason } => writeln!(
+        Body::Lost {
+            count,
+            reason,
+            event,
+        } => writeln!(
             w,
             "{clock} {}",
-            s.paint(RED, &format!("lost {count} events ({reason})"))
+            s.paint(RED, &format!("lost {count} {event} events ({reason})"))
         ),
         Body::Incident(inc) => {
             let code = match inc.outcome {

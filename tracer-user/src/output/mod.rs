@@ -6,7 +6,7 @@ mod human;
 use std::{
     fs::OpenOptions,
     io::{self, IsTerminal as _, Write},
-    os::unix::fs::OpenOptionsExt as _,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::Path,
 };
 
@@ -37,6 +37,10 @@ impl Output {
                     .mode(0o600)
                     .open(p)
                     .with_context(|| format!("cannot create output file {}", p.display()))?;
+                // An existing file keeps its mode on open: records carry
+                // program data, so make it private either way.
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot make {} private", p.display()))?;
                 (Box::new(f), false)
             }
             _ => (Box::new(io::stdout()), io::stdout().is_terminal()),

@@ -11,7 +11,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::BtfTracePoint,
 };
-use tracer_common::{LOST_COUNTERS, TracedProcess};
+use tracer_common::{EventKind, TracedProcess};
 
 use super::btf::{VMLINUX_BTF, kernel_offsets};
 
@@ -97,16 +97,12 @@ impl KernelProbes {
         let _ = self.traced.remove(&pid);
     }
 
-    /// Total records the kernel could not queue, per reason, summed over CPUs.
-    pub fn lost_counts(&self) -> Result<[u64; LOST_COUNTERS as usize]> {
-        let mut out = [0u64; LOST_COUNTERS as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let values = self
-                .lost
-                .get(&(i as u32), 0)
-                .context("reading LOST counters")?;
-            *slot = values.iter().sum();
-        }
-        Ok(out)
+    /// Records of `kind` the kernel could not queue so far, summed over CPUs.
+    pub fn lost_count(&self, kind: EventKind) -> Result<u64> {
+        let values = self
+            .lost
+            .get(&(kind as u32), 0)
+            .context("reading the drop counters")?;
+        Ok(values.iter().sum())
     }
 }

@@ -22,8 +22,6 @@ struct Symbol {
 }
 
 pub struct ElfModule {
-    /// The path users know the file by (from /proc/PID/maps).
-    pub display: String,
     pub debuginfo: DebugInfo,
     segments: Vec<Segment>,
     symbols: Vec<Symbol>,
@@ -88,7 +86,6 @@ impl ElfModule {
             DebugInfo::None
         };
         Ok(Self {
-            display: display.to_owned(),
             debuginfo,
             segments,
             symbols,

@@ -14,7 +14,6 @@ struct Mapping {
 }
 
 pub struct ProcessImage {
-    pub pid: u32,
     /// readlink /proc/PID/exe, without " (deleted)".
     pub exe: Option<String>,
     mappings: Vec<Mapping>,
@@ -57,13 +56,12 @@ impl ProcessImage {
                 Mapping { entry, module }
             })
             .collect();
-        Ok(Self { pid, exe, mappings })
+        Ok(Self { exe, mappings })
     }
 
     /// A copy for a forked child: same mappings until it execs.
-    pub fn for_child(&self, pid: u32) -> Self {
+    pub fn for_child(&self) -> Self {
         Self {
-            pid,
             exe: self.exe.clone(),
             mappings: self
                 .mappings
