@@ -28,6 +28,8 @@ pub enum EventKind {
     Fork = 4,
     /// A traced process called execve ([`ExecRecord`]).
     Exec = 5,
+    /// A Go runtime crash/unwind entry point was hit ([`GoRecord`]).
+    Go = 6,
 }
 
 impl EventKind {
@@ -38,6 +40,7 @@ impl EventKind {
             3 => Self::Exit,
             4 => Self::Fork,
             5 => Self::Exec,
+            6 => Self::Go,
             _ => return None,
         })
     }
@@ -183,6 +186,91 @@ pub struct KernelOffsets {
     pub _pad: u32,
 }
 
+/// Which Go runtime function a uprobe sits on (low 32 bits of its cookie;
+/// the high 32 bits are the binary's slot in the Go config map).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoProbe {
+    /// `runtime.gopanic(e any)`: RAX = type, RBX = data.
+    Gopanic = 1,
+    /// `runtime.throw(s string)`: RAX = ptr, RBX = len.
+    Throw = 2,
+    /// `runtime.fatal(s string)`: RAX = ptr, RBX = len.
+    Fatal = 3,
+    /// `runtime.recovery(gp *g)`: RAX = the recovering goroutine; runs on g0.
+    Recovery = 4,
+    /// `runtime.fatalpanic(msgs *_panic)`: the panic was not recovered.
+    Fatalpanic = 5,
+}
+
+impl GoProbe {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Gopanic,
+            2 => Self::Throw,
+            3 => Self::Fatal,
+            4 => Self::Recovery,
+            5 => Self::Fatalpanic,
+            _ => return None,
+        })
+    }
+}
+
+/// Most Go binaries (distinct executables) traced at once.
+pub const MAX_GO_BINARIES: u32 = 256;
+
+/// Per-binary Go runtime layout, from the binary's DWARF or a table keyed by
+/// its Go version. Byte offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoConfig {
+    pub g_goid: u32,
+    pub g_m: u32,
+    pub m_g0: u32,
+    pub m_gsignal: u32,
+    pub m_curg: u32,
+    pub _pad: u32,
+}
+
+/// Bytes of the panic value (or of what it points to) captured at the probe.
+pub const GO_VALUE_BYTES: usize = 64;
+/// Bytes of the string captured at the probe (throw's message, a string
+/// panic value, or an error's first string field).
+pub const GO_STRING_BYTES: usize = 256;
+
+/// A Go runtime entry point was hit (uprobe right after the prologue's
+/// stack check, at `push rbp`: arguments still in their registers).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoRecord {
+    pub header: Header,
+    /// A [`GoProbe`] as `u32`.
+    pub probe: u32,
+    /// Slot of the binary in the Go config map.
+    pub binary: u32,
+    /// Goroutine id of the user goroutine (curg when the probe ran on g0).
+    pub goid: u64,
+    /// The probe fired on the system stack (g0 or gsignal).
+    pub on_system_stack: u32,
+    /// Bytes of `string` filled.
+    pub string_len: u32,
+    /// Length the string claimed (may exceed what was captured).
+    pub string_full_len: u64,
+    /// RAX and RBX at the probe: the first two argument words.
+    pub arg0: u64,
+    pub arg1: u64,
+    /// `[rsp]`: the caller's return address (a frame-pointer walk from a
+    /// probe before `push rbp` skips the immediate caller).
+    pub return_address: u64,
+    /// Bytes at `arg1` (the panic value's data pointer) for gopanic.
+    pub value: [u8; GO_VALUE_BYTES],
+    pub string: [u8; GO_STRING_BYTES],
+    pub stack_bytes: u32,
+    pub _pad: u32,
+    pub regs: Registers,
+    pub stack: [u64; MAX_STACK_DEPTH],
+}
+
 /// Value of the traced-process map: why the process is traced.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -194,16 +282,17 @@ pub struct TracedProcess {
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 6;
+pub const LOST_COUNTERS: u32 = 7;
 
 impl EventKind {
     /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::SignalDeliver,
         EventKind::SignalGenerate,
         EventKind::Exit,
         EventKind::Fork,
         EventKind::Exec,
+        EventKind::Go,
     ];
 }
 
@@ -212,4 +301,5 @@ mod pod {
     // SAFETY: all are #[repr(C)] plain old data with no invalid bit patterns.
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::TracedProcess {}
+    unsafe impl aya::Pod for super::GoConfig {}
 }

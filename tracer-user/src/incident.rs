@@ -14,38 +14,162 @@ struct Story {
     events: Vec<Record>,
 }
 
+/// Whose story: a goroutine's (Go events carry a goid) or, for kernel
+/// signals, a thread's. A fault that Go turns into a panic moves from the
+/// thread's key to the goroutine's when the panic arrives on that thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Thread(u32),
+    Goroutine(u64),
+}
+
 #[derive(Default)]
 pub struct Correlator {
-    open: HashMap<u32, Story>,
+    open: HashMap<(u32, Key), Story>,
 }
 
 impl Correlator {
-    /// Feeds one event; returns an incident record when this event closes a story.
-    pub fn observe(&mut self, record: &Record) -> Option<Record> {
-        let pid = record.pid?;
+    /// Feeds one event; returns the incident records this event closes.
+    pub fn observe(&mut self, record: &Record) -> Vec<Record> {
+        let Some(pid) = record.pid else {
+            return Vec::new();
+        };
+        let tid = record.tid.unwrap_or(pid);
         match &record.body {
             Body::Signal(ev) => {
-                if opens_story(&ev.signal) || self.open.contains_key(&pid) {
-                    self.open
-                        .entry(pid)
-                        .or_insert_with(|| Story { events: Vec::new() })
-                        .events
-                        .push(record.clone());
+                let key = (pid, Key::Thread(tid));
+                if opens_story(&ev.signal) || self.open.contains_key(&key) {
+                    self.push(key, record);
                 }
-                None
+                Vec::new()
+            }
+            Body::Panic(_) | Body::Fatal(_) => {
+                let goid = record.goid.unwrap_or(0);
+                let key = (pid, Key::Goroutine(goid));
+                if !self.open.contains_key(&key)
+                    && let Some(mut story) = self.open.remove(&(pid, Key::Thread(tid)))
+                {
+                    // SIGSEGV → sigpanic → panic: one story.
+                    story.events.push(record.clone());
+                    self.open.insert(key, story);
+                    return Vec::new();
+                }
+                self.push(key, record);
+                Vec::new()
+            }
+            Body::Recover(rec) => {
+                let goid = record.goid.unwrap_or(0);
+                let Some(mut story) = self.open.remove(&(pid, Key::Goroutine(goid))) else {
+                    return Vec::new();
+                };
+                story.events.push(record.clone());
+                close_recovered(story, record, rec.recovered_by.clone())
+                    .into_iter()
+                    .collect()
             }
             Body::Exit { exit } => {
-                let story = self.open.remove(&pid);
-                close(story, record, *exit)
+                let keys: Vec<_> = self
+                    .open
+                    .keys()
+                    .filter(|(p, _)| *p == pid)
+                    .copied()
+                    .collect();
+                let mut stories: Vec<Story> =
+                    keys.iter().filter_map(|k| self.open.remove(k)).collect();
+                // The oldest story first: it is most likely the cause.
+                stories.sort_by_key(|s| s.events.first().map_or(0, |e| e.ts_ns));
+                if stories.is_empty() {
+                    return close(None, record, *exit).into_iter().collect();
+                }
+                stories
+                    .into_iter()
+                    .filter_map(|story| close(Some(story), record, *exit))
+                    .collect()
             }
-            _ => None,
+            _ => Vec::new(),
         }
+    }
+
+    fn push(&mut self, key: (u32, Key), record: &Record) {
+        self.open
+            .entry(key)
+            .or_insert_with(|| Story { events: Vec::new() })
+            .events
+            .push(record.clone());
     }
 
     /// Stories still open (the process is alive).
     #[cfg(test)]
     pub fn open_count(&self) -> usize {
         self.open.len()
+    }
+}
+
+/// The cause of a story: its first event's type and message.
+fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
+    Some(match &first.body {
+        Body::Signal(ev) => (
+            Cause {
+                kind: "signal",
+                message: ev.signal.name.clone(),
+            },
+            ev.frames.clone(),
+        ),
+        Body::Panic(p) => (
+            Cause {
+                kind: "panic",
+                message: p.message.clone(),
+            },
+            p.frames.clone(),
+        ),
+        Body::Fatal(f) => (
+            Cause {
+                kind: "fatal",
+                message: f.message.clone(),
+            },
+            f.frames.clone(),
+        ),
+        _ => return None,
+    })
+}
+
+fn close_recovered(
+    story: Story,
+    last: &Record,
+    recovered_by: Option<crate::symbolize::Frame>,
+) -> Option<Record> {
+    let first = story.events.first()?.clone();
+    let (cause, frames) = cause_of(&first)?;
+    Some(incident_record(
+        &first,
+        last,
+        Incident {
+            outcome: Outcome::Recovered,
+            cause,
+            recovered_by,
+            exit: None,
+            frames,
+            events: story.events,
+            thread: Thread {
+                tid: first.tid,
+                goid: first.goid,
+            },
+        },
+    ))
+}
+
+fn incident_record(first: &Record, last: &Record, incident: Incident) -> Record {
+    Record {
+        schema: last.schema,
+        kind: "incident",
+        time: last.time.clone(),
+        ts_ns: last.ts_ns,
+        pid: last.pid,
+        tid: first.tid,
+        comm: first.comm.clone(),
+        exe: first.exe.clone().or_else(|| last.exe.clone()),
+        goid: first.goid,
+        body: Body::Incident(Box::new(incident)),
     }
 }
 
@@ -59,85 +183,77 @@ fn opens_story(sig: &SignalInfo) -> bool {
 
 fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option<Record> {
     let pid = exit_record.pid;
-    let (outcome, cause, frames, thread, mut events, first) = match story {
-        Some(story) => {
-            let first = story.events.first()?.clone();
-            let Body::Signal(cause_ev) = &first.body else {
-                return None;
-            };
-            let outcome = match exit {
-                ExitStatus::Code { .. } => Outcome::Exited,
-                ExitStatus::Signal { signal, .. } => {
-                    let killing = story.events.iter().rev().find_map(|r| match &r.body {
-                        Body::Signal(ev) if ev.signal.number == signal => Some(&ev.signal),
-                        _ => None,
-                    });
-                    signal_outcome(signal, killing, pid)
-                }
-            };
-            (
-                outcome,
-                Cause {
-                    kind: "signal",
-                    message: cause_ev.signal.name.clone(),
-                },
-                cause_ev.frames.clone(),
-                Thread {
-                    tid: first.tid,
-                    goid: first.goid,
-                },
-                story.events,
-                first,
-            )
-        }
-        None => {
-            // No recorded cause (e.g. its record was lost): a death by signal
-            // is still an incident; a plain exit is not.
-            let ExitStatus::Signal {
-                signal,
-                signal_name,
-                ..
-            } = exit
-            else {
-                return None;
-            };
-            (
-                signal_outcome(signal, None, pid),
-                Cause {
+    let Some(story) = story else {
+        // No recorded cause (e.g. its record was lost): a death by signal
+        // is still an incident; a plain exit is not.
+        let ExitStatus::Signal {
+            signal,
+            signal_name,
+            ..
+        } = exit
+        else {
+            return None;
+        };
+        return Some(incident_record(
+            exit_record,
+            exit_record,
+            Incident {
+                outcome: signal_outcome(signal, None, pid),
+                cause: Cause {
                     kind: "exit",
                     message: signal_name.to_owned(),
                 },
-                Vec::new(),
-                Thread {
+                recovered_by: None,
+                exit: Some(exit),
+                frames: Vec::new(),
+                events: vec![exit_record.clone()],
+                thread: Thread {
                     tid: exit_record.tid,
                     goid: None,
                 },
-                Vec::new(),
-                exit_record.clone(),
-            )
+            },
+        ));
+    };
+    let first = story.events.first()?.clone();
+    let (cause, frames) = cause_of(&first)?;
+    let outcome = match exit {
+        // An unrecovered panic or a fatal runtime error ends a Go program
+        // with exit(2): the story is why it died.
+        ExitStatus::Code { .. }
+            if story
+                .events
+                .iter()
+                .any(|e| matches!(e.body, Body::Panic(_) | Body::Fatal(_))) =>
+        {
+            Outcome::Crashed
+        }
+        ExitStatus::Code { .. } => Outcome::Exited,
+        ExitStatus::Signal { signal, .. } => {
+            let killing = story.events.iter().rev().find_map(|r| match &r.body {
+                Body::Signal(ev) if ev.signal.number == signal => Some(&ev.signal),
+                _ => None,
+            });
+            signal_outcome(signal, killing, pid)
         }
     };
+    let mut events = story.events;
     events.push(exit_record.clone());
-    Some(Record {
-        kind: "incident",
-        time: exit_record.time.clone(),
-        ts_ns: exit_record.ts_ns,
-        pid,
-        tid: first.tid,
-        comm: first.comm.clone(),
-        exe: first.exe.clone().or_else(|| exit_record.exe.clone()),
-        goid: first.goid,
-        schema: exit_record.schema,
-        body: Body::Incident(Box::new(Incident {
+    Some(incident_record(
+        &first,
+        exit_record,
+        Incident {
             outcome,
             cause,
             recovered_by: None,
             exit: Some(exit),
             frames,
             events,
-            thread,
-        })),
-    })
+            thread: Thread {
+                tid: first.tid,
+                goid: first.goid,
+            },
+        },
+    ))
 }
 
 /// Crashed or killed, for a process that died of `signal`: killed when
@@ -217,7 +333,7 @@ mod tests {
             c.observe(&signal(11, "SEGV_MAPERR", None, "default"))
                 .is_none()
         );
-        let inc = c.observe(&exit(11 | 0x80)).expect("incident");
+        let inc = c.observe(&exit(11 | 0x80)).pop().expect("incident");
         assert_eq!(outcome(&inc), (Outcome::Crashed, "SIGSEGV".into(), 2));
         assert_eq!(c.open_count(), 0);
     }
@@ -226,7 +342,7 @@ mod tests {
     fn abort_sent_to_self_is_crashed() {
         let mut c = Correlator::default();
         c.observe(&signal(6, "SI_TKILL", Some(100), "default"));
-        let inc = c.observe(&exit(6)).unwrap();
+        let inc = c.observe(&exit(6)).pop().unwrap();
         assert_eq!(outcome(&inc).0, Outcome::Crashed);
     }
 
@@ -234,36 +350,42 @@ mod tests {
     fn sigterm_from_other_process_is_killed() {
         let mut c = Correlator::default();
         c.observe(&signal(15, "SI_USER", Some(7), "default"));
-        assert_eq!(outcome(&c.observe(&exit(15)).unwrap()).0, Outcome::Killed);
+        assert_eq!(
+            outcome(&c.observe(&exit(15)).pop().unwrap()).0,
+            Outcome::Killed
+        );
     }
 
     #[test]
     fn oom_kill_is_killed() {
         let mut c = Correlator::default();
         c.observe(&signal(9, "SI_KERNEL", None, "default"));
-        assert_eq!(outcome(&c.observe(&exit(9)).unwrap()).0, Outcome::Killed);
+        assert_eq!(
+            outcome(&c.observe(&exit(9)).pop().unwrap()).0,
+            Outcome::Killed
+        );
     }
 
     #[test]
     fn handled_sigterm_then_clean_exit_is_no_incident() {
         let mut c = Correlator::default();
         c.observe(&signal(15, "SI_USER", Some(7), "handler"));
-        assert!(c.observe(&exit(0)).is_none());
+        assert!(c.observe(&exit(0)).is_empty());
     }
 
     #[test]
     fn handled_fault_then_exit_is_exited() {
         let mut c = Correlator::default();
         c.observe(&signal(11, "SEGV_MAPERR", None, "handler"));
-        let inc = c.observe(&exit(1 << 8)).unwrap();
+        let inc = c.observe(&exit(1 << 8)).pop().unwrap();
         assert_eq!(outcome(&inc).0, Outcome::Exited);
     }
 
     #[test]
     fn plain_exit_is_no_incident_but_unexplained_kill_is() {
         let mut c = Correlator::default();
-        assert!(c.observe(&exit(3 << 8)).is_none());
-        let inc = c.observe(&exit(9)).unwrap();
+        assert!(c.observe(&exit(3 << 8)).is_empty());
+        let inc = c.observe(&exit(9)).pop().unwrap();
         assert_eq!(outcome(&inc), (Outcome::Killed, "SIGKILL".into(), 1));
     }
 }

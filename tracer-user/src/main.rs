@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod golang;
 mod incident;
 mod maps;
 mod output;

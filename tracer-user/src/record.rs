@@ -34,6 +34,9 @@ pub enum Body {
     Exit {
         exit: ExitStatus,
     },
+    Panic(GoPanic),
+    Recover(GoRecover),
+    Fatal(GoFatal),
     Incident(Box<Incident>),
     Lost {
         count: u64,
@@ -50,6 +53,9 @@ impl Body {
             Body::Attach(_) => "attach",
             Body::Signal(_) => "signal",
             Body::Exit { .. } => "exit",
+            Body::Panic(_) => "panic",
+            Body::Recover(_) => "recover",
+            Body::Fatal(_) => "fatal",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
         }
@@ -64,6 +70,33 @@ pub struct Attach {
     pub probes: Vec<String>,
     /// Extension: why this process is traced ("run", "attach", "fork", "exec").
     pub reason: &'static str,
+}
+
+/// A Go panic starts (runtime.gopanic).
+#[derive(Clone, Debug, Serialize)]
+pub struct GoPanic {
+    /// The value as Go prints it; for a type whose Error()/String() method
+    /// would have to run, the type name in parentheses.
+    pub message: String,
+    pub value_type: Option<String>,
+    pub frames: Vec<Frame>,
+}
+
+/// A Go panic was recovered (runtime.recovery ran for this goroutine).
+#[derive(Clone, Debug, Serialize)]
+pub struct GoRecover {
+    pub recovered_by: Option<Frame>,
+    pub frames: Vec<Frame>,
+}
+
+/// An unrecoverable Go runtime error (runtime.throw / runtime.fatal).
+#[derive(Clone, Debug, Serialize)]
+pub struct GoFatal {
+    pub message: String,
+    pub frames: Vec<Frame>,
+    /// Extension: the probe ran on the system stack (g0/gsignal); `frames`
+    /// are that stack's, `goid` the user goroutine's.
+    pub on_system_stack: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -207,7 +240,6 @@ impl ExitStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
-    #[expect(dead_code, reason = "Go recoveries (issue 3) produce it")]
     Recovered,
     Crashed,
     Killed,

@@ -2,22 +2,32 @@
 //! per-process state they need (memory maps, pending signal senders), feeds
 //! the incident correlator and writes everything out.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    os::unix::fs::MetadataExt as _,
+    path::PathBuf,
+    rc::Rc,
+};
 
 use anyhow::{Context as _, Result};
+use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE,
-    SignalGenerateRecord, SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GoProbe, GoRecord, MAX_GO_BINARIES,
+    MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
 };
 
 use crate::{
+    golang::{self, GoBinary, value::Captured},
     incident::Correlator,
     output::Output,
     probes::{
         kernel::KernelProbes,
         records::{self, KernelRecord},
     },
-    record::{Attach, Body, Clock, ExitStatus, Record, Registers, SCHEMA, SignalEvent, SignalInfo},
+    record::{
+        Attach, Body, Clock, ExitStatus, GoFatal, GoPanic, GoRecover, Record, Registers, SCHEMA,
+        SignalEvent, SignalInfo,
+    },
     signals,
     symbolize::{Symbolizer, process::ProcessImage},
 };
@@ -63,6 +73,16 @@ pub struct Session {
     /// Processes whose fatal signal has been recorded: the kernel's per-thread
     /// group-exit deliveries that follow are the same news.
     fatal_seen: HashSet<u32>,
+    /// Go binaries inspected, by (device, inode) of the file, with their
+    /// layout slot in the kernel's GO_CONFIG map.
+    go_binaries: HashMap<(u64, u64), (u32, Rc<GoBinary>)>,
+    /// Go processes with probes attached.
+    go_processes: HashMap<u32, GoProcess>,
+}
+
+struct GoProcess {
+    binary: Rc<GoBinary>,
+    link: Option<UProbeLinkId>,
 }
 
 impl Session {
@@ -79,6 +99,8 @@ impl Session {
             kernel_lost_seen: [0; EventKind::ALL.len()],
             exited: HashMap::new(),
             fatal_seen: HashSet::new(),
+            go_binaries: HashMap::new(),
+            go_processes: HashMap::new(),
         }
     }
 
@@ -94,13 +116,74 @@ impl Session {
             }
         };
         self.images.insert(pid, image);
+        self.attach_runtime(pid);
         self.emit_attach(pid, None, reason)
+    }
+
+    /// Places the runtime probes a process needs (Go today). A failure is
+    /// reported and the process stays traced at the kernel level.
+    fn attach_runtime(&mut self, pid: u32) {
+        if let Some(old) = self.go_processes.remove(&pid)
+            && let Some(link) = old.link
+        {
+            self.probes.detach_go(link);
+        }
+        match self.attach_go(pid) {
+            Ok(Some(p)) => {
+                self.go_processes.insert(pid, p);
+            }
+            Ok(None) => {}
+            Err(err) => crate::output::warn(&format!("pid {pid}: Go probes not attached: {err:#}")),
+        }
+    }
+
+    fn attach_go(&mut self, pid: u32) -> Result<Option<GoProcess>> {
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let meta = std::fs::metadata(&exe).with_context(|| format!("stat {}", exe.display()))?;
+        let key = (meta.dev(), meta.ino());
+        let (slot, binary) = match self.go_binaries.get(&key) {
+            Some((slot, b)) => (*slot, Rc::clone(b)),
+            None => {
+                let Some(binary) = GoBinary::inspect(&exe)? else {
+                    return Ok(None);
+                };
+                let slot = self.go_binaries.len() as u32;
+                if slot >= MAX_GO_BINARIES {
+                    anyhow::bail!("more than {MAX_GO_BINARIES} distinct Go binaries traced");
+                }
+                self.probes.set_go_config(slot, binary.layout)?;
+                let binary = Rc::new(binary);
+                self.go_binaries.insert(key, (slot, Rc::clone(&binary)));
+                (slot, binary)
+            }
+        };
+        let points: Vec<(GoProbe, u64)> =
+            binary.points.iter().map(|&(p, _, off)| (p, off)).collect();
+        let link = if points.is_empty() {
+            None
+        } else {
+            Some(self.probes.attach_go(pid, &exe, slot, &points)?)
+        };
+        Ok(Some(GoProcess { binary, link }))
     }
 
     fn emit_attach(&mut self, pid: u32, tid: Option<u32>, reason: &'static str) -> Result<()> {
         let (exe, debuginfo) = self.images.get(&pid).map_or((None, "none"), |i| {
             (i.exe.clone(), i.exe_debuginfo().as_str())
         });
+        let mut probes: Vec<String> = PROBES.iter().map(|p| (*p).to_owned()).collect();
+        let (runtime, runtime_version) = match self.go_processes.get(&pid) {
+            Some(go) => {
+                probes.extend(
+                    go.binary
+                        .points
+                        .iter()
+                        .map(|(_, name, _)| format!("uprobe/{name}")),
+                );
+                ("go", Some(go.binary.version.clone()))
+            }
+            None => ("native", None),
+        };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .ok()
             .map(|s| s.trim_end().to_owned());
@@ -116,10 +199,10 @@ impl Session {
             exe,
             goid: None,
             body: Body::Attach(Attach {
-                runtime: "native",
-                runtime_version: None,
+                runtime,
+                runtime_version,
                 debuginfo,
-                probes: PROBES.iter().map(|p| (*p).to_owned()).collect(),
+                probes,
                 reason,
             }),
         };
@@ -149,6 +232,7 @@ impl Session {
             KernelRecord::Exit(r) => self.on_exit(&r),
             KernelRecord::Fork(r) => self.on_fork(&r),
             KernelRecord::Exec(r) => self.on_exec(&r),
+            KernelRecord::Go(r) => self.on_go(&r),
         }
     }
 
@@ -252,6 +336,11 @@ impl Session {
         let exit = ExitStatus::from_wait_status(r.status);
         self.exited.insert(pid, exit);
         self.fatal_seen.remove(&pid);
+        if let Some(go) = self.go_processes.remove(&pid)
+            && let Some(link) = go.link
+        {
+            self.probes.detach_go(link);
+        }
         let image = self.images.remove(&pid);
         let record = Record {
             schema: SCHEMA,
@@ -279,6 +368,7 @@ impl Session {
             },
         };
         self.images.insert(child, image);
+        self.attach_runtime(child);
         self.emit_attach(child, None, "fork")
     }
 
@@ -291,7 +381,109 @@ impl Session {
             // Gone already: its exit record follows.
             Err(_) => return Ok(()),
         }
+        self.attach_runtime(pid);
         self.emit_attach(pid, Some(r.header.tid), "exec")
+    }
+
+    fn on_go(&mut self, r: &GoRecord) -> Result<()> {
+        let pid = r.header.pid;
+        let Some(probe) = GoProbe::from_u32(r.probe) else {
+            return self.emit_lost(1, format!("unknown Go probe {}", r.probe), "go");
+        };
+        // [pc in the runtime function, its caller (from [rsp]), then the
+        // frame-pointer walk, which starts at the caller's caller].
+        let depth = (r.stack_bytes as usize / 8).min(tracer_common::MAX_STACK_DEPTH);
+        // Kernels since 6.12 add the caller themselves for a probe on
+        // `push rbp`; older ones do not.
+        let walked = &r.stack[..depth];
+        let mut stack = Vec::with_capacity(depth + 1);
+        stack.push(r.regs.ip);
+        if r.return_address != 0 && walked.get(1) != Some(&r.return_address) {
+            stack.push(r.return_address);
+        }
+        stack.extend(walked.iter().skip(1));
+        self.ensure_image(pid, &stack);
+        let image = self.images.get(&pid);
+        let frames = image
+            .map(|i| i.symbolize_stack(&stack).0)
+            .unwrap_or_default();
+        let string_len = (r.string_len as usize).min(r.string.len());
+        let text = &r.string[..string_len];
+        let body = match probe {
+            GoProbe::Gopanic => {
+                let (message, value_type) = self.describe_panic_value(pid, r, text);
+                Body::Panic(GoPanic {
+                    message,
+                    value_type,
+                    frames,
+                })
+            }
+            GoProbe::Throw | GoProbe::Fatal => {
+                let mut message = String::from_utf8_lossy(text).into_owned();
+                if r.string_full_len > string_len as u64 {
+                    message.push('…');
+                }
+                Body::Fatal(GoFatal {
+                    message,
+                    frames,
+                    on_system_stack: r.on_system_stack != 0,
+                })
+            }
+            GoProbe::Recovery => Body::Recover(GoRecover {
+                recovered_by: None,
+                frames,
+            }),
+            GoProbe::Fatalpanic => return Ok(()),
+        };
+        let record = Record {
+            schema: SCHEMA,
+            kind: body.kind(),
+            time: self.clock.rfc3339(r.header.ts_ns),
+            ts_ns: r.header.ts_ns,
+            pid: Some(pid),
+            tid: Some(r.header.tid),
+            comm: Some(records::comm(&r.header)),
+            exe: image.and_then(|i| i.exe.clone()),
+            goid: Some(r.goid),
+            body,
+        };
+        self.emit(record)
+    }
+
+    /// (message, value_type) for a gopanic record, from the binary's type
+    /// metadata and the bytes captured at the probe.
+    fn describe_panic_value(
+        &self,
+        pid: u32,
+        r: &GoRecord,
+        text: &[u8],
+    ) -> (String, Option<String>) {
+        let Some(go) = self.go_processes.get(&pid) else {
+            return (String::from_utf8_lossy(text).into_owned(), None);
+        };
+        let bias = self
+            .images
+            .get(&pid)
+            .and_then(|i| i.exe_load_bias())
+            .unwrap_or(0);
+        let binary = &go.binary;
+        let type_vaddr = r.arg0.wrapping_sub(bias);
+        let type_name = binary.type_name(type_vaddr);
+        let type_name_at = |t: u64| binary.type_name(t.wrapping_sub(bias));
+        let captured = Captured {
+            type_name: type_name.as_deref(),
+            kind: binary.type_kind(type_vaddr),
+            data: r.arg1,
+            value: &r.value,
+            string: text,
+            string_full_len: r.string_full_len,
+            type_name_at: &type_name_at,
+        };
+        let message = golang::value::message(&captured).unwrap_or_else(|| match &type_name {
+            Some(t) => format!("({t}) {:#x}", r.arg1),
+            None => format!("(?) {:#x}", r.arg1),
+        });
+        (message, type_name)
     }
 
     /// A snapshot of `pid` that covers the stack's pcs: taken anew when the
@@ -348,7 +540,7 @@ impl Session {
             self.stats.events += 1;
         }
         self.out.emit(&record)?;
-        if let Some(incident) = self.correlator.observe(&record) {
+        for incident in self.correlator.observe(&record) {
             self.stats.incidents += 1;
             self.out.emit(&incident)?;
         }
@@ -376,5 +568,6 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Exit => "exit",
         EventKind::Fork => "fork",
         EventKind::Exec => "exec",
+        EventKind::Go => "go",
     }
 }

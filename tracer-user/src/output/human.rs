@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::{
-    record::{Body, ExitStatus, Outcome, Record},
+    record::{Body, Outcome, Record},
     symbolize::Frame,
 };
 
@@ -66,6 +66,39 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             write_frames(w, &ev.frames, &s)
         }
         Body::Exit { exit } => writeln!(w, "{clock} pid {} {}", opt(r.pid), exit.describe()),
+        Body::Panic(p) => {
+            let ty = p
+                .value_type
+                .as_deref()
+                .map(|t| format!(" [{t}]"))
+                .unwrap_or_default();
+            let line = format!("panic: {}{ty}", p.message);
+            writeln!(
+                w,
+                "{clock} {who}{} {}",
+                goroutine(r),
+                s.paint(YELLOW, &line)
+            )?;
+            write_frames(w, &p.frames, &s)
+        }
+        Body::Fatal(f) => {
+            let line = format!("fatal error: {}", f.message);
+            writeln!(w, "{clock} {who}{} {}", goroutine(r), s.paint(RED, &line))?;
+            write_frames(w, &f.frames, &s)
+        }
+        Body::Recover(rec) => {
+            let by = rec
+                .recovered_by
+                .as_ref()
+                .map(|f| format!(" by {}", describe_frame(f)))
+                .unwrap_or_default();
+            writeln!(
+                w,
+                "{clock} {who}{} {}",
+                goroutine(r),
+                s.paint(GREEN, &format!("recovered{by}"))
+            )
+        }
         Body::Lost {
             count,
             reason,
@@ -81,7 +114,11 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                 Outcome::Exited => BOLD,
                 Outcome::Crashed | Outcome::Killed => RED,
             };
-            let mut cause = inc.cause.message.clone();
+            let mut cause = match inc.cause.kind {
+                "panic" => format!("panic: {}", inc.cause.message),
+                "fatal" => format!("fatal error: {}", inc.cause.message),
+                _ => inc.cause.message.clone(),
+            };
             if let Some(Body::Signal(ev)) = inc.events.first().map(|e| &e.body) {
                 cause = format!("{} {}", ev.signal.name, paren(ev.signal.code.as_deref()));
                 if let Some(addr) = &ev.signal.addr {
@@ -96,19 +133,30 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                     ));
                 }
             }
-            if let Some(top) = inc.frames.iter().find(|f| f.function.is_some()) {
+            // For Go, the first frame outside the runtime is where it happened.
+            let top = inc.frames.iter().find(|f| {
+                f.function
+                    .as_deref()
+                    .is_some_and(|n| r.goid.is_none() || !n.starts_with("runtime."))
+            });
+            if let Some(top) = top {
                 cause.push_str(&format!(" in {}", describe_frame(top)));
             }
-            let end = inc
-                .exit
-                .map_or_else(String::new, |e: ExitStatus| e.describe());
+            let end = match (inc.exit, &inc.recovered_by) {
+                (Some(e), _) => format!("pid {} {}", opt(r.pid), e.describe()),
+                (None, Some(by)) => format!("recovered by {}", describe_frame(by)),
+                (None, None) => "recovered".to_owned(),
+            };
             writeln!(
                 w,
-                "{}: {} — pid {} {}",
+                "{}: {} — {}{}",
                 s.paint(code, inc.outcome.verdict()),
                 cause.trim_end(),
-                opt(r.pid),
-                end
+                end,
+                inc.thread
+                    .goid
+                    .map(|g| format!(" (goroutine {g})"))
+                    .unwrap_or_default()
             )
         }
     }
@@ -147,6 +195,12 @@ fn describe_frame(f: &Frame) -> String {
         }
         _ => name.to_owned(),
     }
+}
+
+fn goroutine(r: &Record) -> String {
+    r.goid
+        .map(|g| format!(" goroutine {g}"))
+        .unwrap_or_default()
 }
 
 fn paren(s: Option<&str>) -> String {

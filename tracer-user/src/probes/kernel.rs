@@ -6,12 +6,17 @@
 //! it is dropped or when crashtrace dies, SIGKILL included. Nothing is pinned.
 
 use anyhow::{Context as _, Result};
+use std::{num::NonZeroU32, path::Path};
+
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::BtfTracePoint,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        BtfTracePoint, UProbe,
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
+    },
 };
-use tracer_common::{EventKind, TracedProcess};
+use tracer_common::{EventKind, GoConfig, GoProbe, TracedProcess};
 
 use super::btf::{VMLINUX_BTF, kernel_offsets};
 
@@ -26,9 +31,13 @@ const TRACEPOINTS: &[(&str, &str)] = &[
     ("sched_process_exec", "sched_process_exec"),
 ];
 
+/// The uprobe program for Go runtime entry points.
+const GO_PROGRAM: &str = "go_probe";
+
 pub struct KernelProbes {
-    // Keeps programs and links alive; dropped last.
-    _ebpf: Ebpf,
+    // Owns programs and links; dropped last.
+    ebpf: Ebpf,
+    go_config: Array<MapData, GoConfig>,
     traced: HashMap<MapData, u32, TracedProcess>,
     lost: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
@@ -65,11 +74,23 @@ impl KernelProbes {
                 .with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
         }
 
+        let go: &mut UProbe = ebpf
+            .program_mut(GO_PROGRAM)
+            .context("program go_probe missing from the eBPF object")?
+            .try_into()
+            .context("go_probe is not a uprobe program")?;
+        go.load().context("verifying program go_probe")?;
+
+        let go_config = Array::try_from(
+            ebpf.take_map("GO_CONFIG")
+                .context("map GO_CONFIG missing")?,
+        )?;
         let traced = HashMap::try_from(ebpf.take_map("TRACED").context("map TRACED missing")?)?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
         let events = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
+            go_config,
             traced,
             lost,
             events: Some(events),
@@ -95,6 +116,50 @@ impl KernelProbes {
     pub fn untrace(&mut self, pid: u32) {
         // Absent already when the kernel saw it exit: nothing to do.
         let _ = self.traced.remove(&pid);
+    }
+
+    /// Writes the runtime layout of the Go binary in `slot`.
+    pub fn set_go_config(&mut self, slot: u32, config: GoConfig) -> Result<()> {
+        self.go_config
+            .set(slot, &config, 0)
+            .with_context(|| format!("writing Go layout slot {slot}"))
+    }
+
+    /// Attaches the Go probe to `points` (file offsets) of `binary`, firing
+    /// only for `pid`. The cookie carries the probe kind and the layout slot.
+    pub fn attach_go(
+        &mut self,
+        pid: u32,
+        binary: &Path,
+        slot: u32,
+        points: &[(GoProbe, u64)],
+    ) -> Result<UProbeLinkId> {
+        let pid = NonZeroU32::new(pid).context("pid 0")?;
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(GO_PROGRAM)
+            .context("program go_probe missing")?
+            .try_into()?;
+        let points: Vec<UProbeAttachPoint<'_>> = points
+            .iter()
+            .map(|&(probe, offset)| UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(offset),
+                cookie: Some((u64::from(slot) << 32) | probe as u64),
+            })
+            .collect();
+        program
+            .attach(points, binary, UProbeScope::OneProcess(pid))
+            .with_context(|| format!("attaching Go probes to {}", binary.display()))
+    }
+
+    pub fn detach_go(&mut self, link: UProbeLinkId) {
+        if let Some(Ok(program)) = self
+            .ebpf
+            .program_mut(GO_PROGRAM)
+            .map(<&mut UProbe>::try_from)
+        {
+            let _ = program.detach(link);
+        }
     }
 
     /// Records of `kind` the kernel could not queue so far, summed over CPUs.

@@ -2,7 +2,8 @@
 //! still checked: a short or unknown record is an error, never a panic.
 
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, Header, SignalGenerateRecord, SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, SignalGenerateRecord,
+    SignalRecord,
 };
 
 pub enum KernelRecord {
@@ -11,6 +12,7 @@ pub enum KernelRecord {
     Exit(ExitRecord),
     Fork(ForkRecord),
     Exec(ExecRecord),
+    Go(Box<GoRecord>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +55,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Exit => KernelRecord::Exit(read(bytes, kind)?),
         EventKind::Fork => KernelRecord::Fork(read(bytes, kind)?),
         EventKind::Exec => KernelRecord::Exec(read(bytes, kind)?),
+        EventKind::Go => KernelRecord::Go(Box::new(read(bytes, kind)?)),
     })
 }
 

@@ -88,6 +88,18 @@ impl ProcessImage {
             .map_or(super::DebugInfo::None, |m| m.debuginfo)
     }
 
+    /// runtime address − ELF address for the main executable (0 unless PIE).
+    pub fn exe_load_bias(&self) -> Option<u64> {
+        let m = self.mappings.iter().find(|m| {
+            m.entry
+                .file_path()
+                .map(|p| p.to_string_lossy().into_owned())
+                == self.exe
+        })?;
+        let vaddr = m.module.as_ref()?.file_offset_to_vaddr(m.entry.offset)?;
+        Some(m.entry.start.wrapping_sub(vaddr))
+    }
+
     /// Whether `pc` lies in an executable mapping we know of.
     pub fn covers(&self, pc: u64) -> bool {
         self.mappings

@@ -1,0 +1,327 @@
+//! What crashtrace needs to know about a Go binary: its build info (Go
+//! version, module), where the runtime's crash entry points are (and the
+//! cheap spot inside each to probe), the runtime's struct layout (from DWARF,
+//! else a table keyed by Go version), and its type names (for panic values).
+
+pub mod value;
+
+use std::{borrow::Cow, fs::File, path::Path};
+
+use anyhow::{Context as _, Result, bail};
+use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
+use tracer_common::{GoConfig, GoProbe};
+
+/// Runtime functions probed, by the probe they carry. None of them runs on a
+/// healthy program's path (`runtime.gorecover`, called by every recover()
+/// including those that find nothing, is deliberately absent).
+pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
+    ("runtime.gopanic", GoProbe::Gopanic),
+    ("runtime.throw", GoProbe::Throw),
+    ("runtime.fatal", GoProbe::Fatal),
+    ("runtime.recovery", GoProbe::Recovery),
+];
+
+pub struct GoBinary {
+    /// "go1.24.11"
+    pub version: String,
+    /// Main module path ("example.com/app"), if recorded.
+    pub module: Option<String>,
+    pub layout: GoConfig,
+    /// Where the layout came from: "dwarf" or "version table".
+    pub layout_source: &'static str,
+    /// (probe, function name, file offset of the instruction to probe)
+    pub points: Vec<(GoProbe, &'static str, u64)>,
+    /// ELF address of `runtime.types` (base of type-name offsets).
+    types_base: Option<u64>,
+    map: memmap2::Mmap,
+    segments: Vec<(u64, u64, u64)>, // (vaddr, file offset, file size)
+}
+
+impl GoBinary {
+    /// `Ok(None)` for a binary that is not Go.
+    pub fn inspect(path: &Path) -> Result<Option<Self>> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: read-only mapping; see symbolize::elf.
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
+        let obj = object::File::parse(&*map).context("not an ELF file")?;
+        let Some((version, module)) = build_info(&obj)? else {
+            return Ok(None);
+        };
+        let (layout, layout_source) = match layout_from_dwarf(&obj) {
+            Ok(Some(l)) => (l, "dwarf"),
+            _ => (
+                layout_for_version(&version).with_context(|| {
+                    format!("no DWARF and no known runtime layout for {version}")
+                })?,
+                "version table",
+            ),
+        };
+        let segments = obj
+            .segments()
+            .map(|s| (s.address(), s.file_range().0, s.file_range().1))
+            .collect::<Vec<_>>();
+        let mut points = Vec::new();
+        let mut types_base = None;
+        for sym in obj.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            if name == "runtime.types" {
+                types_base = Some(sym.address());
+            }
+            if let Some((_, probe)) = PROBE_POINTS.iter().find(|(n, _)| *n == name)
+                && let Some(off) = vaddr_to_offset(&segments, sym.address())
+                && let Some(at) = after_stack_check(&map, off)
+            {
+                let static_name = PROBE_POINTS
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(n, _)| *n);
+                points.push((*probe, static_name.unwrap_or("?"), at));
+            }
+        }
+        drop(obj);
+        Ok(Some(Self {
+            version,
+            module,
+            layout,
+            layout_source,
+            points,
+            types_base,
+            map,
+            segments,
+        }))
+    }
+
+    fn bytes_at(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
+        let off = vaddr_to_offset(&self.segments, vaddr)? as usize;
+        self.map.get(off..off.checked_add(len)?)
+    }
+
+    /// The name of the type whose descriptor (`internal/abi.Type`) is at
+    /// ELF address `type_vaddr`, as the runtime prints it ("*errors.errorString").
+    pub fn type_name(&self, type_vaddr: u64) -> Option<String> {
+        let t = self.bytes_at(type_vaddr, 48)?;
+        let tflag = t[20];
+        let name_off = i32::from_le_bytes(t[40..44].try_into().ok()?);
+        let base = self.types_base?;
+        let name_addr = base.checked_add_signed(i64::from(name_off))?;
+        let head = self.bytes_at(name_addr, 12)?;
+        // A name: one flag byte, a uvarint length, the bytes.
+        let (len, used) = uvarint(&head[1..])?;
+        let bytes = self.bytes_at(name_addr + 1 + used as u64, usize::try_from(len).ok()?)?;
+        let name = String::from_utf8_lossy(bytes);
+        const TFLAG_EXTRA_STAR: u8 = 2;
+        Some(if tflag & TFLAG_EXTRA_STAR != 0 {
+            name.strip_prefix('*').unwrap_or(&name).to_owned()
+        } else {
+            name.into_owned()
+        })
+    }
+
+    /// `Kind_ & 0x1f` of the type at `type_vaddr`.
+    pub fn type_kind(&self, type_vaddr: u64) -> Option<u8> {
+        self.bytes_at(type_vaddr, 24).map(|t| t[23] & 0x1f)
+    }
+}
+
+fn vaddr_to_offset(segments: &[(u64, u64, u64)], vaddr: u64) -> Option<u64> {
+    segments
+        .iter()
+        .find(|(va, _, size)| vaddr >= *va && vaddr < va + size)
+        .map(|(va, off, _)| vaddr - va + off)
+}
+
+/// The `push rbp; mov rbp, rsp` that follows Go's stack-bound check, within
+/// the first bytes of the function: the kernel emulates `push rbp` (cheap),
+/// and a call that first grows its stack through morestack passes it once.
+/// Registers (arguments, R14 = g) are still as at entry.
+fn after_stack_check(map: &[u8], func_offset: u64) -> Option<u64> {
+    const WINDOW: usize = 40;
+    let start = usize::try_from(func_offset).ok()?;
+    let code = map.get(start..start.checked_add(WINDOW)?)?;
+    code.windows(4)
+        .position(|w| w == [0x55, 0x48, 0x89, 0xe5])
+        .map(|i| func_offset + i as u64)
+}
+
+fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// Go version and main module from `.go.buildinfo` (Go 1.18+ layout, where
+/// both strings are stored inline after the 32-byte header).
+pub fn build_info(obj: &object::File<'_>) -> Result<Option<(String, Option<String>)>> {
+    let Some(section) = obj.section_by_name(".go.buildinfo") else {
+        return Ok(None);
+    };
+    let data = section.data().context("reading .go.buildinfo")?;
+    const MAGIC: &[u8] = b"\xff Go buildinf:";
+    if data.len() < 32 || !data.starts_with(MAGIC) {
+        bail!(".go.buildinfo without its magic");
+    }
+    let flags = data[15];
+    if flags & 2 == 0 {
+        bail!("Go build info from before Go 1.18 is not supported");
+    }
+    let rest = &data[32..];
+    let (vlen, used) = uvarint(rest).context("truncated build info")?;
+    let vlen = usize::try_from(vlen)?;
+    let version = rest
+        .get(used..used + vlen)
+        .context("truncated build info version")?;
+    let version = String::from_utf8_lossy(version).into_owned();
+    let rest = &rest[used + vlen..];
+    let module = uvarint(rest).and_then(|(mlen, used)| {
+        let info = rest.get(used..used + usize::try_from(mlen).ok()?)?;
+        let info = String::from_utf8_lossy(info);
+        let field = |key: &str| {
+            info.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .map(|v| v.split('\t').next().unwrap_or(v).to_owned())
+            })
+        };
+        field("mod\t").or_else(|| field("path\t"))
+    });
+    Ok(Some((version, module)))
+}
+
+/// Member offsets of runtime.g and runtime.m from the binary's DWARF.
+pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
+    use addr2line::gimli;
+    let endian = gimli::RunTimeEndian::Little;
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(obj
+            .section_by_name(id.name())
+            .and_then(|s| s.uncompressed_data().ok())
+            .unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load)?;
+    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
+    let mut g = std::collections::HashMap::new();
+    let mut m = std::collections::HashMap::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut entries = unit.entries();
+        // Depth-first walk: remember which struct we are inside.
+        let mut current: Option<&str> = None;
+        let mut struct_depth = 0isize;
+        while let Some(entry) = entries.next_dfs()? {
+            let depth = entry.depth();
+            if current.is_some() && depth <= struct_depth {
+                current = None;
+            }
+            let name = entry
+                .attr_value(gimli::DW_AT_name)
+                .and_then(|v| dwarf.attr_string(&unit, v).ok())
+                .map(|s| s.to_string_lossy().into_owned());
+            match entry.tag() {
+                gimli::DW_TAG_structure_type => {
+                    current = match name.as_deref() {
+                        Some("runtime.g") => Some("g"),
+                        Some("runtime.m") => Some("m"),
+                        _ => None,
+                    };
+                    struct_depth = depth;
+                }
+                gimli::DW_TAG_member if current.is_some() && depth == struct_depth + 1 => {
+                    if let (Some(name), Some(gimli::AttributeValue::Udata(off))) =
+                        (name, entry.attr_value(gimli::DW_AT_data_member_location))
+                    {
+                        let target = if current == Some("g") { &mut g } else { &mut m };
+                        target.insert(name, off as u32);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !g.is_empty() && !m.is_empty() {
+            break;
+        }
+    }
+    let get = |map: &std::collections::HashMap<String, u32>, k: &str| map.get(k).copied();
+    Ok(
+        match (
+            get(&g, "goid"),
+            get(&g, "m"),
+            get(&m, "g0"),
+            get(&m, "gsignal"),
+            get(&m, "curg"),
+        ) {
+            (Some(g_goid), Some(g_m), Some(m_g0), Some(m_gsignal), Some(m_curg)) => {
+                Some(GoConfig {
+                    g_goid,
+                    g_m,
+                    m_g0,
+                    m_gsignal,
+                    m_curg,
+                    _pad: 0,
+                })
+            }
+            _ => None,
+        },
+    )
+}
+
+/// The runtime layout by Go version, for binaries without DWARF. Checked
+/// against DWARF of every tested toolchain by a test, so it cannot drift.
+pub fn layout_for_version(version: &str) -> Option<GoConfig> {
+    let minor: u32 = version
+        .strip_prefix("go1.")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let (g_goid, m_gsignal, m_curg) = match minor {
+        21..=22 => (152, 80, 192),
+        23..=24 => (160, 80, 192),
+        25..=27 => (152, 72, 184),
+        _ => return None,
+    };
+    Some(GoConfig {
+        g_goid,
+        g_m: 48,
+        m_g0: 0,
+        m_gsignal,
+        m_curg,
+        _pad: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uvarint_decodes() {
+        assert_eq!(uvarint(&[0x05]), Some((5, 1)));
+        assert_eq!(uvarint(&[0x96, 0x01]), Some((150, 2)));
+        assert_eq!(uvarint(&[0x80]), None);
+    }
+
+    #[test]
+    fn version_table() {
+        assert_eq!(layout_for_version("go1.24.11").unwrap().g_goid, 160);
+        assert_eq!(layout_for_version("go1.27.3").unwrap().m_curg, 184);
+        assert!(layout_for_version("go1.12").is_none());
+        assert!(layout_for_version("devel").is_none());
+    }
+
+    #[test]
+    fn probe_spot_is_push_rbp_after_the_stack_check() {
+        // lea r12,[rsp-0x28]; cmp r12,[r14+0x10]; jbe …; push rbp; mov rbp,rsp
+        let code = [
+            0x4c, 0x8d, 0x64, 0x24, 0xd8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x2d, 0x03, 0x00,
+            0x00, 0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xec, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(after_stack_check(&code, 0), Some(15));
+        assert_eq!(after_stack_check(&[0u8; 40], 0), None);
+    }
+}
