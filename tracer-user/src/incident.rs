@@ -331,7 +331,7 @@ mod tests {
         let mut c = Correlator::default();
         assert!(
             c.observe(&signal(11, "SEGV_MAPERR", None, "default"))
-                .is_none()
+                .is_empty()
         );
         let inc = c.observe(&exit(11 | 0x80)).pop().expect("incident");
         assert_eq!(outcome(&inc), (Outcome::Crashed, "SIGSEGV".into(), 2));
@@ -387,5 +387,83 @@ mod tests {
         assert!(c.observe(&exit(3 << 8)).is_empty());
         let inc = c.observe(&exit(9)).pop().unwrap();
         assert_eq!(outcome(&inc), (Outcome::Killed, "SIGKILL".into(), 1));
+    }
+
+    fn go(kind: &'static str, goid: u64, tid: u32, message: &str) -> Record {
+        use crate::record::{GoFatal, GoPanic, GoRecover};
+        let body = match kind {
+            "panic" => Body::Panic(GoPanic {
+                message: message.into(),
+                value_type: Some("string".into()),
+                frames: vec![],
+            }),
+            "fatal" => Body::Fatal(GoFatal {
+                message: message.into(),
+                frames: vec![],
+                on_system_stack: false,
+            }),
+            _ => Body::Recover(GoRecover {
+                recovered_by: None,
+                frames: vec![],
+            }),
+        };
+        let mut r = base(kind, body);
+        r.goid = Some(goid);
+        r.tid = Some(tid);
+        r
+    }
+
+    #[test]
+    fn go_panics_recovered_per_goroutine() {
+        let mut c = Correlator::default();
+        assert!(c.observe(&go("panic", 7, 101, "a")).is_empty());
+        assert!(c.observe(&go("panic", 8, 101, "b")).is_empty());
+        let inc = c.observe(&go("recover", 8, 102, "")).pop().unwrap();
+        assert_eq!(outcome(&inc), (Outcome::Recovered, "b".into(), 2));
+        let inc = c.observe(&go("recover", 7, 101, "")).pop().unwrap();
+        assert_eq!(outcome(&inc), (Outcome::Recovered, "a".into(), 2));
+        assert_eq!(c.open_count(), 0);
+    }
+
+    #[test]
+    fn nested_panic_then_exit_2_is_one_crash() {
+        let mut c = Correlator::default();
+        c.observe(&go("panic", 1, 101, "first"));
+        c.observe(&go("panic", 1, 101, "second, in a deferred call"));
+        let incidents = c.observe(&exit(2 << 8));
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            outcome(&incidents[0]),
+            (Outcome::Crashed, "first".into(), 3)
+        );
+    }
+
+    #[test]
+    fn fault_turned_into_panic_is_one_story() {
+        let mut c = Correlator::default();
+        c.observe(&signal(11, "SEGV_MAPERR", None, "handler"));
+        c.observe(&go(
+            "panic",
+            5,
+            101,
+            "runtime error: invalid memory address",
+        ));
+        let incidents = c.observe(&exit(2 << 8));
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            outcome(&incidents[0]),
+            (Outcome::Crashed, "SIGSEGV".into(), 3)
+        );
+    }
+
+    #[test]
+    fn fatal_error_is_crashed() {
+        let mut c = Correlator::default();
+        c.observe(&go("fatal", 9, 101, "concurrent map writes"));
+        let inc = c.observe(&exit(2 << 8)).pop().unwrap();
+        assert_eq!(
+            outcome(&inc),
+            (Outcome::Crashed, "concurrent map writes".into(), 2)
+        );
     }
 }
