@@ -238,6 +238,11 @@ pub const GO_VALUE_BYTES: usize = 64;
 /// panic value, or an error's first string field).
 pub const GO_STRING_BYTES: usize = 256;
 
+/// Bytes of the goroutine's stack captured from `rsp` at a Go probe: enough
+/// to cover the runtime frames between a fault and gopanic, where a
+/// frameless function's return address is not on the frame-pointer chain.
+pub const GO_STACK_SNAPSHOT: usize = 512;
+
 /// A Go runtime entry point was hit (uprobe right after the prologue's
 /// stack check, at `push rbp`: arguments still in their registers).
 #[repr(C)]
@@ -269,6 +274,8 @@ pub struct GoRecord {
     pub _pad: u32,
     pub regs: Registers,
     pub stack: [u64; MAX_STACK_DEPTH],
+    /// `GO_STACK_SNAPSHOT` bytes from `regs.sp` (zeros where unreadable).
+    pub stack_snapshot: [u8; GO_STACK_SNAPSHOT],
 }
 
 /// Value of the traced-process map: why the process is traced.

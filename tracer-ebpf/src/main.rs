@@ -26,10 +26,10 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, ProbeContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_STRING_BYTES, GO_VALUE_BYTES,
-    GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
-    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
-    SignalRecord, TracedProcess,
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
+    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS,
+    MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
+    SignalGenerateRecord, SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -621,6 +621,16 @@ fn try_go_probe(ctx: &ProbeContext) {
             BPF_F_USER_STACK as u64,
         );
         addr_of_mut!((*rec).stack_bytes).write(if depth > 0 { depth as u32 } else { 0 });
+
+        let snapshot = addr_of_mut!((*rec).stack_snapshot) as *mut u8;
+        if raw_probe_read_user(
+            snapshot as *mut _,
+            GO_STACK_SNAPSHOT as u32,
+            r.rsp as *const _,
+        ) < 0
+        {
+            core::ptr::write_bytes(snapshot, 0, GO_STACK_SNAPSHOT);
+        }
     }
     entry.submit(0);
 }

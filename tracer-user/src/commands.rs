@@ -43,7 +43,9 @@ fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>),
     let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .context("polling the ring buffer")
         .map_err(Failure::Other)?;
-    Ok((Session::new(probes, out), ring))
+    let mut session = Session::new(probes, out);
+    session.verbose = common.verbose && !common.quiet;
+    Ok((session, ring))
 }
 
 fn drain(session: &mut Session, ring: &mut RingBuf<MapData>) -> Result<()> {

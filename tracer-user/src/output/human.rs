@@ -137,7 +137,7 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             let top = inc.frames.iter().find(|f| {
                 f.function
                     .as_deref()
-                    .is_some_and(|n| r.goid.is_none() || !n.starts_with("runtime."))
+                    .is_some_and(|n| r.goid.is_none() || !crate::golang::is_runtime_function(n))
             });
             if let Some(top) = top {
                 cause.push_str(&format!(" in {}", describe_frame(top)));

@@ -113,18 +113,34 @@ impl ProcessImage {
     /// code without frame pointers (most of libc) leaves rbp holding data,
     /// and what the kernel walked past it is noise, not frames.
     pub fn symbolize_stack(&self, stack: &[u64]) -> (Vec<Frame>, bool) {
-        let mut frames = Vec::with_capacity(stack.len());
+        let pcs: Vec<(u64, PcKind)> = stack
+            .iter()
+            .enumerate()
+            .map(|(i, &pc)| {
+                (
+                    pc,
+                    if i == 0 {
+                        PcKind::Exact
+                    } else {
+                        PcKind::ReturnAddress
+                    },
+                )
+            })
+            .collect();
+        self.symbolize_pcs(&pcs)
+    }
+
+    /// As [`Self::symbolize_stack`], with the caller saying which addresses
+    /// are exact (e.g. the frame a Go `sigpanic` was injected above: its pc
+    /// is the faulting instruction, not a return address).
+    pub fn symbolize_pcs(&self, pcs: &[(u64, PcKind)]) -> (Vec<Frame>, bool) {
+        let mut frames = Vec::with_capacity(pcs.len());
         let mut truncated = false;
-        for (i, &pc) in stack.iter().enumerate() {
+        for (i, &(pc, kind)) in pcs.iter().enumerate() {
             if i > 0 && !self.covers(pc) {
                 truncated = true;
                 break;
             }
-            let kind = if i == 0 {
-                PcKind::Exact
-            } else {
-                PcKind::ReturnAddress
-            };
             self.symbolize_into(pc, kind, &mut frames);
         }
         (frames, truncated)

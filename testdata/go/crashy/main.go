@@ -1,0 +1,106 @@
+// crashy is the Go test target: one crash scenario per run, chosen by its
+// first argument. Built by the tests with every tested Go toolchain.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+)
+
+type config struct{ retries int }
+
+//go:noinline
+func loadRetries(c *config) int {
+	return c.retries // nil pointer dereference
+}
+
+//go:noinline
+func parseRecord(fields []string, i int) string {
+	return fields[i] // index out of range
+}
+
+func field(fields []string, i int) string {
+	return parseRecord(fields, i)
+}
+
+//go:noinline
+func handle(request string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("request %q: %v", request, r)
+		}
+	}()
+	panic("handler failed: " + request)
+}
+
+//go:noinline
+func worker(id int, done chan<- struct{}) {
+	if id == 3 {
+		panic(fmt.Sprintf("worker %d: queue corrupted", id))
+	}
+	close(done) // not deferred: main must not exit before the panic does
+}
+
+//go:noinline
+func convert(v any) int {
+	return v.(int)
+}
+
+//go:noinline
+func writer(m map[int]int, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for i := 0; i < 10_000_000; i++ {
+		m[i%100] = i
+	}
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: crashy SCENARIO")
+		os.Exit(64)
+	}
+	fmt.Println("scenario", os.Args[1])
+	switch os.Args[1] {
+	case "recovered":
+		fmt.Println(handle("GET /health"))
+		fmt.Println(handle("GET /orders"))
+	case "goroutine":
+		done := make(chan struct{})
+		go worker(3, done)
+		<-done
+	case "index":
+		fmt.Println(field([]string{"a", "b", "c"}, len(os.Args)+3))
+	case "nilmap":
+		var m map[string]int
+		m["requests"]++
+	case "nilptr":
+		fmt.Println(loadRetries(nil))
+	case "typeassert":
+		fmt.Println(convert("forty-two"))
+	case "wrapped":
+		panic(fmt.Errorf("loading config: %w", errors.New("file not found")))
+	case "errorsnew":
+		panic(errors.New("plain error value"))
+	case "nested":
+		defer func() {
+			panic("second panic, in a deferred call")
+		}()
+		panic("first panic")
+	case "concurrent-map":
+		m := map[int]int{}
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go writer(m, &wg)
+		}
+		wg.Wait()
+	case "deadlock":
+		ch := make(chan int)
+		<-ch
+	default:
+		fmt.Fprintln(os.Stderr, "unknown scenario", os.Args[1])
+		os.Exit(64)
+	}
+}

@@ -1,0 +1,177 @@
+//! Go programs that really panic, recover and die, on the oldest, a middle
+//! and the newest tested Go toolchain. Ground truth is the Go runtime: its
+//! `panic:` / `fatal error:` line and its own traceback on stderr.
+
+mod common;
+
+use std::{path::Path, process::Command};
+
+use common::*;
+use serde_json::Value;
+
+/// Scenarios that end the program, with the kind of record that starts
+/// their story.
+const UNRECOVERED: &[(&str, &str)] = &[
+    ("goroutine", "panic"),
+    ("index", "panic"),
+    ("nilmap", "panic"),
+    ("nilptr", "panic"),
+    ("typeassert", "panic"),
+    ("wrapped", "panic"),
+    ("errorsnew", "panic"),
+    ("nested", "panic"),
+    ("concurrent-map", "fatal"),
+];
+
+fn run_scenario(bin: &Path, scenario: &str) -> (Traced, String) {
+    let t = run_traced(bin, &[scenario]);
+    let stderr = String::from_utf8_lossy(&t.output.stderr).into_owned();
+    (t, stderr)
+}
+
+fn frames_of(record: &Value) -> Vec<GoFrame> {
+    record["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| {
+            Some(GoFrame {
+                function: f["function"].as_str()?.to_owned(),
+                file: f["file"].as_str()?.to_owned(),
+                line: f["line"].as_u64()? as u32,
+            })
+        })
+        .collect()
+}
+
+fn user_frames(frames: Vec<GoFrame>) -> Vec<GoFrame> {
+    frames
+        .into_iter()
+        .filter(|f| !is_go_runtime(&f.function))
+        .collect()
+}
+
+#[test]
+fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
+    for version in GO_VERSIONS {
+        let bin = build_go("crashy", version);
+        for &(scenario, kind) in UNRECOVERED {
+            let ctx = format!("Go {version}, scenario {scenario}");
+            let plain = run_plain(&bin, &[scenario]);
+            let (t, stderr) = run_scenario(&bin, scenario);
+            assert_eq!(
+                t.output.status.code(),
+                Some(2),
+                "{ctx}: exit status passes through"
+            );
+            assert_eq!(t.output.stdout, plain.stdout, "{ctx}: stdout untouched");
+
+            let attach = t.one("attach");
+            assert_eq!(attach["runtime"], "go", "{ctx}");
+            assert_eq!(attach["runtime_version"], format!("go{version}"), "{ctx}");
+
+            let incident = t.one("incident");
+            assert_eq!(incident["outcome"], "crashed", "{ctx}");
+            assert_eq!(incident["exit"]["code"], 2, "{ctx}");
+            let events = incident["events"].as_array().unwrap();
+            let cause = events
+                .iter()
+                .find(|e| e["type"] == kind)
+                .unwrap_or_else(|| panic!("{ctx}: no {kind} in {incident:#}"));
+
+            // The message is the runtime's first line.
+            let first_line = stderr.lines().next().unwrap_or_default();
+            let prefix = if kind == "panic" {
+                "panic: "
+            } else {
+                "fatal error: "
+            };
+            let message = cause["message"].as_str().unwrap();
+            assert_eq!(format!("{prefix}{message}"), first_line, "{ctx}: message");
+
+            // The goroutine and its frames are the runtime's own traceback,
+            // runtime frames left out, inlined frames included.
+            let (goid, theirs) = go_traceback(&stderr);
+            assert_eq!(cause["goid"].as_u64(), goid, "{ctx}: goroutine id");
+            assert_eq!(incident["thread"]["goid"].as_u64(), goid, "{ctx}");
+            // The runtime prints the stack as it is when the program dies:
+            // for a nested panic, that of the last one.
+            let last = events.iter().rev().find(|e| e["type"] == kind).unwrap();
+            let ours = user_frames(frames_of(last));
+            let theirs = user_frames(theirs);
+            assert!(!theirs.is_empty(), "{ctx}: no traceback in {stderr}");
+            assert_eq!(ours, theirs, "{ctx}: frames\nstderr:\n{stderr}");
+        }
+    }
+}
+
+#[test]
+fn recovered_panics_are_incidents_with_outcome_recovered() {
+    for version in GO_VERSIONS {
+        let ctx = format!("Go {version}");
+        let bin = build_go("crashy", version);
+        let plain = run_plain(&bin, &["recovered"]);
+        let (t, _) = run_scenario(&bin, "recovered");
+        assert_eq!(t.output.status.code(), Some(0), "{ctx}");
+        assert_eq!(t.output.stdout, plain.stdout, "{ctx}: stdout untouched");
+        let panics = t.of_type("panic");
+        assert_eq!(panics.len(), 2, "{ctx}");
+        assert_eq!(panics[0]["message"], "handler failed: GET /health", "{ctx}");
+        assert_eq!(panics[0]["value_type"], "string", "{ctx}");
+        assert_eq!(panics[1]["message"], "handler failed: GET /orders", "{ctx}");
+        assert_eq!(t.of_type("recover").len(), 2, "{ctx}");
+        let incidents = t.of_type("incident");
+        assert_eq!(incidents.len(), 2, "{ctx}");
+        for (inc, p) in incidents.iter().zip(&panics) {
+            assert_eq!(inc["outcome"], "recovered", "{ctx}");
+            assert_eq!(inc["cause"]["type"], "panic", "{ctx}");
+            assert_eq!(inc["cause"]["message"], p["message"], "{ctx}");
+            assert_eq!(inc["thread"]["goid"], p["goid"], "{ctx}");
+            assert!(inc["exit"].is_null(), "{ctx}");
+            let user = user_frames(frames_of(p));
+            assert_eq!(user[0].function, "main.handle", "{ctx}");
+            assert_eq!(user[0].line, 35, "{ctx}: the panic call's line");
+        }
+        assert!(t.of_type("exit")[0]["exit"]["code"] == 0, "{ctx}");
+    }
+}
+
+#[test]
+fn deadlock_is_a_fatal_error() {
+    for version in GO_VERSIONS {
+        let ctx = format!("Go {version}");
+        let bin = build_go("crashy", version);
+        let (t, stderr) = run_scenario(&bin, "deadlock");
+        assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+        let fatal = t.one("fatal");
+        assert_eq!(
+            format!("fatal error: {}", fatal["message"].as_str().unwrap()),
+            stderr.lines().next().unwrap(),
+            "{ctx}"
+        );
+        assert_eq!(t.one("incident")["outcome"], "crashed", "{ctx}");
+    }
+}
+
+#[test]
+fn go_layout_table_matches_dwarf_of_every_tested_toolchain() {
+    // The fallback table (for binaries without DWARF) is checked against
+    // the DWARF of each toolchain's binaries, through crashtrace's own
+    // `attach` record of where it took the layout from.
+    for version in GO_VERSIONS {
+        let bin = build_go("crashy", version);
+        let out = Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-v", "-o", "/dev/null", "run", "--"])
+            .arg(&bin)
+            .arg("recovered")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "go{version}: runtime layout from DWARF matches the go1."
+            )),
+            "Go {version}: {stderr}"
+        );
+    }
+}
