@@ -199,8 +199,10 @@ pub enum GoProbe {
     Fatal = 3,
     /// `runtime.recovery(gp *g)`: RAX = the recovering goroutine; runs on g0.
     Recovery = 4,
-    /// `runtime.fatalpanic(msgs *_panic)`: the panic was not recovered.
-    Fatalpanic = 5,
+    /// `runtime.printpanics(p *_panic)`: an unrecovered panic is being
+    /// printed, once per panic in the chain (latest first). By now the
+    /// runtime has replaced error and Stringer values with their text.
+    Printpanics = 5,
 }
 
 impl GoProbe {
@@ -210,7 +212,7 @@ impl GoProbe {
             2 => Self::Throw,
             3 => Self::Fatal,
             4 => Self::Recovery,
-            5 => Self::Fatalpanic,
+            5 => Self::Printpanics,
             _ => return None,
         })
     }
@@ -229,8 +231,21 @@ pub struct GoConfig {
     pub m_g0: u32,
     pub m_gsignal: u32,
     pub m_curg: u32,
+    pub panic_arg: u32,
+    pub panic_recovered: u32,
+    /// [`GO_NO_FIELD`] before Go 1.25.
+    pub panic_repanicked: u32,
+    pub panic_goexit: u32,
     pub _pad: u32,
 }
+
+/// A [`GoConfig`] offset for a field this Go version does not have.
+pub const GO_NO_FIELD: u32 = u32::MAX;
+
+/// [`GoRecord::flags`] bits, from the `_panic` at printpanics.
+pub const GO_PANIC_RECOVERED: u32 = 1;
+pub const GO_PANIC_REPANICKED: u32 = 2;
+pub const GO_PANIC_GOEXIT: u32 = 4;
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
 pub const GO_VALUE_BYTES: usize = 64;
@@ -261,7 +276,8 @@ pub struct GoRecord {
     pub string_len: u32,
     /// Length the string claimed (may exceed what was captured).
     pub string_full_len: u64,
-    /// RAX and RBX at the probe: the first two argument words.
+    /// The first two argument words (RAX, RBX); for printpanics, the
+    /// panic's value (type, data) read from the `_panic`.
     pub arg0: u64,
     pub arg1: u64,
     /// `[rsp]`: the caller's return address (a frame-pointer walk from a
@@ -271,7 +287,8 @@ pub struct GoRecord {
     pub value: [u8; GO_VALUE_BYTES],
     pub string: [u8; GO_STRING_BYTES],
     pub stack_bytes: u32,
-    pub _pad: u32,
+    /// `GO_PANIC_*` bits (printpanics only).
+    pub flags: u32,
     pub regs: Registers,
     pub stack: [u64; MAX_STACK_DEPTH],
     /// `GO_STACK_SNAPSHOT` bytes from `regs.sp` (zeros where unreadable).

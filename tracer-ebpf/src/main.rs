@@ -26,10 +26,11 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, ProbeContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
-    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS,
-    MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
-    SignalGenerateRecord, SignalRecord, TracedProcess,
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_NO_FIELD, GO_PANIC_GOEXIT,
+    GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES,
+    GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
+    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
+    SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -542,6 +543,30 @@ fn try_go_probe(ctx: &ProbeContext) {
         0
     };
 
+    // The value: gopanic's argument, or printpanics' p.arg (an `any` too).
+    let (ty, data, flags) = if probe == GoProbe::Printpanics as u32 {
+        let p = r.rax;
+        let flag = |off: u32, bit: u32| -> u32 {
+            if off == GO_NO_FIELD {
+                return 0;
+            }
+            match read_user::<u8>(p + off as u64) {
+                Some(b) if b != 0 => bit,
+                _ => 0,
+            }
+        };
+        (
+            read_user::<u64>(p + cfg.panic_arg as u64).unwrap_or(0),
+            read_user::<u64>(p + cfg.panic_arg as u64 + 8).unwrap_or(0),
+            flag(cfg.panic_recovered, GO_PANIC_RECOVERED)
+                | flag(cfg.panic_repanicked, GO_PANIC_REPANICKED)
+                | flag(cfg.panic_goexit, GO_PANIC_GOEXIT),
+        )
+    } else {
+        (r.rax, r.rbx, 0)
+    };
+    let has_value = probe == GoProbe::Gopanic as u32 || probe == GoProbe::Printpanics as u32;
+
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
         count_lost(EventKind::Go);
         return;
@@ -554,10 +579,10 @@ fn try_go_probe(ctx: &ProbeContext) {
         addr_of_mut!((*rec).binary).write(binary);
         addr_of_mut!((*rec).goid).write(goid);
         addr_of_mut!((*rec).on_system_stack).write(on_system_stack);
-        addr_of_mut!((*rec).arg0).write(r.rax);
-        addr_of_mut!((*rec).arg1).write(r.rbx);
+        addr_of_mut!((*rec).arg0).write(ty);
+        addr_of_mut!((*rec).arg1).write(data);
+        addr_of_mut!((*rec).flags).write(flags);
         addr_of_mut!((*rec).return_address).write(read_user::<u64>(r.rsp).unwrap_or(0));
-        addr_of_mut!((*rec)._pad).write(0);
         addr_of_mut!((*rec).regs).write(Registers {
             ip: r.rip,
             sp: r.rsp,
@@ -583,8 +608,8 @@ fn try_go_probe(ctx: &ProbeContext) {
         // value, and for most error types (errors.errorString,
         // fmt.wrapError, …), they start with a string header {ptr, len}.
         let value = addr_of_mut!((*rec).value) as *mut u8;
-        let (str_ptr, str_len) = if probe == GoProbe::Gopanic as u32 {
-            if raw_probe_read_user(value as *mut _, GO_VALUE_BYTES as u32, r.rbx as *const _) < 0 {
+        let (str_ptr, str_len) = if has_value {
+            if raw_probe_read_user(value as *mut _, GO_VALUE_BYTES as u32, data as *const _) < 0 {
                 core::ptr::write_bytes(value, 0, GO_VALUE_BYTES);
             }
             let words = value as *const u64;

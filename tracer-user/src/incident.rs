@@ -221,7 +221,18 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
         ));
     };
     let first = story.events.first()?.clone();
-    let (cause, frames) = cause_of(&first)?;
+    let (mut cause, frames) = cause_of(&first)?;
+    // The runtime prints an unrecovered panic chain oldest first, each value
+    // as text by then (Error()/String() already called): the last printed
+    // record is the cause's exact message, even for custom error types.
+    if cause.kind == "panic"
+        && let Some(printed) = story.events.iter().rev().find_map(|e| match &e.body {
+            Body::Fatal(f) if f.source == "panic" => Some(f.message.clone()),
+            _ => None,
+        })
+    {
+        cause.message = printed;
+    }
     let outcome = match exit {
         // An unrecovered panic or a fatal runtime error ends a Go program
         // with exit(2): the story is why it died.
@@ -408,6 +419,8 @@ mod tests {
             }),
             "fatal" => Body::Fatal(GoFatal {
                 message: message.into(),
+                source: "fatal",
+                recovered: false,
                 frames: vec![],
                 on_system_stack: false,
             }),

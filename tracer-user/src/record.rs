@@ -93,6 +93,13 @@ pub struct GoRecover {
 #[derive(Clone, Debug, Serialize)]
 pub struct GoFatal {
     pub message: String,
+    /// Extension: what the runtime was doing: "throw" or "fatal" (a fatal
+    /// error, printed `fatal error: MESSAGE`), or "panic" (printing an
+    /// unrecovered panic: `panic: MESSAGE`, once per panic in the chain).
+    pub source: &'static str,
+    /// Extension, for source "panic": the runtime prints ` [recovered]`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
     pub frames: Vec<Frame>,
     /// Extension: the probe ran on the system stack (g0/gsignal); `frames`
     /// are that stack's, `goid` the user goroutine's.

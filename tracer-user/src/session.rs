@@ -12,8 +12,9 @@ use std::{
 use anyhow::{Context as _, Result};
 use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, GoProbe, GoRecord, MAX_GO_BINARIES,
-    MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GoProbe,
+    GoRecord, MAX_GO_BINARIES, MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
+    SignalRecord,
 };
 
 use crate::{
@@ -430,6 +431,24 @@ impl Session {
                 }
                 Body::Fatal(GoFatal {
                     message,
+                    source: if probe == GoProbe::Throw {
+                        "throw"
+                    } else {
+                        "fatal"
+                    },
+                    recovered: false,
+                    frames,
+                    on_system_stack: r.on_system_stack != 0,
+                })
+            }
+            // A Goexit is in the panic chain but the runtime prints nothing for it.
+            GoProbe::Printpanics if r.flags & GO_PANIC_GOEXIT != 0 => return Ok(()),
+            GoProbe::Printpanics => {
+                let (message, _) = self.describe_panic_value(pid, r, text);
+                Body::Fatal(GoFatal {
+                    message,
+                    source: "panic",
+                    recovered: r.flags & GO_PANIC_RECOVERED != 0,
                     frames,
                     on_system_stack: r.on_system_stack != 0,
                 })
@@ -438,7 +457,6 @@ impl Session {
                 recovered_by: None,
                 frames,
             }),
-            GoProbe::Fatalpanic => return Ok(()),
         };
         let record = Record {
             schema: SCHEMA,

@@ -20,6 +20,8 @@ const UNRECOVERED: &[(&str, &str)] = &[
     ("wrapped", "panic"),
     ("errorsnew", "panic"),
     ("nested", "panic"),
+    ("customerr", "panic"),
+    ("repanic", "panic"),
     ("concurrent-map", "fatal"),
 ];
 
@@ -79,15 +81,43 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
                 .find(|e| e["type"] == kind)
                 .unwrap_or_else(|| panic!("{ctx}: no {kind} in {incident:#}"));
 
-            // The message is the runtime's first line.
+            // The message is the runtime's first line: `fatal error: …`, or
+            // for a panic the text the runtime printed (Error() of custom
+            // error types included), which crashtrace reads as it prints.
             let first_line = stderr.lines().next().unwrap_or_default();
-            let prefix = if kind == "panic" {
-                "panic: "
+            let expected = if kind == "panic" {
+                let printed: Vec<_> = events
+                    .iter()
+                    .filter(|e| e["type"] == "fatal" && e["source"] == "panic")
+                    .collect();
+                let oldest = printed
+                    .last()
+                    .unwrap_or_else(|| panic!("{ctx}: no printed panic in {incident:#}"));
+                if scenario == "nilptr" {
+                    // SIGSEGV → sigpanic → panic: the story starts at the fault.
+                    assert_eq!(incident["cause"]["type"], "signal", "{ctx}");
+                    assert_eq!(incident["cause"]["message"], "SIGSEGV", "{ctx}");
+                    assert_eq!(cause["message"], oldest["message"], "{ctx}");
+                } else {
+                    assert_eq!(incident["cause"]["message"], oldest["message"], "{ctx}");
+                }
+                let suffix = if oldest["recovered"] == true {
+                    " [recovered]"
+                } else {
+                    ""
+                };
+                format!("panic: {}{suffix}", oldest["message"].as_str().unwrap())
             } else {
-                "fatal error: "
+                format!("fatal error: {}", cause["message"].as_str().unwrap())
             };
-            let message = cause["message"].as_str().unwrap();
-            assert_eq!(format!("{prefix}{message}"), first_line, "{ctx}: message");
+            assert_eq!(expected, first_line, "{ctx}: message");
+            if kind == "panic" && !matches!(scenario, "customerr" | "nilptr") {
+                // Decoded at gopanic already, from the value's bytes.
+                assert_eq!(
+                    cause["message"], incident["cause"]["message"],
+                    "{ctx}: message at the panic itself"
+                );
+            }
 
             // The goroutine and its frames are the runtime's own traceback,
             // runtime frames left out, inlined frames included.
@@ -130,7 +160,11 @@ fn recovered_panics_are_incidents_with_outcome_recovered() {
             assert!(inc["exit"].is_null(), "{ctx}");
             let user = user_frames(frames_of(p));
             assert_eq!(user[0].function, "main.handle", "{ctx}");
-            assert_eq!(user[0].line, 35, "{ctx}: the panic call's line");
+            assert_eq!(
+                user[0].line,
+                line_of("panic(\"handler failed: \""),
+                "{ctx}: the panic call's line"
+            );
         }
         assert!(t.of_type("exit")[0]["exit"]["code"] == 0, "{ctx}");
     }
@@ -174,4 +208,17 @@ fn go_layout_table_matches_dwarf_of_every_tested_toolchain() {
             "Go {version}: {stderr}"
         );
     }
+}
+
+/// The line of testdata/go/crashy/main.go that contains `needle`.
+fn line_of(needle: &str) -> u32 {
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/go/crashy/main.go"
+    ))
+    .unwrap();
+    src.lines()
+        .position(|l| l.contains(needle))
+        .expect("marker line") as u32
+        + 1
 }

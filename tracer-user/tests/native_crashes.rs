@@ -165,8 +165,8 @@ fn sigterm_from_another_process_is_a_kill_with_its_sender() {
 #[test]
 fn attach_by_pid_sees_sigkill_and_its_sender_then_exits() {
     let bin = build_c("wait_for_term");
-    let mut target = Command::new(&bin).stdout(Stdio::piped()).spawn().unwrap();
-    let pid = read_ready_pid(&mut target);
+    let mut target = KillOnDrop(Command::new(&bin).stdout(Stdio::piped()).spawn().unwrap());
+    let pid = read_ready_pid(&mut target.0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.ndjson");
     let mut ct = Command::new(crashtrace_bin())
@@ -178,7 +178,7 @@ fn attach_by_pid_sees_sigkill_and_its_sender_then_exits() {
     let records = wait_for_record(&out, "attach");
     assert_eq!(of_type(&records, "attach")[0]["reason"], "attach");
     let kill_pid = kill_from_other_process("KILL", pid);
-    let _ = target.wait();
+    let _ = target.0.wait();
     let status = ct.wait().unwrap();
     assert_eq!(
         status.code(),

@@ -7,9 +7,20 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 type config struct{ retries int }
+
+// ConfigError is a custom error type: the runtime prints its Error() text.
+type ConfigError struct {
+	Key  string
+	Line int
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("config: bad value for %s on line %d", e.Key, e.Line)
+}
 
 //go:noinline
 func loadRetries(c *config) int {
@@ -61,7 +72,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: crashy SCENARIO")
 		os.Exit(64)
 	}
-	fmt.Println("scenario", os.Args[1])
+	if os.Args[1] != "wait" {
+		fmt.Println("scenario", os.Args[1])
+	}
 	switch os.Args[1] {
 	case "recovered":
 		fmt.Println(handle("GET /health"))
@@ -83,6 +96,14 @@ func main() {
 		panic(fmt.Errorf("loading config: %w", errors.New("file not found")))
 	case "errorsnew":
 		panic(errors.New("plain error value"))
+	case "customerr":
+		panic(&ConfigError{Key: "timeout", Line: 12})
+	case "repanic":
+		defer func() {
+			r := recover()
+			panic(fmt.Sprint("re-panic: ", r))
+		}()
+		panic("original")
 	case "nested":
 		defer func() {
 			panic("second panic, in a deferred call")
@@ -96,6 +117,12 @@ func main() {
 			go writer(m, &wg)
 		}
 		wg.Wait()
+	case "wait":
+		// For tests that attach to a running Go process.
+		fmt.Printf("ready %d\n", os.Getpid())
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "deadlock":
 		ch := make(chan int)
 		<-ch

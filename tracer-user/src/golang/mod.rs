@@ -10,7 +10,7 @@ use std::{borrow::Cow, fs::File, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
-use tracer_common::{GoConfig, GoProbe};
+use tracer_common::{GO_NO_FIELD, GoConfig, GoProbe};
 
 /// Runtime functions probed, by the probe they carry. None of them runs on a
 /// healthy program's path (`runtime.gorecover`, called by every recover()
@@ -20,6 +20,7 @@ pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
     ("runtime.throw", GoProbe::Throw),
     ("runtime.fatal", GoProbe::Fatal),
     ("runtime.recovery", GoProbe::Recovery),
+    ("runtime.printpanics", GoProbe::Printpanics),
 ];
 
 /// Functions of the Go runtime itself, which the runtime's own traceback
@@ -267,6 +268,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
     let mut g = std::collections::HashMap::new();
     let mut m = std::collections::HashMap::new();
+    let mut panic = std::collections::HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
@@ -288,6 +290,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                     current = match name.as_deref() {
                         Some("runtime.g") => Some("g"),
                         Some("runtime.m") => Some("m"),
+                        Some("runtime._panic") => Some("_panic"),
                         _ => None,
                     };
                     struct_depth = depth;
@@ -296,39 +299,37 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                     if let (Some(name), Some(gimli::AttributeValue::Udata(off))) =
                         (name, entry.attr_value(gimli::DW_AT_data_member_location))
                     {
-                        let target = if current == Some("g") { &mut g } else { &mut m };
+                        let target = match current {
+                            Some("g") => &mut g,
+                            Some("m") => &mut m,
+                            _ => &mut panic,
+                        };
                         target.insert(name, off as u32);
                     }
                 }
                 _ => {}
             }
         }
-        if !g.is_empty() && !m.is_empty() {
+        if !g.is_empty() && !m.is_empty() && !panic.is_empty() {
             break;
         }
     }
     let get = |map: &std::collections::HashMap<String, u32>, k: &str| map.get(k).copied();
-    Ok(
-        match (
-            get(&g, "goid"),
-            get(&g, "m"),
-            get(&m, "g0"),
-            get(&m, "gsignal"),
-            get(&m, "curg"),
-        ) {
-            (Some(g_goid), Some(g_m), Some(m_g0), Some(m_gsignal), Some(m_curg)) => {
-                Some(GoConfig {
-                    g_goid,
-                    g_m,
-                    m_g0,
-                    m_gsignal,
-                    m_curg,
-                    _pad: 0,
-                })
-            }
-            _ => None,
-        },
-    )
+    let layout = (|| {
+        Some(GoConfig {
+            g_goid: get(&g, "goid")?,
+            g_m: get(&g, "m")?,
+            m_g0: get(&m, "g0")?,
+            m_gsignal: get(&m, "gsignal")?,
+            m_curg: get(&m, "curg")?,
+            panic_arg: get(&panic, "arg")?,
+            panic_recovered: get(&panic, "recovered")?,
+            panic_repanicked: get(&panic, "repanicked").unwrap_or(GO_NO_FIELD),
+            panic_goexit: get(&panic, "goexit")?,
+            _pad: 0,
+        })
+    })();
+    Ok(layout)
 }
 
 /// The runtime layout by Go version, for binaries without DWARF. Checked
@@ -346,12 +347,23 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         25..=27 => (152, 72, 184),
         _ => return None,
     };
+    // runtime._panic: arg, recovered, repanicked, goexit.
+    let (panic_arg, panic_recovered, panic_repanicked, panic_goexit) = match minor {
+        21 => (8, 48, GO_NO_FIELD, 50),
+        22..=24 => (8, 96, GO_NO_FIELD, 97),
+        25 => (8, 96, 97, 98),
+        _ => (0, 88, 89, 90),
+    };
     Some(GoConfig {
         g_goid,
         g_m: 48,
         m_g0: 0,
         m_gsignal,
         m_curg,
+        panic_arg,
+        panic_recovered,
+        panic_repanicked,
+        panic_goexit,
         _pad: 0,
     })
 }

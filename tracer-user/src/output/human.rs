@@ -82,7 +82,11 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             write_frames(w, &p.frames, &s)
         }
         Body::Fatal(f) => {
-            let line = format!("fatal error: {}", f.message);
+            let line = match f.source {
+                "panic" if f.recovered => format!("panic: {} [recovered] (fatal)", f.message),
+                "panic" => format!("panic: {} (fatal)", f.message),
+                _ => format!("fatal error: {}", f.message),
+            };
             writeln!(w, "{clock} {who}{} {}", goroutine(r), s.paint(RED, &line))?;
             write_frames(w, &f.frames, &s)
         }

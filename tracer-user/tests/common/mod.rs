@@ -319,3 +319,21 @@ pub fn is_go_runtime(function: &str) -> bool {
         || function.starts_with("internal/runtime/")
         || function == "panic"
 }
+
+/// A child process killed when the test ends, even when it fails.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Hands the child over (it will not be killed).
+    pub fn take(&mut self) -> Child {
+        let placeholder = Command::new("true").spawn().expect("true(1)");
+        std::mem::replace(&mut self.0, placeholder)
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
