@@ -236,6 +236,12 @@ pub struct GoConfig {
     /// [`GO_NO_FIELD`] before Go 1.25.
     pub panic_repanicked: u32,
     pub panic_goexit: u32,
+    /// `g._panic`.
+    pub g_panic: u32,
+    /// `_panic.deferBitsPtr` and `_panic.slotsPtr` (Go 1.22+, else
+    /// [`GO_NO_FIELD`]): the open-coded defers of the frame being unwound.
+    pub panic_defer_bits: u32,
+    pub panic_slots: u32,
     pub _pad: u32,
 }
 
@@ -246,6 +252,8 @@ pub const GO_NO_FIELD: u32 = u32::MAX;
 pub const GO_PANIC_RECOVERED: u32 = 1;
 pub const GO_PANIC_REPANICKED: u32 = 2;
 pub const GO_PANIC_GOEXIT: u32 = 4;
+/// [`GoRecord::flags`] at recovery: the low byte holds the defer bits.
+pub const GO_DEFER_BITS_VALID: u32 = 0x100;
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
 pub const GO_VALUE_BYTES: usize = 64;
@@ -283,11 +291,14 @@ pub struct GoRecord {
     /// `[rsp]`: the caller's return address (a frame-pointer walk from a
     /// probe before `push rbp` skips the immediate caller).
     pub return_address: u64,
-    /// Bytes at `arg1` (the panic value's data pointer) for gopanic.
+    /// gopanic/printpanics: bytes at `arg1` (the panic value's data).
+    /// recovery: the code pointers of the recovering frame's 8 open-coded
+    /// defer slots (0 where empty), with the defer bits in `flags`.
     pub value: [u8; GO_VALUE_BYTES],
     pub string: [u8; GO_STRING_BYTES],
     pub stack_bytes: u32,
-    /// `GO_PANIC_*` bits (printpanics only).
+    /// printpanics: `GO_PANIC_*` bits. recovery: the frame's open-coded
+    /// defer bits | `GO_DEFER_BITS_VALID`.
     pub flags: u32,
     pub regs: Registers,
     pub stack: [u64; MAX_STACK_DEPTH],

@@ -26,11 +26,11 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, ProbeContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_NO_FIELD, GO_PANIC_GOEXIT,
-    GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES,
-    GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
-    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
-    SignalRecord, TracedProcess,
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_NO_FIELD,
+    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
+    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS,
+    MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
+    SignalGenerateRecord, SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -567,6 +567,45 @@ fn try_go_probe(ctx: &ProbeContext) {
     };
     let has_value = probe == GoProbe::Gopanic as u32 || probe == GoProbe::Printpanics as u32;
 
+    // recovery(gp): which deferred function recovered. With open-coded
+    // defers (Go 1.22+), the runtime clears a frame's defer bit before the
+    // call, and runs them from the highest bit down: the recovering one is
+    // the lowest filled slot above the bits still set. Userspace picks it;
+    // here we copy the bits and the slots' code pointers.
+    let mut defer_code = [0u64; 8];
+    let mut flags = flags;
+    if probe == GoProbe::Recovery as u32
+        && cfg.panic_defer_bits != GO_NO_FIELD
+        && cfg.panic_slots != GO_NO_FIELD
+    {
+        let p: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+        let bits_ptr: u64 = if p != 0 {
+            read_user(p + cfg.panic_defer_bits as u64).unwrap_or(0)
+        } else {
+            0
+        };
+        let slots: u64 = if p != 0 {
+            read_user(p + cfg.panic_slots as u64).unwrap_or(0)
+        } else {
+            0
+        };
+        if bits_ptr != 0 && slots != 0 {
+            if let Some(bits) = read_user::<u8>(bits_ptr) {
+                flags = GO_DEFER_BITS_VALID | bits as u32;
+            }
+            let mut i = 0;
+            while i < 8 {
+                let funcval: u64 = read_user(slots + i as u64 * 8).unwrap_or(0);
+                defer_code[i] = if funcval != 0 {
+                    read_user(funcval).unwrap_or(0)
+                } else {
+                    0
+                };
+                i += 1;
+            }
+        }
+    }
+
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
         count_lost(EventKind::Go);
         return;
@@ -616,6 +655,13 @@ fn try_go_probe(ctx: &ProbeContext) {
             (*words, *words.add(1))
         } else {
             core::ptr::write_bytes(value, 0, GO_VALUE_BYTES);
+            if probe == GoProbe::Recovery as u32 {
+                core::ptr::copy_nonoverlapping(
+                    defer_code.as_ptr() as *const u8,
+                    value,
+                    GO_VALUE_BYTES,
+                );
+            }
             // throw(s string) and fatal(s string): RAX = ptr, RBX = len.
             if probe == GoProbe::Throw as u32 || probe == GoProbe::Fatal as u32 {
                 (r.rax, r.rbx)

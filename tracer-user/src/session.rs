@@ -12,9 +12,9 @@ use std::{
 use anyhow::{Context as _, Result};
 use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GoProbe,
-    GoRecord, MAX_GO_BINARIES, MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
-    SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_PANIC_GOEXIT,
+    GO_PANIC_RECOVERED, GoProbe, GoRecord, MAX_GO_BINARIES, MAX_STACK_DEPTH, SIGINFO_KERNEL,
+    SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
 };
 
 use crate::{
@@ -454,7 +454,7 @@ impl Session {
                 })
             }
             GoProbe::Recovery => Body::Recover(GoRecover {
-                recovered_by: None,
+                recovered_by: self.recovering_function(pid, r),
                 frames,
             }),
         };
@@ -547,6 +547,33 @@ impl Session {
             callee = func;
         }
         out
+    }
+
+    /// The deferred function that recovered, from the open-coded defer
+    /// state captured at runtime.recovery (Go 1.22+): the runtime runs a
+    /// frame's deferred calls from the highest slot down, clearing each bit
+    /// before the call, so the one that just returned and recovered is the
+    /// lowest filled slot above the bits still set. Defers kept in heap
+    /// records (in loops, or Go 1.21) leave no trace: then it is unknown.
+    fn recovering_function(&self, pid: u32, r: &GoRecord) -> Option<crate::symbolize::Frame> {
+        if r.flags & GO_DEFER_BITS_VALID == 0 {
+            return None;
+        }
+        let bits = (r.flags & 0xff) as u8;
+        let code: Vec<u64> = r
+            .value
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        let above = if bits == 0 {
+            0
+        } else {
+            8 - bits.leading_zeros() as usize
+        };
+        let pc = (above..8).map(|i| code[i]).find(|&pc| pc != 0)?;
+        let image = self.images.get(&pid)?;
+        let (frames, _) = image.symbolize_pcs(&[(pc, PcKind::Exact)]);
+        frames.into_iter().last()
     }
 
     /// (message, value_type) for a gopanic record, from the binary's type

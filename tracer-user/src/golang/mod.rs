@@ -326,6 +326,9 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
             panic_recovered: get(&panic, "recovered")?,
             panic_repanicked: get(&panic, "repanicked").unwrap_or(GO_NO_FIELD),
             panic_goexit: get(&panic, "goexit")?,
+            g_panic: get(&g, "_panic")?,
+            panic_defer_bits: get(&panic, "deferBitsPtr").unwrap_or(GO_NO_FIELD),
+            panic_slots: get(&panic, "slotsPtr").unwrap_or(GO_NO_FIELD),
             _pad: 0,
         })
     })();
@@ -354,6 +357,12 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         25 => (8, 96, 97, 98),
         _ => (0, 88, 89, 90),
     };
+    // runtime._panic: deferBitsPtr, slotsPtr (open-coded defers, 1.22+).
+    let (panic_defer_bits, panic_slots) = match minor {
+        21 => (GO_NO_FIELD, GO_NO_FIELD),
+        22..=25 => (80, 88),
+        _ => (72, 80),
+    };
     Some(GoConfig {
         g_goid,
         g_m: 48,
@@ -364,6 +373,9 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         panic_recovered,
         panic_repanicked,
         panic_goexit,
+        g_panic: 32,
+        panic_defer_bits,
+        panic_slots,
         _pad: 0,
     })
 }
