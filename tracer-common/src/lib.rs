@@ -242,8 +242,16 @@ pub struct GoConfig {
     /// [`GO_NO_FIELD`]): the open-coded defers of the frame being unwound.
     pub panic_defer_bits: u32,
     pub panic_slots: u32,
+    /// `g._defer`, `_defer.fn`, `_defer.link`: the goroutine's deferred
+    /// calls kept in records (not open-coded).
+    pub g_defer: u32,
+    pub defer_fn: u32,
+    pub defer_link: u32,
     pub _pad: u32,
 }
+
+/// `_defer` records read at a gopanic (address, code pointer of fn).
+pub const GO_DEFER_RECORDS: usize = 8;
 
 /// A [`GoConfig`] offset for a field this Go version does not have.
 pub const GO_NO_FIELD: u32 = u32::MAX;
@@ -304,6 +312,10 @@ pub struct GoRecord {
     pub stack: [u64; MAX_STACK_DEPTH],
     /// `GO_STACK_SNAPSHOT` bytes from `regs.sp` (zeros where unreadable).
     pub stack_snapshot: [u8; GO_STACK_SNAPSHOT],
+    /// gopanic: the goroutine's `_defer` chain, (record address, code
+    /// pointer of its fn) pairs from the head, zeros after the end.
+    /// recovery: `defers[0]` is the chain's head after the recovering call.
+    pub defers: [u64; 2 * GO_DEFER_RECORDS],
 }
 
 /// Value of the traced-process map: why the process is traced.

@@ -26,11 +26,11 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, ProbeContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_NO_FIELD,
-    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
-    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS,
-    MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
-    SignalGenerateRecord, SignalRecord, TracedProcess,
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_RECORDS,
+    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_SNAPSHOT,
+    GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets,
+    LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL,
+    SIGINFO_NONE, SignalGenerateRecord, SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -692,6 +692,32 @@ fn try_go_probe(ctx: &ProbeContext) {
             BPF_F_USER_STACK as u64,
         );
         addr_of_mut!((*rec).stack_bytes).write(if depth > 0 { depth as u32 } else { 0 });
+
+        // The goroutine's _defer records: at gopanic, the chain with each
+        // record's function; at recovery, where the head is now (the record
+        // just before it in the gopanic chain is the one that recovered).
+        let defers = addr_of_mut!((*rec).defers) as *mut u64;
+        core::ptr::write_bytes(defers, 0, 2 * GO_DEFER_RECORDS);
+        if g != 0 {
+            let mut d: u64 = read_user(g + cfg.g_defer as u64).unwrap_or(0);
+            if probe == GoProbe::Recovery as u32 {
+                *defers = d;
+            } else if probe == GoProbe::Gopanic as u32 {
+                let mut i = 0;
+                while i < GO_DEFER_RECORDS && d != 0 {
+                    let funcval: u64 = read_user(d + cfg.defer_fn as u64).unwrap_or(0);
+                    let code: u64 = if funcval != 0 {
+                        read_user(funcval).unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    *defers.add(2 * i) = d;
+                    *defers.add(2 * i + 1) = code;
+                    d = read_user(d + cfg.defer_link as u64).unwrap_or(0);
+                    i += 1;
+                }
+            }
+        }
 
         let snapshot = addr_of_mut!((*rec).stack_snapshot) as *mut u8;
         if raw_probe_read_user(

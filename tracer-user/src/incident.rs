@@ -37,7 +37,13 @@ impl Correlator {
         let tid = record.tid.unwrap_or(pid);
         match &record.body {
             Body::Signal(ev) => {
-                let key = (pid, Key::Thread(tid));
+                // A signal on a thread whose goroutine is mid-story (e.g. the
+                // runtime's own abort under GOTRACEBACK=crash) belongs to it.
+                let running_story = self.open.iter().find_map(|(k, story)| {
+                    let on_thread = story.events.last().and_then(|e| e.tid) == Some(tid);
+                    (k.0 == pid && matches!(k.1, Key::Goroutine(_)) && on_thread).then_some(*k)
+                });
+                let key = running_story.unwrap_or((pid, Key::Thread(tid)));
                 if opens_story(&ev.signal) || self.open.contains_key(&key) {
                     self.push(key, record);
                 }
@@ -476,6 +482,16 @@ mod tests {
             outcome(&incidents[0]),
             (Outcome::Crashed, "SIGSEGV".into(), 3)
         );
+    }
+
+    #[test]
+    fn abort_after_an_unrecovered_panic_joins_its_story() {
+        let mut c = Correlator::default();
+        c.observe(&go("panic", 1, 101, "boom"));
+        c.observe(&signal(6, "SI_TKILL", Some(100), "default"));
+        let incidents = c.observe(&exit(6 | 0x80));
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(outcome(&incidents[0]), (Outcome::Crashed, "boom".into(), 3));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct Session {
     go_processes: HashMap<u32, GoProcess>,
     /// `-v`: notices about what was found and attached, on stderr.
     pub verbose: bool,
+    /// The `_defer` chain (record, code pointer) of each goroutine's latest
+    /// panic, to name the deferred function that recovers it.
+    panic_defers: HashMap<(u32, u64), Vec<(u64, u64)>>,
 }
 
 struct GoProcess {
@@ -105,6 +108,7 @@ impl Session {
             go_binaries: HashMap::new(),
             go_processes: HashMap::new(),
             verbose: false,
+            panic_defers: HashMap::new(),
         }
     }
 
@@ -413,10 +417,21 @@ impl Session {
         let pcs = self.go_frame_pcs(pid, &stack, r.regs.sp, &r.stack_snapshot);
         let image = self.images.get(&pid);
         let frames = image.map(|i| i.symbolize_pcs(&pcs).0).unwrap_or_default();
+        let exe = image.and_then(|i| i.exe.clone());
         let string_len = (r.string_len as usize).min(r.string.len());
         let text = &r.string[..string_len];
         let body = match probe {
             GoProbe::Gopanic => {
+                let chain: Vec<(u64, u64)> = r
+                    .defers
+                    .chunks_exact(2)
+                    .take_while(|p| p[0] != 0)
+                    .map(|p| (p[0], p[1]))
+                    .collect();
+                if self.panic_defers.len() >= MAX_PENDING_SENDERS {
+                    self.panic_defers.clear();
+                }
+                self.panic_defers.insert((pid, r.goid), chain);
                 let (message, value_type) = self.describe_panic_value(pid, r, text);
                 Body::Panic(GoPanic {
                     message,
@@ -453,10 +468,13 @@ impl Session {
                     on_system_stack: r.on_system_stack != 0,
                 })
             }
-            GoProbe::Recovery => Body::Recover(GoRecover {
-                recovered_by: self.recovering_function(pid, r),
-                frames,
-            }),
+            GoProbe::Recovery => {
+                let recovered_by = self.recovering_function(pid, r);
+                Body::Recover(GoRecover {
+                    recovered_by,
+                    frames,
+                })
+            }
         };
         let record = Record {
             schema: SCHEMA,
@@ -466,7 +484,7 @@ impl Session {
             pid: Some(pid),
             tid: Some(r.header.tid),
             comm: Some(records::comm(&r.header)),
-            exe: image.and_then(|i| i.exe.clone()),
+            exe,
             // Goroutine ids start at 1; 0 means no user goroutine (e.g. the
             // scheduler found a deadlock on the system stack).
             goid: (r.goid != 0).then_some(r.goid),
@@ -555,22 +573,37 @@ impl Session {
     /// before the call, so the one that just returned and recovered is the
     /// lowest filled slot above the bits still set. Defers kept in heap
     /// records (in loops, or Go 1.21) leave no trace: then it is unknown.
-    fn recovering_function(&self, pid: u32, r: &GoRecord) -> Option<crate::symbolize::Frame> {
-        if r.flags & GO_DEFER_BITS_VALID == 0 {
+    fn recovering_function(&mut self, pid: u32, r: &GoRecord) -> Option<crate::symbolize::Frame> {
+        let chain = self.panic_defers.remove(&(pid, r.goid));
+        let pc = if r.flags & GO_DEFER_BITS_VALID != 0 {
+            let bits = (r.flags & 0xff) as u8;
+            let code: Vec<u64> = r
+                .value
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            let above = if bits == 0 {
+                0
+            } else {
+                8 - bits.leading_zeros() as usize
+            };
+            (above..8).map(|i| code[i]).find(|&pc| pc != 0)?
+        } else {
+            // A deferred call kept in a _defer record: the runtime popped
+            // it before the call, so it is the record just before the
+            // current head in the chain seen when the panic started.
+            let chain = chain?;
+            let head = r.defers[0];
+            let popped = match chain.iter().position(|&(d, _)| d == head) {
+                Some(k) => k,
+                None if head == 0 || chain.len() < tracer_common::GO_DEFER_RECORDS => chain.len(),
+                None => return None,
+            };
+            chain.get(popped.checked_sub(1)?)?.1
+        };
+        if pc == 0 {
             return None;
         }
-        let bits = (r.flags & 0xff) as u8;
-        let code: Vec<u64> = r
-            .value
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
-        let above = if bits == 0 {
-            0
-        } else {
-            8 - bits.leading_zeros() as usize
-        };
-        let pc = (above..8).map(|i| code[i]).find(|&pc| pc != 0)?;
         let image = self.images.get(&pid)?;
         let (frames, _) = image.symbolize_pcs(&[(pc, PcKind::Exact)]);
         frames.into_iter().last()

@@ -72,7 +72,21 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
             assert_eq!(attach["runtime"], "go", "{ctx}");
             assert_eq!(attach["runtime_version"], format!("go{version}"), "{ctx}");
 
-            let incident = t.one("incident");
+            // The story of the goroutine the runtime reports. (Others may
+            // have been under way: with concurrent map writes, several
+            // goroutines can detect the race and call fatal at once.)
+            let (runtime_goid, _) = go_traceback(&stderr);
+            let incidents = t.of_type("incident");
+            assert!(!incidents.is_empty(), "{ctx}: no incident");
+            let incident = *incidents
+                .iter()
+                .find(|i| i["thread"]["goid"].as_u64() == runtime_goid)
+                .unwrap_or_else(|| {
+                    panic!("{ctx}: no incident for goroutine {runtime_goid:?}: {incidents:#?}")
+                });
+            if scenario != "concurrent-map" {
+                assert_eq!(incidents.len(), 1, "{ctx}: {incidents:#?}");
+            }
             assert_eq!(incident["outcome"], "crashed", "{ctx}");
             assert_eq!(incident["exit"]["code"], 2, "{ctx}");
             let events = incident["events"].as_array().unwrap();
@@ -177,20 +191,106 @@ fn recovered_panics_are_incidents_with_outcome_recovered() {
     }
 }
 
+/// Fatal errors the scheduler or the stack allocator raise, often on the
+/// system stack: the message is the runtime's `fatal error:` line, the
+/// program dies with status 2.
 #[test]
-fn deadlock_is_a_fatal_error() {
+fn runtime_fatal_errors() {
+    for version in GO_VERSIONS {
+        let bin = build_go("crashy", version);
+        for scenario in ["deadlock", "goexit", "overflow"] {
+            let ctx = format!("Go {version}, scenario {scenario}");
+            let (t, stderr) = run_scenario(&bin, scenario);
+            assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+            let fatal_line = stderr
+                .lines()
+                .find(|l| l.starts_with("fatal error: "))
+                .unwrap_or_else(|| panic!("{ctx}: {stderr}"));
+            let fatals = t.of_type("fatal");
+            assert!(
+                fatals.iter().any(
+                    |f| format!("fatal error: {}", f["message"].as_str().unwrap()) == fatal_line
+                ),
+                "{ctx}: {fatal_line:?} not among {fatals:#?}"
+            );
+            let incident = t.one("incident");
+            assert_eq!(incident["outcome"], "crashed", "{ctx}");
+            assert_eq!(incident["cause"]["type"], "fatal", "{ctx}");
+            if scenario == "overflow" {
+                // throw runs on the system stack: the goroutine is g.m.curg.
+                let (goid, _) = go_traceback(&stderr);
+                assert_eq!(incident["thread"]["goid"].as_u64(), goid, "{ctx}");
+                assert_eq!(fatals[0]["on_system_stack"], true, "{ctx}");
+            }
+        }
+    }
+}
+
+/// net/http recovers a handler's panic in its own deferred function.
+#[test]
+fn panic_recovered_by_net_http() {
+    for version in GO_VERSIONS {
+        let ctx = format!("Go {version}");
+        let bin = build_go("httpd", version);
+        let t = run_traced(&bin, &[]);
+        assert_eq!(t.output.status.code(), Some(0), "{ctx}");
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "recovered", "{ctx}");
+        assert_eq!(
+            incident["cause"]["message"], "handler bug on /orders",
+            "{ctx}"
+        );
+        let panic = &incident["events"][0];
+        let user = user_frames(frames_of(panic));
+        assert_eq!(user[0].function, "main.main.func1", "{ctx}");
+        if *version != "1.21.13" {
+            assert_eq!(
+                incident["recovered_by"]["function"], "net/http.(*conn).serve.func1",
+                "{ctx}: {incident:#}"
+            );
+        }
+    }
+}
+
+/// GOTRACEBACK=crash: after printing, the runtime aborts (SIGABRT, core).
+#[test]
+fn gotraceback_crash_dies_of_sigabrt() {
     for version in GO_VERSIONS {
         let ctx = format!("Go {version}");
         let bin = build_go("crashy", version);
-        let (t, stderr) = run_scenario(&bin, "deadlock");
-        assert_eq!(t.output.status.code(), Some(2), "{ctx}");
-        let fatal = t.one("fatal");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.ndjson");
+        let status = Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-o"])
+            .arg(&out)
+            .args(["run", "--"])
+            .arg(&bin)
+            .arg("index")
+            .env("GOTRACEBACK", "crash")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
         assert_eq!(
-            format!("fatal error: {}", fatal["message"].as_str().unwrap()),
-            stderr.lines().next().unwrap(),
-            "{ctx}"
+            status.code(),
+            Some(134),
+            "{ctx}: 128+SIGABRT passes through"
         );
-        assert_eq!(t.one("incident")["outcome"], "crashed", "{ctx}");
+        let records = read_records(&out);
+        let incidents = of_type(&records, "incident");
+        assert_eq!(incidents.len(), 1, "{ctx}: {records:#?}");
+        let inc = incidents[0];
+        assert_eq!(inc["outcome"], "crashed", "{ctx}");
+        assert_eq!(inc["cause"]["type"], "panic", "{ctx}");
+        assert_eq!(inc["exit"]["signal"], 6, "{ctx}");
+        assert!(
+            inc["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "signal" && e["signal"]["name"] == "SIGABRT"),
+            "{ctx}: the abort is part of the story"
+        );
     }
 }
 

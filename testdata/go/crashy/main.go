@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -67,6 +69,13 @@ func writer(m map[int]int, wg *sync.WaitGroup) {
 	}
 }
 
+//go:noinline
+func recurse(n int) int {
+	var pad [64]byte
+	pad[n%64] = byte(n)
+	return recurse(n+1) + int(pad[0])
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: crashy SCENARIO")
@@ -123,6 +132,11 @@ func main() {
 		for {
 			time.Sleep(time.Hour)
 		}
+	case "overflow":
+		debug.SetMaxStack(1 << 20)
+		fmt.Println(recurse(0))
+	case "goexit":
+		runtime.Goexit()
 	case "deadlock":
 		ch := make(chan int)
 		<-ch

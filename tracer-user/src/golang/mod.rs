@@ -269,6 +269,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
     let mut g = std::collections::HashMap::new();
     let mut m = std::collections::HashMap::new();
     let mut panic = std::collections::HashMap::new();
+    let mut defer = std::collections::HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
@@ -291,6 +292,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                         Some("runtime.g") => Some("g"),
                         Some("runtime.m") => Some("m"),
                         Some("runtime._panic") => Some("_panic"),
+                        Some("runtime._defer") => Some("_defer"),
                         _ => None,
                     };
                     struct_depth = depth;
@@ -302,6 +304,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                         let target = match current {
                             Some("g") => &mut g,
                             Some("m") => &mut m,
+                            Some("_defer") => &mut defer,
                             _ => &mut panic,
                         };
                         target.insert(name, off as u32);
@@ -310,7 +313,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                 _ => {}
             }
         }
-        if !g.is_empty() && !m.is_empty() && !panic.is_empty() {
+        if !g.is_empty() && !m.is_empty() && !panic.is_empty() && !defer.is_empty() {
             break;
         }
     }
@@ -329,6 +332,9 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
             g_panic: get(&g, "_panic")?,
             panic_defer_bits: get(&panic, "deferBitsPtr").unwrap_or(GO_NO_FIELD),
             panic_slots: get(&panic, "slotsPtr").unwrap_or(GO_NO_FIELD),
+            g_defer: get(&g, "_defer")?,
+            defer_fn: get(&defer, "fn")?,
+            defer_link: get(&defer, "link")?,
             _pad: 0,
         })
     })();
@@ -357,6 +363,11 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         25 => (8, 96, 97, 98),
         _ => (0, 88, 89, 90),
     };
+    // runtime._defer: fn, link.
+    let (defer_fn, defer_link) = match minor {
+        21 => (24, 40),
+        _ => (24, 32),
+    };
     // runtime._panic: deferBitsPtr, slotsPtr (open-coded defers, 1.22+).
     let (panic_defer_bits, panic_slots) = match minor {
         21 => (GO_NO_FIELD, GO_NO_FIELD),
@@ -376,6 +387,9 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         g_panic: 32,
         panic_defer_bits,
         panic_slots,
+        g_defer: 40,
+        defer_fn,
+        defer_link,
         _pad: 0,
     })
 }

@@ -1,0 +1,33 @@
+// httpd: an HTTP server on loopback whose handler panics; net/http recovers
+// the panic in its own deferred function. One request, then exit 0.
+// (Its own program: importing net/http keeps the crashy scenarios' deadlock
+// detection from firing.)
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+)
+
+func main() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			panic("handler bug on " + r.URL.Path)
+		}),
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(ln)
+	resp, err := http.Get("http://" + ln.Addr().String() + "/orders")
+	if err == nil {
+		resp.Body.Close()
+	}
+	fmt.Println("request done; connection dropped:", err != nil)
+	srv.Close()
+}
