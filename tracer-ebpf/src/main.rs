@@ -60,6 +60,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map]
 static GO_CONFIG: Array<GoConfig> = Array::with_max_entries(MAX_GO_BINARIES, 0);
 
+/// Hits of the Go uprobes (per CPU), for `-v` and the benchmarks: what a
+/// traced program pays is this count times the cost of one hit.
+#[map]
+static GO_PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Records that found the ring buffer full, per record kind, per CPU.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_COUNTERS, 0);
@@ -506,6 +511,10 @@ fn read_user<T>(addr: u64) -> Option<T> {
 
 #[inline(always)]
 fn try_go_probe(ctx: &ProbeContext) {
+    if let Some(hits) = GO_PROBE_HITS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        unsafe { *hits += 1 };
+    }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
         return;

@@ -66,6 +66,9 @@ impl Body {
 pub struct Attach {
     pub runtime: &'static str,
     pub runtime_version: Option<String>,
+    /// Extension: the Go main module path from the build info.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
     pub debuginfo: &'static str,
     pub probes: Vec<String>,
     /// Extension: why this process is traced ("run", "attach", "fork", "exec").

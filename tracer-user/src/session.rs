@@ -183,7 +183,7 @@ impl Session {
             (i.exe.clone(), i.exe_debuginfo().as_str())
         });
         let mut probes: Vec<String> = PROBES.iter().map(|p| (*p).to_owned()).collect();
-        let (runtime, runtime_version) = match self.go_processes.get(&pid) {
+        let (runtime, runtime_version, module) = match self.go_processes.get(&pid) {
             Some(go) => {
                 probes.extend(
                     go.binary
@@ -191,9 +191,13 @@ impl Session {
                         .iter()
                         .map(|(_, name, _)| format!("uprobe/{name}")),
                 );
-                ("go", Some(go.binary.version.clone()))
+                (
+                    "go",
+                    Some(go.binary.version.clone()),
+                    go.binary.module.clone(),
+                )
             }
-            None => ("native", None),
+            None => ("native", None, None),
         };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .ok()
@@ -212,6 +216,7 @@ impl Session {
             body: Body::Attach(Attach {
                 runtime,
                 runtime_version,
+                module,
                 debuginfo,
                 probes,
                 reason,
@@ -632,7 +637,6 @@ impl Session {
         let captured = Captured {
             type_name: type_name.as_deref(),
             kind: binary.type_kind(type_vaddr),
-            data: r.arg1,
             value: &r.value,
             string: text,
             string_full_len: r.string_full_len,
@@ -707,8 +711,13 @@ impl Session {
     }
 
     pub fn summary(&self) -> String {
+        let hits = if self.verbose && !self.go_binaries.is_empty() {
+            format!(", {} Go probe hits", self.probes.go_probe_hits())
+        } else {
+            String::new()
+        };
         format!(
-            "crashtrace: {} events, {} incidents, {} lost events",
+            "crashtrace: {} events, {} incidents{hits}, {} lost events",
             self.stats.events, self.stats.incidents, self.stats.lost
         )
     }

@@ -42,6 +42,14 @@ enum Cmd {
     Build,
     /// Build, then trace the bundled demo program as it crashes.
     Demo,
+    /// Measure what tracing costs a Go program: probe hits per recovered
+    /// panic, a panic/recover loop and a net/http server under load, traced
+    /// vs untraced, side by side (medians of several alternating runs).
+    Bench {
+        /// Alternating traced/untraced runs per workload.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// setup + every test (needs root: the tests load eBPF programs).
     Test {
         /// Extra arguments for `cargo test`.
@@ -57,6 +65,7 @@ fn main() -> ExitCode {
         Cmd::Build => setup().and_then(|()| build_release()).map(|_| ()),
         Cmd::Demo => setup().and_then(|()| demo()),
         Cmd::Test { args } => setup().and_then(|()| test(&args)),
+        Cmd::Bench { runs } => setup().and_then(|()| bench(runs)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -341,4 +350,100 @@ fn test(extra: &[String]) -> Result<()> {
         .current_dir(&root)
         .args(["test", "--workspace", "--exclude", "tracer-ebpf"])
         .args(extra))
+}
+
+// ---------------------------------------------------------------- bench ---
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `cmd` and returns the number after `label` on its stdout, and its stderr.
+fn figure(cmd: &mut Command, label: &str) -> Result<(f64, String)> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no {label:?} in {stdout:?}"))?;
+    Ok((value, String::from_utf8_lossy(&out.stderr).into_owned()))
+}
+
+fn bench(runs: usize) -> Result<()> {
+    if !is_root() {
+        bail!("the benchmarks load eBPF programs: run them as root");
+    }
+    let crashtrace = build_release()?;
+    let root = workspace_root();
+    let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
+    let go = go_binary(&go_cache_dir().join(format!("venv-{version}"))).context("Go toolchain")?;
+    let bin = root.join(format!("target/bench/bench-go{version}"));
+    fs::create_dir_all(bin.parent().unwrap_or(&root))?;
+    run(Command::new(go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(root.join("testdata/go/bench/main.go"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", root.join("target/bench/gocache"))
+        .env("GOPATH", root.join("target/bench/gopath")))?;
+
+    let traced = |args: &[&str]| {
+        let mut c = Command::new(&crashtrace);
+        c.args(["-v", "--format", "ndjson", "-o", "/dev/null", "run", "--"])
+            .arg(&bin)
+            .args(args);
+        c
+    };
+    let plain = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args);
+        c
+    };
+
+    const PANICS: usize = 20_000;
+    let loop_args = ["panicloop", "20000"];
+    let http_args = ["http", "20000", "8"];
+    let (mut loop_plain, mut loop_traced, mut http_plain, mut http_traced) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut hits_per_panic = Vec::new();
+    for i in 0..runs {
+        step(&format!("run {}/{runs}", i + 1));
+        loop_plain.push(figure(&mut plain(&loop_args), "ns/op")?.0);
+        let (ns, stderr) = figure(&mut traced(&loop_args), "ns/op")?;
+        loop_traced.push(ns);
+        let hits: f64 = stderr
+            .lines()
+            .find_map(|l| l.split(", ").find_map(|p| p.strip_suffix(" Go probe hits")))
+            .and_then(|n| n.trim().parse().ok())
+            .context("no probe hit count in crashtrace's summary")?;
+        hits_per_panic.push(hits / PANICS as f64);
+        http_plain.push(figure(&mut plain(&http_args), "req/s")?.0);
+        http_traced.push(figure(&mut traced(&http_args), "req/s")?.0);
+    }
+    let (lp, lt) = (median(loop_plain), median(loop_traced));
+    let (hp, ht) = (median(http_plain), median(http_traced));
+    println!();
+    println!("Go {version}, {runs} alternating runs each, medians:");
+    println!("| workload | untraced | traced | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| panic/recover loop ({PANICS} panics) | {lp:.0} ns/op | {lt:.0} ns/op | {:.2}x slower |",
+        lt / lp
+    );
+    println!(
+        "| net/http + recovery middleware, 20000 req, 8 clients | {hp:.0} req/s | {ht:.0} req/s | {:.3} of untraced |",
+        ht / hp
+    );
+    println!(
+        "| Go probe hits per recovered panic | - | {:.2} | - |",
+        median(hits_per_panic)
+    );
+    Ok(())
 }

@@ -8,8 +8,6 @@ pub struct Captured<'a> {
     pub type_name: Option<&'a str>,
     /// `Kind_ & 0x1f` of the type.
     pub kind: Option<u8>,
-    /// The eface data word.
-    pub data: u64,
     /// Bytes at `data`.
     pub value: &'a [u8],
     /// String whose header starts `value` (string values, errors.errorString …).
@@ -183,7 +181,6 @@ mod tests {
         Captured {
             type_name: Some(name),
             kind: Some(kind),
-            data: 0,
             value,
             string,
             string_full_len: string.len() as u64,

@@ -38,6 +38,7 @@ pub struct KernelProbes {
     // Owns programs and links; dropped last.
     ebpf: Ebpf,
     go_config: Array<MapData, GoConfig>,
+    go_hits: PerCpuArray<MapData, u64>,
     traced: HashMap<MapData, u32, TracedProcess>,
     lost: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
@@ -81,6 +82,10 @@ impl KernelProbes {
             .context("go_probe is not a uprobe program")?;
         go.load().context("verifying program go_probe")?;
 
+        let go_hits = PerCpuArray::try_from(
+            ebpf.take_map("GO_PROBE_HITS")
+                .context("map GO_PROBE_HITS missing")?,
+        )?;
         let go_config = Array::try_from(
             ebpf.take_map("GO_CONFIG")
                 .context("map GO_CONFIG missing")?,
@@ -91,6 +96,7 @@ impl KernelProbes {
         Ok(Self {
             ebpf,
             go_config,
+            go_hits,
             traced,
             lost,
             events: Some(events),
@@ -160,6 +166,11 @@ impl KernelProbes {
         {
             let _ = program.detach(link);
         }
+    }
+
+    /// Times the Go uprobes fired, summed over CPUs.
+    pub fn go_probe_hits(&self) -> u64 {
+        self.go_hits.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
     /// Records of `kind` the kernel could not queue so far, summed over CPUs.
