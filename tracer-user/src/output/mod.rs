@@ -24,6 +24,8 @@ pub struct Output {
     format: Format,
     sink: Box<dyn Write>,
     color: bool,
+    /// The record being rendered.
+    line: Vec<u8>,
 }
 
 impl Output {
@@ -50,18 +52,26 @@ impl Output {
             format,
             sink,
             color,
+            line: Vec::with_capacity(4096),
         })
     }
 
     pub fn emit(&mut self, record: &Record) -> Result<()> {
         match self.format {
             Format::Ndjson => {
-                serde_json::to_writer(&mut self.sink, record).context("writing a record")?;
-                self.sink.write_all(b"\n")?;
+                serde_json::to_writer(&mut self.line, record).context("encoding a record")?;
+                self.line.push(b'\n');
             }
-            Format::Human => human::write(&mut self.sink, record, self.color)?,
+            Format::Human => human::write(&mut self.line, record, self.color)?,
         }
-        self.sink.flush().context("flushing output")
+        // One write per record: whoever tails the file (a log shipper, a
+        // test) never sees half a line.
+        let written = self
+            .sink
+            .write_all(&self.line)
+            .and_then(|()| self.sink.flush());
+        self.line.clear();
+        written.context("writing output")
     }
 }
 
