@@ -240,13 +240,14 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
         cause.message = printed;
     }
     let outcome = match exit {
-        // An unrecovered panic or a fatal runtime error ends a Go program
-        // with exit(2): the story is why it died.
+        // The runtime declared it fatal (throw, fatal, or printing an
+        // unrecovered panic) and then exit(2): the story is why it died. A
+        // panic still unwinding when the program exits on its own is not.
         ExitStatus::Code { .. }
             if story
                 .events
                 .iter()
-                .any(|e| matches!(e.body, Body::Panic(_) | Body::Fatal(_))) =>
+                .any(|e| matches!(e.body, Body::Fatal(_))) =>
         {
             Outcome::Crashed
         }
@@ -458,12 +459,21 @@ mod tests {
         let mut c = Correlator::default();
         c.observe(&go("panic", 1, 101, "first"));
         c.observe(&go("panic", 1, 101, "second, in a deferred call"));
+        c.observe(&go("fatal", 1, 101, "second, in a deferred call"));
         let incidents = c.observe(&exit(2 << 8));
         assert_eq!(incidents.len(), 1);
         assert_eq!(
             outcome(&incidents[0]),
-            (Outcome::Crashed, "first".into(), 3)
+            (Outcome::Crashed, "first".into(), 4)
         );
+    }
+
+    #[test]
+    fn panic_in_flight_at_a_clean_exit_is_exited() {
+        let mut c = Correlator::default();
+        c.observe(&go("panic", 4, 101, "handler bug"));
+        let inc = c.observe(&exit(0)).pop().unwrap();
+        assert_eq!(outcome(&inc), (Outcome::Exited, "handler bug".into(), 2));
     }
 
     #[test]
@@ -476,11 +486,17 @@ mod tests {
             101,
             "runtime error: invalid memory address",
         ));
+        c.observe(&go(
+            "fatal",
+            5,
+            101,
+            "runtime error: invalid memory address",
+        ));
         let incidents = c.observe(&exit(2 << 8));
         assert_eq!(incidents.len(), 1);
         assert_eq!(
             outcome(&incidents[0]),
-            (Outcome::Crashed, "SIGSEGV".into(), 3)
+            (Outcome::Crashed, "SIGSEGV".into(), 4)
         );
     }
 

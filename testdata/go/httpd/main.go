@@ -10,6 +10,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
+	"time"
 )
 
 func main() {
@@ -23,11 +25,23 @@ func main() {
 		}),
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
+	// net/http closes the connection inside the deferred function that
+	// recovers; the recovery completes when that function returns. Wait for
+	// the close, then a moment, so the program does not exit mid-recovery.
+	closed := make(chan struct{})
+	var once sync.Once
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			once.Do(func() { close(closed) })
+		}
+	}
 	go srv.Serve(ln)
 	resp, err := http.Get("http://" + ln.Addr().String() + "/orders")
 	if err == nil {
 		resp.Body.Close()
 	}
+	<-closed
+	time.Sleep(200 * time.Millisecond)
 	fmt.Println("request done; connection dropped:", err != nil)
 	srv.Close()
 }
