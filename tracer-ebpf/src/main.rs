@@ -162,6 +162,31 @@ fn count_lost(kind: EventKind) {
     }
 }
 
+/// The record's copy of the user registers.
+#[inline(always)]
+fn registers(r: &pt_regs) -> Registers {
+    Registers {
+        ip: r.rip,
+        sp: r.rsp,
+        bp: r.rbp,
+        flags: r.eflags,
+        ax: r.rax,
+        bx: r.rbx,
+        cx: r.rcx,
+        dx: r.rdx,
+        si: r.rsi,
+        di: r.rdi,
+        r8: r.r8,
+        r9: r.r9,
+        r10: r.r10,
+        r11: r.r11,
+        r12: r.r12,
+        r13: r.r13,
+        r14: r.r14,
+        r15: r.r15,
+    }
+}
+
 #[inline(always)]
 fn fill_header(header: *mut Header, kind: EventKind) {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -266,26 +291,7 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
 
         let regs_ptr = bpf_task_pt_regs(task as *mut _) as u64;
         let r: pt_regs = read_kernel(regs_ptr, 0).unwrap_or(core::mem::zeroed());
-        addr_of_mut!((*rec).regs).write(Registers {
-            ip: r.rip,
-            sp: r.rsp,
-            bp: r.rbp,
-            flags: r.eflags,
-            ax: r.rax,
-            bx: r.rbx,
-            cx: r.rcx,
-            dx: r.rdx,
-            si: r.rsi,
-            di: r.rdi,
-            r8: r.r8,
-            r9: r.r9,
-            r10: r.r10,
-            r11: r.r11,
-            r12: r.r12,
-            r13: r.r13,
-            r14: r.r14,
-            r15: r.r15,
-        });
+        addr_of_mut!((*rec).regs).write(registers(&r));
 
         let stack = addr_of_mut!((*rec).stack) as *mut core::ffi::c_void;
         let n = bpf_get_stack(
@@ -631,26 +637,7 @@ fn try_go_probe(ctx: &ProbeContext) {
         addr_of_mut!((*rec).arg1).write(data);
         addr_of_mut!((*rec).flags).write(flags);
         addr_of_mut!((*rec).return_address).write(read_user::<u64>(r.rsp).unwrap_or(0));
-        addr_of_mut!((*rec).regs).write(Registers {
-            ip: r.rip,
-            sp: r.rsp,
-            bp: r.rbp,
-            flags: r.eflags,
-            ax: r.rax,
-            bx: r.rbx,
-            cx: r.rcx,
-            dx: r.rdx,
-            si: r.rsi,
-            di: r.rdi,
-            r8: r.r8,
-            r9: r.r9,
-            r10: r.r10,
-            r11: r.r11,
-            r12: r.r12,
-            r13: r.r13,
-            r14: r.r14,
-            r15: r.r15,
-        });
+        addr_of_mut!((*rec).regs).write(registers(&r));
 
         // gopanic: the bytes the value's data word points to. For a string
         // value, and for most error types (errors.errorString,
