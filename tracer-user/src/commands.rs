@@ -203,7 +203,7 @@ fn spawn_to_entry(
 fn auxv_entry(pid: Pid) -> Option<u64> {
     const AT_ENTRY: u64 = 9;
     let bytes = std::fs::read(format!("/proc/{pid}/auxv")).ok()?;
-    bytes.chunks_exact(16).find_map(|pair| {
+    bytes.as_chunks::<16>().0.iter().find_map(|pair| {
         let key = u64::from_ne_bytes(pair[..8].try_into().ok()?);
         let val = u64::from_ne_bytes(pair[8..].try_into().ok()?);
         (key == AT_ENTRY).then_some(val)

@@ -320,7 +320,7 @@ mod tests {
         let zero = tracer_common::Registers::default();
         base(
             "signal",
-            Body::Signal(SignalEvent {
+            Body::Signal(Box::new(SignalEvent {
                 signal: SignalInfo {
                     number,
                     name: signals::display_name(number),
@@ -333,7 +333,7 @@ mod tests {
                 registers: Registers::from(&zero),
                 frames: vec![],
                 frames_truncated: false,
-            }),
+            })),
         )
     }
 

@@ -34,7 +34,7 @@ impl MapEntry {
 
 /// Parses one line; `None` for a malformed one (the caller skips it).
 pub fn parse_line(line: &str) -> Option<MapEntry> {
-    let mut fields = line.splitn(6, |c: char| c == ' ');
+    let mut fields = line.splitn(6, ' ');
     let range = fields.next()?;
     let perms = fields.next()?;
     let offset = fields.next()?;

@@ -30,7 +30,7 @@ pub struct Record {
 #[serde(untagged)]
 pub enum Body {
     Attach(Attach),
-    Signal(SignalEvent),
+    Signal(Box<SignalEvent>),
     Exit {
         exit: ExitStatus,
     },

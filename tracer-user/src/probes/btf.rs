@@ -47,7 +47,7 @@ fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Re
         let name = btf.resolve_name(m).unwrap_or_default();
         let bits = base_bits + m.bit_offset();
         if name == field {
-            if bits % 8 != 0 || m.bitfield_size().is_some_and(|b| b != 0) {
+            if !bits.is_multiple_of(8) || m.bitfield_size().is_some_and(|b| b != 0) {
                 bail!("kernel BTF: field {field} is a bitfield");
             }
             return Ok(Some(bits / 8));
