@@ -247,7 +247,10 @@ pub struct GoConfig {
     pub g_defer: u32,
     pub defer_fn: u32,
     pub defer_link: u32,
-    pub _pad: u32,
+    /// `g.sched` (a gobuf: sp @0, pc @8) and `gobuf.bp`: where a goroutine
+    /// that is not running saved its context.
+    pub g_sched: u32,
+    pub gobuf_bp: u32,
 }
 
 /// `_defer` records read at a gopanic (address, code pointer of fn).
@@ -262,6 +265,11 @@ pub const GO_PANIC_REPANICKED: u32 = 2;
 pub const GO_PANIC_GOEXIT: u32 = 4;
 /// [`GoRecord::flags`] at recovery: the low byte holds the defer bits.
 pub const GO_DEFER_BITS_VALID: u32 = 0x100;
+/// [`GoRecord::flags`]: the probe ran on the system stack and `stack` is the
+/// user goroutine's, walked from its saved context: `stack[0]` = sched.pc,
+/// `stack[1]` = the word at sched.sp, then the frame-pointer chain from
+/// sched.bp.
+pub const GO_STACK_FROM_SCHED: u32 = 0x200;
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
 pub const GO_VALUE_BYTES: usize = 64;

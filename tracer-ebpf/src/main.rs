@@ -27,10 +27,10 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_RECORDS,
-    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_SNAPSHOT,
-    GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets,
-    LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL,
-    SIGINFO_NONE, SignalGenerateRecord, SignalRecord, TracedProcess,
+    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
+    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header,
+    KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV,
+    SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -84,6 +84,9 @@ const SIGRTMIN: i32 = 32;
 
 /// `signal_struct::flags` bit set once the whole process is exiting.
 const SIGNAL_GROUP_EXIT: u32 = 0x4;
+
+/// Frames walked by hand from a goroutine's saved context (a bounded loop).
+const GO_SCHED_FRAMES: usize = 64;
 
 const fn bit(sig: i32) -> u64 {
     1u64 << sig
@@ -680,14 +683,40 @@ fn try_go_probe(ctx: &ProbeContext) {
         }
         addr_of_mut!((*rec).string_len).write(n);
 
-        let stack = addr_of_mut!((*rec).stack) as *mut core::ffi::c_void;
-        let depth = bpf_get_stack(
-            ctx.as_ptr(),
-            stack,
-            (MAX_STACK_DEPTH * 8) as u32,
-            BPF_F_USER_STACK as u64,
-        );
-        addr_of_mut!((*rec).stack_bytes).write(if depth > 0 { depth as u32 } else { 0 });
+        let stack = addr_of_mut!((*rec).stack) as *mut u64;
+        // On the system stack (throw from newstack, systemstack), the
+        // goroutine's own frames are where it saved its context.
+        let sched_pc: u64 = if on_system_stack != 0 && g != 0 && probe != GoProbe::Recovery as u32 {
+            read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0)
+        } else {
+            0
+        };
+        if sched_pc != 0 {
+            let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
+            let mut bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+            *stack = sched_pc;
+            *stack.add(1) = read_user(sched_sp).unwrap_or(0);
+            let mut n = 2usize;
+            while n < GO_SCHED_FRAMES && bp != 0 {
+                let ret: u64 = read_user(bp + 8).unwrap_or(0);
+                if ret == 0 {
+                    break;
+                }
+                *stack.add(n) = ret;
+                bp = read_user(bp).unwrap_or(0);
+                n += 1;
+            }
+            addr_of_mut!((*rec).stack_bytes).write((n * 8) as u32);
+            addr_of_mut!((*rec).flags).write(flags | GO_STACK_FROM_SCHED);
+        } else {
+            let depth = bpf_get_stack(
+                ctx.as_ptr(),
+                stack as *mut core::ffi::c_void,
+                (MAX_STACK_DEPTH * 8) as u32,
+                BPF_F_USER_STACK as u64,
+            );
+            addr_of_mut!((*rec).stack_bytes).write(if depth > 0 { depth as u32 } else { 0 });
+        }
 
         // The goroutine's _defer records: at gopanic, the chain with each
         // record's function; at recovery, where the head is now (the record

@@ -221,6 +221,13 @@ fn runtime_fatal_errors() {
                 let (goid, _) = go_traceback(&stderr);
                 assert_eq!(incident["thread"]["goid"].as_u64(), goid, "{ctx}");
                 assert_eq!(fatals[0]["on_system_stack"], true, "{ctx}");
+                // Its frames: the goroutine's, walked from its saved
+                // context, as the runtime prints them (first 40 of 100).
+                let (_, theirs) = go_traceback(&stderr);
+                let ours = user_frames(frames_of(fatals[0]));
+                let theirs = user_frames(theirs);
+                assert!(ours.len() >= 40 && theirs.len() >= 40, "{ctx}: {ours:#?}");
+                assert_eq!(ours[..40], theirs[..40], "{ctx}");
             }
         }
     }

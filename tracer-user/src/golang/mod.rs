@@ -123,6 +123,24 @@ impl GoBinary {
             .is_some_and(|code| code.windows(4).any(|w| w == [0x55, 0x48, 0x89, 0xe5]))
     }
 
+    /// Whether the instruction before `ret` (an ELF address) is a call of
+    /// runtime.morestack*: the goroutine stopped in a function's prologue,
+    /// before its frame exists, so its caller's return address is at sp.
+    pub fn returns_from_morestack(&self, ret: u64) -> bool {
+        let Some(call) = ret.checked_sub(5).and_then(|at| self.bytes_at(at, 5)) else {
+            return false;
+        };
+        if call[0] != 0xe8 {
+            return false;
+        }
+        let rel = i32::from_le_bytes([call[1], call[2], call[3], call[4]]);
+        let target = ret.wrapping_add_signed(i64::from(rel));
+        self.pclntab
+            .as_ref()
+            .and_then(|t| t.find(target))
+            .is_some_and(|f| f.name.starts_with("runtime.morestack"))
+    }
+
     /// One line for `-v`: where the runtime layout came from, and whether
     /// the version table agrees with DWARF (it must, for binaries without).
     pub fn layout_notice(&self) -> String {
@@ -270,6 +288,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
     let mut m = std::collections::HashMap::new();
     let mut panic = std::collections::HashMap::new();
     let mut defer = std::collections::HashMap::new();
+    let mut gobuf = std::collections::HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
@@ -293,6 +312,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                         Some("runtime.m") => Some("m"),
                         Some("runtime._panic") => Some("_panic"),
                         Some("runtime._defer") => Some("_defer"),
+                        Some("runtime.gobuf") => Some("gobuf"),
                         _ => None,
                     };
                     struct_depth = depth;
@@ -305,6 +325,7 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                             Some("g") => &mut g,
                             Some("m") => &mut m,
                             Some("_defer") => &mut defer,
+                            Some("gobuf") => &mut gobuf,
                             _ => &mut panic,
                         };
                         target.insert(name, off as u32);
@@ -313,7 +334,12 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
                 _ => {}
             }
         }
-        if !g.is_empty() && !m.is_empty() && !panic.is_empty() && !defer.is_empty() {
+        if !g.is_empty()
+            && !m.is_empty()
+            && !panic.is_empty()
+            && !defer.is_empty()
+            && !gobuf.is_empty()
+        {
             break;
         }
     }
@@ -335,7 +361,8 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
             g_defer: get(&g, "_defer")?,
             defer_fn: get(&defer, "fn")?,
             defer_link: get(&defer, "link")?,
-            _pad: 0,
+            g_sched: get(&g, "sched")?,
+            gobuf_bp: get(&gobuf, "bp")?,
         })
     })();
     Ok(layout)
@@ -390,7 +417,8 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         g_defer: 40,
         defer_fn,
         defer_link,
-        _pad: 0,
+        g_sched: 56,
+        gobuf_bp: if minor >= 26 { 40 } else { 48 },
     })
 }
 
