@@ -686,7 +686,10 @@ fn try_go_probe(ctx: &ProbeContext) {
         let stack = addr_of_mut!((*rec).stack) as *mut u64;
         // On the system stack (throw from newstack, systemstack), the
         // goroutine's own frames are where it saved its context.
-        let sched_pc: u64 = if on_system_stack != 0 && g != 0 && probe != GoProbe::Recovery as u32 {
+        // runtime.recovery runs on g0 through mcall, which saved the
+        // recovering goroutine's context: walk that too, not g0's stack.
+        let from_sched = on_system_stack != 0 || probe == GoProbe::Recovery as u32;
+        let sched_pc: u64 = if from_sched && g != 0 {
             read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0)
         } else {
             0
@@ -744,12 +747,14 @@ fn try_go_probe(ctx: &ProbeContext) {
             }
         }
 
+        // Only a panic needs the raw stack (a fault's frameless function).
         let snapshot = addr_of_mut!((*rec).stack_snapshot) as *mut u8;
-        if raw_probe_read_user(
-            snapshot as *mut _,
-            GO_STACK_SNAPSHOT as u32,
-            r.rsp as *const _,
-        ) < 0
+        if probe != GoProbe::Gopanic as u32
+            || raw_probe_read_user(
+                snapshot as *mut _,
+                GO_STACK_SNAPSHOT as u32,
+                r.rsp as *const _,
+            ) < 0
         {
             core::ptr::write_bytes(snapshot, 0, GO_STACK_SNAPSHOT);
         }

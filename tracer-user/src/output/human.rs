@@ -43,7 +43,7 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             s.paint(BOLD, "==>"),
             opt(r.pid),
             r.exe.as_deref().unwrap_or("?"),
-            a.runtime,
+            a.runtime_version.as_deref().unwrap_or(a.runtime),
             a.debuginfo,
             a.reason
         ),
