@@ -337,7 +337,7 @@ fn demo() -> Result<()> {
 fn test(extra: &[String]) -> Result<()> {
     if !is_root() {
         bail!(
-            "the tests load eBPF programs and trace real processes: run them as root (sudo ./xtask.sh test)"
+            "the tests load eBPF programs and trace real processes: run them as root (./xtask.sh test)"
         );
     }
     let root = workspace_root();
