@@ -301,6 +301,64 @@ fn gotraceback_crash_dies_of_sigabrt() {
     }
 }
 
+/// `attach --pid` to a Go program that is already running: its Go probes
+/// are placed on the live process, and its panic is caught.
+#[test]
+fn attach_to_a_running_go_program() {
+    use std::io::Write as _;
+    let version = GO_VERSIONS[1];
+    let bin = build_go("crashy", version);
+    let mut target = KillOnDrop(
+        Command::new(&bin)
+            .arg("panic-on-input")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = read_ready_pid(&mut target.0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let mut ct = KillOnDrop(
+        Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-q", "-o"])
+            .arg(&out)
+            .args(["attach", "--pid", &pid.to_string()])
+            .spawn()
+            .unwrap(),
+    );
+    let records = wait_for_record(&out, "attach");
+    let attach = of_type(&records, "attach")[0];
+    assert_eq!(attach["runtime"], "go");
+    assert_eq!(attach["reason"], "attach");
+    assert!(
+        attach["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "uprobe/runtime.gopanic"),
+        "{attach}"
+    );
+    let mut stdin = target.0.stdin.take().unwrap();
+    writeln!(stdin, "order #42").unwrap();
+    drop(stdin);
+    let status = target.0.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(
+        ct.0.wait().unwrap().code(),
+        Some(0),
+        "attach ends with its process"
+    );
+    let records = read_records(&out);
+    let incident = of_type(&records, "incident");
+    assert_eq!(incident.len(), 1, "{records:#?}");
+    assert_eq!(incident[0]["outcome"], "crashed");
+    assert_eq!(incident[0]["cause"]["message"], "bad input: order #42");
+    assert_eq!(incident[0]["thread"]["goid"], 1);
+    assert_eq!(incident[0]["exit"]["code"], 2);
+}
+
 #[test]
 fn go_layout_table_matches_dwarf_of_every_tested_toolchain() {
     // The fallback table (for binaries without DWARF) is checked against

@@ -3,11 +3,13 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 )
@@ -81,7 +83,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: crashy SCENARIO")
 		os.Exit(64)
 	}
-	if os.Args[1] != "wait" {
+	if os.Args[1] != "wait" && os.Args[1] != "panic-on-input" {
 		fmt.Println("scenario", os.Args[1])
 	}
 	switch os.Args[1] {
@@ -137,6 +139,11 @@ func main() {
 		fmt.Println(recurse(0))
 	case "goexit":
 		runtime.Goexit()
+	case "panic-on-input":
+		// For attaching to a running process: panics once a line arrives.
+		fmt.Printf("ready %d\n", os.Getpid())
+		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+		panic("bad input: " + strings.TrimSpace(line))
 	case "deadlock":
 		ch := make(chan int)
 		<-ch
