@@ -203,6 +203,17 @@ pub enum GoProbe {
     /// printed, once per panic in the chain (latest first). By now the
     /// runtime has replaced error and Stringer values with their text.
     Printpanics = 5,
+    /// `runtime.sigpanic()`: a fault the runtime turns into a panic, on the
+    /// faulting goroutine; g.sig / g.sigcode0 / g.sigcode1 / g.sigpc hold
+    /// the signal, its si_code, the fault address and the faulting pc.
+    Sigpanic = 6,
+    /// `runtime.Goexit()`: the goroutine asked to end (runs its defers).
+    Goexit = 7,
+    /// `runtime.deferCallSave(p *_panic, fn func())` (Go 1.21 only): a
+    /// panic or Goexit runs an open-coded deferred call; RBX = fn. Emits no
+    /// record: the BPF side keeps the last one per goroutine for recovery,
+    /// the only trace of which deferred call recovered on Go 1.21.
+    DeferCall = 8,
 }
 
 impl GoProbe {
@@ -213,6 +224,9 @@ impl GoProbe {
             3 => Self::Fatal,
             4 => Self::Recovery,
             5 => Self::Printpanics,
+            6 => Self::Sigpanic,
+            7 => Self::Goexit,
+            8 => Self::DeferCall,
             _ => return None,
         })
     }
@@ -251,6 +265,11 @@ pub struct GoConfig {
     /// that is not running saved its context.
     pub g_sched: u32,
     pub gobuf_bp: u32,
+    /// `g.sig` (u32) and `g.sigcode0`, followed by `sigcode1` and `sigpc`
+    /// (consecutive words in every supported version): the fault sigpanic
+    /// turns into a panic.
+    pub g_sig: u32,
+    pub g_sigcode0: u32,
 }
 
 /// `_defer` records read at a gopanic (address, code pointer of fn).
@@ -270,6 +289,10 @@ pub const GO_DEFER_BITS_VALID: u32 = 0x100;
 /// `stack[1]` = the word at sched.sp, then the frame-pointer chain from
 /// sched.bp.
 pub const GO_STACK_FROM_SCHED: u32 = 0x200;
+/// [`GoRecord::flags`] at recovery (Go 1.21): `value`'s first word is the
+/// code pointer of the last open-coded deferred call the goroutine ran
+/// (seen at runtime.deferCallSave).
+pub const GO_DEFER_CALL_VALID: u32 = 0x400;
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
 pub const GO_VALUE_BYTES: usize = 64;

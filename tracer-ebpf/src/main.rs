@@ -22,15 +22,16 @@ use aya_ebpf::{
         },
     },
     macros::{btf_tracepoint, map, uprobe},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, ProbeContext},
 };
 use tracer_common::{
-    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_RECORDS,
-    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
-    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header,
-    KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV,
-    SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord, TracedProcess,
+    COMM_LEN, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID,
+    GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
+    GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES,
+    GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
+    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
+    SignalRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -64,6 +65,12 @@ static GO_CONFIG: Array<GoConfig> = Array::with_max_entries(MAX_GO_BINARIES, 0);
 /// traced program pays is this count times the cost of one hit.
 #[map]
 static GO_PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Go 1.21: the code pointer of the last open-coded deferred call a
+/// goroutine ran while panicking (runtime.deferCallSave), keyed by
+/// [`goroutine_key`]; read and removed at runtime.recovery.
+#[map]
+static GO_LAST_DEFER_CALL: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
 
 /// Records that found the ring buffer full, per record kind, per CPU.
 #[map]
@@ -560,6 +567,25 @@ fn try_go_probe(ctx: &ProbeContext) {
     } else {
         0
     };
+    let gkey = goroutine_key(tgid, goid);
+
+    // Go 1.21 deferCallSave(p, fn): remember fn's code for recovery; no record.
+    if probe == GoProbe::DeferCall as u32 {
+        let funcval = r.rbx;
+        let code: u64 = if funcval != 0 {
+            read_user(funcval).unwrap_or(0)
+        } else {
+            0
+        };
+        if code != 0 {
+            let _ = GO_LAST_DEFER_CALL.insert(&gkey, &code, 0);
+        }
+        return;
+    }
+    if probe == GoProbe::Gopanic as u32 {
+        // A new panic: an earlier panic's or Goexit's deferred call is stale.
+        let _ = GO_LAST_DEFER_CALL.remove(&gkey);
+    }
 
     // The value: gopanic's argument, or printpanics' p.arg (an `any` too).
     let (ty, data, flags) = if probe == GoProbe::Printpanics as u32 {
@@ -579,6 +605,14 @@ fn try_go_probe(ctx: &ProbeContext) {
             flag(cfg.panic_recovered, GO_PANIC_RECOVERED)
                 | flag(cfg.panic_repanicked, GO_PANIC_REPANICKED)
                 | flag(cfg.panic_goexit, GO_PANIC_GOEXIT),
+        )
+    } else if probe == GoProbe::Sigpanic as u32 {
+        // g.sig and g.sigcode1 (the fault address); sigcode0 and sigpc
+        // follow in `value`.
+        (
+            read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) as u64,
+            read_user::<u64>(g + cfg.g_sigcode0 as u64 + 8).unwrap_or(0),
+            0,
         )
     } else {
         (r.rax, r.rbx, 0)
@@ -624,6 +658,21 @@ fn try_go_probe(ctx: &ProbeContext) {
         }
     }
 
+    // Go 1.21 has no defer bits: the last deferred call deferCallSave ran.
+    if probe == GoProbe::Recovery as u32 && cfg.panic_defer_bits == GO_NO_FIELD {
+        // SAFETY: the value is copied out before the entry is removed.
+        if let Some(code) = unsafe { GO_LAST_DEFER_CALL.get(&gkey) }.copied() {
+            defer_code[0] = code;
+            flags |= GO_DEFER_CALL_VALID;
+            let _ = GO_LAST_DEFER_CALL.remove(&gkey);
+        }
+    }
+    if probe == GoProbe::Sigpanic as u32 {
+        defer_code[0] = read_user(g + cfg.g_sigcode0 as u64).unwrap_or(0);
+        defer_code[1] = data;
+        defer_code[2] = read_user(g + cfg.g_sigcode0 as u64 + 16).unwrap_or(0);
+    }
+
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
         count_lost(EventKind::Go);
         return;
@@ -654,7 +703,7 @@ fn try_go_probe(ctx: &ProbeContext) {
             (*words, *words.add(1))
         } else {
             core::ptr::write_bytes(value, 0, GO_VALUE_BYTES);
-            if probe == GoProbe::Recovery as u32 {
+            if probe == GoProbe::Recovery as u32 || probe == GoProbe::Sigpanic as u32 {
                 core::ptr::copy_nonoverlapping(
                     defer_code.as_ptr() as *const u8,
                     value,
@@ -749,7 +798,7 @@ fn try_go_probe(ctx: &ProbeContext) {
 
         // Only a panic needs the raw stack (a fault's frameless function).
         let snapshot = addr_of_mut!((*rec).stack_snapshot) as *mut u8;
-        if probe != GoProbe::Gopanic as u32
+        if (probe != GoProbe::Gopanic as u32 && probe != GoProbe::Sigpanic as u32)
             || raw_probe_read_user(
                 snapshot as *mut _,
                 GO_STACK_SNAPSHOT as u32,
@@ -760,6 +809,12 @@ fn try_go_probe(ctx: &ProbeContext) {
         }
     }
     entry.submit(0);
+}
+
+/// Key of a goroutine in per-goroutine maps: process and goroutine id.
+#[inline(always)]
+fn goroutine_key(tgid: u32, goid: u64) -> u64 {
+    ((tgid as u64) << 40) ^ goid
 }
 
 #[cfg(not(test))]

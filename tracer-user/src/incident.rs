@@ -10,6 +10,9 @@ use crate::{
     signals,
 };
 
+/// The goroutine running main.main.
+const MAIN_GOID: u64 = 1;
+
 struct Story {
     events: Vec<Record>,
 }
@@ -26,7 +29,14 @@ enum Key {
 #[derive(Default)]
 pub struct Correlator {
     open: HashMap<(u32, Key), Story>,
+    /// Goexit calls outside any story, by (pid, goid): a goroutine ending
+    /// itself is no incident, unless the main goroutine's Goexit leaves
+    /// the program to die of "no goroutines (main called runtime.Goexit)".
+    goexits: HashMap<(u32, u64), Record>,
 }
+
+/// Pending Goexit calls kept at most (a program may Goexit many goroutines).
+const MAX_PENDING_GOEXITS: usize = 1024;
 
 impl Correlator {
     /// Feeds one event; returns the incident records this event closes.
@@ -49,7 +59,33 @@ impl Correlator {
                 }
                 Vec::new()
             }
-            Body::Panic(_) | Body::Fatal(_) => {
+            Body::Goexit(_) => {
+                let goid = record.goid.unwrap_or(0);
+                let key = (pid, Key::Goroutine(goid));
+                if self.open.contains_key(&key) {
+                    self.push(key, record);
+                } else {
+                    if self.goexits.len() >= MAX_PENDING_GOEXITS {
+                        self.goexits.clear();
+                    }
+                    self.goexits.insert((pid, goid), record.clone());
+                }
+                Vec::new()
+            }
+            Body::Fatal(f)
+                if record.goid.is_none()
+                    && f.message.contains("main called runtime.Goexit")
+                    && self.goexits.contains_key(&(pid, MAIN_GOID)) =>
+            {
+                // The scheduler found nothing left to run after the main
+                // goroutine's Goexit: that Goexit is the cause.
+                let goexit = self.goexits.remove(&(pid, MAIN_GOID));
+                let events = goexit.into_iter().chain([record.clone()]).collect();
+                self.open
+                    .insert((pid, Key::Goroutine(MAIN_GOID)), Story { events });
+                Vec::new()
+            }
+            Body::Panic(_) | Body::Fatal(_) | Body::Sigpanic(_) => {
                 let goid = record.goid.unwrap_or(0);
                 let key = (pid, Key::Goroutine(goid));
                 if !self.open.contains_key(&key)
@@ -74,6 +110,7 @@ impl Correlator {
                     .collect()
             }
             Body::Exit { exit } => {
+                self.goexits.retain(|(p, _), _| *p != pid);
                 let keys: Vec<_> = self
                     .open
                     .keys()
@@ -134,6 +171,21 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 message: f.message.clone(),
             },
             f.frames.clone(),
+        ),
+        // Its signal record was lost: the runtime's view of the fault.
+        Body::Sigpanic(s) => (
+            Cause {
+                kind: "sigpanic",
+                message: s.signal.name.clone(),
+            },
+            s.frames.clone(),
+        ),
+        Body::Goexit(g) => (
+            Cause {
+                kind: "goexit",
+                message: "runtime.Goexit".to_owned(),
+            },
+            g.frames.clone(),
         ),
         _ => return None,
     })
@@ -417,8 +469,9 @@ mod tests {
     }
 
     fn go(kind: &'static str, goid: u64, tid: u32, message: &str) -> Record {
-        use crate::record::{GoFatal, GoPanic, GoRecover};
+        use crate::record::{GoFatal, GoGoexit, GoPanic, GoRecover};
         let body = match kind {
+            "goexit" => Body::Goexit(GoGoexit { frames: vec![] }),
             "panic" => Body::Panic(GoPanic {
                 message: message.into(),
                 value_type: Some("string".into()),
@@ -466,6 +519,39 @@ mod tests {
             outcome(&incidents[0]),
             (Outcome::Crashed, "first".into(), 4)
         );
+    }
+
+    #[test]
+    fn main_goexit_then_no_goroutines_deadlock_is_one_crash() {
+        let mut c = Correlator::default();
+        // Another goroutine's Goexit is no incident.
+        c.observe(&go("goexit", 6, 102, ""));
+        c.observe(&go("goexit", 1, 101, ""));
+        let mut deadlock = go(
+            "fatal",
+            0,
+            103,
+            "no goroutines (main called runtime.Goexit) - deadlock!",
+        );
+        deadlock.goid = None;
+        c.observe(&deadlock);
+        let incidents = c.observe(&exit(2 << 8));
+        assert_eq!(incidents.len(), 1);
+        let Body::Incident(inc) = &incidents[0].body else {
+            panic!()
+        };
+        assert_eq!(inc.cause.kind, "goexit");
+        assert_eq!(inc.thread.goid, Some(1));
+        assert_eq!(outcome(&incidents[0]).0, Outcome::Crashed);
+        assert_eq!(inc.events.len(), 3);
+        assert!(c.goexits.is_empty());
+    }
+
+    #[test]
+    fn goroutine_goexit_then_clean_exit_is_no_incident() {
+        let mut c = Correlator::default();
+        c.observe(&go("goexit", 6, 102, ""));
+        assert!(c.observe(&exit(0)).is_empty());
     }
 
     #[test]

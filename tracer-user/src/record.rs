@@ -37,6 +37,10 @@ pub enum Body {
     Panic(GoPanic),
     Recover(GoRecover),
     Fatal(GoFatal),
+    /// Extension: the Go runtime turns a fault into a panic (runtime.sigpanic).
+    Sigpanic(GoSigpanic),
+    /// Extension: a goroutine called runtime.Goexit.
+    Goexit(GoGoexit),
     Incident(Box<Incident>),
     Lost {
         count: u64,
@@ -56,6 +60,8 @@ impl Body {
             Body::Panic(_) => "panic",
             Body::Recover(_) => "recover",
             Body::Fatal(_) => "fatal",
+            Body::Sigpanic(_) => "sigpanic",
+            Body::Goexit(_) => "goexit",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
         }
@@ -107,6 +113,27 @@ pub struct GoFatal {
     /// Extension: the probe ran on the system stack (g0/gsignal); `frames`
     /// are that stack's, `goid` the user goroutine's.
     pub on_system_stack: bool,
+}
+
+/// Extension (type "sigpanic"): the Go runtime's signal handler turned a
+/// fault into a panic on this goroutine; the panic record follows.
+#[derive(Clone, Debug, Serialize)]
+pub struct GoSigpanic {
+    /// The fault as the runtime saw it (g.sig, g.sigcode0, g.sigcode1):
+    /// number, name, code and address; never sender fields.
+    pub signal: SignalInfo,
+    /// Extension: the faulting instruction (g.sigpc), hex.
+    pub fault_pc: String,
+    /// The faulting goroutine's frames, the faulting function first.
+    pub frames: Vec<Frame>,
+}
+
+/// Extension (type "goexit"): a goroutine called runtime.Goexit, which runs
+/// its deferred calls and ends it. On the main goroutine it leads to the
+/// runtime's "no goroutines (main called runtime.Goexit) - deadlock!".
+#[derive(Clone, Debug, Serialize)]
+pub struct GoGoexit {
+    pub frames: Vec<Frame>,
 }
 
 #[derive(Clone, Debug, Serialize)]

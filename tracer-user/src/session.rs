@@ -12,9 +12,9 @@ use std::{
 use anyhow::{Context as _, Result};
 use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_PANIC_GOEXIT,
-    GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe, GoRecord, MAX_GO_BINARIES, MAX_STACK_DEPTH,
-    SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID,
+    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe, GoRecord, MAX_GO_BINARIES,
+    MAX_STACK_DEPTH, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord,
 };
 
 use crate::{
@@ -26,8 +26,8 @@ use crate::{
         records::{self, KernelRecord},
     },
     record::{
-        Attach, Body, Clock, ExitStatus, GoFatal, GoPanic, GoRecover, Record, Registers, SCHEMA,
-        SignalEvent, SignalInfo,
+        Attach, Body, Clock, ExitStatus, GoFatal, GoGoexit, GoPanic, GoRecover, GoSigpanic, Record,
+        Registers, SCHEMA, SignalEvent, SignalInfo,
     },
     signals,
     symbolize::{PcKind, Symbolizer, process::ProcessImage},
@@ -84,6 +84,11 @@ pub struct Session {
     /// The `_defer` chain (record, code pointer) of each goroutine's latest
     /// panic, to name the deferred function that recovers it.
     panic_defers: HashMap<(u32, u64), Vec<(u64, u64)>>,
+    /// (pid, faulting pc) → the return address a frameless faulting
+    /// function left on the stack, found in an earlier record's stack
+    /// snapshot (sigpanic, gopanic): the fatal panic's records, taken far
+    /// from that frame, reuse it.
+    leaf_callers: HashMap<(u32, u64), u64>,
 }
 
 struct GoProcess {
@@ -109,6 +114,7 @@ impl Session {
             go_processes: HashMap::new(),
             verbose: false,
             panic_defers: HashMap::new(),
+            leaf_callers: HashMap::new(),
         }
     }
 
@@ -424,12 +430,18 @@ impl Session {
             stack
         };
         self.ensure_image(pid, &stack);
-        let pcs = self.go_frame_pcs(
+        let (pcs, leaf_callers) = self.go_frame_pcs(
             pid,
             &stack,
             &r.stack_snapshot,
             r.flags & GO_STACK_FROM_SCHED == 0,
         );
+        if self.leaf_callers.len() >= MAX_PENDING_SENDERS {
+            self.leaf_callers.clear();
+        }
+        for (pc, ret) in leaf_callers {
+            self.leaf_callers.insert((pid, pc), ret);
+        }
         let image = self.images.get(&pid);
         let frames = image.map(|i| i.symbolize_pcs(&pcs).0).unwrap_or_default();
         let exe = image.and_then(|i| i.exe.clone());
@@ -492,6 +504,31 @@ impl Session {
                     frames,
                 })
             }
+            GoProbe::Sigpanic => {
+                // arg0 = g.sig; value = [sigcode0, sigcode1, sigpc].
+                let signo = i32::try_from(r.arg0).unwrap_or(0);
+                let words: Vec<u64> = le_words(&r.value).take(3).collect();
+                let (code, addr, fault_pc) = match words[..] {
+                    [c, a, p] => (c as i64 as i32, a, p),
+                    _ => (0, 0, 0),
+                };
+                Body::Sigpanic(GoSigpanic {
+                    signal: SignalInfo {
+                        number: signo,
+                        name: signals::display_name(signo),
+                        code: signals::code_name(signo, code).map(str::to_owned),
+                        addr: signals::is_fault(signo).then(|| format!("{addr:#x}")),
+                        sender_pid: None,
+                        sender_comm: None,
+                        disposition: "handler",
+                    },
+                    fault_pc: format!("{fault_pc:#x}"),
+                    frames,
+                })
+            }
+            GoProbe::Goexit => Body::Goexit(GoGoexit { frames }),
+            // Kept in the kernel, never sent.
+            GoProbe::DeferCall => return Ok(()),
         };
         let record = Record {
             schema: SCHEMA,
@@ -542,7 +579,7 @@ impl Session {
         stack: &[u64],
         snapshot: &[u8],
         first_is_exact: bool,
-    ) -> Vec<(u64, PcKind)> {
+    ) -> (Vec<(u64, PcKind)>, LeafCallers) {
         let kind_at = |i: usize| {
             if i == 0 && first_is_exact {
                 PcKind::Exact
@@ -553,11 +590,12 @@ impl Session {
         let binary = self.go_processes.get(&pid).map(|go| &go.binary);
         let table = binary.and_then(|b| b.pclntab.as_ref());
         let (Some(binary), Some(table)) = (binary, table) else {
-            return stack
+            let pcs = stack
                 .iter()
                 .enumerate()
                 .map(|(i, &pc)| (pc, kind_at(i)))
                 .collect();
+            return (pcs, Vec::new());
         };
         let bias = self
             .images
@@ -565,6 +603,7 @@ impl Session {
             .and_then(|i| i.exe_load_bias())
             .unwrap_or(0);
         let mut out = Vec::with_capacity(stack.len());
+        let mut found = Vec::new();
         let mut callee: Option<golang::pclntab::FuncInfo> = None;
         for (i, &pc) in stack.iter().enumerate() {
             let after_sigpanic = callee
@@ -596,14 +635,16 @@ impl Session {
             if after_sigpanic
                 && let Some(f) = &func
                 && !binary.frame_pointer_set(f.entry, pc.wrapping_sub(bias))
-                && let Some(ret) = word_after(snapshot, pc)
+                && let Some(ret) =
+                    word_after(snapshot, pc).or_else(|| self.leaf_callers.get(&(pid, pc)).copied())
                 && stack.get(i + 1) != Some(&ret)
             {
                 out.push((ret, PcKind::ReturnAddress));
+                found.push((pc, ret));
             }
             callee = func;
         }
-        out
+        (out, found)
     }
 
     /// The deferred function that recovered, from the open-coded defer
@@ -627,14 +668,23 @@ impl Session {
             // A deferred call kept in a _defer record: the runtime popped
             // it before the call, so it is the record just before the
             // current head in the chain seen when the panic started.
-            let chain = chain?;
-            let head = r.defers[0];
-            let popped = match chain.iter().position(|&(d, _)| d == head) {
-                Some(k) => k,
-                None if head == 0 || chain.len() < tracer_common::GO_DEFER_RECORDS => chain.len(),
-                None => return None,
-            };
-            chain.get(popped.checked_sub(1)?)?.1
+            let popped_record = chain.and_then(|chain| {
+                let head = r.defers[0];
+                let popped = match chain.iter().position(|&(d, _)| d == head) {
+                    Some(k) => k,
+                    None if head == 0 || chain.len() < tracer_common::GO_DEFER_RECORDS => {
+                        chain.len()
+                    }
+                    None => return None,
+                };
+                Some(chain.get(popped.checked_sub(1)?)?.1)
+            });
+            // Go 1.21, open-coded defers (no record was popped): the last
+            // deferred call runtime.deferCallSave ran for this goroutine.
+            let last_call = (r.flags & GO_DEFER_CALL_VALID != 0)
+                .then(|| le_words(&r.value).next())
+                .flatten();
+            popped_record.or(last_call)?
         };
         if pc == 0 {
             return None;
@@ -780,6 +830,9 @@ fn le_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
 }
 
 /// In a stack snapshot, the word right after the first slot holding `value`.
+/// (faulting pc, return address) pairs recovered from a stack snapshot.
+type LeafCallers = Vec<(u64, u64)>;
+
 fn word_after(snapshot: &[u8], value: u64) -> Option<u64> {
     let words: Vec<u64> = le_words(snapshot).collect();
     let i = words.iter().position(|&w| w == value)?;

@@ -145,6 +145,47 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
             let theirs = user_frames(theirs);
             assert!(!theirs.is_empty(), "{ctx}: no traceback in {stderr}");
             assert_eq!(ours, theirs, "{ctx}: frames\nstderr:\n{stderr}");
+            // Each panic the runtime printed: the stack it printed it from.
+            for printed in events
+                .iter()
+                .filter(|e| e["type"] == "fatal" && e["source"] == "panic")
+            {
+                assert_eq!(
+                    user_frames(frames_of(printed)),
+                    theirs,
+                    "{ctx}: printpanics"
+                );
+            }
+
+            if scenario == "nilptr" {
+                // runtime.sigpanic on the faulting goroutine, between the
+                // kernel's signal and the panic, with the fault as the
+                // runtime prints it: `[signal SIGSEGV: … code=0x1 addr=0x0 pc=0x…]`.
+                let types: Vec<_> = events.iter().map(|e| e["type"].as_str()).collect();
+                let at = |t: &str| types.iter().position(|&x| x == Some(t));
+                assert!(
+                    at("signal") < at("sigpanic") && at("sigpanic") < at("panic"),
+                    "{ctx}: order {types:?}"
+                );
+                let sp = events.iter().find(|e| e["type"] == "sigpanic").unwrap();
+                assert_eq!(sp["goid"].as_u64(), goid, "{ctx}");
+                let line = stderr
+                    .lines()
+                    .find(|l| l.starts_with("[signal SIGSEGV"))
+                    .unwrap_or_else(|| panic!("{ctx}: {stderr}"));
+                let field = |name: &str| {
+                    line.split([' ', ']'])
+                        .find_map(|w| w.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("{ctx}: no {name} in {line}"))
+                        .to_owned()
+                };
+                assert_eq!(sp["signal"]["name"], "SIGSEGV", "{ctx}");
+                assert_eq!(field("code="), "0x1", "{ctx}");
+                assert_eq!(sp["signal"]["code"], "SEGV_MAPERR", "{ctx}");
+                assert_eq!(sp["signal"]["addr"], field("addr="), "{ctx}");
+                assert_eq!(sp["fault_pc"], field("pc="), "{ctx}");
+                assert_eq!(user_frames(frames_of(sp)), theirs, "{ctx}: sigpanic frames");
+            }
         }
     }
 }
@@ -173,12 +214,9 @@ fn recovered_panics_are_incidents_with_outcome_recovered() {
             assert_eq!(inc["thread"]["goid"], p["goid"], "{ctx}");
             assert!(inc["exit"].is_null(), "{ctx}");
             // The deferred closure in main.handle that called recover().
-            // Go 1.21 keeps no trace of it once it has returned.
-            if *version != "1.21.13" {
-                let by = &inc["recovered_by"];
-                assert_eq!(by["function"], "main.handle.func1", "{ctx}: {inc:#}");
-                assert_eq!(by["line"], line_of("defer func() {"), "{ctx}");
-            }
+            let by = &inc["recovered_by"];
+            assert_eq!(by["function"], "main.handle.func1", "{ctx}: {inc:#}");
+            assert_eq!(by["line"], line_of("defer func() {"), "{ctx}");
             let user = user_frames(frames_of(p));
             assert_eq!(user[0].function, "main.handle", "{ctx}");
             assert_eq!(
@@ -215,6 +253,23 @@ fn runtime_fatal_errors() {
             );
             let incident = t.one("incident");
             assert_eq!(incident["outcome"], "crashed", "{ctx}");
+            if scenario == "goexit" {
+                // The main goroutine's Goexit is the cause; the scheduler's
+                // deadlock (on the system stack, no goroutine) its outcome.
+                assert_eq!(incident["cause"]["type"], "goexit", "{ctx}: {incident:#}");
+                assert_eq!(incident["thread"]["goid"], 1, "{ctx}");
+                let types: Vec<_> = incident["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                assert_eq!(types, ["goexit", "fatal", "exit"], "{ctx}");
+                let top = &user_frames(frames_of(incident))[0];
+                assert_eq!(top.function, "main.main", "{ctx}");
+                assert_eq!(top.line, line_of("runtime.Goexit()"), "{ctx}");
+                continue;
+            }
             assert_eq!(incident["cause"]["type"], "fatal", "{ctx}");
             if scenario == "overflow" {
                 // throw runs on the system stack: the goroutine is g.m.curg.

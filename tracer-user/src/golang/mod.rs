@@ -21,6 +21,11 @@ pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
     ("runtime.fatal", GoProbe::Fatal),
     ("runtime.recovery", GoProbe::Recovery),
     ("runtime.printpanics", GoProbe::Printpanics),
+    ("runtime.sigpanic", GoProbe::Sigpanic),
+    ("runtime.Goexit", GoProbe::Goexit),
+    // Go 1.21 only (later versions have no such function): runs each
+    // open-coded deferred call of a panic, never on a healthy path.
+    ("runtime.deferCallSave", GoProbe::DeferCall),
 ];
 
 /// Functions of the Go runtime itself, which the runtime's own traceback
@@ -363,6 +368,8 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
             defer_link: get(&defer, "link")?,
             g_sched: get(&g, "sched")?,
             gobuf_bp: get(&gobuf, "bp")?,
+            g_sig: get(&g, "sig")?,
+            g_sigcode0: get(&g, "sigcode0")?,
         })
     })();
     Ok(layout)
@@ -401,7 +408,17 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         22..=25 => (80, 88),
         _ => (72, 80),
     };
+    // runtime.g: sig, sigcode0 (sigcode1 and sigpc follow).
+    let (g_sig, g_sigcode0) = match minor {
+        21..=22 => (216, 248),
+        23 => (224, 256),
+        24 => (228, 256),
+        25 => (220, 248),
+        _ => (224, 256),
+    };
     Some(GoConfig {
+        g_sig,
+        g_sigcode0,
         g_goid,
         g_m: 48,
         m_g0: 0,

@@ -90,6 +90,30 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             writeln!(w, "{clock} {who}{} {}", goroutine(r), s.paint(RED, &line))?;
             write_frames(w, &f.frames, &s)
         }
+        Body::Sigpanic(sp) => {
+            let sig = &sp.signal;
+            let mut line = format!("sigpanic: {} {}", sig.name, paren(sig.code.as_deref()));
+            if let Some(addr) = &sig.addr {
+                line.push_str(&format!(" at {addr}"));
+            }
+            line.push_str(&format!(" (pc {}) becomes a panic", sp.fault_pc));
+            writeln!(
+                w,
+                "{clock} {who}{} {}",
+                goroutine(r),
+                s.paint(YELLOW, &line)
+            )?;
+            write_frames(w, &sp.frames, &s)
+        }
+        Body::Goexit(g) => {
+            writeln!(
+                w,
+                "{clock} {who}{} {}",
+                goroutine(r),
+                s.paint(YELLOW, "runtime.Goexit called")
+            )?;
+            write_frames(w, &g.frames, &s)
+        }
         Body::Recover(rec) => {
             let by = rec
                 .recovered_by
@@ -121,6 +145,8 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             let mut cause = match inc.cause.kind {
                 "panic" => format!("panic: {}", inc.cause.message),
                 "fatal" => format!("fatal error: {}", inc.cause.message),
+                "goexit" => "runtime.Goexit called".to_owned(),
+                "sigpanic" => format!("{} turned into a panic", inc.cause.message),
                 _ => inc.cause.message.clone(),
             };
             if let Some(Body::Signal(ev)) = inc.events.first().map(|e| &e.body) {
