@@ -106,6 +106,8 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
 
     let status = loop {
         tokio::select! {
+            // Records first; DWARF warm-up only when nothing else is ready.
+            biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
                 drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
@@ -121,6 +123,7 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
                 break res.map_err(|e| Failure::Other(e.into()))?
                     .context("waiting for the program").map_err(Failure::Other)?;
             }
+            _ = std::future::ready(()), if session.has_idle_work() => session.idle_step(),
         }
     };
     // The kernel wrote the exit record before the parent could reap: drain it.
@@ -251,6 +254,8 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
     let mut interrupted = false;
     loop {
         tokio::select! {
+            // Records first; DWARF warm-up only when nothing else is ready.
+            biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
                 drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
@@ -259,6 +264,7 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             _ = tick.tick() => session.poll_lost().map_err(Failure::Other)?,
             _ = sigint.recv() => { interrupted = true; break; }
             _ = sigterm.recv() => { interrupted = true; break; }
+            _ = std::future::ready(()), if session.has_idle_work() => session.idle_step(),
         }
         if args
             .pids

@@ -790,12 +790,29 @@ impl Session {
         Ok(())
     }
 
+    /// Work to do when no record is waiting: parsing DWARF ahead of the
+    /// first crash.
+    pub fn has_idle_work(&self) -> bool {
+        self.symbolizer.has_cold_modules()
+    }
+
+    pub fn idle_step(&mut self) {
+        self.symbolizer.warm();
+    }
+
     pub fn summary(&self) -> String {
-        let hits = if self.verbose && !self.go_binaries.is_empty() {
+        let mut hits = if self.verbose && !self.go_binaries.is_empty() {
             format!(", {} Go probe hits", self.probes.go_probe_hits())
         } else {
             String::new()
         };
+        if self.verbose {
+            hits.push_str(&format!(
+                ", DWARF of {} binaries parsed ahead in {} ms",
+                self.symbolizer.warmed_modules,
+                self.symbolizer.warm_time.as_millis()
+            ));
+        }
         format!(
             "crashtrace: {} events, {} incidents{hits}, {} lost events",
             self.stats.events, self.stats.incidents, self.stats.lost

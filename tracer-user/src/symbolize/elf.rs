@@ -2,7 +2,7 @@
 //! addresses DWARF and symbols use), DWARF through addr2line (inlined frames
 //! included) and its symbol tables as the fallback.
 
-use std::{fs::File, path::Path};
+use std::{cell::Cell, fs::File, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
@@ -23,9 +23,14 @@ struct Symbol {
 
 pub struct ElfModule {
     pub debuginfo: DebugInfo,
+    /// GNU build id, else Go's (`.note.go.buildid`), tagged by kind: the
+    /// same build in two places (containers, copies) is one module.
+    pub build_id: Option<Vec<u8>>,
     segments: Vec<Segment>,
     symbols: Vec<Symbol>,
     dwarf: Option<addr2line::Loader>,
+    /// How many symbols [`ElfModule::warm`] has looked up so far.
+    warmed: Cell<usize>,
 }
 
 impl ElfModule {
@@ -87,10 +92,31 @@ impl ElfModule {
         };
         Ok(Self {
             debuginfo,
+            build_id: build_id(&obj),
             segments,
             symbols,
             dwarf,
+            warmed: Cell::new(0),
         })
+    }
+
+    /// Parses the DWARF of up to `budget` more functions (addr2line parses a
+    /// compilation unit's lines and functions on its first lookup), so the
+    /// first crash does not pay for it. Returns true when every function has
+    /// been looked up once. Meant for idle time, a step at a time.
+    pub fn warm(&self, budget: usize) -> bool {
+        let Some(dwarf) = &self.dwarf else {
+            return true;
+        };
+        let start = self.warmed.get();
+        let end = (start + budget).min(self.symbols.len());
+        for sym in &self.symbols[start..end] {
+            if let Ok(mut frames) = dwarf.find_frames(sym.address) {
+                while let Ok(Some(_)) = frames.next() {}
+            }
+        }
+        self.warmed.set(end);
+        end == self.symbols.len()
     }
 
     /// The address in the ELF's own address space (what DWARF and symbols
@@ -157,6 +183,21 @@ impl ElfModule {
             .find(|s| vaddr < s.address + s.size)
             .map(|s| s.name.as_str())
     }
+}
+
+/// The GNU build id, or the Go toolchain's (Go links internally without a
+/// GNU note): `gnu:`/`go:` prefixed so the two never compare equal.
+fn build_id(obj: &object::File<'_>) -> Option<Vec<u8>> {
+    if let Ok(Some(id)) = obj.build_id()
+        && !id.is_empty()
+    {
+        return Some([b"gnu:".as_slice(), id].concat());
+    }
+    // A note: namesz, descsz, type, "Go\0\0", then the id string.
+    let note = obj.section_by_name(".note.go.buildid")?.data().ok()?;
+    let desc_len = u32::from_le_bytes(note.get(4..8)?.try_into().ok()?) as usize;
+    let desc = note.get(16..16 + desc_len)?;
+    (!desc.is_empty()).then(|| [b"go:".as_slice(), desc].concat())
 }
 
 fn has_dwarf(obj: &object::File<'_>) -> bool {

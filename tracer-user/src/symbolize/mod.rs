@@ -9,7 +9,12 @@
 pub mod elf;
 pub mod process;
 
-use std::{collections::HashMap, path::Path, rc::Rc};
+use std::{
+    collections::{HashMap, VecDeque},
+    path::Path,
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
 
@@ -63,12 +68,18 @@ pub struct SourceLocation {
     pub line: Option<u32>,
 }
 
-/// Cache of opened binaries keyed by (device, inode): opened once, at
-/// attach/exec time, kept open (and mapped) so a crash can be symbolized after
-/// its process, or even its file, is gone.
+/// Cache of opened binaries keyed by (device, inode) and by build id: opened
+/// once, at attach/exec time, kept open (and mapped) so a crash can be
+/// symbolized after its process, or even its file, is gone. Their DWARF is
+/// parsed in idle time ([`Symbolizer::warm`]) before the first crash needs it.
 #[derive(Default)]
 pub struct Symbolizer {
     modules: HashMap<(String, u64), Rc<ElfModule>>,
+    by_build_id: HashMap<Vec<u8>, Rc<ElfModule>>,
+    cold: VecDeque<Rc<ElfModule>>,
+    /// Time spent warming, for `-v`.
+    pub warm_time: Duration,
+    pub warmed_modules: usize,
 }
 
 impl Symbolizer {
@@ -86,7 +97,18 @@ impl Symbolizer {
         }
         match ElfModule::open(open_path, display) {
             Ok(m) => {
-                let m = Rc::new(m);
+                let m = match m.build_id.as_ref().and_then(|id| self.by_build_id.get(id)) {
+                    // The same build seen through another file: share it.
+                    Some(known) => Rc::clone(known),
+                    None => {
+                        let m = Rc::new(m);
+                        if let Some(id) = &m.build_id {
+                            self.by_build_id.insert(id.clone(), Rc::clone(&m));
+                        }
+                        self.cold.push_back(Rc::clone(&m));
+                        m
+                    }
+                };
                 self.modules.insert(key, Rc::clone(&m));
                 Some(m)
             }
@@ -94,6 +116,29 @@ impl Symbolizer {
                 crate::output::warn(&format!("cannot read {display}: {err:#}"));
                 None
             }
+        }
+    }
+}
+
+impl Symbolizer {
+    /// Whether some opened binary still has unparsed DWARF.
+    pub fn has_cold_modules(&self) -> bool {
+        !self.cold.is_empty()
+    }
+
+    /// One bounded step of DWARF warm-up (a few milliseconds): call it when
+    /// there is nothing else to do.
+    pub fn warm(&mut self) {
+        const FUNCTIONS_PER_STEP: usize = 256;
+        let Some(m) = self.cold.front() else {
+            return;
+        };
+        let started = Instant::now();
+        let done = m.warm(FUNCTIONS_PER_STEP);
+        self.warm_time += started.elapsed();
+        if done {
+            self.cold.pop_front();
+            self.warmed_modules += 1;
         }
     }
 }
