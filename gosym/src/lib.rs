@@ -79,7 +79,7 @@ pub struct Table<D> {
     found: Found,
     /// File offset of the pcHeader and the table's length in the file.
     base: usize,
-    len: usize,
+    size: usize,
     nfunc: usize,
     /// ELF address function entry offsets are relative to.
     text: u64,
@@ -128,17 +128,14 @@ impl<D: Deref<Target = [u8]>> Table<D> {
         self.gofunc.is_some()
     }
 
-    pub fn len(&self) -> usize {
+    /// Number of functions.
+    pub fn func_count(&self) -> usize {
         self.nfunc
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nfunc == 0
     }
 
     fn table(&self) -> &[u8] {
         // `locate` checked base + len against the file.
-        &self.data[self.base..self.base + self.len]
+        &self.data[self.base..self.base + self.size]
     }
 
     fn u32_at(&self, off: usize) -> Option<u32> {

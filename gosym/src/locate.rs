@@ -235,7 +235,7 @@ pub fn table<D: Deref<Target = [u8]>>(data: D) -> Result<Table<D>, Error> {
         format: h.format,
         found,
         base,
-        len,
+        size: len,
         nfunc: h.nfunc,
         text,
         funcnametab: h.funcnametab,

@@ -54,6 +54,30 @@ pub enum Command {
     Run(RunArgs),
     /// Trace running processes until they all exit or Ctrl-C.
     Attach(AttachArgs),
+    /// Print function, file:line and inlined frames for file addresses
+    /// (hex), from DWARF, Go's .gopclntab or the symbol table.
+    Symbolize(SymbolizeArgs),
+    /// What would be attached to a binary: runtime and version, probe
+    /// points found or missing, debug info source.
+    Probes(ProbesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SymbolizeArgs {
+    /// The binary (ELF).
+    #[arg(long, value_name = "PATH")]
+    pub exe: PathBuf,
+    /// Addresses in the binary's own address space (hex, 0x optional); `-`
+    /// reads them from stdin.
+    #[arg(required = true, value_name = "ADDR")]
+    pub addrs: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbesArgs {
+    /// The binary (ELF).
+    #[arg(long, value_name = "PATH")]
+    pub exe: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod golang;
 mod incident;
+mod inspect;
 mod maps;
 mod output;
 mod privilege;
@@ -52,8 +53,13 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
 
+    // Inspecting a file needs no privilege.
+    let inspect_only = matches!(
+        cli.command,
+        cli::Command::Symbolize(_) | cli::Command::Probes(_)
+    );
     let missing = privilege::missing_capabilities();
-    if !missing.is_empty() {
+    if !inspect_only && !missing.is_empty() {
         output::warn(&format!(
             "missing capability {}: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE",
             missing.join(", ")
@@ -75,6 +81,8 @@ fn main() -> ExitCode {
         match &cli.command {
             cli::Command::Run(args) => commands::run(&cli.common, args).await,
             cli::Command::Attach(args) => commands::attach(&cli.common, args).await,
+            cli::Command::Symbolize(args) => inspect::symbolize(&cli.common, args),
+            cli::Command::Probes(args) => inspect::probes(&cli.common, args),
         }
     });
     match result {

@@ -34,7 +34,7 @@ use crate::{
 };
 
 /// Probe names reported in `attach` records.
-const PROBES: &[&str] = &[
+pub const PROBES: &[&str] = &[
     "tp_btf/signal_deliver",
     "tp_btf/signal_generate",
     "tp_btf/sched_process_exit",

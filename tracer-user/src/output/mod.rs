@@ -75,6 +75,20 @@ impl Output {
     }
 }
 
+impl Output {
+    /// One line of already rendered text (inspection commands).
+    pub fn line(&mut self, text: &str) -> Result<()> {
+        self.line.extend_from_slice(text.as_bytes());
+        self.line.push(b'\n');
+        let written = self
+            .sink
+            .write_all(&self.line)
+            .and_then(|()| self.sink.flush());
+        self.line.clear();
+        written.context("writing output")
+    }
+}
+
 /// One line on stderr prefixed with the tool's name.
 pub fn warn(msg: &str) {
     eprintln!("crashtrace: {msg}");

@@ -29,6 +29,8 @@ pub struct ElfModule {
     segments: Vec<Segment>,
     symbols: Vec<Symbol>,
     dwarf: Option<addr2line::Loader>,
+    /// Go's own table, for Go binaries without DWARF (`-ldflags=-w`).
+    gopclntab: Option<gosym::Table<memmap2::Mmap>>,
     /// How many symbols [`ElfModule::warm`] has looked up so far.
     warmed: Cell<usize>,
 }
@@ -83,8 +85,22 @@ impl ElfModule {
                 addr2line::Loader::new(debug_file).ok()
             }
         };
+        // No DWARF: a Go binary still has its own table, with lines and
+        // inlined calls (the runtime's tracebacks need it).
+        let gopclntab = if dwarf.is_none() && obj.section_by_name(".go.buildinfo").is_some()
+            || dwarf.is_none() && obj.sections().next().is_none()
+        {
+            // SAFETY: as above; a second read-only mapping the table owns.
+            unsafe { memmap2::Mmap::map(&file) }
+                .ok()
+                .and_then(|m| gosym::Table::parse(m).ok())
+        } else {
+            None
+        };
         let debuginfo = if dwarf.is_some() {
             DebugInfo::Dwarf
+        } else if gopclntab.is_some() {
+            DebugInfo::Gopclntab
         } else if !symbols.is_empty() {
             DebugInfo::Symtab
         } else {
@@ -96,6 +112,7 @@ impl ElfModule {
             segments,
             symbols,
             dwarf,
+            gopclntab,
             warmed: Cell::new(0),
         })
     }
@@ -135,6 +152,17 @@ impl ElfModule {
             PcKind::Exact => vaddr,
             PcKind::ReturnAddress => vaddr.saturating_sub(1),
         };
+        if let Some(table) = &self.gopclntab {
+            return table
+                .locations(probe)
+                .into_iter()
+                .map(|l| SourceLocation {
+                    function: Some(l.function),
+                    file: l.file,
+                    line: l.line,
+                })
+                .collect();
+        }
         let mut out = Vec::new();
         if let Some(dwarf) = &self.dwarf
             && let Ok(mut frames) = dwarf.find_frames(probe)

