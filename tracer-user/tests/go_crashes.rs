@@ -313,9 +313,8 @@ fn panic_recovered_by_net_http() {
 /// GOTRACEBACK=crash: after printing, the runtime aborts (SIGABRT, core).
 #[test]
 fn gotraceback_crash_dies_of_sigabrt() {
-    for version in GO_VERSIONS {
-        let ctx = format!("Go {version}");
-        let bin = build_go("crashy", version);
+    for build in go_builds("crashy") {
+        let (ctx, bin) = (&build.label, &build.path);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("events.ndjson");
         let status = Command::new(crashtrace_bin())
@@ -358,7 +357,8 @@ fn gotraceback_crash_dies_of_sigabrt() {
 fn attach_to_a_running_go_program() {
     use std::io::Write as _;
     let version = GO_VERSIONS[1];
-    let bin = build_go("crashy", version);
+    // Stripped: what a production service runs.
+    let bin = build_go_flags("crashy", version, Some("-s -w"));
     let mut target = KillOnDrop(
         Command::new(&bin)
             .arg("panic-on-input")

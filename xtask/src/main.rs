@@ -477,6 +477,7 @@ fn bench(runs: usize) -> Result<()> {
     let root = workspace_root();
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
     let go = go_binary(&go_cache_dir().join(format!("venv-{version}"))).context("Go toolchain")?;
+    let go = go.as_path();
     let bin = root.join(format!("target/bench/bench-go{version}"));
     fs::create_dir_all(bin.parent().unwrap_or(&root))?;
     run(Command::new(go)
@@ -539,6 +540,125 @@ fn bench(runs: usize) -> Result<()> {
     println!(
         "| Go probe hits per recovered panic | - | {:.2} | - |",
         median(hits_per_panic)
+    );
+    bench_symbolize(&crashtrace, &go, runs)
+}
+
+/// Symbolization speed on a large Go binary (the toolchain's own `cmd/go`),
+/// side by side: `crashtrace symbolize` against `go tool addr2line` on a
+/// `-s -w` build (both read .gopclntab), and against binutils `addr2line
+/// -f -i` on the plain build (both read DWARF). Same addresses, same runs.
+fn bench_symbolize(crashtrace: &Path, go: &Path, runs: usize) -> Result<()> {
+    let root = workspace_root();
+    let dir = root.join("target/bench");
+    let build = |out: &Path, ldflags: &str| {
+        run(Command::new(go)
+            .args(["build", "-trimpath", &format!("-ldflags={ldflags}"), "-o"])
+            .arg(out)
+            .arg("cmd/go")
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", dir.join("gocache"))
+            .env("GOPATH", dir.join("gopath")))
+    };
+    let plain_bin = dir.join("cmd-go");
+    let stripped_bin = dir.join("cmd-go-stripped");
+    step("building cmd/go (plain and -s -w) for the symbolizer benchmark");
+    build(&plain_bin, "")?;
+    build(&stripped_bin, "-s -w")?;
+
+    // Addresses spread over the code: every 97th byte of .text.
+    let addrs = |bin: &Path| -> Result<String> {
+        let out = output(Command::new("readelf").args(["-WS"]).arg(bin)).context("readelf")?;
+        let line = out
+            .lines()
+            .find(|l| l.contains(" .text "))
+            .context("no .text")?;
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let at = f.iter().position(|w| *w == ".text").context(".text")?;
+        let addr = u64::from_str_radix(f[at + 2], 16)?;
+        let size = u64::from_str_radix(f[at + 4], 16)?;
+        Ok((addr..addr + size)
+            .step_by(97)
+            .map(|a| format!("{a:#x}\n"))
+            .collect())
+    };
+    let time_with_stdin = |cmd: &mut Command, input: &str| -> Result<f64> {
+        use std::io::Write as _;
+        let started = std::time::Instant::now();
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let feed = input.to_owned();
+        let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+        let status = child.wait()?;
+        let _ = writer.join();
+        if !status.success() {
+            bail!("{cmd:?} failed");
+        }
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let stripped_addrs = addrs(&stripped_bin)?;
+    let plain_addrs = addrs(&plain_bin)?;
+    let n = stripped_addrs.lines().count();
+    let m = plain_addrs.lines().count();
+    let (mut ours_pcln, mut go_tool, mut ours_dwarf, mut binutils) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs {
+        step(&format!("symbolizer run {}/{runs}", i + 1));
+        ours_pcln.push(time_with_stdin(
+            Command::new(crashtrace)
+                .args(["symbolize", "--format", "ndjson", "--exe"])
+                .arg(&stripped_bin)
+                .arg("-"),
+            &stripped_addrs,
+        )?);
+        go_tool.push(time_with_stdin(
+            Command::new(go)
+                .args(["tool", "addr2line"])
+                .arg(&stripped_bin),
+            &stripped_addrs,
+        )?);
+        ours_dwarf.push(time_with_stdin(
+            Command::new(crashtrace)
+                .args(["symbolize", "--format", "ndjson", "--exe"])
+                .arg(&plain_bin)
+                .arg("-"),
+            &plain_addrs,
+        )?);
+        binutils.push(time_with_stdin(
+            Command::new("addr2line")
+                .args(["-f", "-i", "-e"])
+                .arg(&plain_bin),
+            &plain_addrs,
+        )?);
+    }
+    let (a, b, c, d) = (
+        median(ours_pcln),
+        median(go_tool),
+        median(ours_dwarf),
+        median(binutils),
+    );
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len() / (1 << 20)).unwrap_or(0);
+    println!();
+    println!(
+        "Symbolizing cmd/go ({} MiB plain, {} MiB -s -w), whole process, {runs} alternating runs, medians:",
+        size(&plain_bin),
+        size(&stripped_bin)
+    );
+    println!("| binary | addresses | crashtrace symbolize | other tool | ratio |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| cmd/go -s -w (.gopclntab, inlined frames) | {n} | {a:.3} s | go tool addr2line (no inlined frames): {b:.3} s | {:.2}x faster |",
+        b / a
+    );
+    println!(
+        "| cmd/go (DWARF, inlined frames) | {m} | {c:.3} s | binutils addr2line -f -i: {d:.3} s | {:.2}x faster |",
+        d / c
     );
     Ok(())
 }
