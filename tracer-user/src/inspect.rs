@@ -204,8 +204,8 @@ pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
         debuginfo: module.debuginfo.as_str(),
         layout,
         gopclntab: table,
-        runtime_layout: go.as_ref().map(|b| {
-            golang::layout_fields(&b.layout)
+        runtime_layout: go.as_ref().and_then(|b| b.layout).map(|layout| {
+            golang::layout_fields(&layout)
                 .into_iter()
                 .map(|(k, v)| {
                     let v = if v == tracer_common::GO_NO_FIELD {

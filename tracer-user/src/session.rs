@@ -165,7 +165,13 @@ impl Session {
                 if slot >= MAX_GO_BINARIES {
                     anyhow::bail!("more than {MAX_GO_BINARIES} distinct Go binaries traced");
                 }
-                self.probes.set_go_config(slot, binary.layout)?;
+                let layout = binary.layout.with_context(|| {
+                    format!(
+                        "no DWARF and no known runtime layout for {}",
+                        binary.version
+                    )
+                })?;
+                self.probes.set_go_config(slot, layout)?;
                 if self.verbose {
                     crate::output::warn(&binary.layout_notice());
                 }

@@ -127,6 +127,85 @@ fn stripped_go_symbolizes_like_go_tool_addr2line() {
     }
 }
 
+/// A Go binary as a distribution ships it: Debian's fzf, built by Go 1.19
+/// (the 1.18–1.19 table format), externally linked (C code before the Go
+/// text), stripped. `go tool addr2line` takes the .text section's start as
+/// the table's base, which is wrong when C code comes first: its answer for
+/// A is the location of A + (textStart - .text). We use the table's own
+/// textStart; the test checks our answer there against its answer.
+#[test]
+fn distro_go119_binary_symbolizes_like_go_tool_addr2line() {
+    let bin = "/usr/bin/fzf";
+    let data = std::fs::read(bin).expect("fzf is installed by ./xtask.sh setup");
+    let obj = object::File::parse(&*data).unwrap();
+    let text = obj.section_by_name(".text").unwrap();
+    let table = obj.section_by_name(".gopclntab").unwrap().data().unwrap();
+    assert_eq!(
+        &table[..4],
+        &0xffff_fff0u32.to_le_bytes(),
+        "Go 1.18-1.19 format"
+    );
+    let text_start = u64::from_le_bytes(table[24..32].try_into().unwrap());
+    let shift = text_start - text.address();
+    let theirs_at: Vec<u64> = (text.address()..text.address() + text.size() - shift)
+        .step_by(53)
+        .collect();
+    let ours_at: Vec<String> = theirs_at
+        .iter()
+        .map(|a| format!("{:#x}", a + shift))
+        .collect();
+
+    let ours = crashtrace(
+        &["symbolize", "--format", "ndjson", "--exe", bin, "-"],
+        &(ours_at.join("\n") + "\n"),
+    );
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let ours: Vec<Value> = String::from_utf8_lossy(&ours.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let input: String = theirs_at.iter().map(|a| format!("{a:#x}\n")).collect();
+    let mut go = Command::new(go_tool(GO_VERSIONS[GO_VERSIONS.len() - 1]))
+        .args(["tool", "addr2line", bin])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = go.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let theirs = go.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    let theirs: Vec<&str> = theirs.lines().collect();
+    assert_eq!(theirs.len(), 2 * ours.len());
+    let (mut compared, mut inlined) = (0, 0);
+    for (i, rec) in ours.iter().enumerate() {
+        let (func, file_line) = (theirs[2 * i], theirs[2 * i + 1]);
+        if func == "?" || file_line.starts_with(":-") {
+            continue;
+        }
+        let frames = rec["frames"].as_array().unwrap();
+        let ctx = format!("fzf {}", ours_at[i]);
+        assert_eq!(frames.last().unwrap()["function"], func, "{ctx}");
+        let ours_file_line = format!(
+            "{}:{}",
+            frames[0]["file"].as_str().unwrap_or("?"),
+            frames[0]["line"]
+        );
+        assert_eq!(ours_file_line, file_line, "{ctx}: {rec}");
+        compared += 1;
+        if frames.len() > 1 {
+            inlined += 1;
+        }
+    }
+    assert!(compared > 10_000, "{compared}");
+    assert!(inlined > 100, "{inlined} addresses in inlined code");
+}
+
 #[test]
 fn probes_names_the_debug_info_source() {
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];

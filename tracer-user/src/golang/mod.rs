@@ -40,7 +40,9 @@ pub struct GoBinary {
     pub version: String,
     /// Main module path ("example.com/app"), if recorded.
     pub module: Option<String>,
-    pub layout: GoConfig,
+    /// None: no DWARF and a Go version the table does not know (Go probes
+    /// cannot be attached; the binary is still symbolized).
+    pub layout: Option<GoConfig>,
     /// Where the layout came from: "dwarf" or "version table".
     pub layout_source: &'static str,
     /// The version table's layout for this version, if it has one.
@@ -67,13 +69,9 @@ impl GoBinary {
         };
         let table = layout_for_version(&version);
         let (layout, layout_source) = match layout_from_dwarf(&obj) {
-            Ok(Some(l)) => (l, "dwarf"),
-            _ => (
-                table.with_context(|| {
-                    format!("no DWARF and no known runtime layout for {version}")
-                })?,
-                "version table",
-            ),
+            Ok(Some(l)) => (Some(l), "dwarf"),
+            _ if table.is_some() => (table, "version table"),
+            _ => (None, "unknown"),
         };
         let segments = obj
             .segments()
@@ -169,7 +167,7 @@ impl GoBinary {
             .collect::<Vec<_>>()
             .join(".");
         match (self.layout_source, self.table_layout) {
-            ("dwarf", Some(t)) if t == self.layout => {
+            ("dwarf", Some(t)) if Some(t) == self.layout => {
                 format!(
                     "{}: runtime layout from DWARF matches the {minor} table",
                     self.version
@@ -177,7 +175,9 @@ impl GoBinary {
             }
             ("dwarf", Some(t)) => format!(
                 "{}: runtime layout from DWARF {:?} differs from the {minor} table {:?}",
-                self.version, self.layout, t
+                self.version,
+                self.layout.unwrap_or_default(),
+                t
             ),
             ("dwarf", None) => format!(
                 "{}: runtime layout from DWARF (no table entry)",
