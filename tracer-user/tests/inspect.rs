@@ -239,6 +239,18 @@ fn probes_names_the_debug_info_source() {
             assert_eq!(p["found"], expected, "{p}");
         }
     }
+    // A Go version outside the supported range, without DWARF: symbolized
+    // from its table, but no runtime layout to probe it with, and it says so.
+    let old = crashtrace(
+        &["probes", "--format", "ndjson", "--exe", "/usr/bin/fzf"],
+        "",
+    );
+    let r: Value = serde_json::from_slice(&old.stdout).unwrap();
+    assert_eq!(r["runtime_version"], "go1.19.8");
+    assert_eq!(r["debuginfo"], "gopclntab");
+    assert_eq!(r["layout"], "unknown");
+    assert!(r["runtime_layout"].is_null());
+
     let native = crashtrace(
         &["probes", "--format", "ndjson", "--exe", "/usr/bin/true"],
         "",
