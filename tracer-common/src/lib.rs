@@ -30,6 +30,9 @@ pub enum EventKind {
     Exec = 5,
     /// A Go runtime crash/unwind entry point was hit ([`GoRecord`]).
     Go = 6,
+    /// The user stack of a thread a crash signal is being delivered to
+    /// ([`StackRecord`]); sent just before that thread's [`SignalRecord`].
+    Stack = 7,
 }
 
 impl EventKind {
@@ -41,6 +44,7 @@ impl EventKind {
             4 => Self::Fork,
             5 => Self::Exec,
             6 => Self::Go,
+            7 => Self::Stack,
             _ => return None,
         })
     }
@@ -117,6 +121,28 @@ pub struct SignalRecord {
     pub regs: Registers,
     /// Frame-pointer walk of the user stack, innermost first; `stack[0]` is the pc.
     pub stack: [u64; MAX_STACK_DEPTH],
+}
+
+/// Bytes of user stack copied for a crash (from sp up), for unwinding code
+/// without frame pointers with its DWARF CFI.
+pub const STACK_SNAPSHOT_BYTES: usize = 32 * 1024;
+/// Copy granule: pages, so the copy stops cleanly at the top of the stack.
+pub const STACK_CHUNK: usize = 4096;
+
+/// A copy of a thread's user stack at a crash signal, from `sp` up to
+/// [`STACK_SNAPSHOT_BYTES`] or the end of the stack mapping.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StackRecord {
+    pub header: Header,
+    /// The user sp the copy starts at.
+    pub sp: u64,
+    /// Bytes of `data` filled.
+    pub len: u32,
+    pub _pad: u32,
+    /// One chunk more than the limit: the BPF side masks the offset into
+    /// the first [`STACK_SNAPSHOT_BYTES`] and copies up to a chunk there.
+    pub data: [u8; STACK_SNAPSHOT_BYTES + STACK_CHUNK],
 }
 
 /// `code` value when the kernel delivered a signal without siginfo.
@@ -360,17 +386,18 @@ pub struct TracedProcess {
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 7;
+pub const LOST_COUNTERS: u32 = 8;
 
 impl EventKind {
     /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::SignalDeliver,
         EventKind::SignalGenerate,
         EventKind::Exit,
         EventKind::Fork,
         EventKind::Exec,
         EventKind::Go,
+        EventKind::Stack,
     ];
 }
 

@@ -30,8 +30,8 @@ use tracer_common::{
     GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
     GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES,
     GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
-    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord,
-    SignalRecord, TracedProcess,
+    MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK,
+    STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -259,6 +259,18 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
         sig = killer;
     }
 
+    // SAFETY: the helper takes the current task; we only read through it.
+    let regs_ptr = unsafe { bpf_task_pt_regs(task as *mut _) } as u64;
+    // A crash (not the kernel's group-exit SIGKILL, not a request like
+    // SIGTERM): copy the stack first, so userspace has it when the signal
+    // record arrives, and can unwind code without frame pointers.
+    if wants_stack(sig) && !(group_exiting && info == 0) {
+        let sp: u64 = read_kernel(regs_ptr, PT_REGS_SP).unwrap_or(0);
+        if sp != 0 {
+            snapshot_stack(sp);
+        }
+    }
+
     let Some(mut entry) = EVENTS.reserve::<SignalRecord>(0) else {
         count_lost(EventKind::SignalDeliver);
         return;
@@ -299,7 +311,6 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
         addr_of_mut!((*rec).handler).write(handler);
         addr_of_mut!((*rec).group_exiting).write(group_exiting as u32);
 
-        let regs_ptr = bpf_task_pt_regs(task as *mut _) as u64;
         let r: pt_regs = read_kernel(regs_ptr, 0).unwrap_or(core::mem::zeroed());
         addr_of_mut!((*rec).regs).write(registers(&r));
 
@@ -311,6 +322,62 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
             BPF_F_USER_STACK as u64,
         );
         addr_of_mut!((*rec).stack_bytes).write(if n > 0 { n as u32 } else { 0 });
+    }
+    entry.submit(0);
+}
+
+/// `pt_regs.sp` on x86_64.
+const PT_REGS_SP: u32 = 152;
+const SIGQUIT: i32 = 3;
+const SIGABRT: i32 = 6;
+
+/// Signals that mean the thread crashed where it stands.
+#[inline(always)]
+fn wants_stack(sig: i32) -> bool {
+    is_fault(sig) || sig == SIGABRT || sig == SIGSYS || sig == SIGQUIT
+}
+
+/// Copies the user stack from `sp` up, a page at a time (the first chunk up
+/// to sp's page end), until [`STACK_SNAPSHOT_BYTES`] or an unmapped page.
+#[inline(always)]
+fn snapshot_stack(sp: u64) {
+    let Some(mut entry) = EVENTS.reserve::<StackRecord>(0) else {
+        count_lost(EventKind::Stack);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Stack);
+    let data = unsafe { addr_of_mut!((*rec).data) } as *mut u8;
+    let page = STACK_CHUNK as u64;
+    let mut copied: u64 = 0;
+    let mut addr = sp;
+    let mut len = page - (sp & (page - 1));
+    let mut i = 0;
+    while i < STACK_SNAPSHOT_BYTES / STACK_CHUNK + 1 {
+        if copied >= STACK_SNAPSHOT_BYTES as u64 || len == 0 || len > page {
+            break;
+        }
+        // The mask keeps the verifier's view of the offset inside the
+        // first STACK_SNAPSHOT_BYTES; `data` has one chunk to spare.
+        let off = (copied & (STACK_SNAPSHOT_BYTES as u64 - 1)) as usize;
+        // SAFETY: off < STACK_SNAPSHOT_BYTES and len <= STACK_CHUNK: inside
+        // the reservation; the helper checks the user address.
+        let ok =
+            unsafe { raw_probe_read_user(data.add(off) as *mut _, len as u32, addr as *const _) }
+                >= 0;
+        if !ok {
+            break;
+        }
+        copied += len;
+        addr += len;
+        len = page;
+        i += 1;
+    }
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).sp).write(sp);
+        addr_of_mut!((*rec).len).write(copied as u32);
+        addr_of_mut!((*rec)._pad).write(0);
     }
     entry.submit(0);
 }

@@ -29,6 +29,8 @@ use crate::{
 
 /// How often drop counters and process liveness are checked.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a process that looks gone may take to deliver its exit record.
+const EXIT_RECORD_GRACE: Duration = Duration::from_secs(1);
 
 fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>), Failure> {
     let out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
@@ -252,6 +254,7 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Failure::Other(e.into()))?;
     let mut tick = tokio::time::interval(TICK);
     let mut interrupted = false;
+    let mut gone_since = None;
     loop {
         tokio::select! {
             // Records first; DWARF warm-up only when nothing else is ready.
@@ -266,12 +269,26 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             _ = sigterm.recv() => { interrupted = true; break; }
             _ = std::future::ready(()), if session.has_idle_work() => session.idle_step(),
         }
+        // Done when every process's exit record has arrived. A process that
+        // looks gone (a zombie leader while its other threads still exit,
+        // or reaped) gets a moment for its exit record: the last thread's
+        // exit writes it.
+        if args
+            .pids
+            .iter()
+            .all(|&pid| session.exit_status(pid).is_some())
+        {
+            break;
+        }
         if args
             .pids
             .iter()
             .all(|&pid| session.exit_status(pid).is_some() || gone(pid))
         {
-            break;
+            let since = *gone_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > EXIT_RECORD_GRACE {
+                break;
+            }
         }
     }
     drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;

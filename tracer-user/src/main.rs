@@ -14,6 +14,7 @@ mod record;
 mod session;
 mod signals;
 mod symbolize;
+mod unwind;
 
 use std::process::ExitCode;
 

@@ -45,6 +45,10 @@ pub const PROBES: &[&str] = &[
 /// Senders remembered while their signal is pending; bounded so a signal
 /// storm at a process that never dequeues cannot grow it without end.
 const MAX_PENDING_SENDERS: usize = 4096;
+/// Stack copies waiting for their signal record (one per crashing thread).
+const MAX_PENDING_STACKS: usize = 64;
+/// Frames unwound from a stack copy at most.
+const MAX_UNWIND_DEPTH: usize = 256;
 
 #[derive(Default, Clone, Copy)]
 pub struct Stats {
@@ -89,6 +93,8 @@ pub struct Session {
     /// snapshot (sigpanic, gopanic): the fatal panic's records, taken far
     /// from that frame, reuse it.
     leaf_callers: HashMap<(u32, u64), u64>,
+    /// Stack copies of crashing threads, until their signal record.
+    stacks: HashMap<(u32, u32), records::StackSnapshot>,
 }
 
 struct GoProcess {
@@ -115,6 +121,7 @@ impl Session {
             verbose: false,
             panic_defers: HashMap::new(),
             leaf_callers: HashMap::new(),
+            stacks: HashMap::new(),
         }
     }
 
@@ -261,6 +268,10 @@ impl Session {
             KernelRecord::Fork(r) => self.on_fork(&r),
             KernelRecord::Exec(r) => self.on_exec(&r),
             KernelRecord::Go(r) => self.on_go(&r),
+            KernelRecord::Stack(s) => {
+                self.on_stack(s);
+                Ok(())
+            }
         }
     }
 
@@ -276,6 +287,57 @@ impl Session {
                 code: r.code,
             },
         );
+    }
+
+    /// A crashing thread's stack copy: kept until its signal record (sent
+    /// right after it) asks for it.
+    fn on_stack(&mut self, s: records::StackSnapshot) {
+        if self.stacks.len() >= MAX_PENDING_STACKS {
+            self.stacks.clear();
+        }
+        self.stacks.insert((s.header.pid, s.header.tid), s);
+    }
+
+    /// The crashing thread's frames: unwound with CFI from its stack copy
+    /// when there is one, else the kernel's frame-pointer walk.
+    fn signal_pcs(&mut self, r: &SignalRecord) -> (Vec<u64>, bool, bool) {
+        let depth = (r.stack_bytes as usize / 8).min(MAX_STACK_DEPTH);
+        let fp: Vec<u64> = if depth > 0 {
+            r.stack[..depth].to_vec()
+        } else {
+            vec![r.regs.ip]
+        };
+        let pid = r.header.pid;
+        let Some(copy) = self.stacks.remove(&(pid, r.header.tid)) else {
+            return (fp, depth == MAX_STACK_DEPTH, false);
+        };
+        // Go has frame pointers and no .eh_frame: its walk is the kernel's.
+        if self.go_processes.contains_key(&pid) {
+            return (fp, depth == MAX_STACK_DEPTH, false);
+        }
+        self.ensure_image(pid, &fp);
+        let Some(image) = self.images.get(&pid) else {
+            return (fp, depth == MAX_STACK_DEPTH, false);
+        };
+        let regs = crate::unwind::Regs {
+            rip: r.regs.ip,
+            rsp: r.regs.sp,
+            rbp: r.regs.bp,
+            rbx: r.regs.bx,
+            r12_15: [r.regs.r12, r.regs.r13, r.regs.r14, r.regs.r15],
+        };
+        let stack = crate::unwind::StackCopy {
+            sp: copy.sp,
+            data: &copy.data,
+        };
+        let unwound = crate::unwind::unwind(image, regs, &stack, MAX_UNWIND_DEPTH);
+        // The kernel's walk follows rbp even where it holds data, so its
+        // length means nothing once CFI has been used.
+        if unwound.cfi_frames > 0 || unwound.pcs.len() >= fp.len() {
+            (unwound.pcs, unwound.truncated, true)
+        } else {
+            (fp, depth == MAX_STACK_DEPTH, false)
+        }
     }
 
     fn on_signal(&mut self, r: &SignalRecord) -> Result<()> {
@@ -315,18 +377,13 @@ impl Session {
             }
             _ => None,
         };
-        let depth = (r.stack_bytes as usize / 8).min(MAX_STACK_DEPTH);
-        let stack: &[u64] = if depth > 0 {
-            &r.stack[..depth]
-        } else {
-            std::slice::from_ref(&r.regs.ip)
-        };
-        self.ensure_image(pid, stack);
+        let (stack, walk_truncated, _by_cfi) = self.signal_pcs(r);
+        self.ensure_image(pid, &stack);
         let image = self.images.get(&pid);
         let (frames, mut frames_truncated) = image
-            .map(|i| i.symbolize_stack(stack))
+            .map(|i| i.symbolize_stack(&stack))
             .unwrap_or_else(|| (Vec::new(), true));
-        frames_truncated |= depth == MAX_STACK_DEPTH;
+        frames_truncated |= walk_truncated;
         let record = Record {
             schema: SCHEMA,
             kind: "signal",
@@ -840,6 +897,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Fork => "fork",
         EventKind::Exec => "exec",
         EventKind::Go => "go",
+        EventKind::Stack => "stack",
     }
 }
 

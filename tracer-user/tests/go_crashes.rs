@@ -321,7 +321,7 @@ fn gotraceback_crash_dies_of_sigabrt() {
             .args(["--format", "ndjson", "-o"])
             .arg(&out)
             .args(["run", "--"])
-            .arg(&bin)
+            .arg(bin)
             .arg("index")
             .env("GOTRACEBACK", "crash")
             .stdout(std::process::Stdio::null())

@@ -11,6 +11,48 @@ fn basename(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
 
+/// A release build (-O2, no frame pointers): the crashing thread's frames,
+/// unwound with DWARF CFI from a copy of its stack, equal gdb's, through
+/// libc (start_thread, clone3) to the thread's first frame.
+#[test]
+fn optimized_code_without_frame_pointers_unwinds_like_gdb() {
+    for (name, signal) in [("null_deref", "SIGSEGV"), ("abort", "SIGABRT")] {
+        let bin = build_c_flags(name, &["-O2", "-fomit-frame-pointer"]);
+        let t = run_traced(&bin, &[]);
+        let sig = t
+            .of_type("signal")
+            .into_iter()
+            .find(|s| s["signal"]["name"] == signal)
+            .unwrap_or_else(|| panic!("{name}: no {signal}"));
+        let ours: Vec<GdbFrame> = sig["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frame_key)
+            .collect();
+        let gdb = gdb_frames(&bin);
+        assert!(gdb.len() >= 4, "{name}: gdb: {gdb:#?}");
+        assert!(
+            ours.len() >= gdb.len(),
+            "{name}: ours {ours:#?}\ngdb {gdb:#?}"
+        );
+        for (o, g) in ours.iter().zip(&gdb) {
+            assert_eq!(
+                o.function, g.function,
+                "{name}: ours {ours:#?}\ngdb {gdb:#?}"
+            );
+            assert_eq!(o.line, g.line, "{name}: line of {}", o.function);
+            assert_eq!(
+                o.file.as_deref().map(basename),
+                g.file.as_deref().map(basename),
+                "{name}: file of {}",
+                o.function
+            );
+        }
+        assert_eq!(sig["frames_truncated"], false, "{name}: {sig:#}");
+    }
+}
+
 #[test]
 fn null_dereference_in_worker_thread() {
     let bin = build_c("null_deref");

@@ -551,7 +551,7 @@ fn bench(runs: usize) -> Result<()> {
         "| Go probe hits per recovered panic | - | {:.2} | - |",
         median(hits_per_panic)
     );
-    bench_symbolize(&crashtrace, &go, runs)
+    bench_symbolize(&crashtrace, go, runs)
 }
 
 /// Symbolization speed on a large Go binary (the toolchain's own `cmd/go`),

@@ -2,8 +2,8 @@
 //! still checked: a short or unknown record is an error, never a panic.
 
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, SignalGenerateRecord,
-    SignalRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, STACK_SNAPSHOT_BYTES,
+    SignalGenerateRecord, SignalRecord, StackRecord,
 };
 
 pub enum KernelRecord {
@@ -13,6 +13,15 @@ pub enum KernelRecord {
     Fork(ForkRecord),
     Exec(ExecRecord),
     Go(Box<GoRecord>),
+    Stack(StackSnapshot),
+}
+
+/// A thread's user stack bytes from `sp` up (a [`StackRecord`], only the
+/// filled part).
+pub struct StackSnapshot {
+    pub header: Header,
+    pub sp: u64,
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,6 +65,32 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Fork => KernelRecord::Fork(read(bytes, kind)?),
         EventKind::Exec => KernelRecord::Exec(read(bytes, kind)?),
         EventKind::Go => KernelRecord::Go(Box::new(read(bytes, kind)?)),
+        EventKind::Stack => {
+            let data_at = std::mem::offset_of!(StackRecord, data);
+            if bytes.len() < data_at {
+                return Err(DecodeError::Truncated {
+                    kind,
+                    len: bytes.len(),
+                    expected: data_at,
+                });
+            }
+            let header: Header = read(bytes, kind)?;
+            let word =
+                |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+            let sp = word(std::mem::offset_of!(StackRecord, sp));
+            let len_at = std::mem::offset_of!(StackRecord, len);
+            let len = u32::from_ne_bytes(bytes[len_at..len_at + 4].try_into().unwrap_or([0; 4]));
+            let len = (len as usize).min(STACK_SNAPSHOT_BYTES);
+            let data = bytes
+                .get(data_at..data_at + len)
+                .ok_or(DecodeError::Truncated {
+                    kind,
+                    len: bytes.len(),
+                    expected: data_at + len,
+                })?
+                .to_vec();
+            KernelRecord::Stack(StackSnapshot { header, sp, data })
+        }
     })
 }
 

@@ -2,7 +2,11 @@
 //! addresses DWARF and symbols use), DWARF through addr2line (inlined frames
 //! included) and its symbol tables as the fallback.
 
-use std::{cell::Cell, fs::File, path::Path};
+use std::{
+    cell::{Cell, OnceCell},
+    fs::File,
+    path::Path,
+};
 
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
@@ -33,6 +37,9 @@ pub struct ElfModule {
     gopclntab: Option<gosym::Table<memmap2::Mmap>>,
     /// How many symbols [`ElfModule::warm`] has looked up so far.
     warmed: Cell<usize>,
+    /// The file, mapped: its CFI is indexed on the first unwind through it.
+    map: memmap2::Mmap,
+    cfi: OnceCell<Option<crate::unwind::cfi::Cfi>>,
 }
 
 impl ElfModule {
@@ -106,15 +113,30 @@ impl ElfModule {
         } else {
             DebugInfo::None
         };
+        let build_id = build_id(&obj);
+        drop(obj);
         Ok(Self {
             debuginfo,
-            build_id: build_id(&obj),
+            build_id,
+            map,
+            cfi: OnceCell::new(),
             segments,
             symbols,
             dwarf,
             gopclntab,
             warmed: Cell::new(0),
         })
+    }
+
+    /// The module's call frame information (parsed on first use).
+    pub fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
+        self.cfi
+            .get_or_init(|| {
+                object::File::parse(&*self.map)
+                    .ok()
+                    .and_then(|obj| crate::unwind::cfi::Cfi::parse(&obj))
+            })
+            .as_ref()
     }
 
     /// Parses the DWARF of up to `budget` more functions (addr2line parses a

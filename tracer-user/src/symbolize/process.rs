@@ -112,6 +112,18 @@ impl ProcessImage {
     /// walk is cut at the first return address outside executable memory:
     /// code without frame pointers (most of libc) leaves rbp holding data,
     /// and what the kernel walked past it is noise, not frames.
+    /// The module mapped at runtime address `pc`, and `pc` as an address in
+    /// that module's ELF address space.
+    pub fn module_at(&self, pc: u64) -> Option<(Rc<ElfModule>, u64)> {
+        let m = self
+            .mappings
+            .iter()
+            .find(|m| pc >= m.entry.start && pc < m.entry.end)?;
+        let module = m.module.as_ref()?;
+        let vaddr = module.file_offset_to_vaddr(pc - m.entry.start + m.entry.offset)?;
+        Some((Rc::clone(module), vaddr))
+    }
+
     pub fn symbolize_stack(&self, stack: &[u64]) -> (Vec<Frame>, bool) {
         let pcs: Vec<(u64, PcKind)> = stack
             .iter()

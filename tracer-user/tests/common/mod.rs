@@ -31,19 +31,39 @@ fn workspace_root() -> PathBuf {
 /// turns.
 static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+const DEBUG_FLAGS: &[&str] = &["-O0", "-fno-omit-frame-pointer"];
+
 pub fn build_c(name: &str) -> PathBuf {
+    build_c_flags(name, DEBUG_FLAGS)
+}
+
+/// A C program built with `flags` (e.g. a release build: `-O2
+/// -fomit-frame-pointer`), named after them.
+pub fn build_c_flags(name: &str, flags: &[&str]) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = workspace_root().join(format!("testdata/native/{name}.c"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native");
     fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(name);
+    // The debug build keeps the plain name (tests check `comm`).
+    let out = if flags == DEBUG_FLAGS {
+        dir.join(name)
+    } else {
+        let tag: String = flags
+            .concat()
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect();
+        dir.join(format!("{name}-{tag}"))
+    };
     let fresh = fs::metadata(&out)
         .and_then(|o| Ok(o.modified()? >= fs::metadata(&src)?.modified()?))
         .unwrap_or(false);
     if !fresh {
         let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
         let status = Command::new("gcc")
-            .args(["-g", "-O0", "-fno-omit-frame-pointer", "-pthread", "-o"])
+            .arg("-g")
+            .args(flags)
+            .args(["-pthread", "-o"])
             .arg(&tmp)
             .arg(&src)
             .status()
@@ -208,6 +228,48 @@ pub fn gdb_backtrace(program: &Path) -> Vec<GdbFrame> {
                 None => (None, None),
             };
             Some(GdbFrame {
+                function,
+                file,
+                line,
+            })
+        })
+        .collect()
+}
+
+/// The crashing thread's frames as gdb unwinds them, through gdb's Python
+/// API, without the frames gdb synthesizes for tail calls from DWARF
+/// call-site information (no return address on the stack stands for them).
+pub fn gdb_frames(program: &Path) -> Vec<GdbFrame> {
+    const SCRIPT: &str = r#"python
+f = gdb.newest_frame()
+while f is not None:
+    sal = f.find_sal()
+    fn = sal.symtab.filename if sal.symtab else ''
+    print('FRAME|%d|%s|%s|%d' % (int(f.type() == gdb.TAILCALL_FRAME), f.name() or '??', fn, sal.line))
+    f = f.older()
+end
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("frames.gdb");
+    fs::write(&script, SCRIPT).unwrap();
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex", "run", "-x"])
+        .arg(&script)
+        .arg("--args")
+        .arg(program)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gdb");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("FRAME|"))
+        .filter_map(|l| {
+            let mut p = l.split('|');
+            let tail = p.next()? == "1";
+            let function = p.next()?.to_owned();
+            let file = p.next().filter(|f| !f.is_empty()).map(str::to_owned);
+            let line = p.next()?.parse().ok().filter(|&l: &u32| l > 0);
+            (!tail).then_some(GdbFrame {
                 function,
                 file,
                 line,
