@@ -33,6 +33,8 @@ pub enum EventKind {
     /// The user stack of a thread a crash signal is being delivered to
     /// ([`StackRecord`]); sent just before that thread's [`SignalRecord`].
     Stack = 7,
+    /// A traced process's dlopen() returned a library ([`DlopenRecord`]).
+    Dlopen = 8,
 }
 
 impl EventKind {
@@ -45,6 +47,7 @@ impl EventKind {
             5 => Self::Exec,
             6 => Self::Go,
             7 => Self::Stack,
+            8 => Self::Dlopen,
             _ => return None,
         })
     }
@@ -143,6 +146,23 @@ pub struct StackRecord {
     /// One chunk more than the limit: the BPF side masks the offset into
     /// the first [`STACK_SNAPSHOT_BYTES`] and copies up to a chunk there.
     pub data: [u8; STACK_SNAPSHOT_BYTES + STACK_CHUNK],
+}
+
+/// Bytes of a dlopen'ed library's path captured.
+pub const DLOPEN_PATH_BYTES: usize = 256;
+
+/// dlopen() returned: the library's `struct link_map` fields `l_addr` (load
+/// bias) and `l_name` (path), read at the return, so the library can be
+/// symbolized even when the process crashes right after and is gone.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DlopenRecord {
+    pub header: Header,
+    pub load_bias: u64,
+    /// Bytes of `path` filled (without the NUL).
+    pub path_len: u32,
+    pub _pad: u32,
+    pub path: [u8; DLOPEN_PATH_BYTES],
 }
 
 /// `code` value when the kernel delivered a signal without siginfo.
@@ -386,11 +406,11 @@ pub struct TracedProcess {
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 8;
+pub const LOST_COUNTERS: u32 = 9;
 
 impl EventKind {
     /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::SignalDeliver,
         EventKind::SignalGenerate,
         EventKind::Exit,
@@ -398,6 +418,7 @@ impl EventKind {
         EventKind::Exec,
         EventKind::Go,
         EventKind::Stack,
+        EventKind::Dlopen,
     ];
 }
 

@@ -144,6 +144,12 @@ impl Session {
     /// Places the runtime probes a process needs (Go today). A failure is
     /// reported and the process stays traced at the kernel level.
     fn attach_runtime(&mut self, pid: u32) {
+        // Libraries it dlopens later: followed from libc's dlopen return.
+        if let Some((libc, key)) = self.images.get(&pid).and_then(|i| i.libc(pid))
+            && let Err(err) = self.probes.follow_dlopen(&libc, key)
+        {
+            crate::output::warn(&format!("pid {pid}: dlopen not followed: {err:#}"));
+        }
         if let Some(old) = self.go_processes.remove(&pid)
             && let Some(link) = old.link
         {
@@ -268,6 +274,10 @@ impl Session {
             KernelRecord::Fork(r) => self.on_fork(&r),
             KernelRecord::Exec(r) => self.on_exec(&r),
             KernelRecord::Go(r) => self.on_go(&r),
+            KernelRecord::Dlopen(d) => {
+                self.on_dlopen(&d);
+                Ok(())
+            }
             KernelRecord::Stack(s) => {
                 self.on_stack(s);
                 Ok(())
@@ -287,6 +297,24 @@ impl Session {
                 code: r.code,
             },
         );
+    }
+
+    /// A library was dlopen'ed: map it into the process's image now, from
+    /// the path and load bias read at dlopen's return, so a crash in it is
+    /// symbolized even if the process dies before we could read its maps.
+    fn on_dlopen(&mut self, d: &tracer_common::DlopenRecord) {
+        let pid = d.header.pid;
+        let len = (d.path_len as usize).min(d.path.len());
+        let path = String::from_utf8_lossy(&d.path[..len]).into_owned();
+        if path.is_empty() {
+            return;
+        }
+        if let Some(image) = self.images.get_mut(&pid)
+            && let Err(err) = image.add_library(pid, &path, d.load_bias, &mut self.symbolizer)
+            && self.verbose
+        {
+            crate::output::warn(&format!("pid {pid}: dlopen'ed {path}: {err:#}"));
+        }
     }
 
     /// A crashing thread's stack copy: kept until its signal record (sent
@@ -898,6 +926,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Exec => "exec",
         EventKind::Go => "go",
         EventKind::Stack => "stack",
+        EventKind::Dlopen => "dlopen",
     }
 }
 

@@ -53,6 +53,36 @@ fn optimized_code_without_frame_pointers_unwinds_like_gdb() {
     }
 }
 
+/// A crash inside a library the program dlopen'ed after crashtrace
+/// attached: libc's dlopen return is followed, the library is mapped into
+/// the process's image from the path and load bias read there, so the
+/// frames are symbolized although the process is dead by then.
+#[test]
+fn crash_in_a_library_loaded_with_dlopen() {
+    let (host, plugin) = build_dlopen_pair();
+    let t = run_traced(&host, &[plugin.to_str().unwrap()]);
+    assert_eq!(shell_status(&t.output), 139);
+    let sig = t.one("signal");
+    let frames = sig["frames"].as_array().unwrap();
+    assert_eq!(
+        frames[0]["module"].as_str(),
+        plugin.to_str(),
+        "the faulting frame is in the plugin: {sig:#}"
+    );
+    let ours: Vec<GdbFrame> = frames.iter().map(frame_key).collect();
+    let gdb = gdb_frames_args(&host, &[plugin.to_str().unwrap()]);
+    assert!(gdb.len() >= 2, "gdb: {gdb:#?}");
+    for (o, g) in ours.iter().zip(&gdb) {
+        assert_eq!(o.function, g.function, "ours {ours:#?}\ngdb {gdb:#?}");
+        assert_eq!(o.line, g.line, "line of {}", o.function);
+        assert_eq!(
+            o.file.as_deref().map(basename),
+            g.file.as_deref().map(basename)
+        );
+    }
+    assert_eq!(t.one("incident")["outcome"], "crashed");
+}
+
 #[test]
 fn null_dereference_in_worker_thread() {
     let bin = build_c("null_deref");

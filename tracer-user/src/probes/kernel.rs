@@ -33,6 +33,8 @@ const TRACEPOINTS: &[(&str, &str)] = &[
 
 /// The uprobe program for Go runtime entry points.
 const GO_PROGRAM: &str = "go_probe";
+/// The return probe on libc's dlopen.
+const DLOPEN_PROGRAM: &str = "dlopen_return";
 
 pub struct KernelProbes {
     // Owns programs and links; dropped last.
@@ -42,6 +44,9 @@ pub struct KernelProbes {
     traced: HashMap<MapData, u32, TracedProcess>,
     lost: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
+    /// libc files whose dlopen carries the return probe (once per file,
+    /// for all processes: the program filters by TRACED).
+    dlopen_libs: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl KernelProbes {
@@ -81,6 +86,12 @@ impl KernelProbes {
             .try_into()
             .context("go_probe is not a uprobe program")?;
         go.load().context("verifying program go_probe")?;
+        let dl: &mut UProbe = ebpf
+            .program_mut(DLOPEN_PROGRAM)
+            .context("program dlopen_return missing from the eBPF object")?
+            .try_into()
+            .context("dlopen_return is not a uprobe program")?;
+        dl.load().context("verifying program dlopen_return")?;
 
         let go_hits = PerCpuArray::try_from(
             ebpf.take_map("GO_PROBE_HITS")
@@ -100,6 +111,7 @@ impl KernelProbes {
             traced,
             lost,
             events: Some(events),
+            dlopen_libs: Default::default(),
         })
     }
 
@@ -156,6 +168,32 @@ impl KernelProbes {
         program
             .attach(points, binary, UProbeScope::OneProcess(pid))
             .with_context(|| format!("attaching Go probes to {}", binary.display()))
+    }
+
+    /// Puts the return probe on `libc`'s dlopen, once per file. Keyed by
+    /// the path as the process sees it (`/proc/PID/root/…`, so a libc in a
+    /// container's mount namespace is its own file).
+    pub fn follow_dlopen(&mut self, libc: &Path, key: std::path::PathBuf) -> Result<()> {
+        if self.dlopen_libs.contains(&key) {
+            return Ok(());
+        }
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(DLOPEN_PROGRAM)
+            .context("program dlopen_return missing")?
+            .try_into()?;
+        program
+            .attach(
+                [UProbeAttachPoint {
+                    location: UProbeAttachLocation::Symbol("dlopen"),
+                    cookie: None,
+                }],
+                libc,
+                UProbeScope::AllProcesses,
+            )
+            .with_context(|| format!("attaching to dlopen in {}", libc.display()))?;
+        self.dlopen_libs.insert(key);
+        Ok(())
     }
 
     pub fn detach_go(&mut self, link: UProbeLinkId) {

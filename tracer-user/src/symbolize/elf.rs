@@ -40,6 +40,13 @@ pub struct ElfModule {
     /// The file, mapped: its CFI is indexed on the first unwind through it.
     map: memmap2::Mmap,
     cfi: OnceCell<Option<crate::unwind::cfi::Cfi>>,
+    /// A Go binary (its line tables follow the Go runtime, not gdb).
+    is_go: bool,
+    /// Addresses where the last line row is not a statement but an earlier
+    /// one at the same address is: the (file, line) gdb reports there.
+    stmt_rows: OnceCell<std::collections::HashMap<u64, (String, u32)>>,
+    /// The file holding the DWARF (the binary or its separate debug file).
+    dwarf_path: Option<std::path::PathBuf>,
 }
 
 impl ElfModule {
@@ -114,8 +121,17 @@ impl ElfModule {
             DebugInfo::None
         };
         let build_id = build_id(&obj);
+        let is_go = obj.section_by_name(".go.buildinfo").is_some();
+        let dwarf_path = match (&dwarf, &debug_file) {
+            (None, _) => None,
+            (Some(_), Some(f)) => Some(f.clone()),
+            (Some(_), None) => Some(path.to_path_buf()),
+        };
         drop(obj);
         Ok(Self {
+            is_go,
+            stmt_rows: OnceCell::new(),
+            dwarf_path,
             debuginfo,
             build_id,
             map,
@@ -125,6 +141,15 @@ impl ElfModule {
             dwarf,
             gopclntab,
             warmed: Cell::new(0),
+        })
+    }
+
+    fn stmt_rows(&self) -> &std::collections::HashMap<u64, (String, u32)> {
+        self.stmt_rows.get_or_init(|| {
+            self.dwarf_path
+                .as_deref()
+                .and_then(|p| stmt_rows_of(p).ok())
+                .unwrap_or_default()
         })
     }
 
@@ -205,6 +230,18 @@ impl ElfModule {
                     line,
                 });
             }
+            // Several line rows can start at one address (a function's
+            // first instruction is often also its inlined callee's first
+            // line). addr2line keeps the last row; gdb the last that is a
+            // statement (is_stmt). Follow gdb, the ground truth for native
+            // code. (Go's tables follow its own rules: left alone.)
+            if !self.is_go
+                && let Some(innermost) = out.first_mut()
+                && let Some((file, line)) = self.stmt_rows().get(&probe)
+            {
+                innermost.file = Some(file.clone());
+                innermost.line = Some(*line);
+            }
         }
         // No DWARF for this address (or its function has no name in DWARF):
         // the symbol tables still name the physical function.
@@ -248,6 +285,78 @@ fn build_id(obj: &object::File<'_>) -> Option<Vec<u8>> {
     let desc_len = u32::from_le_bytes(note.get(4..8)?.try_into().ok()?) as usize;
     let desc = note.get(16..16 + desc_len)?;
     (!desc.is_empty()).then(|| [b"go:".as_slice(), desc].concat())
+}
+
+/// See [`ElfModule::stmt_rows`]: one pass over every line program.
+fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u32)>> {
+    use std::borrow::Cow;
+    let file = File::open(path)?;
+    // SAFETY: read-only mapping, dropped before returning.
+    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    let obj = object::File::parse(&*map)?;
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(obj
+            .section_by_name(id.name())
+            .and_then(|s| s.uncompressed_data().ok())
+            .unwrap_or(Cow::Borrowed(&[])))
+    };
+    let sections = gimli::DwarfSections::load(load)?;
+    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
+    let mut out = std::collections::HashMap::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let Some(program) = unit.line_program.clone() else {
+            continue;
+        };
+        let mut rows = program.rows();
+        // (address, last statement row seen there, last row is a statement)
+        let mut at: Option<(u64, Option<(u64, u64)>, bool)> = None;
+        let flush = |at: Option<(u64, Option<(u64, u64)>, bool)>,
+                     header: &gimli::LineProgramHeader<_>,
+                     out: &mut std::collections::HashMap<u64, (String, u32)>| {
+            if let Some((addr, Some((file_index, line)), false)) = at
+                && let Some(f) = header.file(file_index)
+            {
+                let mut name = String::new();
+                if let Some(dir) = f.directory(header)
+                    && let Ok(d) = dwarf.attr_string(&unit, dir)
+                {
+                    name.push_str(&d.to_string_lossy());
+                    name.push('/');
+                }
+                if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
+                    let n = n.to_string_lossy();
+                    if n.starts_with('/') {
+                        name.clear();
+                    }
+                    name.push_str(&n);
+                }
+                if !name.starts_with('/')
+                    && let Some(dir) = &unit.comp_dir
+                {
+                    name = format!("{}/{name}", dir.to_string_lossy());
+                }
+                out.insert(addr, (name, line as u32));
+            }
+        };
+        while let Some((header, row)) = rows.next_row()? {
+            let addr = row.address();
+            let line = row.line().map_or(0, |l| l.get());
+            if at.is_some_and(|(a, _, _)| a != addr) || row.end_sequence() {
+                flush(at.take(), header, &mut out);
+            }
+            if row.end_sequence() {
+                continue;
+            }
+            let entry = at.get_or_insert((addr, None, true));
+            if row.is_stmt() && line != 0 {
+                entry.1 = Some((row.file_index(), line));
+            }
+            entry.2 = row.is_stmt();
+        }
+    }
+    Ok(out)
 }
 
 fn has_dwarf(obj: &object::File<'_>) -> bool {

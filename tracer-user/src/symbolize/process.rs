@@ -59,6 +59,81 @@ impl ProcessImage {
         Ok(Self { exe, mappings })
     }
 
+    /// Adds a library the process dlopen'ed, from its path and load bias
+    /// (its executable PT_LOAD segments, placed as ld.so placed them).
+    pub fn add_library(
+        &mut self,
+        pid: u32,
+        path: &str,
+        load_bias: u64,
+        symbolizer: &mut Symbolizer,
+    ) -> Result<()> {
+        use object::{Object as _, ObjectSegment as _, SegmentFlags};
+        use std::os::unix::fs::MetadataExt as _;
+        // The process's own view of the path (its mount namespace), while
+        // it lives; else the path as is.
+        let in_root = PathBuf::from(format!("/proc/{pid}/root{path}"));
+        let open_path = if in_root.exists() {
+            in_root
+        } else {
+            PathBuf::from(path)
+        };
+        let meta =
+            fs::metadata(&open_path).with_context(|| format!("stat {}", open_path.display()))?;
+        let data = fs::read(&open_path).with_context(|| format!("reading {path}"))?;
+        let obj = object::File::parse(&*data).with_context(|| format!("{path} is not ELF"))?;
+        let dev = format!(
+            "{:02x}:{:02x}",
+            libc::major(meta.dev()),
+            libc::minor(meta.dev())
+        );
+        let module = symbolizer.module((dev.clone(), meta.ino()), &open_path, path);
+        const PAGE: u64 = 4096;
+        for seg in obj.segments() {
+            let exec = matches!(seg.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0);
+            if !exec {
+                continue;
+            }
+            let (offset, _) = seg.file_range();
+            let start = load_bias.wrapping_add(seg.address()) & !(PAGE - 1);
+            let end = load_bias
+                .wrapping_add(seg.address())
+                .wrapping_add(seg.size());
+            if self.covers(start) {
+                continue;
+            }
+            self.mappings.push(Mapping {
+                entry: MapEntry {
+                    start,
+                    end,
+                    perms: "r-xp".into(),
+                    offset: offset & !(PAGE - 1),
+                    dev: dev.clone(),
+                    inode: meta.ino(),
+                    pathname: Some(path.to_owned()),
+                },
+                module: module.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The process's libc, as (a path the tracer can open, a key naming
+    /// the file: device and inode), for the dlopen return probe.
+    pub fn libc(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {
+        let m = self.mappings.iter().find(|m| {
+            m.entry
+                .file_path()
+                .is_some_and(|p| p.file_name().is_some_and(|n| n == "libc.so.6"))
+        })?;
+        let open = PathBuf::from(format!(
+            "/proc/{pid}/map_files/{:x}-{:x}",
+            m.entry.start, m.entry.end
+        ));
+        let key = PathBuf::from(format!("{}:{}", m.entry.dev, m.entry.inode));
+        Some((open, key))
+    }
+
     /// A copy for a forked child: same mappings until it execs.
     pub fn for_child(&self) -> Self {
         Self {

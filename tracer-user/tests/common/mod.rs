@@ -39,6 +39,17 @@ pub fn build_c(name: &str) -> PathBuf {
 
 /// A C program built with `flags` (e.g. a release build: `-O2
 /// -fomit-frame-pointer`), named after them.
+/// The dlopen test pair: a host program and the plugin library it loads
+/// (both -O2, no frame pointers). Returns (host, plugin).
+pub fn build_dlopen_pair() -> (PathBuf, PathBuf) {
+    let host = build_c_flags("dlopen_host", &["-O2", "-fomit-frame-pointer"]);
+    let plugin = build_c_flags(
+        "plugin",
+        &["-O2", "-fomit-frame-pointer", "-shared", "-fPIC"],
+    );
+    (host, plugin)
+}
+
 pub fn build_c_flags(name: &str, flags: &[&str]) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = workspace_root().join(format!("testdata/native/{name}.c"));
@@ -240,6 +251,10 @@ pub fn gdb_backtrace(program: &Path) -> Vec<GdbFrame> {
 /// API, without the frames gdb synthesizes for tail calls from DWARF
 /// call-site information (no return address on the stack stands for them).
 pub fn gdb_frames(program: &Path) -> Vec<GdbFrame> {
+    gdb_frames_args(program, &[])
+}
+
+pub fn gdb_frames_args(program: &Path, args: &[&str]) -> Vec<GdbFrame> {
     const SCRIPT: &str = r#"python
 f = gdb.newest_frame()
 while f is not None:
@@ -257,6 +272,7 @@ end
         .arg(&script)
         .arg("--args")
         .arg(program)
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("gdb");
