@@ -287,6 +287,10 @@ fn build_id(obj: &object::File<'_>) -> Option<Vec<u8>> {
     (!desc.is_empty()).then(|| [b"go:".as_slice(), desc].concat())
 }
 
+/// The rows at one address: (address, the last statement row's (file
+/// index, line), whether the last row is a statement).
+type RowsAt = (u64, Option<(u64, u64)>, bool);
+
 /// See [`ElfModule::stmt_rows`]: one pass over every line program.
 fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u32)>> {
     use std::borrow::Cow;
@@ -311,8 +315,8 @@ fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u
         };
         let mut rows = program.rows();
         // (address, last statement row seen there, last row is a statement)
-        let mut at: Option<(u64, Option<(u64, u64)>, bool)> = None;
-        let flush = |at: Option<(u64, Option<(u64, u64)>, bool)>,
+        let mut at: Option<RowsAt> = None;
+        let flush = |at: Option<RowsAt>,
                      header: &gimli::LineProgramHeader<_>,
                      out: &mut std::collections::HashMap<u64, (String, u32)>| {
             if let Some((addr, Some((file_index, line)), false)) = at
