@@ -142,7 +142,9 @@ pub struct StackRecord {
     pub sp: u64,
     /// Bytes of `data` filled.
     pub len: u32,
-    pub _pad: u32,
+    /// The first `hole` bytes of `data` are not valid: that part (sp's
+    /// page, in a stack overflow the guard page) could not be read.
+    pub hole: u32,
     /// One chunk more than the limit: the BPF side masks the offset into
     /// the first [`STACK_SNAPSHOT_BYTES`] and copies up to a chunk there.
     pub data: [u8; STACK_SNAPSHOT_BYTES + STACK_CHUNK],

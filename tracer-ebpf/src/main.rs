@@ -351,6 +351,9 @@ fn snapshot_stack(sp: u64) {
     let data = unsafe { addr_of_mut!((*rec).data) } as *mut u8;
     let page = STACK_CHUNK as u64;
     let mut copied: u64 = 0;
+    // Bytes from sp that could not be read: a stack overflow faults with sp
+    // in the guard page, the frames above it are on the next page.
+    let mut hole: u64 = 0;
     let mut addr = sp;
     let mut len = page - (sp & (page - 1));
     let mut i = 0;
@@ -367,7 +370,10 @@ fn snapshot_stack(sp: u64) {
             unsafe { raw_probe_read_user(data.add(off) as *mut _, len as u32, addr as *const _) }
                 >= 0;
         if !ok {
-            break;
+            if copied != 0 {
+                break;
+            }
+            hole = len;
         }
         copied += len;
         addr += len;
@@ -378,7 +384,7 @@ fn snapshot_stack(sp: u64) {
     unsafe {
         addr_of_mut!((*rec).sp).write(sp);
         addr_of_mut!((*rec).len).write(copied as u32);
-        addr_of_mut!((*rec)._pad).write(0);
+        addr_of_mut!((*rec).hole).write(hole as u32);
     }
     entry.submit(0);
 }

@@ -356,6 +356,7 @@ impl Session {
         };
         let stack = crate::unwind::StackCopy {
             sp: copy.sp,
+            hole: copy.hole,
             data: &copy.data,
         };
         let unwound = crate::unwind::unwind(image, regs, &stack, MAX_UNWIND_DEPTH);

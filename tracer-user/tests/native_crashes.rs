@@ -83,6 +83,39 @@ fn crash_in_a_library_loaded_with_dlopen() {
     assert_eq!(t.one("incident")["outcome"], "crashed");
 }
 
+/// Unbounded recursion: the fault comes with sp in the guard page. The
+/// stack copy starts at the next page; the frames in it are unwound (as
+/// many as 32 KiB hold) and the record says the stack is truncated.
+#[test]
+fn stack_overflow_unwinds_the_recursion_and_says_truncated() {
+    let bin = build_c_flags("overflow", &["-O2", "-fomit-frame-pointer"]);
+    let t = run_traced(&bin, &[]);
+    assert_eq!(shell_status(&t.output), 139);
+    let sig = t.one("signal");
+    assert_eq!(sig["signal"]["name"], "SIGSEGV");
+    let frames: Vec<GdbFrame> = sig["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(frame_key)
+        .collect();
+    assert!(frames.len() > 50, "{frames:#?}");
+    assert!(
+        frames.iter().all(|f| f.function == "descend"),
+        "{frames:#?}"
+    );
+    // Every caller frame is the recursive call, as gdb shows it.
+    let gdb = gdb_frames(&bin);
+    assert!(gdb.len() > 1000, "gdb: {} frames", gdb.len());
+    for f in &frames[1..] {
+        assert_eq!(
+            (f.function.as_str(), f.line),
+            (gdb[1].function.as_str(), gdb[1].line)
+        );
+    }
+    assert_eq!(sig["frames_truncated"], true);
+}
+
 #[test]
 fn null_dereference_in_worker_thread() {
     let bin = build_c("null_deref");

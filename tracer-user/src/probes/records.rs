@@ -23,6 +23,8 @@ pub enum KernelRecord {
 pub struct StackSnapshot {
     pub header: Header,
     pub sp: u64,
+    /// Bytes from sp that could not be read (`data` holds garbage there).
+    pub hole: usize,
     pub data: Vec<u8>,
 }
 
@@ -92,7 +94,14 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
                     expected: data_at + len,
                 })?
                 .to_vec();
-            KernelRecord::Stack(StackSnapshot { header, sp, data })
+            let hole_at = std::mem::offset_of!(StackRecord, hole);
+            let hole = u32::from_ne_bytes(bytes[hole_at..hole_at + 4].try_into().unwrap_or([0; 4]));
+            KernelRecord::Stack(StackSnapshot {
+                header,
+                sp,
+                hole: (hole as usize).min(data.len()),
+                data,
+            })
         }
     })
 }

@@ -51,15 +51,20 @@ impl Regs {
     }
 }
 
-/// The copied stack bytes: `data` starts at `sp`.
+/// The copied stack bytes: `data` starts at `sp`; its first `hole` bytes
+/// could not be read.
 pub struct StackCopy<'a> {
     pub sp: u64,
+    pub hole: usize,
     pub data: &'a [u8],
 }
 
 impl StackCopy<'_> {
     pub fn read(&self, addr: u64) -> Option<u64> {
         let off = usize::try_from(addr.checked_sub(self.sp)?).ok()?;
+        if off < self.hole {
+            return None;
+        }
         let bytes = self.data.get(off..off.checked_add(8)?)?;
         Some(u64::from_le_bytes(bytes.try_into().ok()?))
     }
@@ -152,6 +157,7 @@ mod tests {
         let data: Vec<u8> = (0u8..32).collect();
         let s = StackCopy {
             sp: 0x1000,
+            hole: 0,
             data: &data,
         };
         assert_eq!(
@@ -174,6 +180,7 @@ mod tests {
         data[16..24].copy_from_slice(&0x4242u64.to_le_bytes());
         let s = StackCopy {
             sp: 0x1000,
+            hole: 0,
             data: &data,
         };
         let regs = Regs {
