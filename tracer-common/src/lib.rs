@@ -35,6 +35,8 @@ pub enum EventKind {
     Stack = 7,
     /// A traced process's dlopen() returned a library ([`DlopenRecord`]).
     Dlopen = 8,
+    /// A C++ exception is thrown, or std::terminate runs ([`CxxRecord`]).
+    Cxx = 9,
 }
 
 impl EventKind {
@@ -48,6 +50,7 @@ impl EventKind {
             6 => Self::Go,
             7 => Self::Stack,
             8 => Self::Dlopen,
+            9 => Self::Cxx,
             _ => return None,
         })
     }
@@ -165,6 +168,37 @@ pub struct DlopenRecord {
     pub path_len: u32,
     pub _pad: u32,
     pub path: [u8; DLOPEN_PATH_BYTES],
+}
+
+/// [`CxxRecord::probe`]: `__cxa_throw(obj, tinfo, dest)` entry.
+pub const CXX_THROW: u32 = 1;
+/// [`CxxRecord::probe`]: `std::terminate()` entry.
+pub const CXX_TERMINATE: u32 = 2;
+/// Type names captured: the thrown type's and up to 3 base classes'.
+pub const CXX_TYPES: usize = 4;
+pub const CXX_NAME_BYTES: usize = 96;
+pub const CXX_WHAT_BYTES: usize = 256;
+/// Throw records per throw site per second at most; the rest are counted.
+pub const CXX_THROWS_PER_SEC: u64 = 5;
+
+/// A C++ throw (libstdc++'s `__cxa_throw`) or `std::terminate`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CxxRecord {
+    pub header: Header,
+    pub probe: u32,
+    /// Throws not recorded (rate limit) in this process before this one.
+    pub suppressed: u32,
+    pub regs: Registers,
+    /// Mangled names (`type_info::__name`): the thrown type, then the
+    /// chain of single-inheritance bases (`__si_class_type_info::__base_type`)
+    /// as far as it reads; empty strings end it.
+    pub types: [[u8; CXX_NAME_BYTES]; CXX_TYPES],
+    /// The string the object's first field after the vtable points to:
+    /// `std::runtime_error`/`logic_error`'s message (their `what()`).
+    pub what_len: u32,
+    pub _pad: u32,
+    pub what: [u8; CXX_WHAT_BYTES],
 }
 
 /// `code` value when the kernel delivered a signal without siginfo.
@@ -408,11 +442,11 @@ pub struct TracedProcess {
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 9;
+pub const LOST_COUNTERS: u32 = 10;
 
 impl EventKind {
     /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::SignalDeliver,
         EventKind::SignalGenerate,
         EventKind::Exit,
@@ -421,6 +455,7 @@ impl EventKind {
         EventKind::Go,
         EventKind::Stack,
         EventKind::Dlopen,
+        EventKind::Cxx,
     ];
 }
 

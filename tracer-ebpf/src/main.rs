@@ -26,13 +26,14 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    COMM_LEN, DLOPEN_PATH_BYTES, DlopenRecord, EventKind, ExecRecord, ExitRecord, ForkRecord,
-    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD, GO_PANIC_GOEXIT,
-    GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT,
-    GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets,
-    LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV, SIGINFO_KERNEL,
-    SIGINFO_NONE, STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord,
-    StackRecord, TracedProcess,
+    COMM_LEN, CXX_NAME_BYTES, CXX_TERMINATE, CXX_THROW, CXX_THROWS_PER_SEC, CXX_TYPES,
+    CXX_WHAT_BYTES, CxxRecord, DLOPEN_PATH_BYTES, DlopenRecord, EventKind, ExecRecord, ExitRecord,
+    ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD,
+    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
+    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header,
+    KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV,
+    SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord,
+    SignalRecord, StackRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -927,6 +928,121 @@ fn try_dlopen_return(ctx: &RetProbeContext) {
             l_name as *const _,
         );
         addr_of_mut!((*rec).path_len).write(if n > 1 { (n - 1) as u32 } else { 0 });
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// C++: libstdc++'s __cxa_throw(void *obj, std::type_info *tinfo, dest) and
+// std::terminate(). Attached once per libstdc++ file (all processes,
+// filtered by TRACED). Throws that are caught are normal control flow in
+// some programs: at most CXX_THROWS_PER_SEC records per process per second,
+// the rest counted and reported with the next record.
+// ---------------------------------------------------------------------------
+
+/// Per throw site (process, return address into the thrower): (window
+/// start ns, records in the window, suppressed since the last record). A
+/// loop that throws and catches is limited; a throw from anywhere else (the
+/// one that ends the process, typically) still gets through.
+#[map]
+static CXX_RATE: LruHashMap<[u64; 2], [u64; 3]> = LruHashMap::with_max_entries(8192, 0);
+
+#[uprobe]
+pub fn cxx_throw(ctx: ProbeContext) -> u32 {
+    try_cxx(&ctx, CXX_THROW);
+    0
+}
+
+#[uprobe]
+pub fn cxx_terminate(ctx: ProbeContext) -> u32 {
+    try_cxx(&ctx, CXX_TERMINATE);
+    0
+}
+
+#[inline(always)]
+fn try_cxx(ctx: &ProbeContext, probe: u32) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    let mut suppressed = 0u64;
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    if probe == CXX_THROW {
+        let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
+        // SAFETY: helper without preconditions.
+        let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+        // SAFETY: the value is copied out before the update.
+        let mut st = unsafe { CXX_RATE.get(&site) }
+            .copied()
+            .unwrap_or([now, 0, 0]);
+        if now.wrapping_sub(st[0]) > 1_000_000_000 {
+            st[0] = now;
+            st[1] = 0;
+        }
+        if st[1] >= CXX_THROWS_PER_SEC {
+            st[2] += 1;
+            let _ = CXX_RATE.insert(&site, &st, 0);
+            return;
+        }
+        st[1] += 1;
+        suppressed = st[2];
+        st[2] = 0;
+        let _ = CXX_RATE.insert(&site, &st, 0);
+    }
+    if probe == CXX_THROW {
+        // The throwing stack, for CFI unwinding (C++ rarely keeps frame
+        // pointers).
+        snapshot_stack(r.rsp);
+    }
+    let Some(mut entry) = EVENTS.reserve::<CxxRecord>(0) else {
+        count_lost(EventKind::Cxx);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Cxx);
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    unsafe {
+        addr_of_mut!((*rec).probe).write(probe);
+        addr_of_mut!((*rec).suppressed).write(suppressed as u32);
+        addr_of_mut!((*rec).regs).write(registers(&r));
+        addr_of_mut!((*rec)._pad).write(0);
+        let types = addr_of_mut!((*rec).types) as *mut u8;
+        let mut tinfo = if probe == CXX_THROW { r.rsi } else { 0 };
+        let mut i = 0;
+        while i < CXX_TYPES {
+            let dst = types.add(i * CXX_NAME_BYTES);
+            *dst = 0;
+            if tinfo != 0 {
+                let name: u64 = read_user(tinfo + 8).unwrap_or(0);
+                if name != 0 {
+                    aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+                        dst as *mut _,
+                        CXX_NAME_BYTES as u32,
+                        name as *const _,
+                    );
+                }
+                // __si_class_type_info: the base's type_info follows the
+                // name (for other type_infos this reads a neighbour: the
+                // name there is checked in userspace).
+                tinfo = read_user(tinfo + 16).unwrap_or(0);
+            }
+            i += 1;
+        }
+        let what = addr_of_mut!((*rec).what) as *mut u8;
+        *what = 0;
+        let mut n = 0i64;
+        if probe == CXX_THROW {
+            let msg: u64 = read_user(r.rdi + 8).unwrap_or(0);
+            if msg != 0 {
+                n = aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+                    what as *mut _,
+                    CXX_WHAT_BYTES as u32,
+                    msg as *const _,
+                );
+            }
+        }
+        addr_of_mut!((*rec).what_len).write(if n > 1 { (n - 1) as u32 } else { 0 });
     }
     entry.submit(0);
 }

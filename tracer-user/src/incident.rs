@@ -33,6 +33,9 @@ pub struct Correlator {
     /// itself is no incident, unless the main goroutine's Goexit leaves
     /// the program to die of "no goroutines (main called runtime.Goexit)".
     goexits: HashMap<(u32, u64), Record>,
+    /// The last C++ throw per thread: most are caught; it becomes a story
+    /// when std::terminate runs or the thread aborts.
+    exceptions: HashMap<(u32, u32), Record>,
 }
 
 /// Pending Goexit calls kept at most (a program may Goexit many goroutines).
@@ -54,8 +57,26 @@ impl Correlator {
                     (k.0 == pid && matches!(k.1, Key::Goroutine(_)) && on_thread).then_some(*k)
                 });
                 let key = running_story.unwrap_or((pid, Key::Thread(tid)));
+                // An abort right after a throw on this thread: the throw was
+                // not caught (libstdc++'s terminate probe missed, e.g. a
+                // static libstdc++).
+                if ev.signal.number == 6 && !self.open.contains_key(&key) {
+                    self.uncaught(pid, tid);
+                }
                 if opens_story(&ev.signal) || self.open.contains_key(&key) {
                     self.push(key, record);
+                }
+                Vec::new()
+            }
+            Body::Exception(_) => {
+                let key = (pid, Key::Thread(tid));
+                if self.open.contains_key(&key) {
+                    self.push(key, record);
+                } else {
+                    if self.exceptions.len() >= MAX_PENDING_GOEXITS {
+                        self.exceptions.clear();
+                    }
+                    self.exceptions.insert((pid, tid), record.clone());
                 }
                 Vec::new()
             }
@@ -111,6 +132,7 @@ impl Correlator {
             }
             Body::Exit { exit } => {
                 self.goexits.retain(|(p, _), _| *p != pid);
+                self.exceptions.retain(|(p, _), _| *p != pid);
                 let keys: Vec<_> = self
                     .open
                     .keys()
@@ -130,6 +152,18 @@ impl Correlator {
                     .collect()
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// std::terminate runs on `tid`: its last throw was not caught, and
+    /// starts the thread's story.
+    pub fn uncaught(&mut self, pid: u32, tid: u32) {
+        if let Some(throw) = self.exceptions.remove(&(pid, tid)) {
+            self.open
+                .entry((pid, Key::Thread(tid)))
+                .or_insert_with(|| Story { events: Vec::new() })
+                .events
+                .insert(0, throw);
         }
     }
 
@@ -179,6 +213,17 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 message: s.signal.name.clone(),
             },
             s.frames.clone(),
+        ),
+        Body::Exception(e) => (
+            Cause {
+                kind: "exception",
+                message: e.message.clone().unwrap_or_else(|| {
+                    e.value_type
+                        .clone()
+                        .unwrap_or_else(|| "exception".to_owned())
+                }),
+            },
+            e.frames.clone(),
         ),
         Body::Goexit(g) => (
             Cause {

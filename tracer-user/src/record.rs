@@ -41,6 +41,8 @@ pub enum Body {
     Sigpanic(GoSigpanic),
     /// Extension: a goroutine called runtime.Goexit.
     Goexit(GoGoexit),
+    /// A C++ exception is thrown (or a Rust panic starts).
+    Exception(Exception),
     Incident(Box<Incident>),
     Lost {
         count: u64,
@@ -62,6 +64,7 @@ impl Body {
             Body::Fatal(_) => "fatal",
             Body::Sigpanic(_) => "sigpanic",
             Body::Goexit(_) => "goexit",
+            Body::Exception(_) => "exception",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
         }
@@ -134,6 +137,32 @@ pub struct GoSigpanic {
 #[derive(Clone, Debug, Serialize)]
 pub struct GoGoexit {
     pub frames: Vec<Frame>,
+}
+
+/// `exception` (CONTRACT.md): a C++ throw.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exception {
+    pub language: &'static str,
+    /// `what()` where it can be read without calling code
+    /// (`std::runtime_error`, `std::logic_error` and their subclasses);
+    /// null otherwise, and `message_unavailable` says why.
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_unavailable: Option<String>,
+    /// The thrown type, demangled ("std::runtime_error").
+    pub value_type: Option<String>,
+    pub location: Option<String>,
+    pub frames: Vec<Frame>,
+    /// Extension: the unwinder stopped before the outermost frame.
+    pub frames_truncated: bool,
+    /// Extension: throws from the same site not recorded since the last
+    /// record from it (at most 5 a second per site are kept).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -144,6 +144,12 @@ impl Session {
     /// Places the runtime probes a process needs (Go today). A failure is
     /// reported and the process stays traced at the kernel level.
     fn attach_runtime(&mut self, pid: u32) {
+        // C++ throws and std::terminate, in its libstdc++.
+        if let Some((lib, key)) = self.images.get(&pid).and_then(|i| i.libstdcxx(pid))
+            && let Err(err) = self.probes.follow_cxx(&lib, key)
+        {
+            crate::output::warn(&format!("pid {pid}: C++ exceptions not traced: {err:#}"));
+        }
         // Libraries it dlopens later: followed from libc's dlopen return.
         if let Some((libc, key)) = self.images.get(&pid).and_then(|i| i.libc(pid))
             && let Err(err) = self.probes.follow_dlopen(&libc, key)
@@ -274,6 +280,7 @@ impl Session {
             KernelRecord::Fork(r) => self.on_fork(&r),
             KernelRecord::Exec(r) => self.on_exec(&r),
             KernelRecord::Go(r) => self.on_go(&r),
+            KernelRecord::Cxx(c) => self.on_cxx(&c),
             KernelRecord::Dlopen(d) => {
                 self.on_dlopen(&d);
                 Ok(())
@@ -324,6 +331,105 @@ impl Session {
             self.stacks.clear();
         }
         self.stacks.insert((s.header.pid, s.header.tid), s);
+    }
+
+    /// A C++ throw (an `exception` record, with the throwing stack), or
+    /// std::terminate (the thread's last throw was not caught).
+    fn on_cxx(&mut self, r: &tracer_common::CxxRecord) -> Result<()> {
+        let pid = r.header.pid;
+        if r.probe == tracer_common::CXX_TERMINATE {
+            self.correlator.uncaught(pid, r.header.tid);
+            return Ok(());
+        }
+        let (pcs, walk_truncated) = self.unwind_copy(pid, r.header.tid, &r.regs, vec![r.regs.ip]);
+        let image = self.images.get(&pid);
+        let (frames, truncated) = image
+            .map(|i| i.symbolize_stack(&pcs))
+            .unwrap_or_else(|| (Vec::new(), true));
+        let names: Vec<String> = r
+            .types
+            .iter()
+            .map(|t| {
+                let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+                String::from_utf8_lossy(&t[..end]).into_owned()
+            })
+            .take_while(|n| !n.is_empty())
+            .collect();
+        let value_type = names.first().map(|n| demangle_type(n));
+        // std::runtime_error and std::logic_error keep their message in a
+        // string right after the vtable pointer: what() returns it.
+        let readable = names
+            .iter()
+            .any(|n| n == "St13runtime_error" || n == "St11logic_error");
+        let what_len = (r.what_len as usize).min(r.what.len());
+        let (message, message_unavailable) = if readable {
+            (
+                Some(String::from_utf8_lossy(&r.what[..what_len]).into_owned()),
+                None,
+            )
+        } else {
+            (
+                None,
+                Some(format!(
+                    "what() of {} cannot be read without calling it",
+                    value_type.as_deref().unwrap_or("this type")
+                )),
+            )
+        };
+        let record = Record {
+            schema: SCHEMA,
+            kind: "exception",
+            time: self.clock.rfc3339(r.header.ts_ns),
+            ts_ns: r.header.ts_ns,
+            pid: Some(pid),
+            tid: Some(r.header.tid),
+            comm: Some(records::comm(&r.header)),
+            exe: image.and_then(|i| i.exe.clone()),
+            goid: None,
+            body: Body::Exception(crate::record::Exception {
+                language: "c++",
+                message,
+                message_unavailable,
+                value_type,
+                location: None,
+                frames,
+                frames_truncated: truncated || walk_truncated,
+                suppressed: r.suppressed,
+            }),
+        };
+        self.emit(record)
+    }
+
+    /// A thread's frames from the stack copy the kernel sent for it (CFI,
+    /// frame pointers where there is none), else `fallback`.
+    fn unwind_copy(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        regs: &tracer_common::Registers,
+        fallback: Vec<u64>,
+    ) -> (Vec<u64>, bool) {
+        let Some(copy) = self.stacks.remove(&(pid, tid)) else {
+            return (fallback, true);
+        };
+        self.ensure_image(pid, &fallback);
+        let Some(image) = self.images.get(&pid) else {
+            return (fallback, true);
+        };
+        let start = crate::unwind::Regs {
+            rip: regs.ip,
+            rsp: regs.sp,
+            rbp: regs.bp,
+            rbx: regs.bx,
+            r12_15: [regs.r12, regs.r13, regs.r14, regs.r15],
+        };
+        let stack = crate::unwind::StackCopy {
+            sp: copy.sp,
+            hole: copy.hole,
+            data: &copy.data,
+        };
+        let unwound = crate::unwind::unwind(image, start, &stack, MAX_UNWIND_DEPTH);
+        (unwound.pcs, unwound.truncated)
     }
 
     /// The crashing thread's frames: unwound with CFI from its stack copy
@@ -928,6 +1034,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Go => "go",
         EventKind::Stack => "stack",
         EventKind::Dlopen => "dlopen",
+        EventKind::Cxx => "exception",
     }
 }
 
@@ -948,4 +1055,14 @@ fn word_after(snapshot: &[u8], value: u64) -> Option<u64> {
     let words: Vec<u64> = le_words(snapshot).collect();
     let i = words.iter().position(|&w| w == value)?;
     words.get(i + 1).copied().filter(|&w| w != 0)
+}
+
+/// A C++ type as `type_info::name()` spells it (mangled, without `_Z`),
+/// demangled: "St13runtime_error" → "std::runtime_error".
+fn demangle_type(mangled: &str) -> String {
+    let full = format!("_ZTS{mangled}");
+    let text = addr2line::demangle_auto(full.as_str().into(), None);
+    text.strip_prefix("typeinfo name for ")
+        .map(str::to_owned)
+        .unwrap_or_else(|| mangled.to_owned())
 }

@@ -116,6 +116,71 @@ fn stack_overflow_unwinds_the_recursion_and_says_truncated() {
     assert_eq!(sig["frames_truncated"], true);
 }
 
+/// C++: a thousand caught throws do not flood the trace (rate-limited per
+/// throw site in the kernel, counted); the uncaught std::runtime_error is an
+/// `exception` record with its demangled type, its what() text and the
+/// throwing stack (as gdb's `catch throw` shows it), and the incident it
+/// starts ends in SIGABRT.
+#[test]
+fn uncaught_cxx_exception_is_the_cause_with_type_message_and_throwing_stack() {
+    let bin = build_cxx("uncaught");
+    let t = run_traced(&bin, &[]);
+    assert_eq!(shell_status(&t.output), 134);
+    let exceptions = t.of_type("exception");
+    let caught: Vec<_> = exceptions
+        .iter()
+        .filter(|e| e["value_type"] == "std::invalid_argument")
+        .collect();
+    let suppressed: u64 = caught
+        .iter()
+        .map(|e| e["suppressed"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        !caught.is_empty() && caught.len() <= 10,
+        "{} records for 1000 caught throws",
+        caught.len()
+    );
+    assert!(caught.len() as u64 + suppressed <= 1000);
+    assert_eq!(caught[0]["message"], "not a number: x");
+
+    let inc = t.one("incident");
+    assert_eq!(inc["outcome"], "crashed");
+    assert_eq!(inc["cause"]["type"], "exception");
+    assert_eq!(
+        inc["cause"]["message"],
+        "config file missing: /etc/app.conf"
+    );
+    assert_eq!(inc["exit"]["signal"], 6);
+    let throw = &inc["events"][0];
+    assert_eq!(throw["type"], "exception");
+    assert_eq!(throw["language"], "c++");
+    assert_eq!(throw["value_type"], "std::runtime_error");
+    // The runtime's own report on stderr says the same.
+    let stderr = String::from_utf8_lossy(&t.output.stderr);
+    assert!(
+        stderr.contains("what():  config file missing: /etc/app.conf"),
+        "{stderr}"
+    );
+
+    let ours: Vec<GdbFrame> = throw["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(frame_key)
+        .collect();
+    let gdb = gdb_throw_frames(&bin, "std::runtime_error");
+    assert!(gdb.len() >= 3, "gdb: {gdb:#?}");
+    assert_eq!(ours[0].function, "__cxa_throw");
+    for (o, g) in ours.iter().zip(&gdb).skip(1) {
+        assert_eq!(o.function, g.function, "ours {ours:#?}\ngdb {gdb:#?}");
+        assert_eq!(o.line, g.line, "line of {}", o.function);
+        assert_eq!(
+            o.file.as_deref().map(basename),
+            g.file.as_deref().map(basename)
+        );
+    }
+}
+
 #[test]
 fn null_dereference_in_worker_thread() {
     let bin = build_c("null_deref");

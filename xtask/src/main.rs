@@ -26,6 +26,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// the Go 1.18–1.19 table format, checked against `go tool addr2line`.
 const APT_PACKAGES: &[&str] = &[
     "gcc",
+    "g++",
     "gdb",
     "libc6-dbg",
     "bpftool",

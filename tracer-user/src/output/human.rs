@@ -105,6 +105,21 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             )?;
             write_frames(w, &sp.frames, &s)
         }
+        Body::Exception(e) => {
+            let mut line = format!(
+                "{} exception {}",
+                e.language,
+                e.value_type.as_deref().unwrap_or("?")
+            );
+            if let Some(m) = &e.message {
+                line.push_str(&format!(": {m}"));
+            }
+            if e.suppressed > 0 {
+                line.push_str(&format!(" ({} earlier throws not shown)", e.suppressed));
+            }
+            writeln!(w, "{clock} {who} {}", s.paint(YELLOW, &line))?;
+            write_frames(w, &e.frames, &s)
+        }
         Body::Goexit(g) => {
             writeln!(
                 w,
@@ -146,6 +161,18 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                 "panic" => format!("panic: {}", inc.cause.message),
                 "fatal" => format!("fatal error: {}", inc.cause.message),
                 "goexit" => "runtime.Goexit called".to_owned(),
+                "exception" => match inc.events.first().map(|e| &e.body) {
+                    Some(Body::Exception(e)) => format!(
+                        "uncaught {} exception {}{}",
+                        e.language,
+                        e.value_type.as_deref().unwrap_or("?"),
+                        e.message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    ),
+                    _ => inc.cause.message.clone(),
+                },
                 "sigpanic" => format!("{} turned into a panic", inc.cause.message),
                 _ => inc.cause.message.clone(),
             };
@@ -163,11 +190,13 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                     ));
                 }
             }
-            // For Go, the first frame outside the runtime is where it happened.
+            // For Go, the first frame outside the runtime is where it
+            // happened; for a C++ throw, the frame that called __cxa_throw.
             let top = inc.frames.iter().find(|f| {
-                f.function
-                    .as_deref()
-                    .is_some_and(|n| r.goid.is_none() || !crate::golang::is_runtime_function(n))
+                f.function.as_deref().is_some_and(|n| {
+                    (r.goid.is_none() || !crate::golang::is_runtime_function(n))
+                        && !n.starts_with("__cxa_")
+                })
             });
             if let Some(top) = top {
                 cause.push_str(&format!(" in {}", describe_frame(top)));

@@ -35,6 +35,11 @@ const TRACEPOINTS: &[(&str, &str)] = &[
 const GO_PROGRAM: &str = "go_probe";
 /// The return probe on libc's dlopen.
 const DLOPEN_PROGRAM: &str = "dlopen_return";
+/// libstdc++'s __cxa_throw and std::terminate.
+const CXX_PROGRAMS: [(&str, &str); 2] = [
+    ("cxx_throw", "__cxa_throw"),
+    ("cxx_terminate", "_ZSt9terminatev"),
+];
 
 pub struct KernelProbes {
     // Owns programs and links; dropped last.
@@ -47,6 +52,8 @@ pub struct KernelProbes {
     /// libc files whose dlopen carries the return probe (once per file,
     /// for all processes: the program filters by TRACED).
     dlopen_libs: std::collections::HashSet<std::path::PathBuf>,
+    /// libstdc++ files with the C++ probes.
+    cxx_libs: std::collections::HashSet<std::path::PathBuf>,
 }
 
 impl KernelProbes {
@@ -92,6 +99,14 @@ impl KernelProbes {
             .try_into()
             .context("dlopen_return is not a uprobe program")?;
         dl.load().context("verifying program dlopen_return")?;
+        for (prog, _) in CXX_PROGRAMS {
+            let p: &mut UProbe = ebpf
+                .program_mut(prog)
+                .with_context(|| format!("program {prog} missing from the eBPF object"))?
+                .try_into()?;
+            p.load()
+                .with_context(|| format!("verifying program {prog}"))?;
+        }
 
         let go_hits = PerCpuArray::try_from(
             ebpf.take_map("GO_PROBE_HITS")
@@ -112,6 +127,7 @@ impl KernelProbes {
             lost,
             events: Some(events),
             dlopen_libs: Default::default(),
+            cxx_libs: Default::default(),
         })
     }
 
@@ -193,6 +209,32 @@ impl KernelProbes {
             )
             .with_context(|| format!("attaching to dlopen in {}", libc.display()))?;
         self.dlopen_libs.insert(key);
+        Ok(())
+    }
+
+    /// Puts the C++ probes on a libstdc++ file, once per file.
+    pub fn follow_cxx(&mut self, libstdcxx: &Path, key: std::path::PathBuf) -> Result<()> {
+        if self.cxx_libs.contains(&key) {
+            return Ok(());
+        }
+        for (prog, symbol) in CXX_PROGRAMS {
+            let program: &mut UProbe = self
+                .ebpf
+                .program_mut(prog)
+                .with_context(|| format!("program {prog} missing"))?
+                .try_into()?;
+            program
+                .attach(
+                    [UProbeAttachPoint {
+                        location: UProbeAttachLocation::Symbol(symbol),
+                        cookie: None,
+                    }],
+                    libstdcxx,
+                    UProbeScope::AllProcesses,
+                )
+                .with_context(|| format!("attaching to {symbol} in {}", libstdcxx.display()))?;
+        }
+        self.cxx_libs.insert(key);
         Ok(())
     }
 

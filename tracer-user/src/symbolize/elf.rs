@@ -44,9 +44,10 @@ pub struct ElfModule {
     is_go: bool,
     /// Addresses where the last line row is not a statement but an earlier
     /// one at the same address is: the (file, line) gdb reports there.
-    stmt_rows: OnceCell<std::collections::HashMap<u64, (String, u32)>>,
+    stmt_rows: OnceCell<StmtRows>,
     /// The file holding the DWARF (the binary or its separate debug file).
     dwarf_path: Option<std::path::PathBuf>,
+    dwarf_in_binary: bool,
 }
 
 impl ElfModule {
@@ -131,6 +132,7 @@ impl ElfModule {
         Ok(Self {
             is_go,
             stmt_rows: OnceCell::new(),
+            dwarf_in_binary: debug_file.is_none(),
             dwarf_path,
             debuginfo,
             build_id,
@@ -144,12 +146,20 @@ impl ElfModule {
         })
     }
 
-    fn stmt_rows(&self) -> &std::collections::HashMap<u64, (String, u32)> {
+    fn stmt_rows(&self) -> &StmtRows {
         self.stmt_rows.get_or_init(|| {
-            self.dwarf_path
-                .as_deref()
-                .and_then(|p| stmt_rows_of(p).ok())
-                .unwrap_or_default()
+            // The binary itself through its mapping (its /proc path may be
+            // gone with the process), a separate debug file by path.
+            match self.dwarf_path.as_deref() {
+                None => StmtRows::new(),
+                Some(_) if self.dwarf_in_binary => stmt_rows_of(&self.map).unwrap_or_default(),
+                Some(p) => File::open(p)
+                    .ok()
+                    // SAFETY: read-only mapping of a debug file, dropped after.
+                    .and_then(|f| unsafe { memmap2::Mmap::map(&f) }.ok())
+                    .and_then(|m| stmt_rows_of(&m).ok())
+                    .unwrap_or_default(),
+            }
         })
     }
 
@@ -237,7 +247,8 @@ impl ElfModule {
             // code. (Go's tables follow its own rules: left alone.)
             if !self.is_go
                 && let Some(innermost) = out.first_mut()
-                && let Some((file, line)) = self.stmt_rows().get(&probe)
+                && let Some((_, (end, file, line))) = self.stmt_rows().range(..=probe).next_back()
+                && probe < *end
             {
                 innermost.file = Some(file.clone());
                 innermost.line = Some(*line);
@@ -292,12 +303,13 @@ fn build_id(obj: &object::File<'_>) -> Option<Vec<u8>> {
 type RowsAt = (u64, Option<(u64, u64)>, bool);
 
 /// See [`ElfModule::stmt_rows`]: one pass over every line program.
-fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u32)>> {
+/// Row start → (row end, file, line) where gdb's line differs from
+/// addr2line's.
+type StmtRows = std::collections::BTreeMap<u64, (u64, String, u32)>;
+
+fn stmt_rows_of(data: &[u8]) -> Result<StmtRows> {
     use std::borrow::Cow;
-    let file = File::open(path)?;
-    // SAFETY: read-only mapping, dropped before returning.
-    let map = unsafe { memmap2::Mmap::map(&file) }?;
-    let obj = object::File::parse(&*map)?;
+    let obj = object::File::parse(data)?;
     let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
         Ok(obj
             .section_by_name(id.name())
@@ -306,7 +318,7 @@ fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u
     };
     let sections = gimli::DwarfSections::load(load)?;
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
-    let mut out = std::collections::HashMap::new();
+    let mut out = StmtRows::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
@@ -317,8 +329,9 @@ fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u
         // (address, last statement row seen there, last row is a statement)
         let mut at: Option<RowsAt> = None;
         let flush = |at: Option<RowsAt>,
+                     end: u64,
                      header: &gimli::LineProgramHeader<_>,
-                     out: &mut std::collections::HashMap<u64, (String, u32)>| {
+                     out: &mut StmtRows| {
             if let Some((addr, Some((file_index, line)), false)) = at
                 && let Some(f) = header.file(file_index)
             {
@@ -341,14 +354,14 @@ fn stmt_rows_of(path: &Path) -> Result<std::collections::HashMap<u64, (String, u
                 {
                     name = format!("{}/{name}", dir.to_string_lossy());
                 }
-                out.insert(addr, (name, line as u32));
+                out.insert(addr, (end, name, line as u32));
             }
         };
         while let Some((header, row)) = rows.next_row()? {
             let addr = row.address();
             let line = row.line().map_or(0, |l| l.get());
             if at.is_some_and(|(a, _, _)| a != addr) || row.end_sequence() {
-                flush(at.take(), header, &mut out);
+                flush(at.take(), addr, header, &mut out);
             }
             if row.end_sequence() {
                 continue;

@@ -121,10 +121,21 @@ impl ProcessImage {
     /// The process's libc, as (a path the tracer can open, a key naming
     /// the file: device and inode), for the dlopen return probe.
     pub fn libc(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {
+        self.library(pid, "libc.so.6")
+    }
+
+    /// The process's libstdc++, as [`Self::libc`].
+    pub fn libstdcxx(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {
+        self.library(pid, "libstdc++.so.6")
+    }
+
+    fn library(&self, pid: u32, soname: &str) -> Option<(PathBuf, PathBuf)> {
         let m = self.mappings.iter().find(|m| {
-            m.entry
-                .file_path()
-                .is_some_and(|p| p.file_name().is_some_and(|n| n == "libc.so.6"))
+            m.entry.file_path().is_some_and(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n == soname || n.starts_with(&format!("{soname}.")))
+            })
         })?;
         let open = PathBuf::from(format!(
             "/proc/{pid}/map_files/{:x}-{:x}",

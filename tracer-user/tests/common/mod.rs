@@ -50,6 +50,46 @@ pub fn build_dlopen_pair() -> (PathBuf, PathBuf) {
     (host, plugin)
 }
 
+/// A C++ test program (testdata/native/NAME.cpp), -O2 without frame
+/// pointers, as C++ services ship.
+pub fn build_cxx(name: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = workspace_root().join(format!("testdata/native/{name}.cpp"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("native");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}-cxx"));
+    let tmp = dir.join(format!("{name}-cxx.{}.tmp", std::process::id()));
+    let status = Command::new("g++")
+        .args(["-g", "-O2", "-fomit-frame-pointer", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .status()
+        .expect("g++");
+    assert!(status.success(), "g++ failed for {name}");
+    fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// gdb's frames at the throw of an exception of type `ty` (`catch throw`).
+pub fn gdb_throw_frames(program: &Path, ty: &str) -> Vec<GdbFrame> {
+    let out = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            &format!("catch throw {ty}"),
+            "-ex",
+            "run",
+            "-ex",
+            "bt",
+        ])
+        .arg(program)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gdb");
+    parse_bt(&String::from_utf8_lossy(&out.stdout))
+}
+
 pub fn build_c_flags(name: &str, flags: &[&str]) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = workspace_root().join(format!("testdata/native/{name}.c"));
@@ -221,7 +261,11 @@ pub fn gdb_backtrace(program: &Path) -> Vec<GdbFrame> {
         .stdin(Stdio::null())
         .output()
         .expect("gdb");
-    let text = String::from_utf8_lossy(&out.stdout);
+    parse_bt(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Frames of a gdb `bt` listing.
+pub fn parse_bt(text: &str) -> Vec<GdbFrame> {
     text.lines()
         .filter_map(|l| l.strip_prefix('#'))
         .filter_map(|l| {
