@@ -37,6 +37,8 @@ pub enum EventKind {
     Dlopen = 8,
     /// A C++ exception is thrown, or std::terminate runs ([`CxxRecord`]).
     Cxx = 9,
+    /// A Rust panic starts (`std::panicking::panic_with_hook`) ([`RustPanicRecord`]).
+    RustPanic = 10,
 }
 
 impl EventKind {
@@ -51,6 +53,7 @@ impl EventKind {
             7 => Self::Stack,
             8 => Self::Dlopen,
             9 => Self::Cxx,
+            10 => Self::RustPanic,
             _ => return None,
         })
     }
@@ -199,6 +202,29 @@ pub struct CxxRecord {
     pub what_len: u32,
     pub _pad: u32,
     pub what: [u8; CXX_WHAT_BYTES],
+}
+
+pub const RUST_FILE_BYTES: usize = 128;
+pub const RUST_MSG_BYTES: usize = 256;
+
+/// `std::panicking::panic_with_hook(payload: &mut dyn PanicPayload,
+/// location: &Location, can_unwind, force_no_backtrace)` was entered.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RustPanicRecord {
+    pub header: Header,
+    pub regs: Registers,
+    /// `Location`: line and column, and the file name's length.
+    pub line: u32,
+    pub col: u32,
+    pub file_len: u32,
+    /// Bytes of `msg` filled; `u32::MAX` when the payload is not a string
+    /// (a formatted message, only built by the hook).
+    pub msg_len: u32,
+    pub can_unwind: u32,
+    pub _pad: u32,
+    pub file: [u8; RUST_FILE_BYTES],
+    pub msg: [u8; RUST_MSG_BYTES],
 }
 
 /// `code` value when the kernel delivered a signal without siginfo.
@@ -442,11 +468,11 @@ pub struct TracedProcess {
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 10;
+pub const LOST_COUNTERS: u32 = 11;
 
 impl EventKind {
     /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::SignalDeliver,
         EventKind::SignalGenerate,
         EventKind::Exit,
@@ -456,6 +482,7 @@ impl EventKind {
         EventKind::Stack,
         EventKind::Dlopen,
         EventKind::Cxx,
+        EventKind::RustPanic,
     ];
 }
 

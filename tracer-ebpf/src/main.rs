@@ -31,9 +31,10 @@ use tracer_common::{
     ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD,
     GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
     GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header,
-    KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, Registers, SEND_SIG_PRIV,
-    SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord,
-    SignalRecord, StackRecord, TracedProcess,
+    KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, RUST_FILE_BYTES,
+    RUST_MSG_BYTES, Registers, RustPanicRecord, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
+    STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord,
+    TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -1043,6 +1044,77 @@ fn try_cxx(ctx: &ProbeContext, probe: u32) {
             }
         }
         addr_of_mut!((*rec).what_len).write(if n > 1 { (n - 1) as u32 } else { 0 });
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// Rust: std::panicking::panic_with_hook(payload: &mut dyn PanicPayload (RDI
+// data, RSI vtable), location: &Location (RDX), can_unwind (CL), …).
+// Attached per process to its executable. A panic is rare by design.
+// ---------------------------------------------------------------------------
+#[uprobe]
+pub fn rust_panic(ctx: ProbeContext) -> u32 {
+    try_rust_panic(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_rust_panic(ctx: &ProbeContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    snapshot_stack(r.rsp);
+    let Some(mut entry) = EVENTS.reserve::<RustPanicRecord>(0) else {
+        count_lost(EventKind::RustPanic);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::RustPanic);
+    let loc = r.rdx;
+    let file_ptr: u64 = read_user(loc).unwrap_or(0);
+    let file_len: u64 = read_user(loc + 8).unwrap_or(0);
+    // A `&'static str` payload (panic!("literal"), unwrap on None …): its
+    // data is the str's (ptr, len). A formatted message's payload starts
+    // with a reference and an Option<String> whose niche is no length.
+    let msg_ptr: u64 = read_user(r.rdi).unwrap_or(0);
+    let msg_len: u64 = read_user(r.rdi + 8).unwrap_or(u64::MAX);
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    unsafe {
+        addr_of_mut!((*rec).regs).write(registers(&r));
+        addr_of_mut!((*rec).line).write(read_user::<u32>(loc + 16).unwrap_or(0));
+        addr_of_mut!((*rec).col).write(read_user::<u32>(loc + 20).unwrap_or(0));
+        addr_of_mut!((*rec).can_unwind).write((r.rcx & 0xff) as u32);
+        addr_of_mut!((*rec)._pad).write(0);
+        let file = addr_of_mut!((*rec).file) as *mut u8;
+        let n = (file_len & (RUST_FILE_BYTES as u64 - 1)) as u32;
+        let n = if file_len >= RUST_FILE_BYTES as u64 {
+            RUST_FILE_BYTES as u32 - 1
+        } else {
+            n
+        };
+        let ok = n > 0 && raw_probe_read_user(file as *mut _, n, file_ptr as *const _) >= 0;
+        addr_of_mut!((*rec).file_len).write(if ok { n } else { 0 });
+        let msg = addr_of_mut!((*rec).msg) as *mut u8;
+        let mut m = u32::MAX;
+        if msg_ptr != 0 && msg_len < 4096 {
+            let k = if msg_len >= RUST_MSG_BYTES as u64 {
+                RUST_MSG_BYTES as u32 - 1
+            } else {
+                (msg_len & (RUST_MSG_BYTES as u64 - 1)) as u32
+            };
+            m = if k == 0 {
+                0
+            } else if raw_probe_read_user(msg as *mut _, k, msg_ptr as *const _) >= 0 {
+                k
+            } else {
+                u32::MAX
+            };
+        }
+        addr_of_mut!((*rec).msg_len).write(m);
     }
     entry.submit(0);
 }

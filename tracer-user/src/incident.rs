@@ -68,9 +68,10 @@ impl Correlator {
                 }
                 Vec::new()
             }
-            Body::Exception(_) => {
+            Body::Exception(e) => {
                 let key = (pid, Key::Thread(tid));
-                if self.open.contains_key(&key) {
+                // A Rust panic is never routine: its own story.
+                if self.open.contains_key(&key) || e.language == "rust" {
                     self.push(key, record);
                 } else {
                     if self.exceptions.len() >= MAX_PENDING_GOEXITS {
@@ -345,6 +346,15 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
                 .events
                 .iter()
                 .any(|e| matches!(e.body, Body::Fatal(_))) =>
+        {
+            Outcome::Crashed
+        }
+        // Rust's exit status for a panic that reached main.
+        ExitStatus::Code { code: 101 }
+            if story
+                .events
+                .iter()
+                .any(|e| matches!(&e.body, Body::Exception(x) if x.language == "rust")) =>
         {
             Outcome::Crashed
         }

@@ -144,6 +144,17 @@ impl Session {
     /// Places the runtime probes a process needs (Go today). A failure is
     /// reported and the process stays traced at the kernel level.
     fn attach_runtime(&mut self, pid: u32) {
+        // Rust panics, in its executable (std is linked in statically).
+        if !self.go_processes.contains_key(&pid)
+            && let Some((exe, open)) = self.images.get(&pid).and_then(|i| i.exe_module(pid))
+            && let Some(offset) = exe.function_offset(|n| {
+                n == "std::panicking::panic_with_hook"
+                    || n.starts_with("std::panicking::rust_panic_with_hook")
+            })
+            && let Err(err) = self.probes.attach_rust(pid, &open, offset)
+        {
+            crate::output::warn(&format!("pid {pid}: Rust panics not traced: {err:#}"));
+        }
         // C++ throws and std::terminate, in its libstdc++.
         if let Some((lib, key)) = self.images.get(&pid).and_then(|i| i.libstdcxx(pid))
             && let Err(err) = self.probes.follow_cxx(&lib, key)
@@ -281,6 +292,7 @@ impl Session {
             KernelRecord::Exec(r) => self.on_exec(&r),
             KernelRecord::Go(r) => self.on_go(&r),
             KernelRecord::Cxx(c) => self.on_cxx(&c),
+            KernelRecord::RustPanic(p) => self.on_rust_panic(&p),
             KernelRecord::Dlopen(d) => {
                 self.on_dlopen(&d);
                 Ok(())
@@ -395,6 +407,55 @@ impl Session {
                 frames,
                 frames_truncated: truncated || walk_truncated,
                 suppressed: r.suppressed,
+            }),
+        };
+        self.emit(record)
+    }
+
+    /// A Rust panic starts: an `exception` record (language "rust") with
+    /// its message (string payloads), location and the panicking stack.
+    fn on_rust_panic(&mut self, r: &tracer_common::RustPanicRecord) -> Result<()> {
+        let pid = r.header.pid;
+        let (pcs, walk_truncated) = self.unwind_copy(pid, r.header.tid, &r.regs, vec![r.regs.ip]);
+        let image = self.images.get(&pid);
+        let (frames, truncated) = image
+            .map(|i| i.symbolize_stack(&pcs))
+            .unwrap_or_else(|| (Vec::new(), true));
+        let file_len = (r.file_len as usize).min(r.file.len());
+        let file = String::from_utf8_lossy(&r.file[..file_len]).into_owned();
+        let location = (!file.is_empty()).then(|| format!("{file}:{}:{}", r.line, r.col));
+        let (message, message_unavailable) = match r.msg_len {
+            u32::MAX => (
+                None,
+                Some("formatted panic message: only the panic hook builds it".to_owned()),
+            ),
+            n => {
+                let n = (n as usize).min(r.msg.len());
+                (
+                    Some(String::from_utf8_lossy(&r.msg[..n]).into_owned()),
+                    None,
+                )
+            }
+        };
+        let record = Record {
+            schema: SCHEMA,
+            kind: "exception",
+            time: self.clock.rfc3339(r.header.ts_ns),
+            ts_ns: r.header.ts_ns,
+            pid: Some(pid),
+            tid: Some(r.header.tid),
+            comm: Some(records::comm(&r.header)),
+            exe: image.and_then(|i| i.exe.clone()),
+            goid: None,
+            body: Body::Exception(crate::record::Exception {
+                language: "rust",
+                value_type: message.as_ref().map(|_| "&str".to_owned()),
+                message,
+                message_unavailable,
+                location,
+                frames,
+                frames_truncated: truncated || walk_truncated,
+                suppressed: 0,
             }),
         };
         self.emit(record)
@@ -1035,6 +1096,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Stack => "stack",
         EventKind::Dlopen => "dlopen",
         EventKind::Cxx => "exception",
+        EventKind::RustPanic => "rust_panic",
     }
 }
 

@@ -105,6 +105,19 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             )?;
             write_frames(w, &sp.frames, &s)
         }
+        Body::Exception(e) if e.language == "rust" => {
+            let line = format!(
+                "Rust panic in thread '{}': {}{}",
+                r.comm.as_deref().unwrap_or("?"),
+                e.message.as_deref().unwrap_or("(formatted message)"),
+                e.location
+                    .as_deref()
+                    .map(|l| format!(" at {l}"))
+                    .unwrap_or_default()
+            );
+            writeln!(w, "{clock} {who} {}", s.paint(YELLOW, &line))?;
+            write_frames(w, &e.frames, &s)
+        }
         Body::Exception(e) => {
             let mut line = format!(
                 "{} exception {}",
@@ -162,6 +175,10 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                 "fatal" => format!("fatal error: {}", inc.cause.message),
                 "goexit" => "runtime.Goexit called".to_owned(),
                 "exception" => match inc.events.first().map(|e| &e.body) {
+                    Some(Body::Exception(e)) if e.language == "rust" => format!(
+                        "Rust panic: {}",
+                        e.message.as_deref().unwrap_or("(formatted message)")
+                    ),
                     Some(Body::Exception(e)) => format!(
                         "uncaught {} exception {}{}",
                         e.language,
@@ -198,7 +215,13 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                         && !n.starts_with("__cxa_")
                 })
             });
-            if let Some(top) = top {
+            let rust_location = match inc.events.first().map(|e| &e.body) {
+                Some(Body::Exception(e)) => e.location.clone(),
+                _ => None,
+            };
+            if let Some(location) = rust_location {
+                cause.push_str(&format!(" at {location}"));
+            } else if let Some(top) = top {
                 cause.push_str(&format!(" in {}", describe_frame(top)));
             }
             let end = match (inc.exit, &inc.recovered_by) {

@@ -35,6 +35,8 @@ const TRACEPOINTS: &[(&str, &str)] = &[
 const GO_PROGRAM: &str = "go_probe";
 /// The return probe on libc's dlopen.
 const DLOPEN_PROGRAM: &str = "dlopen_return";
+/// Rust's panic entry point.
+const RUST_PROGRAM: &str = "rust_panic";
 /// libstdc++'s __cxa_throw and std::terminate.
 const CXX_PROGRAMS: [(&str, &str); 2] = [
     ("cxx_throw", "__cxa_throw"),
@@ -99,7 +101,11 @@ impl KernelProbes {
             .try_into()
             .context("dlopen_return is not a uprobe program")?;
         dl.load().context("verifying program dlopen_return")?;
-        for (prog, _) in CXX_PROGRAMS {
+        for prog in CXX_PROGRAMS
+            .map(|(p, _)| p)
+            .into_iter()
+            .chain([RUST_PROGRAM])
+        {
             let p: &mut UProbe = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?
@@ -235,6 +241,27 @@ impl KernelProbes {
                 .with_context(|| format!("attaching to {symbol} in {}", libstdcxx.display()))?;
         }
         self.cxx_libs.insert(key);
+        Ok(())
+    }
+
+    /// Attaches the Rust panic probe at `offset` in `exe`, for `pid`.
+    pub fn attach_rust(&mut self, pid: u32, exe: &Path, offset: u64) -> Result<()> {
+        let pid = NonZeroU32::new(pid).context("pid 0")?;
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut(RUST_PROGRAM)
+            .context("program rust_panic missing")?
+            .try_into()?;
+        program
+            .attach(
+                [UProbeAttachPoint {
+                    location: UProbeAttachLocation::AbsoluteOffset(offset),
+                    cookie: None,
+                }],
+                exe,
+                UProbeScope::OneProcess(pid),
+            )
+            .with_context(|| format!("attaching the Rust panic probe to {}", exe.display()))?;
         Ok(())
     }
 

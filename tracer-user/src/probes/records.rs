@@ -1,7 +1,7 @@
 //! Decoding of ring-buffer records. The bytes come from the kernel but are
 //! still checked: a short or unknown record is an error, never a panic.
 
-use tracer_common::{CxxRecord, DlopenRecord};
+use tracer_common::{CxxRecord, DlopenRecord, RustPanicRecord};
 use tracer_common::{
     EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, STACK_SNAPSHOT_BYTES,
     SignalGenerateRecord, SignalRecord, StackRecord,
@@ -17,6 +17,7 @@ pub enum KernelRecord {
     Stack(StackSnapshot),
     Dlopen(Box<DlopenRecord>),
     Cxx(Box<CxxRecord>),
+    RustPanic(Box<RustPanicRecord>),
 }
 
 /// A thread's user stack bytes from `sp` up (a [`StackRecord`], only the
@@ -72,6 +73,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Go => KernelRecord::Go(Box::new(read(bytes, kind)?)),
         EventKind::Dlopen => KernelRecord::Dlopen(Box::new(read(bytes, kind)?)),
         EventKind::Cxx => KernelRecord::Cxx(Box::new(read(bytes, kind)?)),
+        EventKind::RustPanic => KernelRecord::RustPanic(Box::new(read(bytes, kind)?)),
         EventKind::Stack => {
             let data_at = std::mem::offset_of!(StackRecord, data);
             if bytes.len() < data_at {

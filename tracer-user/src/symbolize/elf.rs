@@ -163,6 +163,19 @@ impl ElfModule {
         })
     }
 
+    /// File offset of the function whose demangled name satisfies `pred`.
+    pub fn function_offset(&self, pred: impl Fn(&str) -> bool) -> Option<u64> {
+        let sym = self.symbols.iter().find(|s| {
+            let name = addr2line::demangle_auto(s.name.as_str().into(), None);
+            pred(&name)
+        })?;
+        let seg = self
+            .segments
+            .iter()
+            .find(|g| sym.address >= g.vaddr && sym.address < g.vaddr + g.file_size)?;
+        Some(sym.address - seg.vaddr + seg.file_offset)
+    }
+
     /// The module's call frame information (parsed on first use).
     pub fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
         self.cfi

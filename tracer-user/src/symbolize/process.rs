@@ -118,6 +118,19 @@ impl ProcessImage {
         Ok(())
     }
 
+    /// The executable's module and a path to it the tracer can open.
+    pub fn exe_module(&self, pid: u32) -> Option<(Rc<ElfModule>, PathBuf)> {
+        let exe = self.exe.as_deref()?;
+        let m = self.mappings.iter().find(|m| {
+            m.module.is_some() && m.entry.file_path().is_some_and(|p| p.to_str() == Some(exe))
+        })?;
+        let open = PathBuf::from(format!(
+            "/proc/{pid}/map_files/{:x}-{:x}",
+            m.entry.start, m.entry.end
+        ));
+        Some((Rc::clone(m.module.as_ref()?), open))
+    }
+
     /// The process's libc, as (a path the tracer can open, a key naming
     /// the file: device and inode), for the dlopen return probe.
     pub fn libc(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {

@@ -18,7 +18,7 @@ pub fn crashtrace_bin() -> &'static str {
     env!("CARGO_BIN_EXE_crashtrace")
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -29,7 +29,7 @@ fn workspace_root() -> PathBuf {
 /// defaults) once per test run; safe when tests race to build the same one.
 /// Tests run on threads of one process: builds of the same target take
 /// turns.
-static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const DEBUG_FLAGS: &[&str] = &["-O0", "-fno-omit-frame-pointer"];
 

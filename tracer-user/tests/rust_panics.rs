@@ -1,0 +1,122 @@
+//! Rust programs that panic, built with the workspace's rustc: the panic's
+//! message, location and thread as Rust's own panic hook prints them, and
+//! the panicking thread's frames as Rust's own backtrace (RUST_BACKTRACE=1)
+//! lists them — unwound with CFI, in a release build.
+
+mod common;
+
+use std::{path::PathBuf, process::Command};
+
+use common::*;
+use serde_json::Value;
+
+fn build_rust(name: &str, panic: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = workspace_root().join(format!("testdata/rust/{name}.rs"));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rust");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}-{panic}"));
+    let status = Command::new("rustc")
+        .args(["-g", "-C", "opt-level=2", "-C"])
+        .arg(format!("panic={panic}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .current_dir(workspace_root())
+        .status()
+        .expect("rustc");
+    assert!(status.success());
+    out
+}
+
+/// Rust's own report of the first panic: (thread, location, message,
+/// backtrace frames as (function, line)).
+fn rust_report(stderr: &str) -> (String, String, String, Vec<(String, Option<u32>)>) {
+    let mut lines = stderr.lines();
+    let head = lines
+        .find(|l| l.starts_with("thread '"))
+        .unwrap_or_else(|| panic!("no panic report in {stderr}"));
+    let thread = head.split('\'').nth(1).unwrap().to_owned();
+    let location = head
+        .split(" panicked at ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    let message = lines.next().unwrap().to_owned();
+    let mut frames: Vec<(String, Option<u32>)> = Vec::new();
+    for l in lines.by_ref() {
+        let t = l.trim_start();
+        if t.starts_with("note:") || t.is_empty() {
+            break;
+        }
+        if let Some(at) = t.strip_prefix("at ") {
+            let line = at.rsplitn(3, ':').nth(1).and_then(|n| n.parse().ok());
+            if let Some(last) = frames.last_mut() {
+                last.1 = line;
+            }
+        } else if let Some((_, name)) = t.split_once(": ") {
+            frames.push((name.to_owned(), None));
+        }
+    }
+    (thread, location, message, frames)
+}
+
+#[test]
+fn rust_panic_in_a_thread_with_unwinding_and_with_abort() {
+    for (panic, status) in [("unwind", 101), ("abort", 134)] {
+        let bin = build_rust("panicky", panic);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.ndjson");
+        let output = Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-o"])
+            .arg(&out)
+            .args(["run", "--"])
+            .arg(&bin)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        assert_eq!(shell_status(&output), status, "panic={panic}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (thread, location, message, theirs) = rust_report(&stderr);
+        let records = read_records(&out);
+        let panics: Vec<&Value> = of_type(&records, "exception");
+        let first = panics
+            .iter()
+            .find(|e| e["comm"] == thread.as_str())
+            .unwrap_or_else(|| panic!("no panic of thread {thread}: {records:#?}"));
+        assert_eq!(first["language"], "rust");
+        assert_eq!(first["location"], location.as_str(), "panic={panic}");
+        assert_eq!(first["message"], message.as_str(), "panic={panic}");
+        assert_ne!(first["tid"], first["pid"], "a worker thread");
+
+        // Rust's short backtrace: from rust_begin_unwind to the frame
+        // under __rust_begin_short_backtrace.
+        let ours: Vec<(String, Option<u32>)> = first["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["function"].as_str().unwrap_or("??").to_owned(),
+                    f["line"].as_u64().map(|l| l as u32),
+                )
+            })
+            .skip_while(|(f, _)| f != "__rustc::rust_begin_unwind")
+            .take_while(|(f, _)| {
+                !f.starts_with("std::sys::backtrace::__rust_begin_short_backtrace")
+            })
+            .collect();
+        assert!(theirs.len() >= 5, "{stderr}");
+        assert_eq!(ours, theirs, "panic={panic}\n{stderr}");
+
+        let incidents = of_type(&records, "incident");
+        let inc = incidents
+            .iter()
+            .find(|i| i["thread"]["tid"] == first["tid"])
+            .unwrap_or_else(|| panic!("{incidents:#?}"));
+        assert_eq!(inc["outcome"], "crashed", "panic={panic}");
+        assert_eq!(inc["cause"]["type"], "exception");
+        assert_eq!(inc["cause"]["message"], message.as_str());
+    }
+}
