@@ -51,7 +51,7 @@ fn rust_report(stderr: &str) -> (String, String, String, Vec<(String, Option<u32
             break;
         }
         if let Some(at) = t.strip_prefix("at ") {
-            let line = at.rsplitn(3, ':').nth(1).and_then(|n| n.parse().ok());
+            let line = at.rsplit(':').nth(1).and_then(|n| n.parse().ok());
             if let Some(last) = frames.last_mut() {
                 last.1 = line;
             }
