@@ -157,13 +157,13 @@ impl Session {
         }
         // C++ throws and std::terminate, in its libstdc++.
         if let Some((lib, key)) = self.images.get(&pid).and_then(|i| i.libstdcxx(pid))
-            && let Err(err) = self.probes.follow_cxx(&lib, key)
+            && let Err(err) = self.probes.follow_cxx(pid, &lib, key)
         {
             crate::output::warn(&format!("pid {pid}: C++ exceptions not traced: {err:#}"));
         }
         // Libraries it dlopens later: followed from libc's dlopen return.
         if let Some((libc, key)) = self.images.get(&pid).and_then(|i| i.libc(pid))
-            && let Err(err) = self.probes.follow_dlopen(&libc, key)
+            && let Err(err) = self.probes.follow_dlopen(pid, &libc, key)
         {
             crate::output::warn(&format!("pid {pid}: dlopen not followed: {err:#}"));
         }

@@ -192,10 +192,10 @@ impl KernelProbes {
             .with_context(|| format!("attaching Go probes to {}", binary.display()))
     }
 
-    /// Puts the return probe on `libc`'s dlopen, once per file. Keyed by
-    /// the path as the process sees it (`/proc/PID/root/…`, so a libc in a
-    /// container's mount namespace is its own file).
-    pub fn follow_dlopen(&mut self, libc: &Path, key: std::path::PathBuf) -> Result<()> {
+    /// Puts the return probe on `libc`'s dlopen for `pid` (a probe for all
+    /// processes would make every untraced program pay the trap too).
+    pub fn follow_dlopen(&mut self, pid: u32, libc: &Path, key: std::path::PathBuf) -> Result<()> {
+        let key = key.join(pid.to_string());
         if self.dlopen_libs.contains(&key) {
             return Ok(());
         }
@@ -211,15 +211,22 @@ impl KernelProbes {
                     cookie: None,
                 }],
                 libc,
-                UProbeScope::AllProcesses,
+                UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
             )
             .with_context(|| format!("attaching to dlopen in {}", libc.display()))?;
         self.dlopen_libs.insert(key);
         Ok(())
     }
 
-    /// Puts the C++ probes on a libstdc++ file, once per file.
-    pub fn follow_cxx(&mut self, libstdcxx: &Path, key: std::path::PathBuf) -> Result<()> {
+    /// Puts the C++ probes on `pid`'s libstdc++.
+    pub fn follow_cxx(
+        &mut self,
+        pid: u32,
+        libstdcxx: &Path,
+        key: std::path::PathBuf,
+    ) -> Result<()> {
+        let key = key.join(pid.to_string());
+        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?);
         if self.cxx_libs.contains(&key) {
             return Ok(());
         }
@@ -236,7 +243,7 @@ impl KernelProbes {
                         cookie: None,
                     }],
                     libstdcxx,
-                    UProbeScope::AllProcesses,
+                    scope,
                 )
                 .with_context(|| format!("attaching to {symbol} in {}", libstdcxx.display()))?;
         }
