@@ -353,7 +353,9 @@ impl Session {
             self.correlator.uncaught(pid, r.header.tid);
             return Ok(());
         }
-        let (pcs, walk_truncated) = self.unwind_copy(pid, r.header.tid, &r.regs, vec![r.regs.ip]);
+        let (pcs, walk_truncated) = self
+            .unwind_copy(pid, r.header.tid, &r.regs, &[r.regs.ip])
+            .map_or((vec![r.regs.ip], true), |u| (u.pcs, u.truncated));
         let image = self.images.get(&pid);
         let (frames, truncated) = image
             .map(|i| i.symbolize_stack(&pcs))
@@ -416,7 +418,9 @@ impl Session {
     /// its message (string payloads), location and the panicking stack.
     fn on_rust_panic(&mut self, r: &tracer_common::RustPanicRecord) -> Result<()> {
         let pid = r.header.pid;
-        let (pcs, walk_truncated) = self.unwind_copy(pid, r.header.tid, &r.regs, vec![r.regs.ip]);
+        let (pcs, walk_truncated) = self
+            .unwind_copy(pid, r.header.tid, &r.regs, &[r.regs.ip])
+            .map_or((vec![r.regs.ip], true), |u| (u.pcs, u.truncated));
         let image = self.images.get(&pid);
         let (frames, truncated) = image
             .map(|i| i.symbolize_stack(&pcs))
@@ -462,21 +466,17 @@ impl Session {
     }
 
     /// A thread's frames from the stack copy the kernel sent for it (CFI,
-    /// frame pointers where there is none), else `fallback`.
+    /// frame pointers where there is none); `None` without a copy.
     fn unwind_copy(
         &mut self,
         pid: u32,
         tid: u32,
         regs: &tracer_common::Registers,
-        fallback: Vec<u64>,
-    ) -> (Vec<u64>, bool) {
-        let Some(copy) = self.stacks.remove(&(pid, tid)) else {
-            return (fallback, true);
-        };
-        self.ensure_image(pid, &fallback);
-        let Some(image) = self.images.get(&pid) else {
-            return (fallback, true);
-        };
+        known: &[u64],
+    ) -> Option<crate::unwind::Unwound> {
+        let copy = self.stacks.remove(&(pid, tid))?;
+        self.ensure_image(pid, known);
+        let image = self.images.get(&pid)?;
         let start = crate::unwind::Regs {
             rip: regs.ip,
             rsp: regs.sp,
@@ -489,50 +489,35 @@ impl Session {
             hole: copy.hole,
             data: &copy.data,
         };
-        let unwound = crate::unwind::unwind(image, start, &stack, MAX_UNWIND_DEPTH);
-        (unwound.pcs, unwound.truncated)
+        Some(crate::unwind::unwind(
+            image,
+            start,
+            &stack,
+            MAX_UNWIND_DEPTH,
+        ))
     }
 
     /// The crashing thread's frames: unwound with CFI from its stack copy
     /// when there is one, else the kernel's frame-pointer walk.
-    fn signal_pcs(&mut self, r: &SignalRecord) -> (Vec<u64>, bool, bool) {
+    fn signal_pcs(&mut self, r: &SignalRecord) -> (Vec<u64>, bool) {
         let depth = (r.stack_bytes as usize / 8).min(MAX_STACK_DEPTH);
         let fp: Vec<u64> = if depth > 0 {
             r.stack[..depth].to_vec()
         } else {
             vec![r.regs.ip]
         };
+        let fp_truncated = depth == MAX_STACK_DEPTH;
         let pid = r.header.pid;
-        let Some(copy) = self.stacks.remove(&(pid, r.header.tid)) else {
-            return (fp, depth == MAX_STACK_DEPTH, false);
-        };
         // Go has frame pointers and no .eh_frame: its walk is the kernel's.
         if self.go_processes.contains_key(&pid) {
-            return (fp, depth == MAX_STACK_DEPTH, false);
+            self.stacks.remove(&(pid, r.header.tid));
+            return (fp, fp_truncated);
         }
-        self.ensure_image(pid, &fp);
-        let Some(image) = self.images.get(&pid) else {
-            return (fp, depth == MAX_STACK_DEPTH, false);
-        };
-        let regs = crate::unwind::Regs {
-            rip: r.regs.ip,
-            rsp: r.regs.sp,
-            rbp: r.regs.bp,
-            rbx: r.regs.bx,
-            r12_15: [r.regs.r12, r.regs.r13, r.regs.r14, r.regs.r15],
-        };
-        let stack = crate::unwind::StackCopy {
-            sp: copy.sp,
-            hole: copy.hole,
-            data: &copy.data,
-        };
-        let unwound = crate::unwind::unwind(image, regs, &stack, MAX_UNWIND_DEPTH);
-        // The kernel's walk follows rbp even where it holds data, so its
-        // length means nothing once CFI has been used.
-        if unwound.cfi_frames > 0 || unwound.pcs.len() >= fp.len() {
-            (unwound.pcs, unwound.truncated, true)
-        } else {
-            (fp, depth == MAX_STACK_DEPTH, false)
+        match self.unwind_copy(pid, r.header.tid, &r.regs, &fp) {
+            // The kernel's walk follows rbp even where it holds data, so
+            // its length means nothing once CFI has been used.
+            Some(u) if u.cfi_frames > 0 || u.pcs.len() >= fp.len() => (u.pcs, u.truncated),
+            _ => (fp, fp_truncated),
         }
     }
 
@@ -573,7 +558,7 @@ impl Session {
             }
             _ => None,
         };
-        let (stack, walk_truncated, _by_cfi) = self.signal_pcs(r);
+        let (stack, walk_truncated) = self.signal_pcs(r);
         self.ensure_image(pid, &stack);
         let image = self.images.get(&pid);
         let (frames, mut frames_truncated) = image
