@@ -55,6 +55,10 @@ pub struct Stats {
     pub events: u64,
     pub incidents: u64,
     pub lost: u64,
+    /// Crash stacks unwound from a stack copy and symbolized, and the time
+    /// it took (for `-v` and the benchmark).
+    pub crash_stacks: u64,
+    pub crash_stack_time: std::time::Duration,
 }
 
 struct Sender {
@@ -558,12 +562,18 @@ impl Session {
             }
             _ => None,
         };
+        let started = std::time::Instant::now();
+        let had_copy = self.stacks.contains_key(&(pid, r.header.tid));
         let (stack, walk_truncated) = self.signal_pcs(r);
         self.ensure_image(pid, &stack);
         let image = self.images.get(&pid);
         let (frames, mut frames_truncated) = image
             .map(|i| i.symbolize_stack(&stack))
             .unwrap_or_else(|| (Vec::new(), true));
+        if had_copy {
+            self.stats.crash_stacks += 1;
+            self.stats.crash_stack_time += started.elapsed();
+        }
         frames_truncated |= walk_truncated;
         let record = Record {
             schema: SCHEMA,
@@ -1050,6 +1060,13 @@ impl Session {
         } else {
             String::new()
         };
+        if self.verbose && self.stats.crash_stacks > 0 {
+            hits.push_str(&format!(
+                ", {} crash stacks unwound and symbolized in {} us",
+                self.stats.crash_stacks,
+                self.stats.crash_stack_time.as_micros()
+            ));
+        }
         if self.verbose {
             hits.push_str(&format!(
                 ", DWARF of {} binaries parsed ahead in {} ms",
