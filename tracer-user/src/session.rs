@@ -394,17 +394,11 @@ impl Session {
                 )),
             )
         };
-        let record = Record {
-            schema: SCHEMA,
-            kind: "exception",
-            time: self.clock.rfc3339(r.header.ts_ns),
-            ts_ns: r.header.ts_ns,
-            pid: Some(pid),
-            tid: Some(r.header.tid),
-            comm: Some(records::comm(&r.header)),
-            exe: image.and_then(|i| i.exe.clone()),
-            goid: None,
-            body: Body::Exception(crate::record::Exception {
+        let record = self.kernel_record(
+            &r.header,
+            image.and_then(|i| i.exe.clone()),
+            None,
+            Body::Exception(crate::record::Exception {
                 language: "c++",
                 message,
                 message_unavailable,
@@ -414,7 +408,7 @@ impl Session {
                 frames_truncated: truncated || walk_truncated,
                 suppressed: r.suppressed,
             }),
-        };
+        );
         self.emit(record)
     }
 
@@ -445,17 +439,11 @@ impl Session {
                 )
             }
         };
-        let record = Record {
-            schema: SCHEMA,
-            kind: "exception",
-            time: self.clock.rfc3339(r.header.ts_ns),
-            ts_ns: r.header.ts_ns,
-            pid: Some(pid),
-            tid: Some(r.header.tid),
-            comm: Some(records::comm(&r.header)),
-            exe: image.and_then(|i| i.exe.clone()),
-            goid: None,
-            body: Body::Exception(crate::record::Exception {
+        let record = self.kernel_record(
+            &r.header,
+            image.and_then(|i| i.exe.clone()),
+            None,
+            Body::Exception(crate::record::Exception {
                 language: "rust",
                 value_type: message.as_ref().map(|_| "&str".to_owned()),
                 message,
@@ -465,7 +453,7 @@ impl Session {
                 frames_truncated: truncated || walk_truncated,
                 suppressed: 0,
             }),
-        };
+        );
         self.emit(record)
     }
 
@@ -575,17 +563,11 @@ impl Session {
             self.stats.crash_stack_time += started.elapsed();
         }
         frames_truncated |= walk_truncated;
-        let record = Record {
-            schema: SCHEMA,
-            kind: "signal",
-            time: self.clock.rfc3339(r.header.ts_ns),
-            ts_ns: r.header.ts_ns,
-            pid: Some(pid),
-            tid: Some(r.header.tid),
-            comm: Some(records::comm(&r.header)),
-            exe: image.and_then(|i| i.exe.clone()),
-            goid: None,
-            body: Body::Signal(Box::new(SignalEvent {
+        let record = self.kernel_record(
+            &r.header,
+            image.and_then(|i| i.exe.clone()),
+            None,
+            Body::Signal(Box::new(SignalEvent {
                 signal: SignalInfo {
                     number: r.signo,
                     name: signals::display_name(r.signo),
@@ -603,7 +585,7 @@ impl Session {
                 frames,
                 frames_truncated,
             })),
-        };
+        );
         self.emit(record)
     }
 
@@ -618,18 +600,12 @@ impl Session {
             self.probes.detach_go(link);
         }
         let image = self.images.remove(&pid);
-        let record = Record {
-            schema: SCHEMA,
-            kind: "exit",
-            time: self.clock.rfc3339(r.header.ts_ns),
-            ts_ns: r.header.ts_ns,
-            pid: Some(pid),
-            tid: Some(r.header.tid),
-            comm: Some(records::comm(&r.header)),
-            exe: image.and_then(|i| i.exe),
-            goid: None,
-            body: Body::Exit { exit },
-        };
+        let record = self.kernel_record(
+            &r.header,
+            image.and_then(|i| i.exe),
+            None,
+            Body::Exit { exit },
+        );
         self.emit(record)
     }
 
@@ -784,20 +760,9 @@ impl Session {
             // Kept in the kernel, never sent.
             GoProbe::DeferCall => return Ok(()),
         };
-        let record = Record {
-            schema: SCHEMA,
-            kind: body.kind(),
-            time: self.clock.rfc3339(r.header.ts_ns),
-            ts_ns: r.header.ts_ns,
-            pid: Some(pid),
-            tid: Some(r.header.tid),
-            comm: Some(records::comm(&r.header)),
-            exe,
-            // Goroutine ids start at 1; 0 means no user goroutine (e.g. the
-            // scheduler found a deadlock on the system stack).
-            goid: (r.goid != 0).then_some(r.goid),
-            body,
-        };
+        // Goroutine ids start at 1; 0 means no user goroutine (e.g. the
+        // scheduler found a deadlock on the system stack).
+        let record = self.kernel_record(&r.header, exe, (r.goid != 0).then_some(r.goid), body);
         self.emit(record)
     }
 
@@ -1042,6 +1007,28 @@ impl Session {
             self.out.emit(&incident)?;
         }
         Ok(())
+    }
+
+    /// A contract record for a kernel record's header (kind from `body`).
+    fn kernel_record(
+        &self,
+        h: &tracer_common::Header,
+        exe: Option<String>,
+        goid: Option<u64>,
+        body: Body,
+    ) -> Record {
+        Record {
+            schema: SCHEMA,
+            kind: body.kind(),
+            time: self.clock.rfc3339(h.ts_ns),
+            ts_ns: h.ts_ns,
+            pid: Some(h.pid),
+            tid: Some(h.tid),
+            comm: Some(records::comm(h)),
+            exe,
+            goid,
+            body,
+        }
     }
 
     /// Work to do when no record is waiting: parsing DWARF ahead of the

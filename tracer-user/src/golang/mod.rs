@@ -7,7 +7,7 @@ mod layouts;
 pub mod pclntab;
 pub mod value;
 
-use std::{borrow::Cow, fs::File, path::Path};
+use std::{fs::File, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
@@ -294,13 +294,7 @@ pub fn build_info(obj: &object::File<'_>) -> Result<Option<(String, Option<Strin
 pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
     use addr2line::gimli;
     let endian = gimli::RunTimeEndian::Little;
-    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
-        Ok(obj
-            .section_by_name(id.name())
-            .and_then(|s| s.uncompressed_data().ok())
-            .unwrap_or(Cow::Borrowed(&[])))
-    };
-    let sections = gimli::DwarfSections::load(load)?;
+    let sections = crate::symbolize::elf::dwarf_sections(obj)?;
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, endian));
     let mut g = std::collections::HashMap::new();
     let mut m = std::collections::HashMap::new();

@@ -64,22 +64,19 @@ impl Output {
             }
             Format::Human => human::write(&mut self.line, record, self.color)?,
         }
-        // One write per record: whoever tails the file (a log shipper, a
-        // test) never sees half a line.
-        let written = self
-            .sink
-            .write_all(&self.line)
-            .and_then(|()| self.sink.flush());
-        self.line.clear();
-        written.context("writing output")
+        self.flush_line()
     }
-}
 
-impl Output {
     /// One line of already rendered text (inspection commands).
     pub fn line(&mut self, text: &str) -> Result<()> {
         self.line.extend_from_slice(text.as_bytes());
         self.line.push(b'\n');
+        self.flush_line()
+    }
+
+    /// One write per record: whoever tails the file (a log shipper, a
+    /// test) never sees half a line.
+    fn flush_line(&mut self) -> Result<()> {
         let written = self
             .sink
             .write_all(&self.line)

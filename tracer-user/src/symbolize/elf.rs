@@ -311,6 +311,19 @@ fn build_id(obj: &object::File<'_>) -> Option<Vec<u8>> {
     (!desc.is_empty()).then(|| [b"go:".as_slice(), desc].concat())
 }
 
+/// An ELF file's DWARF sections (decompressed where needed; absent ones
+/// empty), for gimli.
+pub fn dwarf_sections<'a>(
+    obj: &'a object::File<'a>,
+) -> Result<gimli::DwarfSections<std::borrow::Cow<'a, [u8]>>, gimli::Error> {
+    gimli::DwarfSections::load(|id: gimli::SectionId| {
+        Ok(obj
+            .section_by_name(id.name())
+            .and_then(|s| s.uncompressed_data().ok())
+            .unwrap_or(std::borrow::Cow::Borrowed(&[])))
+    })
+}
+
 /// The rows at one address: (address, the last statement row's (file
 /// index, line), whether the last row is a statement).
 type RowsAt = (u64, Option<(u64, u64)>, bool);
@@ -321,15 +334,8 @@ type RowsAt = (u64, Option<(u64, u64)>, bool);
 type StmtRows = std::collections::BTreeMap<u64, (u64, String, u32)>;
 
 fn stmt_rows_of(data: &[u8]) -> Result<StmtRows> {
-    use std::borrow::Cow;
     let obj = object::File::parse(data)?;
-    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
-        Ok(obj
-            .section_by_name(id.name())
-            .and_then(|s| s.uncompressed_data().ok())
-            .unwrap_or(Cow::Borrowed(&[])))
-    };
-    let sections = gimli::DwarfSections::load(load)?;
+    let sections = dwarf_sections(&obj)?;
     let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
     let mut out = StmtRows::new();
     let mut units = dwarf.units();
