@@ -39,6 +39,9 @@ pub enum EventKind {
     Cxx = 9,
     /// A Rust panic starts (`std::panicking::panic_with_hook`) ([`RustPanicRecord`]).
     RustPanic = 10,
+    /// A Rust panic's formatted message, once std built it for the panic
+    /// hook ([`RustPanicMessageRecord`]); follows its [`RustPanicRecord`].
+    RustPanicMessage = 11,
 }
 
 impl EventKind {
@@ -54,6 +57,7 @@ impl EventKind {
             8 => Self::Dlopen,
             9 => Self::Cxx,
             10 => Self::RustPanic,
+            11 => Self::RustPanicMessage,
             _ => return None,
         })
     }
@@ -224,6 +228,20 @@ pub struct RustPanicRecord {
     pub can_unwind: u32,
     pub _pad: u32,
     pub file: [u8; RUST_FILE_BYTES],
+    pub msg: [u8; RUST_MSG_BYTES],
+}
+
+/// The `String` a formatted panic message was rendered into: the return of
+/// std's `FormatStringPayload::get`, which the panic hook calls (a return
+/// probe: Rust, unlike Go, keeps its stacks where they are).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RustPanicMessageRecord {
+    pub header: Header,
+    /// Bytes of `msg` filled.
+    pub msg_len: u32,
+    /// The message's whole length (it may be longer than `msg`).
+    pub full_len: u32,
     pub msg: [u8; RUST_MSG_BYTES],
 }
 
@@ -468,11 +486,11 @@ pub struct TracedProcess {
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 11;
+pub const LOST_COUNTERS: u32 = 12;
 
 impl EventKind {
     /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::SignalDeliver,
         EventKind::SignalGenerate,
         EventKind::Exit,
@@ -483,6 +501,7 @@ impl EventKind {
         EventKind::Dlopen,
         EventKind::Cxx,
         EventKind::RustPanic,
+        EventKind::RustPanicMessage,
     ];
 }
 

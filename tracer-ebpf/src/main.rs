@@ -32,9 +32,9 @@ use tracer_common::{
     GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
     GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header,
     KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, RUST_FILE_BYTES,
-    RUST_MSG_BYTES, Registers, RustPanicRecord, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
-    STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord,
-    TracedProcess,
+    RUST_MSG_BYTES, Registers, RustPanicMessageRecord, RustPanicRecord, SEND_SIG_PRIV,
+    SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord,
+    SignalRecord, StackRecord, TracedProcess,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -1100,7 +1100,8 @@ fn try_rust_panic(ctx: &ProbeContext) {
         addr_of_mut!((*rec).file_len).write(if ok { n } else { 0 });
         let msg = addr_of_mut!((*rec).msg) as *mut u8;
         let mut m = u32::MAX;
-        if msg_ptr != 0 && msg_len < 4096 {
+        // A user address (a formatted payload's None niche is not one).
+        if msg_ptr >= 4096 && msg_ptr < (1 << 47) && msg_len < 4096 {
             let k = if msg_len >= RUST_MSG_BYTES as u64 {
                 RUST_MSG_BYTES as u32 - 1
             } else {
@@ -1115,6 +1116,69 @@ fn try_rust_panic(ctx: &ProbeContext) {
             };
         }
         addr_of_mut!((*rec).msg_len).write(m);
+    }
+    entry.submit(0);
+}
+
+/// Return of std's `FormatStringPayload::get`: the formatted message of a
+/// panic, now a `String` (rax points at it), which the hook is about to
+/// print. A Rust return probe is safe (stacks never move) and this function
+/// only runs while a thread panics.
+#[uretprobe]
+pub fn rust_panic_message(ctx: RetProbeContext) -> u32 {
+    try_rust_panic_message(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_rust_panic_message(ctx: &RetProbeContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    let string: u64 = ctx.ret();
+    // A String is three words (capacity, pointer, length) whose order the
+    // compiler chooses: the pointer is the largest (a user address, far
+    // above any length), the length the smaller of the other two.
+    let (Some(a), Some(b), Some(c)) = (
+        read_user::<u64>(string),
+        read_user::<u64>(string + 8),
+        read_user::<u64>(string + 16),
+    ) else {
+        return;
+    };
+    let (ptr, x, y) = if a >= b && a >= c {
+        (a, b, c)
+    } else if b >= a && b >= c {
+        (b, a, c)
+    } else {
+        (c, a, b)
+    };
+    let len = if x < y { x } else { y };
+    let Some(mut entry) = EVENTS.reserve::<RustPanicMessageRecord>(0) else {
+        count_lost(EventKind::RustPanicMessage);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(
+        unsafe { addr_of_mut!((*rec).header) },
+        EventKind::RustPanicMessage,
+    );
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    unsafe {
+        let k = if len >= RUST_MSG_BYTES as u64 {
+            RUST_MSG_BYTES as u32
+        } else {
+            (len & (RUST_MSG_BYTES as u64 - 1)) as u32
+        };
+        let msg = addr_of_mut!((*rec).msg) as *mut u8;
+        let ok = k > 0 && raw_probe_read_user(msg as *mut _, k, ptr as *const _) >= 0;
+        addr_of_mut!((*rec).msg_len).write(if ok { k } else { 0 });
+        addr_of_mut!((*rec).full_len).write(if len > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            len as u32
+        });
     }
     entry.submit(0);
 }

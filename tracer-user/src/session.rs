@@ -99,6 +99,10 @@ pub struct Session {
     leaf_callers: HashMap<(u32, u64), u64>,
     /// Stack copies of crashing threads, until their signal record.
     stacks: HashMap<(u32, u32), records::StackSnapshot>,
+    /// Rust panics with a formatted message, per thread, held until std
+    /// renders the message for the hook (the next record of that thread),
+    /// or briefly if it never does (no hook output).
+    pending_panics: HashMap<(u32, u32), (Record, std::time::Instant)>,
 }
 
 struct GoProcess {
@@ -118,6 +122,7 @@ impl Session {
             clock: Clock::new(),
             stats: Stats::default(),
             kernel_lost_seen: [0; EventKind::ALL.len()],
+            pending_panics: HashMap::new(),
             exited: HashMap::new(),
             fatal_seen: HashSet::new(),
             go_binaries: HashMap::new(),
@@ -155,7 +160,12 @@ impl Session {
                 n == "std::panicking::panic_with_hook"
                     || n.starts_with("std::panicking::rust_panic_with_hook")
             })
-            && let Err(err) = self.probes.attach_rust(pid, &open, offset)
+            && let Err(err) = self.probes.attach_rust(
+                pid,
+                &open,
+                offset,
+                exe.function_offset(is_format_payload_get),
+            )
         {
             crate::output::warn(&format!("pid {pid}: Rust panics not traced: {err:#}"));
         }
@@ -285,6 +295,16 @@ impl Session {
     }
 
     fn handle(&mut self, rec: KernelRecord) -> Result<()> {
+        // Whatever else a process does next comes after its panic's message.
+        if !self.pending_panics.is_empty()
+            && let Some(pid) = match &rec {
+                KernelRecord::RustPanicMessage(_) | KernelRecord::Stack(_) => None,
+                KernelRecord::SignalGenerate(r) => Some(r.target_pid),
+                other => Some(other.header().pid),
+            }
+        {
+            self.flush_panics(|&(p, _), _| p == pid)?;
+        }
         match rec {
             KernelRecord::SignalDeliver(r) => self.on_signal(&r),
             KernelRecord::SignalGenerate(r) => {
@@ -297,6 +317,7 @@ impl Session {
             KernelRecord::Go(r) => self.on_go(&r),
             KernelRecord::Cxx(c) => self.on_cxx(&c),
             KernelRecord::RustPanic(p) => self.on_rust_panic(&p),
+            KernelRecord::RustPanicMessage(m) => self.on_rust_panic_message(&m),
             KernelRecord::Dlopen(d) => {
                 self.on_dlopen(&d);
                 Ok(())
@@ -454,7 +475,51 @@ impl Session {
                 suppressed: 0,
             }),
         );
+        // Held back in case std renders a formatted message next, which then
+        // wins over what the entry probe could read of the payload.
+        let key = (pid, r.header.tid);
+        self.flush_panics(|&k, _| k == key)?;
+        self.pending_panics
+            .insert(key, (record, std::time::Instant::now()));
+        Ok(())
+    }
+
+    /// The formatted message of the panic this thread holds back.
+    fn on_rust_panic_message(&mut self, m: &tracer_common::RustPanicMessageRecord) -> Result<()> {
+        let Some((mut record, _)) = self.pending_panics.remove(&(m.header.pid, m.header.tid))
+        else {
+            return Ok(());
+        };
+        if let Body::Exception(e) = &mut record.body {
+            let n = (m.msg_len as usize).min(m.msg.len());
+            let mut text = String::from_utf8_lossy(&m.msg[..n]).into_owned();
+            if (m.full_len as usize) > n {
+                text.push('…');
+            }
+            e.message = Some(text);
+            e.message_unavailable = None;
+            e.value_type = Some("String".to_owned());
+        }
         self.emit(record)
+    }
+
+    /// Emits the held-back panics that `which` selects, without a message.
+    fn flush_panics(
+        &mut self,
+        which: impl Fn(&(u32, u32), &std::time::Instant) -> bool,
+    ) -> Result<()> {
+        let keys: Vec<(u32, u32)> = self
+            .pending_panics
+            .iter()
+            .filter(|(k, (_, since))| which(k, since))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            if let Some((record, _)) = self.pending_panics.remove(&key) {
+                self.emit(record)?;
+            }
+        }
+        Ok(())
     }
 
     /// A thread's frames from the stack copy the kernel sent for it (CFI,
@@ -963,6 +1028,7 @@ impl Session {
     /// Reports records the kernel dropped since the last call, one `lost`
     /// record per kind of record dropped.
     pub fn poll_lost(&mut self) -> Result<()> {
+        self.flush_panics(|_, since| since.elapsed() > PANIC_MESSAGE_WAIT)?;
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
             let total = self.probes.lost_count(kind)?;
             if total > self.kernel_lost_seen[i] {
@@ -1069,8 +1135,25 @@ impl Session {
 
     /// For an error path: whatever was written, flush it.
     pub fn finish(&mut self) -> Result<()> {
+        self.flush_panics(|_, _| true)?;
         self.poll_lost().context("reading drop counters")
     }
+}
+
+/// How long a Rust panic waits for its formatted message when nothing else
+/// happens in its process (std renders it right after, unless no hook prints).
+const PANIC_MESSAGE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// std's `<…FormatStringPayload as core::panic::PanicPayload>::get` (its
+/// module moved between releases; legacy mangling may append a hash).
+fn is_format_payload_get(name: &str) -> bool {
+    let name = match name.rsplit_once("::h") {
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
+        _ => name,
+    };
+    name.ends_with("FormatStringPayload as core::panic::PanicPayload>::get")
 }
 
 /// What a dropped record would have become (the `event` field of `lost`).
@@ -1086,6 +1169,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Dlopen => "dlopen",
         EventKind::Cxx => "exception",
         EventKind::RustPanic => "rust_panic",
+        EventKind::RustPanicMessage => "rust_panic_message",
     }
 }
 

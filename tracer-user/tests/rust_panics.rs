@@ -118,5 +118,58 @@ fn rust_panic_in_a_thread_with_unwinding_and_with_abort() {
         assert_eq!(inc["outcome"], "crashed", "panic={panic}");
         assert_eq!(inc["cause"]["type"], "exception");
         assert_eq!(inc["cause"]["message"], message.as_str());
+
+        // Every panic Rust reported, in order, with its message: with
+        // unwinding, main's `join().unwrap()` panics next with a message
+        // std formats at run time (the Err's Debug output).
+        let reports: Vec<(String, String, String)> = panic_heads(&stderr);
+        assert_eq!(reports.len(), if panic == "unwind" { 2 } else { 1 });
+        let ours: Vec<(String, String, String)> = panics
+            .iter()
+            .map(|e| {
+                (
+                    e["comm"].as_str().unwrap_or("").to_owned(),
+                    e["location"].as_str().unwrap_or("").to_owned(),
+                    e["message"].as_str().unwrap_or("<none>").to_owned(),
+                )
+            })
+            .collect();
+        // The comm of the main thread is the program's name.
+        let theirs: Vec<(String, String, String)> = reports
+            .into_iter()
+            .map(|(t, l, m)| (if t == "main" { comm_of(&bin) } else { t }, l, m))
+            .collect();
+        assert_eq!(ours, theirs, "panic={panic}\n{stderr}");
+        if panic == "unwind" {
+            assert_eq!(panics[1]["value_type"], "String");
+            assert_eq!(panics[0]["value_type"], "&str");
+        }
     }
+}
+
+/// (thread, location, message) of each panic Rust's hook printed.
+fn panic_heads(stderr: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("thread '") && l.contains(" panicked at "))
+        .map(|(i, head)| {
+            let thread = head.split('\'').nth(1).unwrap_or("").to_owned();
+            let location = head
+                .split(" panicked at ")
+                .nth(1)
+                .unwrap_or("")
+                .trim_end_matches(':')
+                .to_owned();
+            let message = lines.get(i + 1).copied().unwrap_or("").to_owned();
+            (thread, location, message)
+        })
+        .collect()
+}
+
+/// The kernel's comm of a program: its file name, cut to 15 bytes.
+fn comm_of(bin: &std::path::Path) -> String {
+    let name = bin.file_name().unwrap().to_string_lossy();
+    name.chars().take(15).collect()
 }

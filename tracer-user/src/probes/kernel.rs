@@ -37,6 +37,8 @@ const GO_PROGRAM: &str = "go_probe";
 const DLOPEN_PROGRAM: &str = "dlopen_return";
 /// Rust's panic entry point.
 const RUST_PROGRAM: &str = "rust_panic";
+/// The return probe that reads a formatted Rust panic message.
+const RUST_MESSAGE_PROGRAM: &str = "rust_panic_message";
 /// libstdc++'s __cxa_throw and std::terminate.
 const CXX_PROGRAMS: [(&str, &str); 2] = [
     ("cxx_throw", "__cxa_throw"),
@@ -104,7 +106,7 @@ impl KernelProbes {
         for prog in CXX_PROGRAMS
             .map(|(p, _)| p)
             .into_iter()
-            .chain([RUST_PROGRAM])
+            .chain([RUST_PROGRAM, RUST_MESSAGE_PROGRAM])
         {
             let p: &mut UProbe = ebpf
                 .program_mut(prog)
@@ -252,23 +254,38 @@ impl KernelProbes {
     }
 
     /// Attaches the Rust panic probe at `offset` in `exe`, for `pid`.
-    pub fn attach_rust(&mut self, pid: u32, exe: &Path, offset: u64) -> Result<()> {
+    /// The Rust panic probes of one process: the entry of std's
+    /// `panic_with_hook` at `offset`, and (when present) the return of the
+    /// formatted message's `get` at `message_offset`.
+    pub fn attach_rust(
+        &mut self,
+        pid: u32,
+        exe: &Path,
+        offset: u64,
+        message_offset: Option<u64>,
+    ) -> Result<()> {
         let pid = NonZeroU32::new(pid).context("pid 0")?;
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(RUST_PROGRAM)
-            .context("program rust_panic missing")?
-            .try_into()?;
-        program
-            .attach(
-                [UProbeAttachPoint {
-                    location: UProbeAttachLocation::AbsoluteOffset(offset),
-                    cookie: None,
-                }],
-                exe,
-                UProbeScope::OneProcess(pid),
-            )
-            .with_context(|| format!("attaching the Rust panic probe to {}", exe.display()))?;
+        for (name, offset) in [
+            (RUST_PROGRAM, Some(offset)),
+            (RUST_MESSAGE_PROGRAM, message_offset),
+        ] {
+            let Some(offset) = offset else { continue };
+            let program: &mut UProbe = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing"))?
+                .try_into()?;
+            program
+                .attach(
+                    [UProbeAttachPoint {
+                        location: UProbeAttachLocation::AbsoluteOffset(offset),
+                        cookie: None,
+                    }],
+                    exe,
+                    UProbeScope::OneProcess(pid),
+                )
+                .with_context(|| format!("attaching {name} to {}", exe.display()))?;
+        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Decoding of ring-buffer records. The bytes come from the kernel but are
 //! still checked: a short or unknown record is an error, never a panic.
 
-use tracer_common::{CxxRecord, DlopenRecord, RustPanicRecord};
+use tracer_common::{CxxRecord, DlopenRecord, RustPanicMessageRecord, RustPanicRecord};
 use tracer_common::{
     EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, STACK_SNAPSHOT_BYTES,
     SignalGenerateRecord, SignalRecord, StackRecord,
@@ -18,6 +18,26 @@ pub enum KernelRecord {
     Dlopen(Box<DlopenRecord>),
     Cxx(Box<CxxRecord>),
     RustPanic(Box<RustPanicRecord>),
+    RustPanicMessage(Box<RustPanicMessageRecord>),
+}
+
+impl KernelRecord {
+    /// The kernel header: kind, and the task that wrote the record.
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::SignalDeliver(r) => &r.header,
+            Self::SignalGenerate(r) => &r.header,
+            Self::Exit(r) => &r.header,
+            Self::Fork(r) => &r.header,
+            Self::Exec(r) => &r.header,
+            Self::Go(r) => &r.header,
+            Self::Stack(r) => &r.header,
+            Self::Dlopen(r) => &r.header,
+            Self::Cxx(r) => &r.header,
+            Self::RustPanic(r) => &r.header,
+            Self::RustPanicMessage(r) => &r.header,
+        }
+    }
 }
 
 /// A thread's user stack bytes from `sp` up (a [`StackRecord`], only the
@@ -74,6 +94,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Dlopen => KernelRecord::Dlopen(Box::new(read(bytes, kind)?)),
         EventKind::Cxx => KernelRecord::Cxx(Box::new(read(bytes, kind)?)),
         EventKind::RustPanic => KernelRecord::RustPanic(Box::new(read(bytes, kind)?)),
+        EventKind::RustPanicMessage => KernelRecord::RustPanicMessage(Box::new(read(bytes, kind)?)),
         EventKind::Stack => {
             let data_at = std::mem::offset_of!(StackRecord, data);
             if bytes.len() < data_at {
