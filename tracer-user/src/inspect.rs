@@ -78,6 +78,7 @@ pub fn symbolize(common: &Common, args: &SymbolizeArgs) -> Result<i32, Failure> 
                 line: l.line,
                 inlined: i != last,
                 module: Some(exe.clone().into_owned()),
+                tail_call: false,
             })
             .collect();
         let text = match common.format {

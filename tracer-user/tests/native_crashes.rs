@@ -43,6 +43,11 @@ fn optimized_code_without_frame_pointers_unwinds_like_gdb() {
             );
             assert_eq!(o.line, g.line, "{name}: line of {}", o.function);
             assert_eq!(
+                o.tail_call, g.tail_call,
+                "{name}: tail call frame {}",
+                o.function
+            );
+            assert_eq!(
                 o.file.as_deref().map(basename),
                 g.file.as_deref().map(basename),
                 "{name}: file of {}",
@@ -50,6 +55,63 @@ fn optimized_code_without_frame_pointers_unwinds_like_gdb() {
             );
         }
         assert_eq!(sig["frames_truncated"], false, "{name}: {sig:#}");
+    }
+}
+
+/// Faults besides SEGV_MAPERR, each decoded from the kernel's siginfo as
+/// the kernel filled it, and located at gdb's faulting frame:
+/// an integer division by zero (FPE_INTDIV, the address is the pc), an
+/// unaligned load under the alignment-check flag (BUS_ADRALN: the kernel
+/// reports no address) and a load from a mapping past its file's end
+/// (BUS_ADRERR at the mapped address the program printed).
+#[test]
+fn division_by_zero_misaligned_access_and_bus_error() {
+    let bin = build_c_flags("faults", &["-O2", "-fomit-frame-pointer"]);
+    for (arg, signal, number, code) in [
+        ("div", "SIGFPE", 8, "FPE_INTDIV"),
+        ("align", "SIGBUS", 7, "BUS_ADRALN"),
+        ("bus", "SIGBUS", 7, "BUS_ADRERR"),
+    ] {
+        let t = run_traced(&bin, &[arg]);
+        assert_eq!(shell_status(&t.output), 128 + number, "{arg}");
+        let sig = t.one("signal");
+        assert_eq!(sig["signal"]["name"], signal, "{arg}");
+        assert_eq!(sig["signal"]["number"], number, "{arg}");
+        assert_eq!(sig["signal"]["code"], code, "{arg}");
+        let expected_addr = match arg {
+            "div" => sig["registers"]["pc"].as_str().unwrap().to_owned(),
+            "align" => "0x0".to_owned(),
+            _ => {
+                let stdout = String::from_utf8_lossy(&t.output.stdout);
+                stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix("mapped "))
+                    .unwrap_or_else(|| panic!("{arg}: {stdout}"))
+                    .to_owned()
+            }
+        };
+        assert_eq!(sig["signal"]["addr"], expected_addr.as_str(), "{arg}");
+
+        let ours: Vec<GdbFrame> = sig["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frame_key)
+            .collect();
+        let gdb = gdb_frames_args(&bin, &[arg]);
+        assert!(gdb.len() >= 2, "{arg}: gdb: {gdb:#?}");
+        for (o, g) in ours.iter().zip(&gdb) {
+            assert_eq!(
+                o.function, g.function,
+                "{arg}: ours {ours:#?}\ngdb {gdb:#?}"
+            );
+            assert_eq!(o.line, g.line, "{arg}: line of {}", o.function);
+            assert_eq!(o.tail_call, g.tail_call, "{arg}: tail call {}", o.function);
+        }
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "crashed", "{arg}");
+        assert_eq!(incident["cause"]["type"], "signal", "{arg}");
+        assert_eq!(incident["cause"]["message"], signal, "{arg}");
     }
 }
 

@@ -3,7 +3,7 @@
 //! included) and its symbol tables as the fallback.
 
 use std::{
-    cell::{Cell, OnceCell},
+    cell::{Cell, OnceCell, RefCell},
     fs::File,
     path::Path,
 };
@@ -11,7 +11,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
-use super::{DebugInfo, PcKind, SourceLocation};
+use super::{DebugInfo, PcKind, SourceLocation, dwarf_units::DwarfFile};
 
 struct Segment {
     file_offset: u64,
@@ -38,13 +38,19 @@ pub struct ElfModule {
     /// How many symbols [`ElfModule::warm`] has looked up so far.
     warmed: Cell<usize>,
     /// The file, mapped: its CFI is indexed on the first unwind through it.
-    map: memmap2::Mmap,
+    map: std::rc::Rc<memmap2::Mmap>,
     cfi: OnceCell<Option<crate::unwind::cfi::Cfi>>,
     /// A Go binary (its line tables follow the Go runtime, not gdb).
     is_go: bool,
     /// Addresses where the last line row is not a statement but an earlier
     /// one at the same address is: the (file, line) gdb reports there.
-    stmt_rows: OnceCell<StmtRows>,
+    /// Read from the units crash stacks pass through.
+    stmt_rows: RefCell<StmtRows>,
+    /// DWARF call sites, for the frames tail calls removed (read unit by
+    /// unit as stacks pass through).
+    call_sites: RefCell<super::callsites::CallSites>,
+    /// The DWARF file by units, for both (opened on first use).
+    dwarf_units: OnceCell<Option<DwarfFile>>,
     /// The file holding the DWARF (the binary or its separate debug file).
     dwarf_path: Option<std::path::PathBuf>,
     dwarf_in_binary: bool,
@@ -131,12 +137,14 @@ impl ElfModule {
         drop(obj);
         Ok(Self {
             is_go,
-            stmt_rows: OnceCell::new(),
+            stmt_rows: RefCell::default(),
+            call_sites: RefCell::default(),
+            dwarf_units: OnceCell::new(),
             dwarf_in_binary: debug_file.is_none(),
             dwarf_path,
             debuginfo,
             build_id,
-            map,
+            map: std::rc::Rc::new(map),
             cfi: OnceCell::new(),
             segments,
             symbols,
@@ -146,21 +154,48 @@ impl ElfModule {
         })
     }
 
-    fn stmt_rows(&self) -> &StmtRows {
-        self.stmt_rows.get_or_init(|| {
-            // The binary itself through its mapping (its /proc path may be
-            // gone with the process), a separate debug file by path.
-            match self.dwarf_path.as_deref() {
-                None => StmtRows::new(),
-                Some(_) if self.dwarf_in_binary => stmt_rows_of(&self.map).unwrap_or_default(),
-                Some(p) => File::open(p)
-                    .ok()
-                    // SAFETY: read-only mapping of a debug file, dropped after.
-                    .and_then(|f| unsafe { memmap2::Mmap::map(&f) }.ok())
-                    .and_then(|m| stmt_rows_of(&m).ok())
-                    .unwrap_or_default(),
-            }
-        })
+    /// The DWARF by units: the binary itself through its mapping (its
+    /// /proc path may be gone with the process), a separate debug file by
+    /// path. None for Go (its tables follow the Go runtime, not gdb).
+    fn dwarf_units(&self) -> Option<&DwarfFile> {
+        self.dwarf_units
+            .get_or_init(|| match self.dwarf_path.as_deref() {
+                None => None,
+                _ if self.is_go => None,
+                Some(_) if self.dwarf_in_binary => {
+                    DwarfFile::from_map(std::rc::Rc::clone(&self.map)).ok()
+                }
+                Some(p) => DwarfFile::open(p).ok(),
+            })
+            .as_ref()
+    }
+
+    /// gdb's (file, line) at `probe` where it differs from addr2line's.
+    fn stmt_row(&self, probe: u64) -> Option<(String, u32)> {
+        let file = self.dwarf_units()?;
+        let unit = file.unit_at(probe)?;
+        let mut rows = self.stmt_rows.borrow_mut();
+        if rows.units.insert(unit) {
+            // A unit whose lines cannot be read keeps addr2line's answer.
+            let _ = stmt_rows_of(file, unit, &mut rows.rows);
+        }
+        let (_, (end, file, line)) = rows.rows.range(..=probe).next_back()?;
+        (probe < *end).then(|| (file.clone(), *line))
+    }
+
+    /// The frames tail calls removed between the function holding `callee`
+    /// (an address in this module) and the call that returns to `ret`:
+    /// addresses after each jump, innermost first. See [`super::callsites`].
+    pub fn tail_calls_between(&self, ret: u64, callee: u64) -> Vec<u64> {
+        if self.dwarf.is_none() || self.is_go {
+            return Vec::new();
+        }
+        let (Some(entry), Some(file)) = (self.symbol_entry(callee), self.dwarf_units()) else {
+            return Vec::new();
+        };
+        let mut sites = self.call_sites.borrow_mut();
+        sites.load_for(file, ret);
+        sites.between(ret, entry)
     }
 
     /// File offset of the function whose demangled name satisfies `pred`.
@@ -180,7 +215,7 @@ impl ElfModule {
     pub fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
         self.cfi
             .get_or_init(|| {
-                object::File::parse(&*self.map)
+                object::File::parse(&**self.map)
                     .ok()
                     .and_then(|obj| crate::unwind::cfi::Cfi::parse(&obj))
             })
@@ -220,7 +255,7 @@ impl ElfModule {
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
         let probe = match kind {
             PcKind::Exact => vaddr,
-            PcKind::ReturnAddress => vaddr.saturating_sub(1),
+            PcKind::ReturnAddress | PcKind::TailCall => vaddr.saturating_sub(1),
         };
         if let Some(table) = &self.gopclntab {
             return table
@@ -260,11 +295,10 @@ impl ElfModule {
             // code. (Go's tables follow its own rules: left alone.)
             if !self.is_go
                 && let Some(innermost) = out.first_mut()
-                && let Some((_, (end, file, line))) = self.stmt_rows().range(..=probe).next_back()
-                && probe < *end
+                && let Some((file, line)) = self.stmt_row(probe)
             {
-                innermost.file = Some(file.clone());
-                innermost.line = Some(*line);
+                innermost.file = Some(file);
+                innermost.line = Some(line);
             }
         }
         // No DWARF for this address (or its function has no name in DWARF):
@@ -281,6 +315,17 @@ impl ElfModule {
             }
         }
         out
+    }
+
+    /// Start of the symbol holding `vaddr` (see [`Self::symbol_at`]).
+    fn symbol_entry(&self, vaddr: u64) -> Option<u64> {
+        let idx = self.symbols.partition_point(|s| s.address <= vaddr);
+        self.symbols[..idx]
+            .iter()
+            .rev()
+            .take(8)
+            .find(|s| vaddr < s.address + s.size)
+            .map(|s| s.address)
     }
 
     /// The symbol whose [address, address + size) holds `vaddr`; never the
@@ -328,59 +373,64 @@ pub fn dwarf_sections<'a>(
 /// index, line), whether the last row is a statement).
 type RowsAt = (u64, Option<(u64, u64)>, bool);
 
-/// See [`ElfModule::stmt_rows`]: one pass over every line program.
-/// Row start → (row end, file, line) where gdb's line differs from
-/// addr2line's.
-type StmtRows = std::collections::BTreeMap<u64, (u64, String, u32)>;
+/// See [`ElfModule::stmt_row`]: row start → (row end, file, line) where
+/// gdb's line differs from addr2line's, for the units read so far.
+#[derive(Default)]
+struct StmtRows {
+    units: std::collections::HashSet<usize>,
+    rows: std::collections::BTreeMap<u64, (u64, String, u32)>,
+}
 
-fn stmt_rows_of(data: &[u8]) -> Result<StmtRows> {
-    let obj = object::File::parse(data)?;
-    let sections = dwarf_sections(&obj)?;
-    let dwarf = sections.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
-    let mut out = StmtRows::new();
-    let mut units = dwarf.units();
-    while let Some(header) = units.next()? {
-        let unit = dwarf.unit(header)?;
+/// One unit's line program: the rows where gdb's line differs.
+fn stmt_rows_of(
+    file: &DwarfFile,
+    unit_offset: usize,
+    out: &mut std::collections::BTreeMap<u64, (u64, String, u32)>,
+) -> Result<()> {
+    let dwarf = file.dwarf();
+    let unit = file.unit(&dwarf, unit_offset)?;
+    {
         let Some(program) = unit.line_program.clone() else {
-            continue;
+            return Ok(());
         };
         let mut rows = program.rows();
         // (address, last statement row seen there, last row is a statement)
         let mut at: Option<RowsAt> = None;
-        let flush = |at: Option<RowsAt>,
-                     end: u64,
-                     header: &gimli::LineProgramHeader<_>,
-                     out: &mut StmtRows| {
-            if let Some((addr, Some((file_index, line)), false)) = at
-                && let Some(f) = header.file(file_index)
-            {
-                let mut name = String::new();
-                if let Some(dir) = f.directory(header)
-                    && let Ok(d) = dwarf.attr_string(&unit, dir)
+        let flush =
+            |at: Option<RowsAt>,
+             end: u64,
+             header: &gimli::LineProgramHeader<_>,
+             out: &mut std::collections::BTreeMap<u64, (u64, String, u32)>| {
+                if let Some((addr, Some((file_index, line)), false)) = at
+                    && let Some(f) = header.file(file_index)
                 {
-                    name.push_str(&d.to_string_lossy());
-                    name.push('/');
-                }
-                if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
-                    let n = n.to_string_lossy();
-                    if n.starts_with('/') {
-                        name.clear();
+                    let mut name = String::new();
+                    if let Some(dir) = f.directory(header)
+                        && let Ok(d) = dwarf.attr_string(&unit, dir)
+                    {
+                        name.push_str(&d.to_string_lossy());
+                        name.push('/');
                     }
-                    name.push_str(&n);
+                    if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
+                        let n = n.to_string_lossy();
+                        if n.starts_with('/') {
+                            name.clear();
+                        }
+                        name.push_str(&n);
+                    }
+                    if !name.starts_with('/')
+                        && let Some(dir) = &unit.comp_dir
+                    {
+                        name = format!("{}/{name}", dir.to_string_lossy());
+                    }
+                    out.insert(addr, (end, name, line as u32));
                 }
-                if !name.starts_with('/')
-                    && let Some(dir) = &unit.comp_dir
-                {
-                    name = format!("{}/{name}", dir.to_string_lossy());
-                }
-                out.insert(addr, (end, name, line as u32));
-            }
-        };
+            };
         while let Some((header, row)) = rows.next_row()? {
             let addr = row.address();
             let line = row.line().map_or(0, |l| l.get());
             if at.is_some_and(|(a, _, _)| a != addr) || row.end_sequence() {
-                flush(at.take(), addr, header, &mut out);
+                flush(at.take(), addr, header, out);
             }
             if row.end_sequence() {
                 continue;
@@ -392,7 +442,7 @@ fn stmt_rows_of(data: &[u8]) -> Result<StmtRows> {
             entry.2 = row.is_stmt();
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn has_dwarf(obj: &object::File<'_>) -> bool {

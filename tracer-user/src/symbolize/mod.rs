@@ -6,6 +6,8 @@
 //! by every process that maps it; [`process`] maps runtime addresses of one
 //! process to a binary and a file address.
 
+pub mod callsites;
+pub mod dwarf_units;
 pub mod elf;
 pub mod process;
 
@@ -30,6 +32,11 @@ pub struct Frame {
     pub line: Option<u32>,
     pub inlined: bool,
     pub module: Option<String>,
+    /// A frame a tail call removed from the stack, restored from DWARF
+    /// call-site information (as gdb does); `pc` is the address after the
+    /// jump.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tail_call: bool,
 }
 
 /// Where a frame's address came from: the faulting instruction itself, or a
@@ -39,6 +46,9 @@ pub struct Frame {
 pub enum PcKind {
     Exact,
     ReturnAddress,
+    /// The address after a tail call's jump (a restored frame): looked up
+    /// as a return address.
+    TailCall,
 }
 
 /// Which source answered for a binary.

@@ -206,11 +206,6 @@ impl ProcessImage {
             .any(|m| pc >= m.entry.start && pc < m.entry.end)
     }
 
-    /// Frames for a frame-pointer stack of runtime addresses, innermost
-    /// first; `stack[0]` is the exact pc, the rest return addresses. The
-    /// walk is cut at the first return address outside executable memory:
-    /// code without frame pointers (most of libc) leaves rbp holding data,
-    /// and what the kernel walked past it is noise, not frames.
     /// The module mapped at runtime address `pc`, and `pc` as an address in
     /// that module's ELF address space.
     pub fn module_at(&self, pc: u64) -> Option<(Rc<ElfModule>, u64)> {
@@ -223,22 +218,57 @@ impl ProcessImage {
         Some((Rc::clone(module), vaddr))
     }
 
+    /// Frames of an unwound stack of runtime addresses, innermost first;
+    /// `stack[0]` is the exact pc, the rest return addresses; the frames tail
+    /// calls removed are put back where DWARF call sites show them
+    /// (gdb's `bt` does the same). The stack is cut at the first return
+    /// address outside executable memory: what a frame-pointer walk found
+    /// past code without frame pointers is noise, not frames.
     pub fn symbolize_stack(&self, stack: &[u64]) -> (Vec<Frame>, bool) {
-        let pcs: Vec<(u64, PcKind)> = stack
-            .iter()
-            .enumerate()
-            .map(|(i, &pc)| {
-                (
-                    pc,
-                    if i == 0 {
-                        PcKind::Exact
-                    } else {
-                        PcKind::ReturnAddress
-                    },
-                )
-            })
-            .collect();
+        let mut pcs: Vec<(u64, PcKind)> = Vec::with_capacity(stack.len());
+        for (i, &pc) in stack.iter().enumerate() {
+            let kind = if i == 0 {
+                PcKind::Exact
+            } else {
+                PcKind::ReturnAddress
+            };
+            if i > 0 {
+                pcs.extend(
+                    self.tail_calls(stack[i - 1], i - 1 == 0, pc)
+                        .into_iter()
+                        .map(|p| (p, PcKind::TailCall)),
+                );
+            }
+            pcs.push((pc, kind));
+        }
         self.symbolize_pcs(&pcs)
+    }
+
+    /// Runtime addresses of the frames tail calls removed between the frame
+    /// at `callee_pc` and the caller returned to at `ret`, innermost first.
+    /// Only within one module (a call to another module goes through its
+    /// PLT, and the jump chain would have to be too).
+    fn tail_calls(&self, callee_pc: u64, callee_exact: bool, ret: u64) -> Vec<u64> {
+        let callee_probe = if callee_exact {
+            callee_pc
+        } else {
+            callee_pc.saturating_sub(1)
+        };
+        let (Some((callee_module, callee_vaddr)), Some((ret_module, ret_vaddr))) =
+            (self.module_at(callee_probe), self.module_at(ret))
+        else {
+            return Vec::new();
+        };
+        if !Rc::ptr_eq(&callee_module, &ret_module) {
+            return Vec::new();
+        }
+        // ret and ret_vaddr differ by the module's load bias.
+        let bias = ret.wrapping_sub(ret_vaddr);
+        ret_module
+            .tail_calls_between(ret_vaddr, callee_vaddr)
+            .into_iter()
+            .map(|v| v.wrapping_add(bias))
+            .collect()
     }
 
     /// As [`Self::symbolize_stack`], with the caller saying which addresses
@@ -284,6 +314,12 @@ impl ProcessImage {
             out.push(unknown(hex, module_name));
             return;
         }
+        // A restored tail-call frame is one frame, named as gdb names it: by
+        // the innermost function at the jump (inlined or not).
+        let mut locations = locations;
+        if kind == PcKind::TailCall {
+            locations.truncate(1);
+        }
         let last = locations.len() - 1;
         out.extend(locations.into_iter().enumerate().map(|(i, loc)| Frame {
             pc: hex.clone(),
@@ -292,6 +328,7 @@ impl ProcessImage {
             line: loc.line,
             inlined: i != last,
             module: module_name.clone(),
+            tail_call: kind == PcKind::TailCall,
         }));
     }
 }
@@ -304,5 +341,6 @@ fn unknown(pc: String, module: Option<String>) -> Frame {
         line: None,
         inlined: false,
         module,
+        tail_call: false,
     }
 }

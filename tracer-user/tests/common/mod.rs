@@ -251,6 +251,9 @@ pub struct GdbFrame {
     pub function: String,
     pub file: Option<String>,
     pub line: Option<u32>,
+    /// A frame restored for a tail call (gdb's TAILCALL_FRAME; crashtrace's
+    /// `tail_call`). `gdb_backtrace`'s text does not say: false there.
+    pub tail_call: bool,
 }
 
 /// The crashing thread's backtrace as gdb prints it (`gdb -batch -ex run -ex bt`).
@@ -286,14 +289,15 @@ pub fn parse_bt(text: &str) -> Vec<GdbFrame> {
                 function,
                 file,
                 line,
+                tail_call: false,
             })
         })
         .collect()
 }
 
 /// The crashing thread's frames as gdb unwinds them, through gdb's Python
-/// API, without the frames gdb synthesizes for tail calls from DWARF
-/// call-site information (no return address on the stack stands for them).
+/// API, including the frames gdb restores for tail calls from DWARF
+/// call-site information (`tail_call`: no return address stands for them).
 pub fn gdb_frames(program: &Path) -> Vec<GdbFrame> {
     gdb_frames_args(program, &[])
 }
@@ -329,10 +333,11 @@ end
             let function = p.next()?.to_owned();
             let file = p.next().filter(|f| !f.is_empty()).map(str::to_owned);
             let line = p.next()?.parse().ok().filter(|&l: &u32| l > 0);
-            (!tail).then_some(GdbFrame {
+            Some(GdbFrame {
                 function,
                 file,
                 line,
+                tail_call: tail,
             })
         })
         .collect()
@@ -344,6 +349,7 @@ pub fn frame_key(f: &Value) -> GdbFrame {
         function: f["function"].as_str().unwrap_or("??").to_owned(),
         file: f["file"].as_str().map(str::to_owned),
         line: f["line"].as_u64().map(|l| l as u32),
+        tail_call: f["tail_call"].as_bool().unwrap_or(false),
     }
 }
 
