@@ -153,6 +153,11 @@ impl Session {
     /// Places the runtime probes a process needs (Go today). A failure is
     /// reported and the process stays traced at the kernel level.
     fn attach_runtime(&mut self, pid: u32) {
+        // Gone already (a short-lived child, or a zombie): nothing to
+        // attach to, nothing worth a warning; its exit record follows.
+        if std::fs::read_link(format!("/proc/{pid}/exe")).is_err() {
+            return;
+        }
         // Rust panics, in its executable (std is linked in statically).
         if !self.go_processes.contains_key(&pid)
             && let Some((exe, open)) = self.images.get(&pid).and_then(|i| i.exe_module(pid))
@@ -166,18 +171,22 @@ impl Session {
                 offset,
                 exe.function_offset(is_format_payload_get),
             )
+            && open.exists()
         {
             crate::output::warn(&format!("pid {pid}: Rust panics not traced: {err:#}"));
         }
         // C++ throws and std::terminate, in its libstdc++.
         if let Some((lib, key)) = self.images.get(&pid).and_then(|i| i.libstdcxx(pid))
             && let Err(err) = self.probes.follow_cxx(pid, &lib, key)
+            && lib.exists()
         {
             crate::output::warn(&format!("pid {pid}: C++ exceptions not traced: {err:#}"));
         }
         // Libraries it dlopens later: followed from libc's dlopen return.
         if let Some((libc, key)) = self.images.get(&pid).and_then(|i| i.libc(pid))
             && let Err(err) = self.probes.follow_dlopen(pid, &libc, key)
+            // (A failure because the process exec'd meanwhile is no news.)
+            && libc.exists()
         {
             crate::output::warn(&format!("pid {pid}: dlopen not followed: {err:#}"));
         }

@@ -535,3 +535,99 @@ fn full_ring_buffer_drops_are_counted_exactly() {
         "every delivery is recorded or counted"
     );
 }
+
+/// The program's file was deleted and another file put at its path before
+/// crashtrace attached (a package upgrade under a running service): the
+/// frames still come from the code that runs, read through
+/// /proc/PID/map_files, not from whatever the path names now.
+#[test]
+fn binary_deleted_and_replaced_before_attach() {
+    use std::io::Write as _;
+    let built = build_c("crash_on_input");
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("service");
+    std::fs::copy(&built, &app).unwrap();
+    let mut target = KillOnDrop(
+        Command::new(&app)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = read_ready_pid(&mut target.0);
+    std::fs::remove_file(&app).unwrap();
+    std::fs::copy(build_c("wait_for_term"), &app).unwrap();
+
+    let out = dir.path().join("events.ndjson");
+    let mut ct = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-q", "-o"])
+        .arg(&out)
+        .args(["attach", "--pid", &pid.to_string()])
+        .spawn()
+        .unwrap();
+    let attach = wait_for_record(&out, "attach");
+    assert_eq!(of_type(&attach, "attach")[0]["debuginfo"], "dwarf");
+    let mut stdin = target.0.stdin.take().unwrap();
+    stdin.write_all(b"GET /\n").unwrap();
+    drop(stdin);
+    let _ = target.0.wait();
+    assert_eq!(ct.wait().unwrap().code(), Some(0));
+
+    let records = read_records(&out);
+    let sig = of_type(&records, "signal");
+    assert_eq!(sig.len(), 1, "{records:#?}");
+    assert_eq!(sig[0]["signal"]["code"], "SEGV_MAPERR");
+    let frames = sig[0]["frames"].as_array().unwrap();
+    assert_eq!(frames[0]["function"], "parse_request", "{frames:#?}");
+    assert_eq!(frames[0]["line"], 10);
+    assert_eq!(frames[1]["function"], "main");
+    assert_eq!(frames[0]["module"], app.to_str().unwrap());
+}
+
+/// A program in another mount namespace (as in a container): its file
+/// exists only there, on a tmpfs the host does not see. It is found
+/// through /proc/PID/map_files and /proc/PID/root and symbolized, and the
+/// exec into it from a traced shell is followed.
+#[test]
+fn binary_only_visible_in_another_mount_namespace() {
+    let built = build_c("crash_on_input");
+    let host_dir = tempfile::tempdir().unwrap();
+    let mnt = host_dir.path().join("rootfs");
+    std::fs::create_dir(&mnt).unwrap();
+    // The program waits for its input a moment: a process that execs and
+    // dies within a millisecond is gone before its maps can be read (see
+    // ARCHITECTURE.md, "Limits").
+    let script = format!(
+        "mount -t tmpfs none {m} && cp {b} {m}/app && (sleep 0.5; echo go) | {m}/app",
+        m = mnt.display(),
+        b = built.display()
+    );
+    let out = host_dir.path().join("events.ndjson");
+    let output = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["run", "--", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(shell_status(&output), 139, "{output:?}");
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "the host does not see the namespace's tmpfs"
+    );
+    let records = read_records(&out);
+    let sig = of_type(&records, "signal");
+    let sig = sig
+        .iter()
+        .find(|s| s["signal"]["name"] == "SIGSEGV")
+        .unwrap_or_else(|| panic!("{records:#?}"));
+    let frames = sig["frames"].as_array().unwrap();
+    assert_eq!(frames[0]["function"], "parse_request", "{frames:#?}");
+    assert_eq!(frames[0]["line"], 10);
+    assert_eq!(frames[1]["function"], "main");
+    assert_eq!(
+        frames[0]["module"],
+        format!("{}/app", mnt.display()).as_str()
+    );
+}
