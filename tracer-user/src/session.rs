@@ -410,11 +410,14 @@ impl Session {
             .iter()
             .any(|n| n == "St13runtime_error" || n == "St11logic_error");
         let what_len = (r.what_len as usize).min(r.what.len());
+        let constant = names.first().and_then(|n| libstdcxx_constant_what(n));
         let (message, message_unavailable) = if readable {
             (
                 Some(String::from_utf8_lossy(&r.what[..what_len]).into_owned()),
                 None,
             )
+        } else if let Some(what) = constant {
+            (Some(what.to_owned()), None)
         } else {
             (
                 None,
@@ -1203,6 +1206,24 @@ fn word_after(snapshot: &[u8], value: u64) -> Option<u64> {
 
 /// A C++ type as `type_info::name()` spells it (mangled, without `_Z`),
 /// demangled: "St13runtime_error" → "std::runtime_error".
+/// What libstdc++'s stateless exception classes return from what(): a
+/// constant per class, so no call is needed (only for the exact type: a
+/// subclass may override it).
+fn libstdcxx_constant_what(mangled: &str) -> Option<&'static str> {
+    Some(match mangled {
+        "St9bad_alloc" => "std::bad_alloc",
+        "St20bad_array_new_length" => "std::bad_array_new_length",
+        "St8bad_cast" => "std::bad_cast",
+        "St10bad_typeid" => "std::bad_typeid",
+        "St13bad_exception" => "std::bad_exception",
+        "St9exception" => "std::exception",
+        "St17bad_function_call" => "bad_function_call",
+        "St12bad_weak_ptr" => "bad_weak_ptr",
+        "St19bad_optional_access" => "bad optional access",
+        _ => return None,
+    })
+}
+
 fn demangle_type(mangled: &str) -> String {
     let full = format!("_ZTS{mangled}");
     let text = addr2line::demangle_auto(full.as_str().into(), None);

@@ -606,7 +606,16 @@ fn binary_only_visible_in_another_mount_namespace() {
     let output = Command::new(crashtrace_bin())
         .args(["--format", "ndjson", "-o"])
         .arg(&out)
-        .args(["run", "--", "unshare", "--mount", "--propagation", "private", "sh", "-c"])
+        .args([
+            "run",
+            "--",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+        ])
         .arg(&script)
         .stdin(Stdio::null())
         .output()
@@ -630,4 +639,44 @@ fn binary_only_visible_in_another_mount_namespace() {
         frames[0]["module"],
         format!("{}/app", mnt.display()).as_str()
     );
+}
+
+/// Uncaught exceptions of the standard library's kinds: the message equals
+/// the `what():` line libstdc++'s terminate handler prints — read from the
+/// object for logic_error/runtime_error subclasses (out_of_range,
+/// system_error), known for stateless classes (bad_alloc) — and a user
+/// class overriding what() is said to be unreadable rather than guessed.
+#[test]
+fn standard_exception_messages_equal_libstdcxx_what() {
+    let bin = build_cxx("std_exceptions");
+    for (arg, ty) in [
+        ("out_of_range", "std::out_of_range"),
+        ("system_error", "std::system_error"),
+        ("bad_alloc", "std::bad_alloc"),
+        ("custom", "QuotaExceeded"),
+    ] {
+        let t = run_traced(&bin, &[arg]);
+        assert_eq!(shell_status(&t.output), 134, "{arg}");
+        let stderr = String::from_utf8_lossy(&t.output.stderr);
+        let what = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("  what():  "))
+            .unwrap_or_else(|| panic!("{arg}: {stderr}"));
+        let exc = t.one("exception");
+        assert_eq!(exc["value_type"], ty, "{arg}");
+        if arg == "custom" {
+            assert!(exc["message"].is_null(), "{arg}: {exc:#}");
+            assert!(
+                exc["message_unavailable"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("QuotaExceeded")),
+                "{exc:#}"
+            );
+        } else {
+            assert_eq!(exc["message"], what, "{arg}");
+        }
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "crashed");
+        assert_eq!(incident["cause"]["type"], "exception");
+    }
 }
