@@ -67,6 +67,11 @@ enum Cmd {
         /// Alternating traced/untraced runs per workload.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Only these parts (default: all): go (probe cost on a Go
+        /// program), symbolize (vs go tool addr2line and binutils), unwind
+        /// (one crash stack vs gdb and perf).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<BenchPart>,
     },
     /// Regenerate the Go runtime layout table (for binaries without DWARF)
     /// from the DWARF of one toolchain per supported Go version.
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
         Cmd::Build => setup().and_then(|()| build_release()).map(|_| ()),
         Cmd::Demo => setup().and_then(|()| demo()),
         Cmd::Test { args } => setup().and_then(|()| test(&args)),
-        Cmd::Bench { runs } => setup().and_then(|()| bench(runs)),
+        Cmd::Bench { runs, only } => setup().and_then(|()| bench(runs, &only)),
         Cmd::GoLayouts => go_layouts(),
     };
     match result {
@@ -480,11 +485,22 @@ fn figure(cmd: &mut Command, label: &str) -> Result<(f64, String)> {
     Ok((value, String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
-fn bench(runs: usize) -> Result<()> {
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchPart {
+    Go,
+    Symbolize,
+    Unwind,
+}
+
+fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     if !is_root() {
         bail!("the benchmarks load eBPF programs: run them as root");
     }
+    let wanted = |p: BenchPart| only.is_empty() || only.contains(&p);
     let crashtrace = build_release()?;
+    if !wanted(BenchPart::Go) && !wanted(BenchPart::Symbolize) {
+        return bench_unwind(&crashtrace, runs);
+    }
     let root = workspace_root();
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
     let go = go_binary(&go_cache_dir().join(format!("venv-{version}"))).context("Go toolchain")?;
@@ -520,7 +536,7 @@ fn bench(runs: usize) -> Result<()> {
     let (mut loop_plain, mut loop_traced, mut http_plain, mut http_traced) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut hits_per_panic = Vec::new();
-    for i in 0..runs {
+    for i in 0..if wanted(BenchPart::Go) { runs } else { 0 } {
         step(&format!("run {}/{runs}", i + 1));
         loop_plain.push(figure(&mut plain(&loop_args), "ns/op")?.0);
         let (ns, stderr) = figure(&mut traced(&loop_args), "ns/op")?;
@@ -534,26 +550,33 @@ fn bench(runs: usize) -> Result<()> {
         http_plain.push(figure(&mut plain(&http_args), "req/s")?.0);
         http_traced.push(figure(&mut traced(&http_args), "req/s")?.0);
     }
-    let (lp, lt) = (median(loop_plain), median(loop_traced));
-    let (hp, ht) = (median(http_plain), median(http_traced));
-    println!();
-    println!("Go {version}, {runs} alternating runs each, medians:");
-    println!("| workload | untraced | traced | ratio |");
-    println!("|---|---|---|---|");
-    println!(
-        "| panic/recover loop ({PANICS} panics) | {lp:.0} ns/op | {lt:.0} ns/op | {:.2}x slower |",
-        lt / lp
-    );
-    println!(
-        "| net/http + recovery middleware, 20000 req, 8 clients | {hp:.0} req/s | {ht:.0} req/s | {:.3} of untraced |",
-        ht / hp
-    );
-    println!(
-        "| Go probe hits per recovered panic | - | {:.2} | - |",
-        median(hits_per_panic)
-    );
-    bench_symbolize(&crashtrace, go, runs)?;
-    bench_unwind(&crashtrace, runs)
+    if wanted(BenchPart::Go) {
+        let (lp, lt) = (median(loop_plain), median(loop_traced));
+        let (hp, ht) = (median(http_plain), median(http_traced));
+        println!();
+        println!("Go {version}, {runs} alternating runs each, medians:");
+        println!("| workload | untraced | traced | ratio |");
+        println!("|---|---|---|---|");
+        println!(
+            "| panic/recover loop ({PANICS} panics) | {lp:.0} ns/op | {lt:.0} ns/op | {:.2}x slower |",
+            lt / lp
+        );
+        println!(
+            "| net/http + recovery middleware, 20000 req, 8 clients | {hp:.0} req/s | {ht:.0} req/s | {:.3} of untraced |",
+            ht / hp
+        );
+        println!(
+            "| Go probe hits per recovered panic | - | {:.2} | - |",
+            median(hits_per_panic)
+        );
+    }
+    if wanted(BenchPart::Symbolize) {
+        bench_symbolize(&crashtrace, go, runs)?;
+    }
+    if wanted(BenchPart::Unwind) {
+        bench_unwind(&crashtrace, runs)?;
+    }
+    Ok(())
 }
 
 /// Unwinding and symbolizing one crash stack of a release C program (-O2,

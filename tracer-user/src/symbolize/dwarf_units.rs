@@ -40,8 +40,25 @@ impl DwarfFile {
         let obj = object::File::parse(&**map)?;
         let base = map.as_ptr() as usize;
         let sections = gimli::DwarfSections::load(|id: gimli::SectionId| {
-            let data = obj
-                .section_by_name(id.name())
+            // Only what units, lines and call sites need: location lists and
+            // macros are large, and separate debug files are compressed.
+            use gimli::SectionId::*;
+            let wanted = matches!(
+                id,
+                DebugAbbrev
+                    | DebugAddr
+                    | DebugAranges
+                    | DebugInfo
+                    | DebugLine
+                    | DebugLineStr
+                    | DebugStr
+                    | DebugStrOffsets
+                    | DebugRanges
+                    | DebugRngLists
+            );
+            let data = wanted
+                .then(|| obj.section_by_name(id.name()))
+                .flatten()
                 .and_then(|s| s.uncompressed_data().ok())
                 .unwrap_or(Cow::Borrowed(&[]));
             Ok::<_, gimli::Error>(match data {

@@ -238,7 +238,13 @@ impl ElfModule {
             }
         }
         self.warmed.set(end);
-        end == self.symbols.len()
+        let done = end == self.symbols.len();
+        if done {
+            // The unit index (and decompressed sections) gdb-style lines
+            // and tail calls read from.
+            let _ = self.dwarf_units();
+        }
+        done
     }
 
     /// The address in the ELF's own address space (what DWARF and symbols
