@@ -200,7 +200,11 @@ impl Session {
                 self.go_processes.insert(pid, p);
             }
             Ok(None) => {}
-            Err(err) => crate::output::warn(&format!("pid {pid}: Go probes not attached: {err:#}")),
+            // (Unless it died or exec'd meanwhile: no news then.)
+            Err(err) if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok() => {
+                crate::output::warn(&format!("pid {pid}: Go probes not attached: {err:#}"))
+            }
+            Err(_) => {}
         }
     }
 
@@ -671,6 +675,7 @@ impl Session {
         let exit = ExitStatus::from_wait_status(r.status);
         self.exited.insert(pid, exit);
         self.fatal_seen.remove(&pid);
+        self.probes.detach_process(pid);
         if let Some(go) = self.go_processes.remove(&pid)
             && let Some(link) = go.link
         {
@@ -703,6 +708,8 @@ impl Session {
 
     fn on_exec(&mut self, r: &ExecRecord) -> Result<()> {
         let pid = r.header.pid;
+        // The old program's probes are gone with its memory.
+        self.probes.detach_process(pid);
         match ProcessImage::snapshot(pid, &mut self.symbolizer) {
             Ok(image) => {
                 self.images.insert(pid, image);

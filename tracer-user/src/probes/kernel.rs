@@ -56,6 +56,9 @@ pub struct KernelProbes {
     /// libc files whose dlopen carries the return probe (once per file,
     /// for all processes: the program filters by TRACED).
     dlopen_libs: std::collections::HashSet<std::path::PathBuf>,
+    /// Per-process uprobe links (dlopen, C++, Rust), released when the
+    /// process exits or execs: a daemon follows processes for months.
+    process_links: std::collections::HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
     /// libstdc++ files with the C++ probes.
     cxx_libs: std::collections::HashSet<std::path::PathBuf>,
 }
@@ -135,6 +138,7 @@ impl KernelProbes {
             lost,
             events: Some(events),
             dlopen_libs: Default::default(),
+            process_links: Default::default(),
             cxx_libs: Default::default(),
         })
     }
@@ -206,7 +210,7 @@ impl KernelProbes {
             .program_mut(DLOPEN_PROGRAM)
             .context("program dlopen_return missing")?
             .try_into()?;
-        program
+        let link = program
             .attach(
                 [UProbeAttachPoint {
                     location: UProbeAttachLocation::Symbol("dlopen"),
@@ -216,6 +220,10 @@ impl KernelProbes {
                 UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
             )
             .with_context(|| format!("attaching to dlopen in {}", libc.display()))?;
+        self.process_links
+            .entry(pid)
+            .or_default()
+            .push((DLOPEN_PROGRAM, link));
         self.dlopen_libs.insert(key);
         Ok(())
     }
@@ -238,7 +246,7 @@ impl KernelProbes {
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing"))?
                 .try_into()?;
-            program
+            let link = program
                 .attach(
                     [UProbeAttachPoint {
                         location: UProbeAttachLocation::Symbol(symbol),
@@ -248,6 +256,10 @@ impl KernelProbes {
                     scope,
                 )
                 .with_context(|| format!("attaching to {symbol} in {}", libstdcxx.display()))?;
+            self.process_links
+                .entry(pid)
+                .or_default()
+                .push((prog, link));
         }
         self.cxx_libs.insert(key);
         Ok(())
@@ -275,7 +287,7 @@ impl KernelProbes {
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing"))?
                 .try_into()?;
-            program
+            let link = program
                 .attach(
                     [UProbeAttachPoint {
                         location: UProbeAttachLocation::AbsoluteOffset(offset),
@@ -285,8 +297,24 @@ impl KernelProbes {
                     UProbeScope::OneProcess(pid),
                 )
                 .with_context(|| format!("attaching {name} to {}", exe.display()))?;
+            self.process_links
+                .entry(pid.get())
+                .or_default()
+                .push((name, link));
         }
         Ok(())
+    }
+
+    /// Releases the per-process links of `pid` (it exited or exec'd).
+    pub fn detach_process(&mut self, pid: u32) {
+        for (name, link) in self.process_links.remove(&pid).unwrap_or_default() {
+            if let Some(Ok(program)) = self.ebpf.program_mut(name).map(<&mut UProbe>::try_from) {
+                let _ = program.detach(link);
+            }
+        }
+        let suffix = pid.to_string();
+        self.dlopen_libs.retain(|k| !k.ends_with(&suffix));
+        self.cxx_libs.retain(|k| !k.ends_with(&suffix));
     }
 
     pub fn detach_go(&mut self, link: UProbeLinkId) {
