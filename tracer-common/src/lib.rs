@@ -292,8 +292,22 @@ pub struct ForkRecord {
 pub struct ExecRecord {
     pub header: Header,
     pub old_tid: u32,
+    /// [`EXEC_WATCHED`], [`EXEC_DROPPED`].
+    pub flags: u32,
+    /// The new program's code range (`mm->start_code`, `end_code`): with
+    /// the file, enough to symbolize it if the process dies before its
+    /// maps can be read.
+    pub start_code: u64,
+    pub end_code: u64,
+    /// The exec'd file as (device, inode), the kernel's encoding.
+    pub file: WatchedFile,
+    /// Bytes of `filename` filled.
+    pub filename_len: u32,
     pub _pad: u32,
+    pub filename: [u8; EXEC_FILENAME_BYTES],
 }
+
+pub const EXEC_FILENAME_BYTES: usize = 256;
 
 /// Kernel structure offsets the BPF programs need, found by userspace in the
 /// running kernel's BTF (Rust BPF has no CO-RE relocations) and written into
@@ -309,7 +323,20 @@ pub struct KernelOffsets {
     pub signal_group_exit_code: u32,
     /// `signal_struct::live`: threads not yet exited (atomic_t).
     pub signal_live: u32,
-    pub _pad: u32,
+    /// The exec'd file's identity: `linux_binprm::file`, `file::f_inode`,
+    /// `inode::i_ino`, `inode::i_sb`, `super_block::s_dev`.
+    pub binprm_file: u32,
+    pub file_inode: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
+    /// `task_struct::mm`, `mm_struct::start_code` / `end_code`: where the
+    /// exec'd program's code landed (its load bias, with ASLR).
+    pub task_mm: u32,
+    pub mm_start_code: u32,
+    pub mm_end_code: u32,
+    /// `linux_binprm::filename`: the path exec'd, in the process's view.
+    pub binprm_filename: u32,
 }
 
 /// Which Go runtime function a uprobe sits on (low 32 bits of its cookie;
@@ -481,8 +508,22 @@ pub struct GoRecord {
 pub struct TracedProcess {
     /// Also trace the processes it forks.
     pub follow_forks: u32,
-    pub _pad: u32,
+    /// Traced because it runs a watched file ([`WatchedFile`]): an exec
+    /// into another file ends its tracing.
+    pub by_exe: u32,
 }
+
+/// Key of the watched-files map: (device as the kernel encodes it,
+/// `(major << 20) | minor`, inode number). A process exec'ing a watched
+/// file is traced from its first instruction (`attach --exe`, daemon).
+pub type WatchedFile = [u64; 2];
+
+/// [`ExecRecord::flags`]: the process became traced at this exec (it runs
+/// a watched file).
+pub const EXEC_WATCHED: u32 = 1;
+/// [`ExecRecord::flags`]: the process was traced for the file it ran and
+/// exec'd another one: no longer traced.
+pub const EXEC_DROPPED: u32 = 2;
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).

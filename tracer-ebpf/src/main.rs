@@ -27,14 +27,15 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMM_LEN, CXX_NAME_BYTES, CXX_TERMINATE, CXX_THROW, CXX_THROWS_PER_SEC, CXX_TYPES,
-    CXX_WHAT_BYTES, CxxRecord, DLOPEN_PATH_BYTES, DlopenRecord, EventKind, ExecRecord, ExitRecord,
-    ForkRecord, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD,
-    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
-    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header,
-    KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, RUST_FILE_BYTES,
-    RUST_MSG_BYTES, Registers, RustPanicMessageRecord, RustPanicRecord, SEND_SIG_PRIV,
-    SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord,
-    SignalRecord, StackRecord, TracedProcess,
+    CXX_WHAT_BYTES, CxxRecord, DLOPEN_PATH_BYTES, DlopenRecord, EXEC_DROPPED, EXEC_FILENAME_BYTES,
+    EXEC_WATCHED, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID,
+    GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
+    GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES,
+    GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
+    MAX_STACK_DEPTH, RUST_FILE_BYTES, RUST_MSG_BYTES, Registers, RustPanicMessageRecord,
+    RustPanicRecord, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK,
+    STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord, TracedProcess,
+    WatchedFile,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -47,8 +48,21 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     signal_flags: 0,
     signal_group_exit_code: 0,
     signal_live: 0,
-    _pad: 0,
+    binprm_file: 0,
+    file_inode: 0,
+    inode_ino: 0,
+    inode_sb: 0,
+    sb_dev: 0,
+    task_mm: 0,
+    mm_start_code: 0,
+    mm_end_code: 0,
+    binprm_filename: 0,
 };
+
+/// Files whose processes are traced from their exec on (value: follow
+/// forks), keyed by (device, inode): `attach --exe`, the daemon.
+#[map]
+static WATCHED_FILES: HashMap<WatchedFile, u32> = HashMap::with_max_entries(1024, 0);
 
 /// Processes (tgid) being traced. Written by userspace at attach and by the
 /// fork program for children of processes traced with `follow_forks`.
@@ -552,6 +566,10 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) {
 // ---------------------------------------------------------------------------
 // sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *)
 // A traced process replaced its image: userspace must re-read its mappings.
+// A process exec'ing a watched file becomes traced here, before its first
+// instruction; one traced for the file it ran and now running another is
+// dropped. Every exec on the host passes here: untraced and unwatched ones
+// cost a map lookup or two.
 // ---------------------------------------------------------------------------
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
@@ -559,12 +577,45 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// (device, inode) of the file an exec runs.
+#[inline(always)]
+fn exec_file(bprm: u64) -> Option<WatchedFile> {
+    let off = offsets();
+    let file: u64 = read_kernel(bprm, off.binprm_file)?;
+    let inode: u64 = read_kernel(file, off.file_inode)?;
+    let ino: u64 = read_kernel(inode, off.inode_ino)?;
+    let sb: u64 = read_kernel(inode, off.inode_sb)?;
+    let dev: u32 = read_kernel(sb, off.sb_dev)?;
+    Some([dev as u64, ino])
+}
+
 #[inline(always)]
 fn try_sched_process_exec(ctx: &BtfTracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if is_traced(tgid).is_none() {
-        return;
-    }
+    let traced = is_traced(tgid);
+    let bprm: u64 = ctx.arg(2);
+    let file = exec_file(bprm);
+    // SAFETY: the value is copied out before any map update.
+    let watched = file.and_then(|f| unsafe { WATCHED_FILES.get(&f) }.copied());
+    let flags = match (traced, watched) {
+        (None, None) => return,
+        (None, Some(follow_forks)) => {
+            let t = TracedProcess {
+                follow_forks,
+                by_exe: 1,
+            };
+            if TRACED.insert(&tgid, &t, 0).is_err() {
+                count_lost(EventKind::Exec);
+                return;
+            }
+            EXEC_WATCHED
+        }
+        (Some(t), None) if t.by_exe != 0 => {
+            let _ = TRACED.remove(&tgid);
+            EXEC_DROPPED
+        }
+        (Some(_), _) => 0,
+    };
     let old_tid: i32 = ctx.arg(1);
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         count_lost(EventKind::Exec);
@@ -572,10 +623,25 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) {
     };
     let rec = entry.as_mut_ptr();
     fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Exec);
-    // SAFETY: writes into our reservation.
+    let off = offsets();
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let mm: u64 = read_kernel(task, off.task_mm).unwrap_or(0);
+    let filename: u64 = read_kernel(bprm, off.binprm_filename).unwrap_or(0);
+    // SAFETY: writes into our reservation; kernel reads are checked helpers.
     unsafe {
         addr_of_mut!((*rec).old_tid).write(old_tid as u32);
+        addr_of_mut!((*rec).flags).write(flags);
+        addr_of_mut!((*rec).start_code).write(read_kernel(mm, off.mm_start_code).unwrap_or(0));
+        addr_of_mut!((*rec).end_code).write(read_kernel(mm, off.mm_end_code).unwrap_or(0));
+        addr_of_mut!((*rec).file).write(file.unwrap_or([0, 0]));
         addr_of_mut!((*rec)._pad).write(0);
+        let dst = addr_of_mut!((*rec).filename) as *mut u8;
+        let n = aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
+            dst as *mut _,
+            EXEC_FILENAME_BYTES as u32,
+            filename as *const _,
+        );
+        addr_of_mut!((*rec).filename_len).write(if n > 1 { (n - 1) as u32 } else { 0 });
     }
     entry.submit(0);
 }

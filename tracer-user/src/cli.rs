@@ -98,8 +98,13 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 pub struct AttachArgs {
     /// Process ids to trace.
-    #[arg(long = "pid", required = true, num_args = 1.., value_delimiter = ',', value_name = "PID")]
+    #[arg(long = "pid", required_unless_present = "exes", num_args = 1.., value_delimiter = ',', value_name = "PID")]
     pub pids: Vec<u32>,
+    /// Trace every process running PATH: those running it now and those
+    /// started later (from their first instruction), until Ctrl-C. A
+    /// process that execs another program is no longer traced.
+    #[arg(long = "exe", num_args = 1.., value_name = "PATH")]
+    pub exes: Vec<PathBuf>,
     /// Also trace the processes they fork from now on.
     #[arg(long)]
     pub follow_forks: bool,

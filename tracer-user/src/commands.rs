@@ -27,8 +27,9 @@ use crate::{
     session::Session,
 };
 
-/// How often drop counters and process liveness are checked.
-const TICK: Duration = Duration::from_millis(200);
+/// How often drop counters and process liveness are checked, and processes
+/// that exec'd are looked at again (their libraries are mapped by then).
+const TICK: Duration = Duration::from_millis(50);
 /// How long a process that looks gone may take to deliver its exit record.
 const EXIT_RECORD_GRACE: Duration = Duration::from_secs(1);
 
@@ -242,6 +243,12 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             pids.push(tgid);
         }
     }
+    // Each file must be an ELF executable we can read: a typo is a usage
+    // error now, not a silent wait for processes that never come.
+    for exe in &args.exes {
+        crate::symbolize::ElfModule::open(exe, &exe.to_string_lossy())
+            .map_err(|e| Failure::Usage(format!("--exe {}: {e:#}", exe.display())))?;
+    }
     let (mut session, mut ring) = open_session(common)?;
     for &pid in &pids {
         session
@@ -249,6 +256,26 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             .with_context(|| format!("attaching to pid {pid}"))
             .map_err(Failure::Other)?;
     }
+    for exe in &args.exes {
+        let running = session
+            .watch(exe)
+            .with_context(|| format!("watching {}", exe.display()))
+            .map_err(Failure::Other)?;
+        for pid in running {
+            if pids.contains(&pid) {
+                continue;
+            }
+            // It may exit between the scan and the attach: not an error.
+            if let Err(err) = session.attach_as(pid, "attach", true, true)
+                && !common.quiet
+                && process_of(pid).is_some()
+            {
+                warn(&format!("pid {pid}: {err:#}"));
+            }
+        }
+    }
+    // With --exe, processes come and go: run until Ctrl-C or SIGTERM.
+    let until_interrupted = !args.exes.is_empty();
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Failure::Other(e.into()))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Failure::Other(e.into()))?;
@@ -268,6 +295,9 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             _ = sigint.recv() => { interrupted = true; break; }
             _ = sigterm.recv() => { interrupted = true; break; }
             _ = std::future::ready(()), if session.has_idle_work() => session.idle_step(),
+        }
+        if until_interrupted {
+            continue;
         }
         // Done when every process's exit record has arrived. A process that
         // looks gone (a zombie leader while its other threads still exit,

@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     os::unix::fs::MetadataExt as _,
-    path::PathBuf,
+    path::{Path, PathBuf},
     rc::Rc,
 };
 
@@ -99,6 +99,13 @@ pub struct Session {
     leaf_callers: HashMap<(u32, u64), u64>,
     /// Stack copies of crashing threads, until their signal record.
     stacks: HashMap<(u32, u32), records::StackSnapshot>,
+    /// Processes to look at again after their exec (pid, when).
+    relooks: Vec<(u32, std::time::Instant)>,
+    /// Files watched (`attach --exe`, the daemon), as the kernel keys them.
+    watched_files: HashSet<tracer_common::WatchedFile>,
+    watched_paths: HashMap<tracer_common::WatchedFile, PathBuf>,
+    /// Go probes placed once per watched file, for all its processes.
+    go_file_links: HashMap<tracer_common::WatchedFile, UProbeLinkId>,
     /// Rust panics with a formatted message, per thread, held until std
     /// renders the message for the hook (the next record of that thread),
     /// or briefly if it never does (no hook output).
@@ -123,6 +130,10 @@ impl Session {
             stats: Stats::default(),
             kernel_lost_seen: [0; EventKind::ALL.len()],
             pending_panics: HashMap::new(),
+            watched_files: HashSet::new(),
+            watched_paths: HashMap::new(),
+            relooks: Vec::new(),
+            go_file_links: HashMap::new(),
             exited: HashMap::new(),
             fatal_seen: HashSet::new(),
             go_binaries: HashMap::new(),
@@ -137,7 +148,19 @@ impl Session {
     /// Starts tracing `pid`: the kernel filter first (so nothing it does from
     /// now on is missed), then its memory map and binaries.
     pub fn attach(&mut self, pid: u32, reason: &'static str, follow_forks: bool) -> Result<()> {
-        self.probes.trace(pid, follow_forks)?;
+        self.attach_as(pid, reason, follow_forks, false)
+    }
+
+    /// As [`Self::attach`]; `by_exe`: the process runs a watched file (an
+    /// exec into another file ends its tracing).
+    pub fn attach_as(
+        &mut self,
+        pid: u32,
+        reason: &'static str,
+        follow_forks: bool,
+        by_exe: bool,
+    ) -> Result<()> {
+        self.probes.trace_as(pid, follow_forks, by_exe)?;
         let image = match ProcessImage::snapshot(pid, &mut self.symbolizer) {
             Ok(image) => image,
             Err(err) => {
@@ -148,6 +171,17 @@ impl Session {
         self.images.insert(pid, image);
         self.attach_runtime(pid);
         self.emit_attach(pid, None, reason)
+    }
+
+    /// Traces every process that runs the file at `path` from its exec on
+    /// (and the processes they fork), and returns the pids running it now
+    /// (to attach to them). Go probes for it are placed once, for all its
+    /// processes.
+    pub fn watch(&mut self, path: &Path) -> Result<Vec<u32>> {
+        let key = self.probes.watch_file(path, true)?;
+        self.watched_files.insert(key);
+        self.watched_paths.insert(key, path.to_path_buf());
+        Ok(processes_running(key))
     }
 
     /// Places the runtime probes a process needs (Go today). A failure is
@@ -212,6 +246,9 @@ impl Session {
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
         let meta = std::fs::metadata(&exe).with_context(|| format!("stat {}", exe.display()))?;
         let key = (meta.dev(), meta.ino());
+        let watched = crate::probes::kernel::file_key(&exe)
+            .ok()
+            .filter(|k| self.watched_files.contains(k));
         let (slot, binary) = match self.go_binaries.get(&key) {
             Some((slot, b)) => (*slot, Rc::clone(b)),
             None => {
@@ -241,8 +278,15 @@ impl Session {
             binary.points.iter().map(|&(p, _, off)| (p, off)).collect();
         let link = if points.is_empty() {
             None
+        } else if let Some(file) = watched {
+            // Once per watched file, for all its processes.
+            if !self.go_file_links.contains_key(&file) {
+                let link = self.probes.attach_go(None, &exe, slot, &points)?;
+                self.go_file_links.insert(file, link);
+            }
+            None
         } else {
-            Some(self.probes.attach_go(pid, &exe, slot, &points)?)
+            Some(self.probes.attach_go(Some(pid), &exe, slot, &points)?)
         };
         Ok(Some(GoProcess { binary, link }))
     }
@@ -710,15 +754,88 @@ impl Session {
         let pid = r.header.pid;
         // The old program's probes are gone with its memory.
         self.probes.detach_process(pid);
+        if r.flags & tracer_common::EXEC_DROPPED != 0 {
+            // Traced for the file it ran; it runs another one now.
+            self.images.remove(&pid);
+            if let Some(go) = self.go_processes.remove(&pid)
+                && let Some(link) = go.link
+            {
+                self.probes.detach_go(link);
+            }
+            if self.verbose {
+                crate::output::warn(&format!(
+                    "pid {pid} exec'd a file not watched: no longer traced"
+                ));
+            }
+            return Ok(());
+        }
         match ProcessImage::snapshot(pid, &mut self.symbolizer) {
             Ok(image) => {
                 self.images.insert(pid, image);
             }
-            // Gone already: its exit record follows.
-            Err(_) => return Ok(()),
+            // Gone already (it crashed at once, say): the program's code
+            // from the file it exec'd, placed where the kernel said.
+            Err(_) => {
+                if let Some(image) = self.image_from_exec(r) {
+                    self.images.insert(pid, image);
+                    return self.emit_attach(pid, Some(r.header.tid), "exec");
+                }
+                return Ok(());
+            }
+        }
+        // At exec, ld.so has not mapped the program's libraries yet: look
+        // again shortly (for libc's and libstdc++'s probes, and frames).
+        let now = std::time::Instant::now();
+        for after in RELOOK_AFTER_EXEC {
+            self.relooks.push((pid, now + after));
         }
         self.attach_runtime(pid);
         self.emit_attach(pid, Some(r.header.tid), "exec")
+    }
+
+    /// A process's image from its exec record alone: the exec'd file
+    /// (watched: its path is known; else the path it exec'd, on the host),
+    /// if it is the same file (device and inode), at the kernel's address.
+    fn image_from_exec(&mut self, r: &ExecRecord) -> Option<ProcessImage> {
+        let n = (r.filename_len as usize).min(r.filename.len());
+        let exec_path = String::from_utf8_lossy(&r.filename[..n]).into_owned();
+        let candidates = self
+            .watched_paths
+            .get(&r.file)
+            .cloned()
+            .into_iter()
+            .chain(std::iter::once(PathBuf::from(&exec_path)));
+        for path in candidates {
+            if crate::probes::kernel::file_key(&path).is_ok_and(|k| k == r.file)
+                && let Ok(image) = ProcessImage::from_exec(
+                    &path,
+                    &path.to_string_lossy(),
+                    r.start_code,
+                    r.end_code,
+                    &mut self.symbolizer,
+                )
+            {
+                return Some(image);
+            }
+        }
+        None
+    }
+
+    /// Re-reads the maps of processes that exec'd a moment ago and places
+    /// the probes their libraries need.
+    fn relook_due(&mut self) {
+        let now = std::time::Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.relooks.drain(..).partition(|&(_, t)| t <= now);
+        self.relooks = later;
+        for (pid, _) in due {
+            if !self.images.contains_key(&pid) {
+                continue; // exited or dropped meanwhile
+            }
+            if let Ok(image) = ProcessImage::snapshot(pid, &mut self.symbolizer) {
+                self.images.insert(pid, image);
+                self.attach_runtime(pid);
+            }
+        }
     }
 
     fn on_go(&mut self, r: &GoRecord) -> Result<()> {
@@ -1047,6 +1164,9 @@ impl Session {
     /// Reports records the kernel dropped since the last call, one `lost`
     /// record per kind of record dropped.
     pub fn poll_lost(&mut self) -> Result<()> {
+        if !self.relooks.is_empty() {
+            self.relook_due();
+        }
         self.flush_panics(|_, since| since.elapsed() > PANIC_MESSAGE_WAIT)?;
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
             let total = self.probes.lost_count(kind)?;
@@ -1157,6 +1277,26 @@ impl Session {
         self.flush_panics(|_, _| true)?;
         self.poll_lost().context("reading drop counters")
     }
+}
+
+/// When to read an exec'd process's maps again (its libraries are mapped
+/// by ld.so after the exec; a slow start gets a second look).
+const RELOOK_AFTER_EXEC: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(20),
+    std::time::Duration::from_millis(1000),
+];
+
+/// The processes whose executable is the file `key` names.
+fn processes_running(key: tracer_common::WatchedFile) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            crate::probes::kernel::file_key(Path::new(&format!("/proc/{pid}/exe")))
+                .is_ok_and(|k| k == key)
+        })
+        .collect()
 }
 
 /// How long a Rust panic waits for its formatted message when nothing else

@@ -13,6 +13,11 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let task = named_struct(btf, "task_struct")?;
     let signal = named_struct(btf, "signal_struct")?;
+    let binprm = named_struct(btf, "linux_binprm")?;
+    let file = named_struct(btf, "file")?;
+    let inode = named_struct(btf, "inode")?;
+    let sb = named_struct(btf, "super_block")?;
+    let mm = named_struct(btf, "mm_struct")?;
     Ok(KernelOffsets {
         task_pid: member_offset(btf, &task, "pid")?,
         task_tgid: member_offset(btf, &task, "tgid")?,
@@ -21,7 +26,15 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         signal_flags: member_offset(btf, &signal, "flags")?,
         signal_group_exit_code: member_offset(btf, &signal, "group_exit_code")?,
         signal_live: member_offset(btf, &signal, "live")?,
-        _pad: 0,
+        binprm_file: member_offset(btf, &binprm, "file")?,
+        file_inode: member_offset(btf, &file, "f_inode")?,
+        inode_ino: member_offset(btf, &inode, "i_ino")?,
+        inode_sb: member_offset(btf, &inode, "i_sb")?,
+        sb_dev: member_offset(btf, &sb, "s_dev")?,
+        task_mm: member_offset(btf, &task, "mm")?,
+        mm_start_code: member_offset(btf, &mm, "start_code")?,
+        mm_end_code: member_offset(btf, &mm, "end_code")?,
+        binprm_filename: member_offset(btf, &binprm, "filename")?,
     })
 }
 

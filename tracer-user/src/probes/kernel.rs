@@ -16,7 +16,7 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
-use tracer_common::{EventKind, GoConfig, GoProbe, TracedProcess};
+use tracer_common::{EventKind, GoConfig, GoProbe, TracedProcess, WatchedFile};
 
 use super::btf::{VMLINUX_BTF, kernel_offsets};
 
@@ -51,6 +51,7 @@ pub struct KernelProbes {
     go_config: Array<MapData, GoConfig>,
     go_hits: PerCpuArray<MapData, u64>,
     traced: HashMap<MapData, u32, TracedProcess>,
+    watched: HashMap<MapData, WatchedFile, u32>,
     lost: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
     /// libc files whose dlopen carries the return probe (once per file,
@@ -128,6 +129,10 @@ impl KernelProbes {
                 .context("map GO_CONFIG missing")?,
         )?;
         let traced = HashMap::try_from(ebpf.take_map("TRACED").context("map TRACED missing")?)?;
+        let watched = HashMap::try_from(
+            ebpf.take_map("WATCHED_FILES")
+                .context("map WATCHED_FILES missing")?,
+        )?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
         let events = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
         Ok(Self {
@@ -137,6 +142,7 @@ impl KernelProbes {
             traced,
             lost,
             events: Some(events),
+            watched,
             dlopen_libs: Default::default(),
             process_links: Default::default(),
             cxx_libs: Default::default(),
@@ -150,13 +156,34 @@ impl KernelProbes {
 
     /// Starts filtering `pid`'s events in. Fork following is done in the kernel.
     pub fn trace(&mut self, pid: u32, follow_forks: bool) -> Result<()> {
+        self.trace_as(pid, follow_forks, false)
+    }
+
+    /// As [`Self::trace`]; `by_exe`: traced because it runs a watched file,
+    /// so an exec into another file ends it.
+    pub fn trace_as(&mut self, pid: u32, follow_forks: bool, by_exe: bool) -> Result<()> {
         let value = TracedProcess {
             follow_forks: u32::from(follow_forks),
-            _pad: 0,
+            by_exe: u32::from(by_exe),
         };
         self.traced
             .insert(&pid, &value, 0)
             .with_context(|| format!("adding pid {pid} to the traced set"))
+    }
+
+    /// Traces every process that execs the file at `path` from then on
+    /// (the kernel matches the exec'd file's device and inode). Returns the
+    /// file's key as the kernel sees it.
+    pub fn watch_file(&mut self, path: &Path, follow_forks: bool) -> Result<WatchedFile> {
+        let key = file_key(path)?;
+        self.watched
+            .insert(&key, &u32::from(follow_forks), 0)
+            .with_context(|| format!("watching {}", path.display()))?;
+        Ok(key)
+    }
+
+    pub fn unwatch_file(&mut self, key: WatchedFile) {
+        let _ = self.watched.remove(&key);
     }
 
     pub fn untrace(&mut self, pid: u32) {
@@ -173,14 +200,20 @@ impl KernelProbes {
 
     /// Attaches the Go probe to `points` (file offsets) of `binary`, firing
     /// only for `pid`. The cookie carries the probe kind and the layout slot.
+    /// With `pid` None, for every process mapping the file (a watched
+    /// file: the program filters by the traced set, and a process started
+    /// later has the probes from its first instruction).
     pub fn attach_go(
         &mut self,
-        pid: u32,
+        pid: Option<u32>,
         binary: &Path,
         slot: u32,
         points: &[(GoProbe, u64)],
     ) -> Result<UProbeLinkId> {
-        let pid = NonZeroU32::new(pid).context("pid 0")?;
+        let scope = match pid {
+            Some(pid) => UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
+            None => UProbeScope::AllProcesses,
+        };
         let program: &mut UProbe = self
             .ebpf
             .program_mut(GO_PROGRAM)
@@ -194,7 +227,7 @@ impl KernelProbes {
             })
             .collect();
         program
-            .attach(points, binary, UProbeScope::OneProcess(pid))
+            .attach(points, binary, scope)
             .with_context(|| format!("attaching Go probes to {}", binary.display()))
     }
 
@@ -276,6 +309,13 @@ impl KernelProbes {
         offset: u64,
         message_offset: Option<u64>,
     ) -> Result<()> {
+        if self
+            .process_links
+            .get(&pid)
+            .is_some_and(|links| links.iter().any(|(n, _)| *n == RUST_PROGRAM))
+        {
+            return Ok(()); // placed already (a second look after exec)
+        }
         let pid = NonZeroU32::new(pid).context("pid 0")?;
         for (name, offset) in [
             (RUST_PROGRAM, Some(offset)),
@@ -340,4 +380,14 @@ impl KernelProbes {
             .context("reading the drop counters")?;
         Ok(values.iter().sum())
     }
+}
+
+/// A file's identity as the kernel's exec path sees it: (`s_dev` in the
+/// kernel's encoding, `(major << 20) | minor`, inode).
+pub fn file_key(path: &Path) -> Result<WatchedFile> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    let dev = meta.dev();
+    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
+    Ok([kernel_dev, meta.ino()])
 }

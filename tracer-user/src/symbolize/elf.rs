@@ -17,6 +17,7 @@ struct Segment {
     file_offset: u64,
     file_size: u64,
     vaddr: u64,
+    exec: bool,
 }
 
 struct Symbol {
@@ -74,10 +75,12 @@ impl ElfModule {
             .segments()
             .map(|s| {
                 let (file_offset, file_size) = s.file_range();
+                let exec = matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0);
                 Segment {
                     file_offset,
                     file_size,
                     vaddr: s.address(),
+                    exec,
                 }
             })
             .collect();
@@ -245,6 +248,23 @@ impl ElfModule {
             let _ = self.dwarf_units();
         }
         done
+    }
+
+    /// The mapping the kernel made of this program's code when it put its
+    /// lowest executable segment at runtime address `start_code` (what
+    /// `mm->start_code` holds after exec): (start, end, file offset), page
+    /// aligned, as /proc/PID/maps would list it.
+    pub fn code_mapping(&self, start_code: u64, end_code: u64) -> Option<(u64, u64, u64)> {
+        const PAGE: u64 = 4096;
+        let seg = self
+            .segments
+            .iter()
+            .filter(|s| s.exec)
+            .min_by_key(|s| s.vaddr)?;
+        let bias = start_code.checked_sub(seg.vaddr)?;
+        let start = (bias + seg.vaddr) & !(PAGE - 1);
+        let end = end_code.max(start + 1).div_ceil(PAGE) * PAGE;
+        Some((start, end, seg.file_offset & !(PAGE - 1)))
     }
 
     /// The address in the ELF's own address space (what DWARF and symbols

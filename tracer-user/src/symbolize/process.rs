@@ -59,6 +59,46 @@ impl ProcessImage {
         Ok(Self { exe, mappings })
     }
 
+    /// The image of a process that exec'd `path` and is gone before its
+    /// maps could be read: its program's code only, placed where the
+    /// exec put it (`start_code`..`end_code`, from the kernel).
+    pub fn from_exec(
+        path: &std::path::Path,
+        display: &str,
+        start_code: u64,
+        end_code: u64,
+        symbolizer: &mut Symbolizer,
+    ) -> Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
+        let dev = format!(
+            "{:02x}:{:02x}",
+            libc::major(meta.dev()),
+            libc::minor(meta.dev())
+        );
+        let module = symbolizer
+            .module((dev.clone(), meta.ino()), path, display)
+            .with_context(|| format!("reading {display}"))?;
+        let (start, end, offset) = module
+            .code_mapping(start_code, end_code)
+            .with_context(|| format!("{display} has no executable segment"))?;
+        Ok(Self {
+            exe: Some(display.to_owned()),
+            mappings: vec![Mapping {
+                entry: MapEntry {
+                    start,
+                    end,
+                    perms: "r-xp".into(),
+                    offset,
+                    dev,
+                    inode: meta.ino(),
+                    pathname: Some(display.to_owned()),
+                },
+                module: Some(module),
+            }],
+        })
+    }
+
     /// Adds a library the process dlopen'ed, from its path and load bias
     /// (its executable PT_LOAD segments, placed as ld.so placed them).
     pub fn add_library(

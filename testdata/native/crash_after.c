@@ -1,0 +1,20 @@
+/* Sleeps argv[1] milliseconds, then dereferences NULL in handle_job; with
+ * "exec" instead, replaces itself with `sleep 0.3` (another program). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct job { int id; };
+
+__attribute__((noinline)) int handle_job(struct job *j) {
+    return j->id; /* line 10: the faulting read */
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "exec") == 0) {
+        execl("/bin/sleep", "sleep", "0.3", (char *)NULL);
+        return 1;
+    }
+    usleep((argc > 1 ? atoi(argv[1]) : 0) * 1000);
+    return handle_job(NULL);
+}
