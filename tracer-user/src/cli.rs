@@ -34,6 +34,11 @@ pub struct Common {
     /// Notices about what is attached and skipped, on stderr.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Also export incidents and lost-event reports as OTLP/HTTP logs to
+    /// URL (e.g. http://localhost:4318/v1/logs); service.name from
+    /// OTEL_SERVICE_NAME.
+    #[arg(long, value_name = "URL", global = true)]
+    pub otlp: Option<String>,
     /// Ring buffer size in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = 4096, global = true, value_parser = ring_size)]
     pub ring_buffer_kib: u32,

@@ -30,6 +30,11 @@ use crate::{
 /// How often drop counters and process liveness are checked, and processes
 /// that exec'd are looked at again (their libraries are mapped by then).
 const TICK: Duration = Duration::from_millis(50);
+/// What `--otlp` exports: one log record per crash story, and reports of
+/// what was lost.
+const EXPORTED_TYPES: [&str; 2] = ["incident", "lost"];
+/// How long exporters may take to deliver what they hold at exit.
+const EXPORT_FLUSH: Duration = Duration::from_secs(3);
 /// How long a process that looks gone may take to deliver its exit record.
 const EXIT_RECORD_GRACE: Duration = Duration::from_secs(1);
 
@@ -48,6 +53,20 @@ fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>),
         .map_err(Failure::Other)?;
     let mut session = Session::new(probes, out);
     session.verbose = common.verbose && !common.quiet;
+    if let Some(url) = &common.otlp {
+        let resource = crate::export::otlp::Resource {
+            service_name: crate::export::service_name(None),
+            host_name: Some(crate::export::hostname()),
+            extra: Vec::new(),
+        };
+        let sink = crate::export::sinks::spawn_otlp(
+            url,
+            resource,
+            EXPORTED_TYPES.map(str::to_owned).to_vec(),
+        )
+        .map_err(|e| Failure::Usage(format!("--otlp: {e:#}")))?;
+        session.exporters.add_sink(sink);
+    }
     Ok((session, ring))
 }
 
@@ -132,6 +151,9 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
     // The kernel wrote the exit record before the parent could reap: drain it.
     drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
     session.finish().map_err(Failure::Other)?;
+    std::mem::take(&mut session.exporters)
+        .close(EXPORT_FLUSH)
+        .await;
     if common.verbose && !common.quiet {
         eprintln!("{}", session.summary());
     }
@@ -323,6 +345,9 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
     }
     drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
     session.finish().map_err(Failure::Other)?;
+    std::mem::take(&mut session.exporters)
+        .close(EXPORT_FLUSH)
+        .await;
     // Dropping the session detaches every program (links are fds).
     if !common.quiet || interrupted {
         eprintln!("{}", session.summary());

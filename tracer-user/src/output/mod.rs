@@ -86,6 +86,11 @@ impl Output {
     }
 }
 
+/// A record as the human timeline renders it, without colour (files).
+pub fn render_human(out: &mut Vec<u8>, record: &Record) -> Result<()> {
+    human::write(out, record, false).context("rendering a record")
+}
+
 /// One line on stderr prefixed with the tool's name.
 pub fn warn(msg: &str) {
     eprintln!("crashtrace: {msg}");

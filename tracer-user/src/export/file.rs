@@ -1,0 +1,103 @@
+//! NDJSON (or human) records appended to a file a log shipper tails:
+//! created 0600, one write per record, reopened on SIGHUP after logrotate
+//! moved it, and rotated by size when asked (path → path.1 → … path.N).
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write as _,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+use crate::{output::Format, record::Record};
+
+pub struct FileSink {
+    path: PathBuf,
+    format: Format,
+    file: File,
+    written: u64,
+    /// Rotate when the file would grow past this many bytes (0: never).
+    max_bytes: u64,
+    /// Rotated files kept.
+    keep: u32,
+    line: Vec<u8>,
+}
+
+impl FileSink {
+    pub fn open(path: PathBuf, format: Format, max_bytes: u64, keep: u32) -> Result<Self> {
+        let file = open_append(&path)?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Self {
+            path,
+            format,
+            file,
+            written,
+            max_bytes,
+            keep: keep.max(1),
+            line: Vec::with_capacity(4096),
+        })
+    }
+
+    pub fn write(&mut self, record: &Record, value: &Value) -> Result<()> {
+        self.line.clear();
+        match self.format {
+            Format::Ndjson => {
+                serde_json::to_writer(&mut self.line, value)?;
+                self.line.push(b'\n');
+            }
+            Format::Human => crate::output::render_human(&mut self.line, record)?,
+        }
+        if self.max_bytes > 0
+            && self.written > 0
+            && self.written + self.line.len() as u64 > self.max_bytes
+        {
+            self.rotate()?;
+        }
+        // One write per record: a tailing reader never sees half a line.
+        self.file
+            .write_all(&self.line)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.written += self.line.len() as u64;
+        Ok(())
+    }
+
+    /// The file was moved away (logrotate's create mode): start a new one
+    /// at the path. Nothing is lost: records before this went to the old
+    /// file (still open until now), records after to the new one.
+    pub fn reopen(&mut self) -> Result<()> {
+        self.file = open_append(&self.path)?;
+        self.written = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        let numbered = |n: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            PathBuf::from(p)
+        };
+        let _ = std::fs::remove_file(numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        }
+        std::fs::rename(&self.path, numbered(1))
+            .with_context(|| format!("rotating {}", self.path.display()))?;
+        self.reopen()
+    }
+}
+
+fn open_append(path: &PathBuf) -> Result<File> {
+    let f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open output file {}", path.display()))?;
+    // Records carry program data: private even if the file existed.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    Ok(f)
+}

@@ -1,0 +1,219 @@
+//! Prometheus text exposition on `GET /metrics`: records by type,
+//! incidents by outcome, lost records, traced processes, crash-stack
+//! symbolization time, exporter counters.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener,
+};
+
+use super::sinks::SinkStats;
+
+#[derive(Default)]
+pub struct Metrics {
+    records: Mutex<BTreeMap<String, u64>>,
+    incidents: Mutex<BTreeMap<String, u64>>,
+    lost: AtomicU64,
+    pub traced_processes: AtomicU64,
+    pub watched_files: AtomicU64,
+    /// Crash stacks unwound and symbolized, and the microseconds it took.
+    pub crash_stacks: AtomicU64,
+    pub crash_stack_us: AtomicU64,
+    sinks: Mutex<Vec<(String, Arc<SinkStats>)>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, record: &Value) {
+        let kind = record["type"].as_str().unwrap_or("unknown").to_owned();
+        if kind == "lost" {
+            self.lost
+                .fetch_add(record["count"].as_u64().unwrap_or(0), Ordering::Relaxed);
+        }
+        if kind == "incident"
+            && let Ok(mut m) = self.incidents.lock()
+        {
+            let outcome = record["outcome"].as_str().unwrap_or("unknown").to_owned();
+            *m.entry(outcome).or_default() += 1;
+        }
+        if let Ok(mut m) = self.records.lock() {
+            *m.entry(kind).or_default() += 1;
+        }
+    }
+
+    pub fn set_sinks(&self, sinks: Vec<(String, Arc<SinkStats>)>) {
+        if let Ok(mut s) = self.sinks.lock() {
+            *s = sinks;
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        family(
+            &mut out,
+            "crashtrace_records_total",
+            "counter",
+            "Records emitted, by type.",
+        );
+        if let Ok(m) = self.records.lock() {
+            for (k, v) in m.iter() {
+                out.push_str(&format!(
+                    "crashtrace_records_total{{type=\"{}\"}} {v}\n",
+                    esc(k)
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "crashtrace_incidents_total",
+            "counter",
+            "Crash stories closed, by outcome.",
+        );
+        if let Ok(m) = self.incidents.lock() {
+            for (k, v) in m.iter() {
+                out.push_str(&format!(
+                    "crashtrace_incidents_total{{outcome=\"{}\"}} {v}\n",
+                    esc(k)
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "crashtrace_lost_events_total",
+            "counter",
+            "Events dropped (ring buffer full, rate limits, exporter queues).",
+        );
+        out.push_str(&format!(
+            "crashtrace_lost_events_total {}\n",
+            self.lost.load(Ordering::Relaxed)
+        ));
+        family(
+            &mut out,
+            "crashtrace_traced_processes",
+            "gauge",
+            "Processes traced now.",
+        );
+        out.push_str(&format!(
+            "crashtrace_traced_processes {}\n",
+            self.traced_processes.load(Ordering::Relaxed)
+        ));
+        family(
+            &mut out,
+            "crashtrace_watched_files",
+            "gauge",
+            "Executables whose processes are traced from exec.",
+        );
+        out.push_str(&format!(
+            "crashtrace_watched_files {}\n",
+            self.watched_files.load(Ordering::Relaxed)
+        ));
+        family(
+            &mut out,
+            "crashtrace_crash_stack_symbolize_seconds",
+            "summary",
+            "Time to unwind and symbolize a crash stack.",
+        );
+        out.push_str(&format!(
+            "crashtrace_crash_stack_symbolize_seconds_sum {:.6}\ncrashtrace_crash_stack_symbolize_seconds_count {}\n",
+            self.crash_stack_us.load(Ordering::Relaxed) as f64 / 1e6,
+            self.crash_stacks.load(Ordering::Relaxed)
+        ));
+        family(
+            &mut out,
+            "crashtrace_exported_records_total",
+            "counter",
+            "Records handed to an exporter's destination, by exporter and result.",
+        );
+        if let Ok(s) = self.sinks.lock() {
+            for (name, st) in s.iter() {
+                out.push_str(&format!(
+                    "crashtrace_exported_records_total{{exporter=\"{0}\",result=\"sent\"}} {1}\ncrashtrace_exported_records_total{{exporter=\"{0}\",result=\"dropped\"}} {2}\n",
+                    esc(name),
+                    st.sent.load(Ordering::Relaxed),
+                    st.dropped.load(Ordering::Relaxed)
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+}
+
+/// Label values: backslash, quote and newline escaped.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` on `listen` until the runtime ends.
+pub async fn serve(listen: &str, metrics: Arc<Metrics>) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("metrics: cannot listen on {listen}"))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let n = match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    stream.read(&mut buf),
+                )
+                .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = if path == "/metrics" {
+                    ("200 OK", metrics.render())
+                } else {
+                    ("404 Not Found", "not found: try /metrics\n".to_owned())
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_render_as_prometheus_text() {
+        let m = Metrics::default();
+        m.observe(&serde_json::json!({"type": "incident", "outcome": "crashed"}));
+        m.observe(&serde_json::json!({"type": "incident", "outcome": "crashed"}));
+        m.observe(&serde_json::json!({"type": "lost", "count": 7}));
+        let text = m.render();
+        assert!(
+            text.contains("crashtrace_records_total{type=\"incident\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("crashtrace_incidents_total{outcome=\"crashed\"} 2\n"));
+        assert!(text.contains("crashtrace_lost_events_total 7\n"));
+        assert!(text.contains("# TYPE crashtrace_traced_processes gauge\n"));
+    }
+}

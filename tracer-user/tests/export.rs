@@ -1,0 +1,127 @@
+//! Exporters with real receivers: an OTLP/HTTP receiver that decodes
+//! crashtrace's requests with the official OpenTelemetry protobuf
+//! definitions (PyPI opentelemetry-proto), rsyslogd, NDJSON files moved
+//! away by a logrotate-style rename + SIGHUP.
+
+mod common;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use common::*;
+use serde_json::Value;
+
+/// The Python that has opentelemetry-proto (installed by `xtask setup`).
+fn otlp_python() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or("/root".into());
+    home.join(".cache/crashtrace/otlp-venv/bin/python")
+}
+
+/// A log record's attributes as key → JSON value (MessageToDict's AnyValue).
+fn attributes(list: &Value) -> std::collections::HashMap<String, Value> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|kv| {
+            let v = &kv["value"];
+            let value = v
+                .get("stringValue")
+                .cloned()
+                .or_else(|| {
+                    v.get("intValue")
+                        .and_then(|i| i.as_str().and_then(|s| s.parse::<i64>().ok()))
+                        .map(Value::from)
+                })
+                .unwrap_or_else(|| v.clone());
+            (kv["key"].as_str().unwrap_or("").to_owned(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn otlp_logs_decode_with_the_official_protobuf_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let received = dir.path().join("received.jsonl");
+    let mut receiver = KillOnDrop(
+        Command::new(otlp_python())
+            .arg(workspace_root().join("testdata/export/otlp_receiver.py"))
+            .arg(&received)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("OTLP receiver (run `./xtask.sh setup`)"),
+    );
+    let mut line = String::new();
+    BufReader::new(receiver.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().strip_prefix("port ").unwrap().parse().unwrap();
+
+    let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
+    let bin = build_go("crashy", version);
+    let out = dir.path().join("events.ndjson");
+    let output = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .arg("--otlp")
+        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .args(["run", "--"])
+        .arg(&bin)
+        .arg("index")
+        .env("OTEL_SERVICE_NAME", "checkout")
+        .output()
+        .unwrap();
+    assert_eq!(shell_status(&output), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let panic_line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("panic: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let message = panic_line.trim_end_matches(" [recovered]").to_owned();
+    let records = read_records(&out);
+    let incident = of_type(&records, "incident")[0].clone();
+
+    let requests: Vec<Value> = std::fs::read_to_string(&received)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!requests.is_empty(), "the receiver got no request");
+    assert!(requests.iter().all(|r| r.get("error").is_none()), "{requests:#?}");
+    assert_eq!(requests[0]["path"], "/v1/logs");
+    assert_eq!(requests[0]["content_type"], "application/x-protobuf");
+    let resource_logs = &requests[0]["request"]["resourceLogs"][0];
+    let resource = attributes(&resource_logs["resource"]["attributes"]);
+    assert_eq!(resource["service.name"], "checkout");
+    let logs: Vec<&Value> = requests
+        .iter()
+        .flat_map(|r| r["request"]["resourceLogs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|rl| rl["scopeLogs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|sl| sl["logRecords"].as_array().cloned().unwrap_or_default())
+        .collect::<Vec<Value>>()
+        .leak()
+        .iter()
+        .collect();
+    assert_eq!(logs.len(), 1, "one crash story, one log record: {logs:#?}");
+    let log = logs[0];
+    assert_eq!(log["severityNumber"], "SEVERITY_NUMBER_FATAL");
+    assert_eq!(log["severityText"], "FATAL");
+    let attrs = attributes(&log["attributes"]);
+    assert_eq!(attrs["exception.type"], "runtime.boundsError");
+    assert_eq!(attrs["exception.message"], message.as_str());
+    assert_eq!(attrs["process.pid"], incident["pid"]);
+    assert_eq!(attrs["thread.id"], incident["tid"]);
+    assert_eq!(attrs["process.executable.path"], bin.to_str().unwrap());
+    // The Go runtime's own traceback format, with the same functions.
+    let trace = attrs["exception.stacktrace"].as_str().unwrap();
+    assert!(trace.starts_with("goroutine 1 [running]:\n"), "{trace}");
+    assert!(trace.contains("main.field("), "{trace}");
+    assert!(trace.contains("\n\t") && trace.contains("main.go:"), "{trace}");
+    assert_eq!(
+        log["timeUnixNano"].as_str().unwrap().len(),
+        19,
+        "nanoseconds since the epoch"
+    );
+}
