@@ -524,6 +524,10 @@ pub const EXEC_WATCHED: u32 = 1;
 /// [`ExecRecord::flags`]: the process was traced for the file it ran and
 /// exec'd another one: no longer traced.
 pub const EXEC_DROPPED: u32 = 2;
+/// [`ExecRecord::flags`]: an exec of an untraced process, sent because
+/// userspace asked for every exec (the daemon's comm and Go selectors
+/// decide after looking at the program).
+pub const EXEC_CANDIDATE: u32 = 4;
 
 /// Size of the per-CPU drop-counter array: records that found the ring
 /// buffer full, indexed by their [`EventKind`] (index 0 unused).

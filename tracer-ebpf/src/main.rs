@@ -27,15 +27,15 @@ use aya_ebpf::{
 };
 use tracer_common::{
     COMM_LEN, CXX_NAME_BYTES, CXX_TERMINATE, CXX_THROW, CXX_THROWS_PER_SEC, CXX_TYPES,
-    CXX_WHAT_BYTES, CxxRecord, DLOPEN_PATH_BYTES, DlopenRecord, EXEC_DROPPED, EXEC_FILENAME_BYTES,
-    EXEC_WATCHED, EventKind, ExecRecord, ExitRecord, ForkRecord, GO_DEFER_BITS_VALID,
-    GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
-    GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES,
-    GoConfig, GoProbe, GoRecord, Header, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES,
-    MAX_STACK_DEPTH, RUST_FILE_BYTES, RUST_MSG_BYTES, Registers, RustPanicMessageRecord,
-    RustPanicRecord, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK,
-    STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord, TracedProcess,
-    WatchedFile,
+    CXX_WHAT_BYTES, CxxRecord, DLOPEN_PATH_BYTES, DlopenRecord, EXEC_CANDIDATE, EXEC_DROPPED,
+    EXEC_FILENAME_BYTES, EXEC_WATCHED, EventKind, ExecRecord, ExitRecord, ForkRecord,
+    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD, GO_PANIC_GOEXIT,
+    GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT,
+    GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, Header, KernelOffsets,
+    LOST_COUNTERS, MAX_GO_BINARIES, MAX_STACK_DEPTH, RUST_FILE_BYTES, RUST_MSG_BYTES, Registers,
+    RustPanicMessageRecord, RustPanicRecord, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE,
+    STACK_CHUNK, STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord,
+    TracedProcess, WatchedFile,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -63,6 +63,16 @@ static OFFSETS: KernelOffsets = KernelOffsets {
 /// forks), keyed by (device, inode): `attach --exe`, the daemon.
 #[map]
 static WATCHED_FILES: HashMap<WatchedFile, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Process names (comm, NUL-padded) whose processes are traced from their
+/// exec on (value: follow forks): the daemon's comm selector.
+#[map]
+static WATCHED_COMMS: HashMap<[u8; COMM_LEN], u32> = HashMap::with_max_entries(256, 0);
+
+/// Slot 0 non-zero: send an exec record for every exec on the host (the
+/// daemon's comm and "all Go programs" selectors look at each program).
+#[map]
+static EXEC_ALL: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Processes (tgid) being traced. Written by userspace at attach and by the
 /// fork program for children of processes traced with `follow_forks`.
@@ -595,10 +605,19 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) {
     let traced = is_traced(tgid);
     let bprm: u64 = ctx.arg(2);
     let file = exec_file(bprm);
-    // SAFETY: the value is copied out before any map update.
-    let watched = file.and_then(|f| unsafe { WATCHED_FILES.get(&f) }.copied());
+    // SAFETY: the values are copied out before any map update.
+    let watched = file
+        .and_then(|f| unsafe { WATCHED_FILES.get(&f) }.copied())
+        .or_else(|| {
+            // The comm is the new program's by now (set during exec).
+            let comm = bpf_get_current_comm().ok()?;
+            unsafe { WATCHED_COMMS.get(&comm) }.copied()
+        });
     let flags = match (traced, watched) {
-        (None, None) => return,
+        (None, None) => match EXEC_ALL.get(0) {
+            Some(&v) if v != 0 => EXEC_CANDIDATE,
+            _ => return,
+        },
         (None, Some(follow_forks)) => {
             let t = TracedProcess {
                 follow_forks,

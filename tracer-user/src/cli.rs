@@ -59,6 +59,13 @@ pub enum Command {
     Run(RunArgs),
     /// Trace running processes until they all exit or Ctrl-C.
     Attach(AttachArgs),
+    /// Long-running agent: selects processes by executable, comm or
+    /// runtime, traces them from exec, exports (files, syslog, OTLP,
+    /// metrics). SIGHUP reloads the config and reopens files.
+    Daemon(DaemonArgs),
+    /// Render recorded NDJSON (files, or - for stdin) as human timelines,
+    /// re-symbolizing frames that lack names when the binaries are at hand.
+    Report(ReportArgs),
     /// Print function, file:line and inlined frames for file addresses
     /// (hex), from DWARF, Go's .gopclntab or the symbol table.
     Symbolize(SymbolizeArgs),
@@ -113,4 +120,18 @@ pub struct AttachArgs {
     /// Also trace the processes they fork from now on.
     #[arg(long)]
     pub follow_forks: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// TOML config (default /etc/crashtrace/crashtrace.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// NDJSON files written by crashtrace; - reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }

@@ -29,7 +29,7 @@ use crate::{
 
 /// How often drop counters and process liveness are checked, and processes
 /// that exec'd are looked at again (their libraries are mapped by then).
-const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(50);
 /// What `--otlp` exports: one log record per crash story, and reports of
 /// what was lost.
 const EXPORTED_TYPES: [&str; 2] = ["incident", "lost"];
@@ -38,7 +38,7 @@ const EXPORT_FLUSH: Duration = Duration::from_secs(3);
 /// How long a process that looks gone may take to deliver its exit record.
 const EXIT_RECORD_GRACE: Duration = Duration::from_secs(1);
 
-fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>), Failure> {
+pub fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>), Failure> {
     let out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
     let mut probes =
         KernelProbes::load(common.ring_buffer_kib * 1024).map_err(Failure::from_load)?;
@@ -70,7 +70,7 @@ fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>),
     Ok((session, ring))
 }
 
-fn drain(session: &mut Session, ring: &mut RingBuf<MapData>) -> Result<()> {
+pub fn drain(session: &mut Session, ring: &mut RingBuf<MapData>) -> Result<()> {
     while let Some(item) = ring.next() {
         session.handle_raw(&item)?;
     }

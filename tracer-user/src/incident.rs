@@ -279,6 +279,7 @@ fn incident_record(first: &Record, last: &Record, incident: Incident) -> Record 
         comm: first.comm.clone(),
         exe: first.exe.clone().or_else(|| last.exe.clone()),
         goid: first.goid,
+        container: first.container.clone(),
         body: Body::Incident(Box::new(incident)),
     }
 }
@@ -419,6 +420,7 @@ mod tests {
             comm: Some("app".into()),
             exe: Some("/bin/app".into()),
             goid: None,
+            container: None,
             body,
         }
     }

@@ -79,6 +79,7 @@ pub fn symbolize(common: &Common, args: &SymbolizeArgs) -> Result<i32, Failure> 
                 inlined: i != last,
                 module: Some(exe.clone().into_owned()),
                 tail_call: false,
+                file_offset: None,
             })
             .collect();
         let text = match common.format {

@@ -3,8 +3,7 @@
 
 mod cli;
 mod commands;
-// Not wired to a command yet: the exporters' encoders come first.
-#[allow(dead_code)]
+mod daemon;
 mod export;
 mod golang;
 mod incident;
@@ -14,6 +13,7 @@ mod output;
 mod privilege;
 mod probes;
 mod record;
+mod report;
 mod session;
 mod signals;
 mod symbolize;
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     // Inspecting a file needs no privilege.
     let inspect_only = matches!(
         cli.command,
-        cli::Command::Symbolize(_) | cli::Command::Probes(_)
+        cli::Command::Symbolize(_) | cli::Command::Probes(_) | cli::Command::Report(_)
     );
     let missing = privilege::missing_capabilities();
     if !inspect_only && !missing.is_empty() {
@@ -85,6 +85,8 @@ fn main() -> ExitCode {
         match &cli.command {
             cli::Command::Run(args) => commands::run(&cli.common, args).await,
             cli::Command::Attach(args) => commands::attach(&cli.common, args).await,
+            cli::Command::Daemon(args) => daemon::daemon(&cli.common, args).await,
+            cli::Command::Report(args) => report::report(&cli.common, args),
             cli::Command::Symbolize(args) => inspect::symbolize(&cli.common, args),
             cli::Command::Probes(args) => inspect::probes(&cli.common, args),
         }

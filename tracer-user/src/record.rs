@@ -22,8 +22,63 @@ pub struct Record {
     pub exe: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goid: Option<u64>,
+    /// Extension: where the process lives (cgroup, container, its pid in
+    /// its own pid namespace).
+    #[serde(flatten)]
+    pub container: Option<std::sync::Arc<Container>>,
     #[serde(flatten)]
     pub body: Body,
+}
+
+/// Extension fields on every record of a process: `cgroup` (its cgroup v2
+/// path), `container_id` (the 64-hex id a container runtime put in that
+/// path), `ns_pid` (its pid inside its own pid namespace, when that differs
+/// from `pid`, the host's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Container {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+}
+
+impl Container {
+    /// Read from /proc while the process lives.
+    pub fn of_process(pid: u32) -> Option<Self> {
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .map(str::to_owned)
+            });
+        let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+                line.split_whitespace().last()?.parse::<u32>().ok()
+            })
+            .filter(|&p| p != pid);
+        let container_id = cgroup.as_deref().and_then(container_id);
+        let c = Self {
+            cgroup,
+            container_id,
+            ns_pid,
+        };
+        (c != Self::default()).then_some(c)
+    }
+}
+
+/// The container id in a cgroup path: the last 64-hex-digit run (docker-
+/// <id>.scope, cri-containerd-<id>.scope, libpod-<id>.scope, …/<id>).
+pub fn container_id(cgroup: &str) -> Option<String> {
+    cgroup
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|run| run.len() == 64)
+        .next_back()
+        .map(str::to_owned)
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -99,6 +99,16 @@ pub struct Session {
     leaf_callers: HashMap<(u32, u64), u64>,
     /// Stack copies of crashing threads, until their signal record.
     stacks: HashMap<(u32, u32), records::StackSnapshot>,
+    /// The daemon's selectors decided in userspace at exec ("every Go
+    /// program", everything); comm is matched by the kernel.
+    pub exec_select: Option<ExecSelect>,
+    /// At most this many records per second per process are written and
+    /// exported (incidents, exits and attaches always are); the rest are
+    /// counted and reported as `lost`.
+    pub max_records_per_sec: Option<u32>,
+    rate: HashMap<u32, RateWindow>,
+    /// The most files watched at once (the daemon's limit).
+    pub max_watched_files: usize,
     /// Log pipelines and metrics (none for a plain `run`/`attach`).
     pub exporters: crate::export::Exporters,
     /// Processes to look at again after their exec (pid, when).
@@ -136,6 +146,10 @@ impl Session {
             watched_paths: HashMap::new(),
             relooks: Vec::new(),
             exporters: crate::export::Exporters::default(),
+            exec_select: None,
+            max_records_per_sec: None,
+            rate: HashMap::new(),
+            max_watched_files: usize::MAX,
             go_file_links: HashMap::new(),
             exited: HashMap::new(),
             fatal_seen: HashSet::new(),
@@ -181,10 +195,40 @@ impl Session {
     /// (to attach to them). Go probes for it are placed once, for all its
     /// processes.
     pub fn watch(&mut self, path: &Path) -> Result<Vec<u32>> {
+        if let Ok(key) = crate::probes::kernel::file_key(path)
+            && self.watched_files.contains(&key)
+        {
+            return Ok(Vec::new());
+        }
+        if self.watched_files.len() >= self.max_watched_files {
+            anyhow::bail!(
+                "not watched: the limit of {} watched files is reached",
+                self.max_watched_files
+            );
+        }
         let key = self.probes.watch_file(path, true)?;
         self.watched_files.insert(key);
         self.watched_paths.insert(key, path.to_path_buf());
         Ok(processes_running(key))
+    }
+
+    /// Stops tracing new processes of a watched file (running ones stay
+    /// traced until they exit).
+    pub fn unwatch(&mut self, key: tracer_common::WatchedFile) {
+        self.probes.unwatch_file(key);
+        self.watched_files.remove(&key);
+        self.watched_paths.remove(&key);
+        if let Some(link) = self.go_file_links.remove(&key) {
+            self.probes.detach_go(link);
+        }
+    }
+
+    /// The watched files and the paths they were watched by.
+    pub fn watched(&self) -> Vec<(tracer_common::WatchedFile, PathBuf)> {
+        self.watched_paths
+            .iter()
+            .map(|(k, p)| (*k, p.clone()))
+            .collect()
     }
 
     /// Places the runtime probes a process needs (Go today). A failure is
@@ -329,6 +373,7 @@ impl Session {
             comm,
             exe,
             goid: None,
+            container: None,
             body: Body::Attach(Attach {
                 runtime,
                 runtime_version,
@@ -339,6 +384,10 @@ impl Session {
             }),
         };
         self.emit(record)
+    }
+
+    pub fn set_output(&mut self, out: Output) {
+        self.out = out;
     }
 
     pub fn exit_status(&self, pid: u32) -> Option<ExitStatus> {
@@ -719,6 +768,16 @@ impl Session {
 
     fn on_exit(&mut self, r: &ExitRecord) -> Result<()> {
         let pid = r.header.pid;
+        if let Some(w) = self.rate.remove(&pid)
+            && w.shed > 0
+        {
+            let limit = self.max_records_per_sec.unwrap_or(0);
+            self.emit_lost(
+                w.shed,
+                format!("rate limit: pid {pid} over {limit} records/s"),
+                "rate_limit",
+            )?;
+        }
         let exit = ExitStatus::from_wait_status(r.status);
         self.exited.insert(pid, exit);
         self.fatal_seen.remove(&pid);
@@ -755,6 +814,9 @@ impl Session {
 
     fn on_exec(&mut self, r: &ExecRecord) -> Result<()> {
         let pid = r.header.pid;
+        if r.flags & tracer_common::EXEC_CANDIDATE != 0 {
+            return self.on_exec_candidate(r);
+        }
         // The old program's probes are gone with its memory.
         self.probes.detach_process(pid);
         if r.flags & tracer_common::EXEC_DROPPED != 0 {
@@ -794,6 +856,47 @@ impl Session {
         }
         self.attach_runtime(pid);
         self.emit_attach(pid, Some(r.header.tid), "exec")
+    }
+
+    /// An untraced process exec'd: the daemon's selectors decide whether
+    /// to trace it (and, through its file, every later process of it).
+    fn on_exec_candidate(&mut self, r: &ExecRecord) -> Result<()> {
+        let pid = r.header.pid;
+        let Some(select) = self.exec_select.as_mut() else {
+            return Ok(());
+        };
+        let chosen = match select.decided.get(&r.file) {
+            Some(&d) => d,
+            None => {
+                let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+                let d = select.all
+                    || (select.go
+                        && crate::golang::GoBinary::inspect(&exe).is_ok_and(|b| b.is_some()));
+                select.decided.insert(r.file, d);
+                d
+            }
+        };
+        if !chosen {
+            return Ok(());
+        }
+        // Trace it now (it runs already) and its file's next processes
+        // from their exec on.
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
+        if !self.watched_files.contains(&r.file)
+            && let Err(err) = self.watch(&PathBuf::from(format!("/proc/{pid}/exe")))
+        {
+            if self.verbose {
+                crate::output::warn(&format!("{}: {err:#}", exe.display()));
+            }
+        } else if let Some(p) = self.watched_paths.get_mut(&r.file) {
+            *p = exe;
+        }
+        if self.attach_as(pid, "exec", true, true).is_err() {
+            // Gone already: nothing to trace.
+            self.probes.untrace(pid);
+        }
+        Ok(())
     }
 
     /// A process's image from its exec record alone: the exec'd file
@@ -1170,6 +1273,20 @@ impl Session {
         if !self.relooks.is_empty() {
             self.relook_due();
         }
+        let shed: Vec<(u32, u64)> = self
+            .rate
+            .iter_mut()
+            .filter(|(_, w)| w.shed > 0)
+            .map(|(pid, w)| (*pid, std::mem::take(&mut w.shed)))
+            .collect();
+        for (pid, count) in shed {
+            let limit = self.max_records_per_sec.unwrap_or(0);
+            self.emit_lost(
+                count,
+                format!("rate limit: pid {pid} over {limit} records/s"),
+                "rate_limit",
+            )?;
+        }
         for (sink, count) in self.exporters.new_drops() {
             self.emit_lost(
                 count,
@@ -1211,6 +1328,7 @@ impl Session {
             comm: None,
             exe: None,
             goid: None,
+            container: None,
             body: Body::Lost {
                 count,
                 reason,
@@ -1220,10 +1338,24 @@ impl Session {
         self.out.emit(&record)
     }
 
-    fn emit(&mut self, record: Record) -> Result<()> {
+    fn emit(&mut self, mut record: Record) -> Result<()> {
         debug_assert_eq!(record.kind, record.body.kind());
+        if record.container.is_none()
+            && let Some(image) = record.pid.and_then(|p| self.images.get(&p))
+        {
+            record.container = image.container.clone();
+        }
         if !matches!(record.body, Body::Attach(_)) {
             self.stats.events += 1;
+        }
+        if self.over_rate(&record) {
+            // Shed from the output, still part of its incident.
+            for incident in self.correlator.observe(&record) {
+                self.stats.incidents += 1;
+                self.out.emit(&incident)?;
+                self.exporters.export(&incident)?;
+            }
+            return Ok(());
         }
         self.out.emit(&record)?;
         self.exporters.export(&record)?;
@@ -1233,6 +1365,32 @@ impl Session {
             self.exporters.export(&incident)?;
         }
         Ok(())
+    }
+
+    /// Whether `record` exceeds its process's records-per-second limit.
+    fn over_rate(&mut self, record: &Record) -> bool {
+        let (Some(limit), Some(pid)) = (self.max_records_per_sec, record.pid) else {
+            return false;
+        };
+        if matches!(record.kind, "incident" | "exit" | "attach" | "lost") {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let w = self.rate.entry(pid).or_insert(RateWindow {
+            start: now,
+            count: 0,
+            shed: 0,
+        });
+        if now.duration_since(w.start) >= std::time::Duration::from_secs(1) {
+            w.start = now;
+            w.count = 0;
+        }
+        w.count += 1;
+        if w.count > limit {
+            w.shed += 1;
+            return true;
+        }
+        false
     }
 
     /// A contract record for a kernel record's header (kind from `body`).
@@ -1253,6 +1411,7 @@ impl Session {
             comm: Some(records::comm(h)),
             exe,
             goid,
+            container: None,
             body,
         }
     }
@@ -1298,6 +1457,21 @@ impl Session {
         self.flush_panics(|_, _| true)?;
         self.poll_lost().context("reading drop counters")
     }
+}
+
+/// The daemon's exec-time selectors.
+#[derive(Default)]
+pub struct ExecSelect {
+    pub go: bool,
+    pub all: bool,
+    /// Files already judged (file-wide selectors only).
+    pub decided: HashMap<tracer_common::WatchedFile, bool>,
+}
+
+struct RateWindow {
+    start: std::time::Instant,
+    count: u32,
+    shed: u64,
 }
 
 /// When to read an exec'd process's maps again (its libraries are mapped

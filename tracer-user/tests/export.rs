@@ -16,7 +16,9 @@ use serde_json::Value;
 
 /// The Python that has opentelemetry-proto (installed by `xtask setup`).
 fn otlp_python() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or("/root".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or("/root".into());
     home.join(".cache/crashtrace/otlp-venv/bin/python")
 }
 
@@ -89,7 +91,10 @@ fn otlp_logs_decode_with_the_official_protobuf_definitions() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(!requests.is_empty(), "the receiver got no request");
-    assert!(requests.iter().all(|r| r.get("error").is_none()), "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.get("error").is_none()),
+        "{requests:#?}"
+    );
     assert_eq!(requests[0]["path"], "/v1/logs");
     assert_eq!(requests[0]["content_type"], "application/x-protobuf");
     let resource_logs = &requests[0]["request"]["resourceLogs"][0];
@@ -97,7 +102,12 @@ fn otlp_logs_decode_with_the_official_protobuf_definitions() {
     assert_eq!(resource["service.name"], "checkout");
     let logs: Vec<&Value> = requests
         .iter()
-        .flat_map(|r| r["request"]["resourceLogs"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| {
+            r["request"]["resourceLogs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .flat_map(|rl| rl["scopeLogs"].as_array().cloned().unwrap_or_default())
         .flat_map(|sl| sl["logRecords"].as_array().cloned().unwrap_or_default())
         .collect::<Vec<Value>>()
@@ -118,7 +128,10 @@ fn otlp_logs_decode_with_the_official_protobuf_definitions() {
     let trace = attrs["exception.stacktrace"].as_str().unwrap();
     assert!(trace.starts_with("goroutine 1 [running]:\n"), "{trace}");
     assert!(trace.contains("main.field("), "{trace}");
-    assert!(trace.contains("\n\t") && trace.contains("main.go:"), "{trace}");
+    assert!(
+        trace.contains("\n\t") && trace.contains("main.go:"),
+        "{trace}"
+    );
     assert_eq!(
         log["timeUnixNano"].as_str().unwrap().len(),
         19,

@@ -178,10 +178,16 @@ fn ensure_otlp_receiver() -> Result<()> {
     if ok {
         return Ok(());
     }
-    step(&format!("installing {OTLP_PROTO} (PyPI) for the OTLP test receiver"));
+    step(&format!(
+        "installing {OTLP_PROTO} (PyPI) for the OTLP test receiver"
+    ));
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "--disable-pip-version-check", OTLP_PROTO]))
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        OTLP_PROTO,
+    ]))
     .context("installing opentelemetry-proto")
 }
 

@@ -92,21 +92,6 @@ impl Exporters {
         }
     }
 
-    /// Exported so far per sink, for `-v`: (name, sent, dropped).
-    pub fn totals(&self) -> Vec<(String, u64, u64)> {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.sinks
-            .iter()
-            .map(|(s, _)| {
-                (
-                    s.name.clone(),
-                    s.stats.sent.load(Relaxed),
-                    s.stats.dropped.load(Relaxed),
-                )
-            })
-            .collect()
-    }
-
     /// Per-sink counters for the metrics endpoint.
     pub fn sink_stats(&self) -> Vec<(String, Arc<sinks::SinkStats>)> {
         self.sinks

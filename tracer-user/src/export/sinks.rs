@@ -239,8 +239,8 @@ pub fn spawn_otlp(
                         }
                         // Rejected for good (4xx other than 429): retrying
                         // the same bytes cannot help.
-                        Err(PostError::Rejected(_)) => break,
-                        Err(PostError::Retry(_)) => tokio::time::sleep(backoff(attempt)).await,
+                        Err(PostError::Rejected) => break,
+                        Err(PostError::Retry) => tokio::time::sleep(backoff(attempt)).await,
                     }
                 }
                 let counter = if sent {
@@ -280,9 +280,10 @@ pub struct HttpUrl {
     pub path: String,
 }
 
+/// Why a POST failed: worth another try (network, 5xx, 429) or not.
 enum PostError {
-    Retry(anyhow::Error),
-    Rejected(#[allow(dead_code)] u16),
+    Retry,
+    Rejected,
 }
 
 impl HttpUrl {
@@ -314,11 +315,11 @@ impl HttpUrl {
 
     /// One HTTP/1.1 POST on a fresh connection; 2xx is success.
     async fn post_protobuf(&self, body: &[u8]) -> Result<(), PostError> {
-        let io = |e: std::io::Error| PostError::Retry(e.into());
+        let io = |_: std::io::Error| PostError::Retry;
         let connect = TcpStream::connect((self.host.as_str(), self.port));
         let mut stream = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
-            .map_err(|e| PostError::Retry(e.into()))?
+            .map_err(|_| PostError::Retry)?
             .map_err(io)?;
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: crashtrace/{}\r\n\r\n",
@@ -347,17 +348,17 @@ impl HttpUrl {
         match read {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(io(e)),
-            Err(e) => return Err(PostError::Retry(e.into())),
+            Err(_) => return Err(PostError::Retry),
         }
         let status: u16 = std::str::from_utf8(&reply)
             .ok()
             .and_then(|s| s.split_whitespace().nth(1))
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| PostError::Retry(anyhow::anyhow!("no HTTP status from collector")))?;
+            .ok_or(PostError::Retry)?;
         match status {
             200..=299 => Ok(()),
-            429 | 500..=599 => Err(PostError::Retry(anyhow::anyhow!("HTTP {status}"))),
-            _ => Err(PostError::Rejected(status)),
+            429 | 500..=599 => Err(PostError::Retry),
+            _ => Err(PostError::Rejected),
         }
     }
 }

@@ -56,6 +56,16 @@ impl Output {
         })
     }
 
+    /// Writes nothing (the daemon with its own outputs configured).
+    pub fn discard() -> Self {
+        Self {
+            format: Format::Ndjson,
+            sink: Box::new(io::sink()),
+            color: false,
+            line: Vec::new(),
+        }
+    }
+
     pub fn emit(&mut self, record: &Record) -> Result<()> {
         match self.format {
             Format::Ndjson => {

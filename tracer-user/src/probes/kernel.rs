@@ -182,6 +182,40 @@ impl KernelProbes {
         Ok(key)
     }
 
+    /// Processes exec'ing a program with this comm (15 bytes at most) are
+    /// traced from their exec on; an empty list watches none.
+    pub fn watch_comms(&mut self, comms: &[String]) -> Result<()> {
+        let mut map: HashMap<&mut MapData, [u8; tracer_common::COMM_LEN], u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut("WATCHED_COMMS")
+                .context("map WATCHED_COMMS missing")?,
+        )?;
+        let old: Vec<[u8; tracer_common::COMM_LEN]> = map.keys().filter_map(|k| k.ok()).collect();
+        for k in old {
+            let _ = map.remove(&k);
+        }
+        for c in comms {
+            let mut key = [0u8; tracer_common::COMM_LEN];
+            let bytes = c.as_bytes();
+            let n = bytes.len().min(tracer_common::COMM_LEN - 1);
+            key[..n].copy_from_slice(&bytes[..n]);
+            map.insert(&key, &1, 0)
+                .with_context(|| format!("watching comm {c:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// Ask for an exec record of every exec on the host (or stop).
+    pub fn send_all_execs(&mut self, on: bool) -> Result<()> {
+        let mut map: Array<&mut MapData, u32> = Array::try_from(
+            self.ebpf
+                .map_mut("EXEC_ALL")
+                .context("map EXEC_ALL missing")?,
+        )?;
+        map.set(0, &u32::from(on), 0)
+            .context("setting the exec-all flag")
+    }
+
     pub fn unwatch_file(&mut self, key: WatchedFile) {
         let _ = self.watched.remove(&key);
     }

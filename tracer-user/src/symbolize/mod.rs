@@ -37,6 +37,11 @@ pub struct Frame {
     /// jump.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tail_call: bool,
+    /// Extension: where `pc` is in `module`'s file (hex), so a frame can be
+    /// symbolized later, elsewhere (`crashtrace report`), without knowing
+    /// where the module was loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_offset: Option<String>,
 }
 
 /// Where a frame's address came from: the faulting instruction itself, or a

@@ -16,6 +16,8 @@ struct Mapping {
 pub struct ProcessImage {
     /// readlink /proc/PID/exe, without " (deleted)".
     pub exe: Option<String>,
+    /// Its cgroup, container and namespace pid (read with the maps).
+    pub container: Option<std::sync::Arc<crate::record::Container>>,
     mappings: Vec<Mapping>,
 }
 
@@ -56,7 +58,12 @@ impl ProcessImage {
                 Mapping { entry, module }
             })
             .collect();
-        Ok(Self { exe, mappings })
+        let container = crate::record::Container::of_process(pid).map(std::sync::Arc::new);
+        Ok(Self {
+            exe,
+            container,
+            mappings,
+        })
     }
 
     /// The image of a process that exec'd `path` and is gone before its
@@ -84,6 +91,7 @@ impl ProcessImage {
             .with_context(|| format!("{display} has no executable segment"))?;
         Ok(Self {
             exe: Some(display.to_owned()),
+            container: None,
             mappings: vec![Mapping {
                 entry: MapEntry {
                     start,
@@ -202,6 +210,7 @@ impl ProcessImage {
     pub fn for_child(&self) -> Self {
         Self {
             exe: self.exe.clone(),
+            container: self.container.clone(),
             mappings: self
                 .mappings
                 .iter()
@@ -342,16 +351,21 @@ impl ProcessImage {
             .file_path()
             .map(|p| p.to_string_lossy().into_owned())
             .or_else(|| mapping.entry.pathname.clone());
+        let file_offset = pc - mapping.entry.start + mapping.entry.offset;
         let Some(module) = &mapping.module else {
-            out.push(unknown(hex, module_name));
+            let mut f = unknown(hex, module_name);
+            f.file_offset = mapping.entry.is_file().then(|| format!("{file_offset:#x}"));
+            out.push(f);
             return;
         };
         let locations = module
-            .file_offset_to_vaddr(pc - mapping.entry.start + mapping.entry.offset)
+            .file_offset_to_vaddr(file_offset)
             .map(|vaddr| module.lookup(vaddr, kind))
             .unwrap_or_default();
         if locations.is_empty() {
-            out.push(unknown(hex, module_name));
+            let mut f = unknown(hex, module_name);
+            f.file_offset = Some(format!("{file_offset:#x}"));
+            out.push(f);
             return;
         }
         // A restored tail-call frame is one frame, named as gdb names it: by
@@ -369,6 +383,7 @@ impl ProcessImage {
             inlined: i != last,
             module: module_name.clone(),
             tail_call: kind == PcKind::TailCall,
+            file_offset: Some(format!("{file_offset:#x}")),
         }));
     }
 }
@@ -382,5 +397,6 @@ fn unknown(pc: String, module: Option<String>) -> Frame {
         inlined: false,
         module,
         tail_call: false,
+        file_offset: None,
     }
 }

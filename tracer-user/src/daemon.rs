@@ -1,0 +1,513 @@
+//! `crashtrace daemon --config FILE`: the long-running agent. Selects
+//! processes by executable (paths and globs), comm, or "every Go program",
+//! traces them from their exec on, and exports to files, syslog, OTLP and a
+//! metrics endpoint. SIGHUP re-reads the config (a bad one is reported and
+//! the old one kept) and reopens output files after logrotate; SIGTERM or
+//! Ctrl-C flushes and exits 0.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    Failure,
+    cli::{Common, DaemonArgs},
+    export::{self, Exporters, file::FileSink, sinks},
+    output::Format,
+    session::{ExecSelect, Session},
+};
+
+/// Where a packaged install keeps the config.
+pub const DEFAULT_CONFIG: &str = "/etc/crashtrace/crashtrace.toml";
+/// How often exe globs are expanded again (new deploys, replaced files).
+const RESCAN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub select: Select,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub service: Service,
+    #[serde(default)]
+    pub output: Vec<Output>,
+    pub metrics: Option<Metrics>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Select {
+    /// Executables: absolute paths or globs (`/srv/*/bin/server`).
+    #[serde(default)]
+    pub exe: Vec<String>,
+    /// Process names (the kernel's comm, 15 bytes) chosen at exec.
+    #[serde(default)]
+    pub comm: Vec<String>,
+    /// Every Go program exec'd.
+    #[serde(default)]
+    pub go: bool,
+    /// Every program exec'd (noisy: for a dedicated host).
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Executables watched at once.
+    #[serde(default = "default_max_watched")]
+    pub max_watched_files: usize,
+    /// Records per second per process written and exported (incidents,
+    /// exits and attaches always are); the rest are reported as lost.
+    #[serde(default = "default_rate")]
+    pub max_records_per_sec: u32,
+}
+
+fn default_max_watched() -> usize {
+    256
+}
+fn default_rate() -> u32 {
+    200
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_watched_files: default_max_watched(),
+            max_records_per_sec: default_rate(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// OTLP `service.name` (else OTEL_SERVICE_NAME, else "crashtrace").
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Output {
+    File {
+        path: PathBuf,
+        #[serde(default = "ndjson")]
+        format: String,
+        /// Rotate past this size (0: never; logrotate + SIGHUP works too).
+        #[serde(default)]
+        max_size_mb: u64,
+        #[serde(default = "default_keep")]
+        keep: u32,
+    },
+    Syslog {
+        /// unix:///dev/log, udp://host:514, tcp://host:601
+        #[serde(default = "dev_log")]
+        address: String,
+        #[serde(default = "daemon_facility")]
+        facility: String,
+        /// Record types sent (default: incidents and lost-event reports).
+        records: Option<Vec<String>>,
+    },
+    Otlp {
+        /// http://host:4318/v1/logs
+        endpoint: String,
+        records: Option<Vec<String>>,
+    },
+}
+
+fn ndjson() -> String {
+    "ndjson".into()
+}
+fn default_keep() -> u32 {
+    5
+}
+fn dev_log() -> String {
+    "unix:///dev/log".into()
+}
+fn daemon_facility() -> String {
+    "daemon".into()
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// host:port for the Prometheus `/metrics` endpoint.
+    pub listen: String,
+}
+
+/// Incidents and lost-event reports: what a log pipeline wants by default.
+const DEFAULT_EXPORTED: [&str; 2] = ["incident", "lost"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        let s = &self.select;
+        if s.exe.is_empty() && s.comm.is_empty() && !s.go && !s.all {
+            bail!("[select] chooses no process: set exe, comm, go or all");
+        }
+        for e in &s.exe {
+            if !e.starts_with('/') {
+                bail!("[select] exe {e:?}: use an absolute path or glob");
+            }
+            glob::Pattern::new(e).with_context(|| format!("[select] exe {e:?}"))?;
+        }
+        for o in &self.output {
+            match o {
+                Output::File { format, .. } => {
+                    parse_format(format)?;
+                }
+                Output::Syslog {
+                    address, facility, ..
+                } => {
+                    address.parse::<sinks::SyslogAddress>()?;
+                    facility_code(facility)?;
+                }
+                Output::Otlp { endpoint, .. } => {
+                    sinks::HttpUrl::parse(endpoint)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The executables the exe selectors name now.
+    fn executables(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for pattern in &self.select.exe {
+            match glob::glob(pattern) {
+                Ok(paths) => out.extend(paths.filter_map(|p| p.ok()).filter(|p| p.is_file())),
+                Err(_) => continue,
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    async fn exporters(&self, common: &Common) -> Result<Exporters> {
+        let mut ex = Exporters::default();
+        let service = export::service_name(self.service.name.as_deref());
+        let host = export::hostname();
+        for o in &self.output {
+            match o {
+                Output::File {
+                    path,
+                    format,
+                    max_size_mb,
+                    keep,
+                } => ex.add_file(FileSink::open(
+                    path.clone(),
+                    parse_format(format)?,
+                    max_size_mb.saturating_mul(1 << 20),
+                    *keep,
+                )?),
+                Output::Syslog {
+                    address,
+                    facility,
+                    records,
+                } => ex.add_sink(sinks::spawn_syslog(
+                    address.parse()?,
+                    export::syslog::Syslog {
+                        facility: facility_code(facility)?,
+                        app_name: "crashtrace".into(),
+                        hostname: host.clone(),
+                    },
+                    types(records),
+                )),
+                Output::Otlp { endpoint, records } => ex.add_sink(sinks::spawn_otlp(
+                    endpoint,
+                    export::otlp::Resource {
+                        service_name: service.clone(),
+                        host_name: Some(host.clone()),
+                        extra: Vec::new(),
+                    },
+                    types(records),
+                )?),
+            }
+        }
+        if let Some(url) = &common.otlp {
+            ex.add_sink(sinks::spawn_otlp(
+                url,
+                export::otlp::Resource {
+                    service_name: service.clone(),
+                    host_name: Some(host.clone()),
+                    extra: Vec::new(),
+                },
+                types(&None),
+            )?);
+        }
+        Ok(ex)
+    }
+}
+
+fn types(records: &Option<Vec<String>>) -> Vec<String> {
+    records
+        .clone()
+        .unwrap_or_else(|| DEFAULT_EXPORTED.map(str::to_owned).to_vec())
+}
+
+fn parse_format(f: &str) -> Result<Format> {
+    match f {
+        "ndjson" => Ok(Format::Ndjson),
+        "human" => Ok(Format::Human),
+        _ => bail!("output format {f:?}: expected \"ndjson\" or \"human\""),
+    }
+}
+
+/// RFC 5424 facility names.
+fn facility_code(name: &str) -> Result<u8> {
+    Ok(match name {
+        "kern" => 0,
+        "user" => 1,
+        "daemon" => 3,
+        "auth" => 4,
+        "syslog" => 5,
+        "local0" => 16,
+        "local1" => 17,
+        "local2" => 18,
+        "local3" => 19,
+        "local4" => 20,
+        "local5" => 21,
+        "local6" => 22,
+        "local7" => 23,
+        _ => bail!("syslog facility {name:?}: expected user, daemon, local0…local7, …"),
+    })
+}
+
+/// Applies a config's selectors and limits to the session: watches the
+/// executables named now (and attaches to their running processes),
+/// forgets files no longer named, sets the exec-time selectors.
+fn apply(session: &mut Session, config: &Config, quiet: bool) -> Result<()> {
+    session.max_watched_files = config.limits.max_watched_files;
+    session.max_records_per_sec =
+        (config.limits.max_records_per_sec > 0).then_some(config.limits.max_records_per_sec);
+    let wanted = config.executables();
+    let wanted_keys: HashSet<_> = wanted
+        .iter()
+        .filter_map(|p| crate::probes::kernel::file_key(p).ok())
+        .collect();
+    // Files picked by comm/Go selectors are kept while those selectors are.
+    let keep_others = !config.select.comm.is_empty() || config.select.go || config.select.all;
+    for (key, _) in session.watched() {
+        if !wanted_keys.contains(&key) && !keep_others {
+            session.unwatch(key);
+        }
+    }
+    for exe in wanted {
+        match session.watch(&exe) {
+            Ok(running) => {
+                for pid in running {
+                    let _ = session.attach_as(pid, "attach", true, true);
+                }
+            }
+            Err(err) if !quiet => crate::output::warn(&format!("{}: {err:#}", exe.display())),
+            Err(_) => {}
+        }
+    }
+    let s = &config.select;
+    // Comm is matched by the kernel at exec (nothing runs untraced); Go
+    // programs and "all" are recognised by userspace from the exec record.
+    session.probes.watch_comms(&s.comm)?;
+    let select_at_exec = s.go || s.all;
+    session.exec_select = select_at_exec.then(|| ExecSelect {
+        go: s.go,
+        all: s.all,
+        decided: Default::default(),
+    });
+    session.probes.send_all_execs(select_at_exec)?;
+    Ok(())
+}
+
+pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut config = Config::load(&path).map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    let (mut session, mut ring) = crate::commands::open_session(common)?;
+    // Its outputs are the configured ones; stdout (the journal under
+    // systemd) only when none is, or with -o.
+    if !config.output.is_empty() && common.output.is_none() {
+        session.set_output(crate::output::Output::discard());
+    }
+    session.exporters = config
+        .exporters(common)
+        .await
+        .map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    let mut metrics_task = start_metrics(&config, &mut session)
+        .await
+        .map_err(Failure::Other)?;
+    apply(&mut session, &config, common.quiet).map_err(Failure::Other)?;
+    if !common.quiet {
+        crate::output::warn(&format!(
+            "daemon: config {}, {} executables watched",
+            path.display(),
+            session.watched().len()
+        ));
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Failure::Other(e.into()))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Failure::Other(e.into()))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| Failure::Other(e.into()))?;
+    let mut tick = tokio::time::interval(crate::commands::TICK);
+    let mut rescan = tokio::time::interval(RESCAN);
+    loop {
+        tokio::select! {
+            biased;
+            guard = ring.readable_mut() => {
+                let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
+                crate::commands::drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
+                guard.clear_ready();
+            }
+            _ = tick.tick() => session.poll_lost().map_err(Failure::Other)?,
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => {
+                // Records keep queueing in the ring buffer meanwhile.
+                crate::commands::drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
+                if let Err(err) = session.exporters.reopen() {
+                    crate::output::warn(&format!("reopening outputs: {err:#}"));
+                }
+                match Config::load(&path) {
+                    Ok(new) if new == config => {}
+                    Ok(new) => {
+                        if new.output != config.output || new.service != config.service {
+                            match new.exporters(common).await {
+                                Ok(ex) => {
+                                    let old = std::mem::replace(&mut session.exporters, ex);
+                                    old.close(Duration::from_secs(2)).await;
+                                }
+                                Err(err) => crate::output::warn(&format!("outputs kept: {err:#}")),
+                            }
+                        }
+                        config = new;
+                        if let Some(task) = metrics_task.take() {
+                            task.abort();
+                        }
+                        metrics_task = start_metrics(&config, &mut session).await.unwrap_or_else(|err| {
+                            crate::output::warn(&format!("{err:#}"));
+                            None
+                        });
+                        if let Err(err) = apply(&mut session, &config, common.quiet) {
+                            crate::output::warn(&format!("applying {}: {err:#}", path.display()));
+                        }
+                        if !common.quiet {
+                            crate::output::warn(&format!("daemon: reloaded {}", path.display()));
+                        }
+                    }
+                    Err(err) => crate::output::warn(&format!("config not reloaded, the old one stays: {err:#}")),
+                }
+            }
+            _ = rescan.tick() => {
+                if let Err(err) = apply(&mut session, &config, true) {
+                    crate::output::warn(&format!("{err:#}"));
+                }
+            }
+            _ = std::future::ready(()), if session.has_idle_work() => session.idle_step(),
+        }
+    }
+    crate::commands::drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
+    session.finish().map_err(Failure::Other)?;
+    std::mem::take(&mut session.exporters)
+        .close(Duration::from_secs(3))
+        .await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
+    if !common.quiet {
+        eprintln!("{}", session.summary());
+    }
+    Ok(0)
+}
+
+async fn start_metrics(
+    config: &Config,
+    session: &mut Session,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(m) = &config.metrics else {
+        session.exporters.metrics = None;
+        return Ok(None);
+    };
+    let metrics = Arc::new(export::metrics::Metrics::default());
+    metrics.set_sinks(session.exporters.sink_stats());
+    session.exporters.metrics = Some(Arc::clone(&metrics));
+    Ok(Some(export::metrics::serve(&m.listen, metrics).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses_and_bad_ones_say_why() {
+        let text = r#"
+            [select]
+            exe = ["/usr/local/bin/app", "/srv/*/bin/server"]
+            comm = ["nginx"]
+            go = true
+
+            [limits]
+            max_watched_files = 10
+            max_records_per_sec = 50
+
+            [service]
+            name = "payments"
+
+            [[output]]
+            type = "file"
+            path = "/var/log/crashtrace/events.ndjson"
+            max_size_mb = 100
+
+            [[output]]
+            type = "syslog"
+            address = "udp://127.0.0.1:514"
+            facility = "local3"
+
+            [[output]]
+            type = "otlp"
+            endpoint = "http://127.0.0.1:4318/v1/logs"
+            records = ["incident"]
+
+            [metrics]
+            listen = "127.0.0.1:9464"
+        "#;
+        let c: Config = toml::from_str(text).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.select.exe.len(), 2);
+        assert_eq!(c.limits.max_records_per_sec, 50);
+        assert_eq!(c.output.len(), 3);
+        assert!(matches!(&c.output[0], Output::File { format, keep: 5, .. } if format == "ndjson"));
+
+        let none: Config = toml::from_str("[select]\n").unwrap();
+        assert!(format!("{:#}", none.check().unwrap_err()).contains("chooses no process"));
+        let typo = toml::from_str::<Config>("[select]\nexes = [\"/x\"]\n");
+        assert!(
+            typo.is_err(),
+            "unknown keys are errors, not silently ignored"
+        );
+        let relative: Config = toml::from_str("[select]\nexe = [\"app\"]\n").unwrap();
+        assert!(relative.check().is_err());
+        let bad_out: Config = toml::from_str(
+            "[select]\nall = true\n[[output]]\ntype = \"syslog\"\naddress = \"localhost:514\"\n",
+        )
+        .unwrap();
+        assert!(bad_out.check().is_err());
+    }
+}
