@@ -301,9 +301,12 @@ pub struct ExecRecord {
     pub end_code: u64,
     /// The exec'd file as (device, inode), the kernel's encoding.
     pub file: WatchedFile,
+    /// Its pid in its own (innermost) pid namespace.
+    pub ns_pid: u32,
     /// Bytes of `filename` filled.
     pub filename_len: u32,
-    pub _pad: u32,
+    /// Its cgroup v2 id (the inode number of its cgroup directory).
+    pub cgroup_id: u64,
     pub filename: [u8; EXEC_FILENAME_BYTES],
 }
 
@@ -337,6 +340,12 @@ pub struct KernelOffsets {
     pub mm_end_code: u32,
     /// `linux_binprm::filename`: the path exec'd, in the process's view.
     pub binprm_filename: u32,
+    /// `task_struct::thread_pid`, `pid::level`, `pid::numbers` and the size
+    /// of a `upid`: the pid a process has in its own pid namespace.
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
 }
 
 /// Which Go runtime function a uprobe sits on (low 32 bits of its cookie;

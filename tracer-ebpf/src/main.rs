@@ -57,6 +57,10 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     mm_start_code: 0,
     mm_end_code: 0,
     binprm_filename: 0,
+    task_thread_pid: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
 };
 
 /// Files whose processes are traced from their exec on (value: follow
@@ -587,6 +591,17 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// The task's pid in its innermost pid namespace: `thread_pid->numbers[level].nr`.
+#[inline(always)]
+fn ns_pid(task: u64, off: &KernelOffsets) -> Option<u32> {
+    let pid: u64 = read_kernel(task, off.task_thread_pid)?;
+    let level: u32 = read_kernel(pid, off.pid_level)?;
+    // Nesting is bounded by the kernel (MAX_PID_NS_LEVEL = 32).
+    let level = level & 31;
+    let at = off.pid_numbers + level * off.upid_size;
+    read_kernel::<i32>(pid, at).map(|nr| nr as u32)
+}
+
 /// (device, inode) of the file an exec runs.
 #[inline(always)]
 fn exec_file(bprm: u64) -> Option<WatchedFile> {
@@ -653,7 +668,9 @@ fn try_sched_process_exec(ctx: &BtfTracePointContext) {
         addr_of_mut!((*rec).start_code).write(read_kernel(mm, off.mm_start_code).unwrap_or(0));
         addr_of_mut!((*rec).end_code).write(read_kernel(mm, off.mm_end_code).unwrap_or(0));
         addr_of_mut!((*rec).file).write(file.unwrap_or([0, 0]));
-        addr_of_mut!((*rec)._pad).write(0);
+        addr_of_mut!((*rec).ns_pid).write(ns_pid(task, &off).unwrap_or(0));
+        addr_of_mut!((*rec).cgroup_id)
+            .write(aya_ebpf::helpers::generated::bpf_get_current_cgroup_id());
         let dst = addr_of_mut!((*rec).filename) as *mut u8;
         let n = aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
             dst as *mut _,

@@ -71,6 +71,59 @@ impl Container {
     }
 }
 
+/// Cgroup v2 ids (what the kernel reports for a task: the inode number of
+/// its cgroup's directory) → paths, by walking /sys/fs/cgroup; walked again
+/// on a miss, at most once a second.
+#[derive(Default)]
+pub struct CgroupPaths {
+    paths: std::collections::HashMap<u64, String>,
+    walked: Option<std::time::Instant>,
+}
+
+impl CgroupPaths {
+    const ROOT: &'static str = "/sys/fs/cgroup";
+
+    pub fn path_of(&mut self, id: u64) -> Option<String> {
+        if id == 0 {
+            return None;
+        }
+        if let Some(p) = self.paths.get(&id) {
+            return Some(p.clone());
+        }
+        if self
+            .walked
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.walked = Some(std::time::Instant::now());
+        self.paths.clear();
+        let mut stack = vec![std::path::PathBuf::from(Self::ROOT)];
+        while let Some(dir) = stack.pop() {
+            use std::os::unix::fs::MetadataExt as _;
+            if let Ok(meta) = std::fs::metadata(&dir) {
+                let rel = dir
+                    .strip_prefix(Self::ROOT)
+                    .map(|r| format!("/{}", r.display()))
+                    .unwrap_or_else(|_| "/".into());
+                self.paths.insert(meta.ino(), rel);
+            }
+            if self.paths.len() > 100_000 {
+                break;
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                stack.extend(
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        self.paths.get(&id).cloned()
+    }
+}
+
 /// The container id in a cgroup path: the last 64-hex-digit run (docker-
 /// <id>.scope, cri-containerd-<id>.scope, libpod-<id>.scope, …/<id>).
 pub fn container_id(cgroup: &str) -> Option<String> {

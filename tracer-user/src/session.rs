@@ -111,6 +111,8 @@ pub struct Session {
     pub max_watched_files: usize,
     /// Log pipelines and metrics (none for a plain `run`/`attach`).
     pub exporters: crate::export::Exporters,
+    /// Cgroup v2 ids → paths.
+    cgroups: crate::record::CgroupPaths,
     /// Processes to look at again after their exec (pid, when).
     relooks: Vec<(u32, std::time::Instant)>,
     /// Files watched (`attach --exe`, the daemon), as the kernel keys them.
@@ -145,6 +147,7 @@ impl Session {
             watched_files: HashSet::new(),
             watched_paths: HashMap::new(),
             relooks: Vec::new(),
+            cgroups: Default::default(),
             exporters: crate::export::Exporters::default(),
             exec_select: None,
             max_records_per_sec: None,
@@ -841,7 +844,8 @@ impl Session {
             // Gone already (it crashed at once, say): the program's code
             // from the file it exec'd, placed where the kernel said.
             Err(_) => {
-                if let Some(image) = self.image_from_exec(r) {
+                if let Some(mut image) = self.image_from_exec(r) {
+                    image.container = self.container_from_exec(r);
                     self.images.insert(pid, image);
                     return self.emit_attach(pid, Some(r.header.tid), "exec");
                 }
@@ -899,6 +903,21 @@ impl Session {
         Ok(())
     }
 
+    /// Cgroup, container id and namespace pid from an exec record (the
+    /// process may be gone from /proc already).
+    fn container_from_exec(
+        &mut self,
+        r: &ExecRecord,
+    ) -> Option<std::sync::Arc<crate::record::Container>> {
+        let cgroup = self.cgroups.path_of(r.cgroup_id);
+        let c = crate::record::Container {
+            container_id: cgroup.as_deref().and_then(crate::record::container_id),
+            cgroup,
+            ns_pid: (r.ns_pid != 0 && r.ns_pid != r.header.pid).then_some(r.ns_pid),
+        };
+        (c != crate::record::Container::default()).then(|| std::sync::Arc::new(c))
+    }
+
     /// A process's image from its exec record alone: the exec'd file
     /// (watched: its path is known; else the path it exec'd, on the host),
     /// if it is the same file (device and inode), at the kernel's address.
@@ -937,7 +956,12 @@ impl Session {
             if !self.images.contains_key(&pid) {
                 continue; // exited or dropped meanwhile
             }
-            if let Ok(image) = ProcessImage::snapshot(pid, &mut self.symbolizer) {
+            if let Ok(image) = ProcessImage::snapshot(pid, &mut self.symbolizer)
+                && self
+                    .images
+                    .get(&pid)
+                    .is_none_or(|old| image.mapping_count() >= old.mapping_count())
+            {
                 self.images.insert(pid, image);
                 self.attach_runtime(pid);
             }

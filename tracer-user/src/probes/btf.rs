@@ -18,6 +18,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let inode = named_struct(btf, "inode")?;
     let sb = named_struct(btf, "super_block")?;
     let mm = named_struct(btf, "mm_struct")?;
+    let pid = named_struct(btf, "pid")?;
+    let upid = named_struct(btf, "upid")?;
     Ok(KernelOffsets {
         task_pid: member_offset(btf, &task, "pid")?,
         task_tgid: member_offset(btf, &task, "tgid")?,
@@ -35,6 +37,10 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         mm_start_code: member_offset(btf, &mm, "start_code")?,
         mm_end_code: member_offset(btf, &mm, "end_code")?,
         binprm_filename: member_offset(btf, &binprm, "filename")?,
+        task_thread_pid: member_offset(btf, &task, "thread_pid")?,
+        pid_level: member_offset(btf, &pid, "level")?,
+        pid_numbers: member_offset(btf, &pid, "numbers")?,
+        upid_size: upid.size() as u32,
     })
 }
 

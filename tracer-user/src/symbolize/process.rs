@@ -57,7 +57,12 @@ impl ProcessImage {
                 };
                 Mapping { entry, module }
             })
-            .collect();
+            .collect::<Vec<Mapping>>();
+        // A dying process's maps read empty (its memory is gone already):
+        // no image is better than an empty one.
+        if mappings.is_empty() {
+            anyhow::bail!("pid {pid} has no executable mappings (exiting?)");
+        }
         let container = crate::record::Container::of_process(pid).map(std::sync::Arc::new);
         Ok(Self {
             exe,
@@ -105,6 +110,11 @@ impl ProcessImage {
                 module: Some(module),
             }],
         })
+    }
+
+    /// Executable mappings known.
+    pub fn mapping_count(&self) -> usize {
+        self.mappings.len()
     }
 
     /// Adds a library the process dlopen'ed, from its path and load bias

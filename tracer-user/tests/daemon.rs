@@ -1,0 +1,288 @@
+//! The daemon on a churning host: 200 short-lived crashing processes of 3
+//! programs (two picked by an exe glob, one by its comm), some in their own
+//! pid namespace, started over 20 s. Every incident arrives exactly once,
+//! with the right pid, in the NDJSON file (moved away halfway by a
+//! logrotate-style rename + SIGHUP), in a real rsyslogd's output, and in
+//! the metrics; `crashtrace report` renders the files; memory stays
+//! bounded.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::{Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// rsyslogd in the foreground, receiving RFC 5424 over TCP (octet
+/// counting) and writing each message in RFC 5424 form to `out`.
+fn start_rsyslog(dir: &Path, port: u16, out: &Path) -> KillOnDrop {
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{dir}")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}")
+action(type="omfile" file="{out}" template="RSYSLOG_SyslogProtocol23Format")
+"#,
+            dir = dir.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd (Debian package rsyslog, installed by xtask setup)");
+    // Listening once a connection succeeds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "rsyslogd did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    KillOnDrop(child)
+}
+
+#[test]
+fn daemon_follows_churn_and_exports_every_incident_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let built = build_c("crash_after");
+    std::fs::create_dir(dir.join("bin")).unwrap();
+    let programs = [
+        dir.join("bin/alpha"),
+        dir.join("bin/beta"),
+        dir.join("churny"),
+    ];
+    for p in &programs {
+        std::fs::copy(&built, p).unwrap();
+    }
+    let syslog_port = free_port();
+    let syslog_out = dir.join("syslog.out");
+    let _rsyslog = start_rsyslog(dir, syslog_port, &syslog_out);
+    let metrics_port = free_port();
+    let events = dir.join("events.ndjson");
+    let config = dir.join("crashtrace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[select]
+exe = ["{bin}/*"]
+comm = ["churny"]
+
+[limits]
+max_records_per_sec = 1000
+
+[[output]]
+type = "file"
+path = "{events}"
+
+[[output]]
+type = "syslog"
+address = "tcp://127.0.0.1:{syslog_port}"
+records = ["incident"]
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#,
+            bin = dir.join("bin").display(),
+            events = events.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = KillOnDrop(
+        Command::new(crashtrace_bin())
+            .arg("daemon")
+            .arg("--config")
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let daemon_pid = daemon.0.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(metrics_port, "/metrics").is_none() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    // 200 processes over 20 s; every 10th in its own pid namespace.
+    const N: usize = 200;
+    let mut children: Vec<(Child, bool)> = Vec::new();
+    let mut rss_early = 0;
+    for i in 0..N {
+        let program = &programs[i % 3];
+        let delay = ((i * 7) % 40).to_string();
+        let in_namespace = i % 10 == 9;
+        let child = if in_namespace {
+            Command::new("unshare")
+                .args(["--pid", "--fork", "--mount-proc"])
+                .arg(program)
+                .arg(&delay)
+                .stderr(Stdio::null())
+                .spawn()
+        } else {
+            Command::new(program)
+                .arg(&delay)
+                .stderr(Stdio::null())
+                .spawn()
+        }
+        .unwrap();
+        children.push((child, in_namespace));
+        if i == 20 {
+            rss_early = rss_kib(daemon_pid);
+        }
+        if i == N / 2 {
+            // logrotate: move the file away, then tell the daemon.
+            std::fs::rename(&events, dir.join("events.ndjson.1")).unwrap();
+            Command::new("kill")
+                .args(["-HUP", &daemon_pid.to_string()])
+                .status()
+                .unwrap();
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mut direct_pids = HashSet::new();
+    for (mut c, ns) in children {
+        if !ns {
+            direct_pids.insert(u64::from(c.id()));
+        }
+        let _ = c.wait();
+    }
+    thread::sleep(Duration::from_secs(1));
+    let rss_late = rss_kib(daemon_pid);
+    let metrics = http_get(metrics_port, "/metrics").unwrap();
+    Command::new("kill")
+        .args(["-TERM", &daemon_pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(daemon.0.wait().unwrap().code(), Some(0));
+    eprintln!("daemon RSS: {rss_early} KiB after 20 processes, {rss_late} KiB after {N}");
+
+    // The NDJSON files: each process's incident exactly once.
+    let mut records = read_records(&dir.join("events.ndjson.1"));
+    let second = read_records(&events);
+    assert!(
+        !second.is_empty(),
+        "records after the SIGHUP went to the new file"
+    );
+    records.extend(second);
+    let incidents = of_type(&records, "incident");
+    let mut per_pid: HashMap<u64, usize> = HashMap::new();
+    for inc in &incidents {
+        *per_pid.entry(inc["pid"].as_u64().unwrap()).or_default() += 1;
+        assert_eq!(inc["outcome"], "crashed");
+        assert_eq!(inc["frames"][0]["function"], "handle_job", "{inc:#}");
+    }
+    assert_eq!(incidents.len(), N, "lost or duplicated: {per_pid:?}");
+    assert!(per_pid.values().all(|&n| n == 1), "{per_pid:?}");
+    for pid in &direct_pids {
+        assert!(per_pid.contains_key(pid), "no incident for pid {pid}");
+    }
+    // The namespaced ones: the host pid, and the pid they had inside.
+    let namespaced: Vec<&&Value> = incidents.iter().filter(|i| i["ns_pid"] == 1).collect();
+    assert_eq!(namespaced.len(), N / 10, "ns_pid on namespaced processes");
+    assert!(namespaced.iter().all(|i| i["pid"] != 1));
+    assert!(
+        incidents.iter().all(|i| i["cgroup"].is_string()),
+        "cgroup on every record"
+    );
+    assert!(
+        of_type(&records, "lost").is_empty(),
+        "{:#?}",
+        of_type(&records, "lost")
+    );
+
+    // rsyslogd got one RFC 5424 message per incident, with our data.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let syslog = loop {
+        let text = std::fs::read_to_string(&syslog_out).unwrap_or_default();
+        if text.lines().count() >= N || Instant::now() > deadline {
+            break text;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = syslog
+        .lines()
+        .filter(|l| l.contains(" incident "))
+        .collect();
+    assert_eq!(lines.len(), N, "{syslog}");
+    let some_pid = incidents[0]["pid"].as_u64().unwrap();
+    assert!(
+        lines.iter().any(|l| l.starts_with("<26>1 ")
+            && l.contains(&format!("[crashtrace@32473 pid=\"{some_pid}\""))
+            && l.contains("outcome=\"crashed\"")
+            && l.contains("handle_job")),
+        "{}",
+        lines[0]
+    );
+
+    // The metrics saw them too.
+    assert!(
+        metrics.contains(&format!(
+            "crashtrace_incidents_total{{outcome=\"crashed\"}} {N}\n"
+        )),
+        "{metrics}"
+    );
+
+    // `report` renders both files as the human timeline.
+    let report = Command::new(crashtrace_bin())
+        .arg("report")
+        .arg(dir.join("events.ndjson.1"))
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(report.status.success());
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("CRASHED: ")).count(),
+        N
+    );
+    assert!(text.contains("in handle_job (crash_after.c:10)"), "{text}");
+
+    // Memory stays bounded: 180 more processes add little.
+    assert!(
+        rss_late < rss_early + 32 * 1024,
+        "RSS grew from {rss_early} KiB to {rss_late} KiB"
+    );
+}
