@@ -510,4 +510,22 @@ mod tests {
         .unwrap();
         assert!(bad_out.check().is_err());
     }
+
+    #[test]
+    fn the_packaged_example_config_is_valid() {
+        let text = include_str!("../../packaging/crashtrace.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        c.check().unwrap();
+        let k8s = include_str!("../../packaging/daemonset.yaml");
+        let embedded: String = k8s
+            .split("crashtrace.toml: |\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        let c: Config = toml::from_str(&embedded).unwrap();
+        c.check().unwrap();
+    }
 }

@@ -71,6 +71,23 @@ impl Container {
     }
 }
 
+#[cfg(test)]
+mod container_tests {
+    #[test]
+    fn container_ids_from_cgroup_paths() {
+        let id = "4f1c2a3b5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
+        for path in [
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{id}.scope"),
+            format!("/machine.slice/libpod-{id}.scope/container"),
+            format!("/kubepods/besteffort/pod0b7c/{id}"),
+        ] {
+            assert_eq!(super::container_id(&path).as_deref(), Some(id), "{path}");
+        }
+        assert_eq!(super::container_id("/user.slice/user-0.slice/session-3.scope"), None);
+    }
+}
+
 /// Cgroup v2 ids (what the kernel reports for a task: the inode number of
 /// its cgroup's directory) → paths, by walking /sys/fs/cgroup; walked again
 /// on a miss, at most once a second.
@@ -129,8 +146,7 @@ impl CgroupPaths {
 pub fn container_id(cgroup: &str) -> Option<String> {
     cgroup
         .split(|c: char| !c.is_ascii_hexdigit())
-        .filter(|run| run.len() == 64)
-        .next_back()
+        .rfind(|run| run.len() == 64)
         .map(str::to_owned)
 }
 

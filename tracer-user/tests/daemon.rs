@@ -286,3 +286,53 @@ listen = "127.0.0.1:{metrics_port}"
         "RSS grew from {rss_early} KiB to {rss_late} KiB"
     );
 }
+
+/// The systemd unit's capability set (not full root) is enough: tracing a
+/// crash works with exactly the capabilities packaging/crashtrace.service
+/// grants, read from the unit itself.
+#[test]
+fn the_units_capabilities_are_enough_without_full_root() {
+    let unit =
+        std::fs::read_to_string(workspace_root().join("packaging/crashtrace.service")).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    assert!(caps.contains(&"+bpf".to_owned()), "{caps:?}");
+    let bin = build_c("crash_after");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let output = Command::new("setpriv")
+        .arg(format!("--bounding-set=-all,{}", caps.join(",")))
+        .arg(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["run", "--"])
+        .arg(&bin)
+        .arg("0")
+        .output()
+        .unwrap();
+    assert_eq!(shell_status(&output), 139, "{output:?}");
+    let records = read_records(&out);
+    let inc = of_type(&records, "incident");
+    assert_eq!(inc.len(), 1, "{records:#?}");
+    assert_eq!(inc[0]["frames"][0]["function"], "handle_job");
+
+    // One capability fewer: the error names it, exit status 77.
+    let without_bpf: Vec<&str> = caps
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "+bpf")
+        .collect();
+    let output = Command::new("setpriv")
+        .arg(format!("--bounding-set=-all,{}", without_bpf.join(",")))
+        .arg(crashtrace_bin())
+        .args(["run", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(77));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("CAP_BPF"));
+}

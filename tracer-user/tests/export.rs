@@ -138,3 +138,79 @@ fn otlp_logs_decode_with_the_official_protobuf_definitions() {
         "nanoseconds since the epoch"
     );
 }
+
+/// `report` renders a recorded file as the human timeline, and names the
+/// frames the traced host could not: the program ran stripped (no symbols,
+/// no DWARF), and the analysis machine has the unstripped build at the
+/// frames' module path (same code, same file offsets).
+#[test]
+fn report_renders_ndjson_and_resymbolizes_from_the_build_at_hand() {
+    let built = build_c("crash_after");
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::copy(&built, &app).unwrap();
+    assert!(
+        Command::new("strip")
+            .arg("-s")
+            .arg(&app)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = dir.path().join("events.ndjson");
+    let output = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["run", "--"])
+        .arg(&app)
+        .arg("0")
+        .output()
+        .unwrap();
+    assert_eq!(shell_status(&output), 139);
+    let records = read_records(&out);
+    let sig = of_type(&records, "signal")[0].clone();
+    assert!(sig["frames"][0]["function"].is_null(), "stripped: {sig:#}");
+    assert!(sig["frames"][0]["file_offset"].is_string());
+
+    // Unnamed as recorded.
+    let plain = Command::new(crashtrace_bin())
+        .arg("report")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("CRASHED: SIGSEGV (SEGV_MAPERR) at 0x0"),
+        "{text}"
+    );
+    assert!(!text.contains("handle_job"), "{text}");
+
+    // The debug build at the module's path: named, with file and line.
+    std::fs::copy(&built, &app).unwrap();
+    let mut child = Command::new(crashtrace_bin())
+        .args(["report", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&std::fs::read(&out).unwrap()).unwrap();
+        stdin.write_all(b"not a record\n").unwrap();
+    }
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success());
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(text.contains(" handle_job ("), "{text}");
+    assert!(text.contains("crash_after.c:10)"), "{text}");
+    assert!(
+        text.contains(
+            "CRASHED: SIGSEGV (SEGV_MAPERR) at 0x0 in handle_job (crash_after.c:10) — pid"
+        ),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&done.stderr).contains("1 lines were not crashtrace records"));
+}

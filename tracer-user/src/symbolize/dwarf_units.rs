@@ -62,7 +62,7 @@ impl DwarfFile {
                 .and_then(|s| s.uncompressed_data().ok())
                 .unwrap_or(Cow::Borrowed(&[]));
             Ok::<_, gimli::Error>(match data {
-                Cow::Borrowed(b) if b.is_empty() => Section::Owned(Vec::new()),
+                Cow::Borrowed([]) => Section::Owned(Vec::new()),
                 Cow::Borrowed(b) => {
                     let start = b.as_ptr() as usize - base;
                     Section::Mapped(start..start + b.len())
