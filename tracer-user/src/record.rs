@@ -78,13 +78,18 @@ mod container_tests {
         let id = "4f1c2a3b5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
         for path in [
             format!("/system.slice/docker-{id}.scope"),
-            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{id}.scope"),
+            format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{id}.scope"
+            ),
             format!("/machine.slice/libpod-{id}.scope/container"),
             format!("/kubepods/besteffort/pod0b7c/{id}"),
         ] {
             assert_eq!(super::container_id(&path).as_deref(), Some(id), "{path}");
         }
-        assert_eq!(super::container_id("/user.slice/user-0.slice/session-3.scope"), None);
+        assert_eq!(
+            super::container_id("/user.slice/user-0.slice/session-3.scope"),
+            None
+        );
     }
 }
 
