@@ -151,9 +151,10 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
     // The kernel wrote the exit record before the parent could reap: drain it.
     drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
     session.finish().map_err(Failure::Other)?;
-    std::mem::take(&mut session.exporters)
-        .close(EXPORT_FLUSH)
-        .await;
+    session
+        .close_exporters(EXPORT_FLUSH)
+        .await
+        .map_err(Failure::Other)?;
     if common.verbose && !common.quiet {
         eprintln!("{}", session.summary());
     }
@@ -345,9 +346,10 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
     }
     drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
     session.finish().map_err(Failure::Other)?;
-    std::mem::take(&mut session.exporters)
-        .close(EXPORT_FLUSH)
-        .await;
+    session
+        .close_exporters(EXPORT_FLUSH)
+        .await
+        .map_err(Failure::Other)?;
     // Dropping the session detaches every program (links are fds).
     if !common.quiet || interrupted {
         eprintln!("{}", session.summary());

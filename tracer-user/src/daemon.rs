@@ -52,6 +52,14 @@ pub struct Select {
     /// Process names (the kernel's comm, 15 bytes) chosen at exec.
     #[serde(default)]
     pub comm: Vec<String>,
+    /// Cgroup v2 paths or globs (`/system.slice/app.service`,
+    /// `/kubepods.slice/*`): processes exec'd in such a cgroup or below it.
+    #[serde(default)]
+    pub cgroup: Vec<String>,
+    /// Container ids (or their prefixes, e.g. the 12 digits `docker ps`
+    /// shows): processes exec'd in those containers.
+    #[serde(default)]
+    pub container: Vec<String>,
     /// Every Go program exec'd.
     #[serde(default)]
     pub go: bool,
@@ -159,8 +167,25 @@ impl Config {
 
     fn check(&self) -> Result<()> {
         let s = &self.select;
-        if s.exe.is_empty() && s.comm.is_empty() && !s.go && !s.all {
-            bail!("[select] chooses no process: set exe, comm, go or all");
+        if s.exe.is_empty()
+            && s.comm.is_empty()
+            && s.cgroup.is_empty()
+            && s.container.is_empty()
+            && !s.go
+            && !s.all
+        {
+            bail!("[select] chooses no process: set exe, comm, cgroup, container, go or all");
+        }
+        for c in &s.cgroup {
+            if !c.starts_with('/') {
+                bail!("[select] cgroup {c:?}: a cgroup v2 path starts with /");
+            }
+            glob::Pattern::new(c).with_context(|| format!("[select] cgroup {c:?}"))?;
+        }
+        for c in &s.container {
+            if c.len() < 4 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("[select] container {c:?}: a container id (hex, at least 4 digits)");
+            }
         }
         for e in &s.exe {
             if !e.starts_with('/') {
@@ -303,8 +328,10 @@ fn apply(session: &mut Session, config: &Config, quiet: bool) -> Result<()> {
         .iter()
         .filter_map(|p| crate::probes::kernel::file_key(p).ok())
         .collect();
-    // Files picked by comm/Go selectors are kept while those selectors are.
-    let keep_others = !config.select.comm.is_empty() || config.select.go || config.select.all;
+    // Files picked at exec by other selectors are kept while those are.
+    let s = &config.select;
+    let keep_others =
+        !s.comm.is_empty() || !s.cgroup.is_empty() || !s.container.is_empty() || s.go || s.all;
     for (key, _) in session.watched() {
         if !wanted_keys.contains(&key) && !keep_others {
             session.unwatch(key);
@@ -321,12 +348,18 @@ fn apply(session: &mut Session, config: &Config, quiet: bool) -> Result<()> {
             Err(_) => {}
         }
     }
-    let s = &config.select;
     // Comm is matched by the kernel at exec (nothing runs untraced); Go
-    // programs and "all" are recognised by userspace from the exec record.
+    // programs, cgroups, containers and "all" are recognised by userspace
+    // from the exec record.
     session.probes.watch_comms(&s.comm)?;
-    let select_at_exec = s.go || s.all;
+    let select_at_exec = s.go || s.all || !s.cgroup.is_empty() || !s.container.is_empty();
     session.exec_select = select_at_exec.then(|| ExecSelect {
+        cgroups: s
+            .cgroup
+            .iter()
+            .filter_map(|c| glob::Pattern::new(c).ok())
+            .collect(),
+        containers: s.container.clone(),
         go: s.go,
         all: s.all,
         decided: Default::default(),
@@ -391,7 +424,7 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
                         if new.output != config.output || new.service != config.service {
                             match new.exporters(common).await {
                                 Ok(ex) => {
-                                    let old = std::mem::replace(&mut session.exporters, ex);
+                                    let mut old = std::mem::replace(&mut session.exporters, ex);
                                     old.close(Duration::from_secs(2)).await;
                                 }
                                 Err(err) => crate::output::warn(&format!("outputs kept: {err:#}")),
@@ -425,9 +458,10 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
     }
     crate::commands::drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
     session.finish().map_err(Failure::Other)?;
-    std::mem::take(&mut session.exporters)
-        .close(Duration::from_secs(3))
-        .await;
+    session
+        .close_exporters(Duration::from_secs(3))
+        .await
+        .map_err(Failure::Other)?;
     if let Some(task) = metrics_task {
         task.abort();
     }
@@ -461,6 +495,8 @@ mod tests {
             [select]
             exe = ["/usr/local/bin/app", "/srv/*/bin/server"]
             comm = ["nginx"]
+            cgroup = ["/system.slice/app.service", "/kubepods.slice/*"]
+            container = ["4f1c2a3b5d6e"]
             go = true
 
             [limits]

@@ -94,8 +94,8 @@ mod container_tests {
 }
 
 /// Cgroup v2 ids (what the kernel reports for a task: the inode number of
-/// its cgroup's directory) → paths, by walking /sys/fs/cgroup; walked again
-/// on a miss, at most once a second.
+/// its cgroup's directory) → paths, by walking the cgroup2 mount; walked again
+/// on a miss (a new cgroup), at most every 100 ms.
 #[derive(Default)]
 pub struct CgroupPaths {
     paths: std::collections::HashMap<u64, String>,
@@ -103,7 +103,16 @@ pub struct CgroupPaths {
 }
 
 impl CgroupPaths {
-    const ROOT: &'static str = "/sys/fs/cgroup";
+    /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified
+    /// on hosts in the hybrid v1/v2 layout.
+    fn root() -> Option<String> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+        mounts.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, dir, kind) = (f.next()?, f.next()?, f.next()?);
+            (kind == "cgroup2").then(|| dir.to_owned())
+        })
+    }
 
     pub fn path_of(&mut self, id: u64) -> Option<String> {
         if id == 0 {
@@ -114,18 +123,19 @@ impl CgroupPaths {
         }
         if self
             .walked
-            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100))
         {
             return None;
         }
         self.walked = Some(std::time::Instant::now());
         self.paths.clear();
-        let mut stack = vec![std::path::PathBuf::from(Self::ROOT)];
+        let root = Self::root()?;
+        let mut stack = vec![std::path::PathBuf::from(&root)];
         while let Some(dir) = stack.pop() {
             use std::os::unix::fs::MetadataExt as _;
             if let Ok(meta) = std::fs::metadata(&dir) {
                 let rel = dir
-                    .strip_prefix(Self::ROOT)
+                    .strip_prefix(&root)
                     .map(|r| format!("/{}", r.display()))
                     .unwrap_or_else(|_| "/".into());
                 self.paths.insert(meta.ino(), rel);

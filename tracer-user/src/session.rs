@@ -869,6 +869,25 @@ impl Session {
         let Some(select) = self.exec_select.as_mut() else {
             return Ok(());
         };
+        // Where it runs (per process, not per file: never remembered).
+        if !select.cgroups.is_empty() || !select.containers.is_empty() {
+            let cgroup = self.cgroups.path_of(r.cgroup_id);
+            if let Some(path) = cgroup.as_deref()
+                && select.matches_place(path)
+            {
+                // Not by file: this program elsewhere is someone else's.
+                if self.attach_as(pid, "exec", true, false).is_err() {
+                    self.probes.untrace(pid);
+                }
+                return Ok(());
+            }
+        }
+        let Some(select) = self.exec_select.as_mut() else {
+            return Ok(());
+        };
+        if !select.go && !select.all {
+            return Ok(());
+        }
         let chosen = match select.decided.get(&r.file) {
             Some(&d) => d,
             None => {
@@ -1359,7 +1378,8 @@ impl Session {
                 event,
             },
         };
-        self.out.emit(&record)
+        self.out.emit(&record)?;
+        self.exporters.export(&record)
     }
 
     fn emit(&mut self, mut record: Record) -> Result<()> {
@@ -1477,6 +1497,21 @@ impl Session {
     }
 
     /// For an error path: whatever was written, flush it.
+    /// Lets the exporters deliver what they hold (at most `limit`), then
+    /// reports what they could not, as `lost` records in the output.
+    pub async fn close_exporters(&mut self, limit: std::time::Duration) -> Result<()> {
+        let mut exporters = std::mem::take(&mut self.exporters);
+        exporters.close(limit).await;
+        for (sink, count) in exporters.new_drops() {
+            self.emit_lost(
+                count,
+                format!("not exported: {sink} (queue full or unreachable)"),
+                "export",
+            )?;
+        }
+        Ok(())
+    }
+
     pub fn finish(&mut self) -> Result<()> {
         self.flush_panics(|_, _| true)?;
         self.poll_lost().context("reading drop counters")
@@ -1486,10 +1521,33 @@ impl Session {
 /// The daemon's exec-time selectors.
 #[derive(Default)]
 pub struct ExecSelect {
+    /// Cgroup path patterns: a process in a matching cgroup or below it.
+    pub cgroups: Vec<glob::Pattern>,
+    /// Container id prefixes.
+    pub containers: Vec<String>,
     pub go: bool,
     pub all: bool,
     /// Files already judged (file-wide selectors only).
     pub decided: HashMap<tracer_common::WatchedFile, bool>,
+}
+
+impl ExecSelect {
+    /// A cgroup path selected by a pattern (it or an ancestor matches) or
+    /// holding a selected container.
+    pub fn matches_place(&self, cgroup: &str) -> bool {
+        let mut at = cgroup;
+        loop {
+            if self.cgroups.iter().any(|p| p.matches(at)) {
+                return true;
+            }
+            match at.rfind('/') {
+                Some(0) | None => break,
+                Some(i) => at = &at[..i],
+            }
+        }
+        crate::record::container_id(cgroup)
+            .is_some_and(|id| self.containers.iter().any(|c| id.starts_with(c.as_str())))
+    }
 }
 
 struct RateWindow {
@@ -1596,4 +1654,29 @@ fn demangle_type(mangled: &str) -> String {
     text.strip_prefix("typeinfo name for ")
         .map(str::to_owned)
         .unwrap_or_else(|| mangled.to_owned())
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::ExecSelect;
+
+    #[test]
+    fn cgroup_patterns_match_the_cgroup_or_an_ancestor_and_containers_by_prefix() {
+        let id = "4f1c2a3b5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
+        let s = ExecSelect {
+            cgroups: vec![
+                glob::Pattern::new("/system.slice/app.service").unwrap(),
+                glob::Pattern::new("/kubepods.slice/*/pod-web*").unwrap(),
+            ],
+            containers: vec!["4f1c2a3b5d6e".into()],
+            ..Default::default()
+        };
+        assert!(s.matches_place("/system.slice/app.service"));
+        assert!(s.matches_place("/system.slice/app.service/worker"));
+        assert!(!s.matches_place("/system.slice/app.service2"));
+        assert!(s.matches_place("/kubepods.slice/burstable/pod-web-7/ctr"));
+        assert!(!s.matches_place("/kubepods.slice/burstable/pod-db-1"));
+        assert!(s.matches_place(&format!("/system.slice/docker-{id}.scope")));
+        assert!(!s.matches_place("/user.slice/user-0.slice/session-1.scope"));
+    }
 }

@@ -336,3 +336,186 @@ fn the_units_capabilities_are_enough_without_full_root() {
     assert_eq!(output.status.code(), Some(77));
     assert!(String::from_utf8_lossy(&output.stderr).contains("CAP_BPF"));
 }
+
+fn start_daemon(config_text: &str, dir: &Path) -> (KillOnDrop, std::path::PathBuf) {
+    let events = dir.join("events.ndjson");
+    let config = dir.join("crashtrace.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{config_text}\n[[output]]\ntype = \"file\"\npath = \"{}\"\n",
+            events.display()
+        ),
+    )
+    .unwrap();
+    let daemon = KillOnDrop(
+        Command::new(crashtrace_bin())
+            .args(["-q", "daemon", "--config"])
+            .arg(&config)
+            .spawn()
+            .unwrap(),
+    );
+    // Ready once the file exists (opened after the config is applied).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !events.exists() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(300));
+    (daemon, events)
+}
+
+fn stop(mut daemon: KillOnDrop) {
+    Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(daemon.0.wait().unwrap().code(), Some(0));
+}
+
+/// `go = true`: a Go program the daemon never heard of is recognised at
+/// its exec, its probes placed, and its panic recorded as Go tells it.
+#[test]
+fn daemon_selects_every_go_program() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, events) = start_daemon("[select]\ngo = true\n", dir.path());
+    let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
+    let bin = build_go("crashy", version);
+    let mut child = KillOnDrop(
+        Command::new(&bin)
+            .arg("panic-on-input")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u64 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_records(&events)
+        .iter()
+        .any(|r| r["type"] == "attach" && r["pid"] == pid)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not attached: {:#?}",
+            read_records(&events)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    child.0.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let _ = child.0.wait();
+    thread::sleep(Duration::from_millis(500));
+    stop(daemon);
+    let records = read_records(&events);
+    let attach = records
+        .iter()
+        .find(|r| r["type"] == "attach" && r["pid"] == pid)
+        .unwrap();
+    assert_eq!(attach["runtime"], "go");
+    let inc = of_type(&records, "incident");
+    assert_eq!(inc.len(), 1, "{records:#?}");
+    assert_eq!(inc[0]["pid"], pid);
+    assert_eq!(inc[0]["cause"]["type"], "panic");
+    assert_eq!(inc[0]["cause"]["message"], "bad input: x");
+}
+
+/// `max_records_per_sec`: a process flooding signals gets that many
+/// records a second; the rest are counted in `lost` records, exactly.
+#[test]
+fn daemon_rate_limit_sheds_and_counts_exactly() {
+    const N: u64 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let storm = bin_dir.join("storm");
+    std::fs::copy(build_c("signal_storm"), &storm).unwrap();
+    let (daemon, events) = start_daemon(
+        &format!(
+            "[select]\nexe = [\"{}\"]\n[limits]\nmax_records_per_sec = 50\n",
+            storm.display()
+        ),
+        dir.path(),
+    );
+    let out = Command::new(&storm).arg(N.to_string()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("handled {N}")));
+    thread::sleep(Duration::from_millis(500));
+    stop(daemon);
+    let records = read_records(&events);
+    let kept = of_type(&records, "signal").len() as u64;
+    let shed: u64 = of_type(&records, "lost")
+        .iter()
+        .filter(|l| l["event"] == "rate_limit")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    let ring_lost: u64 = of_type(&records, "lost")
+        .iter()
+        .filter(|l| l["event"] != "rate_limit")
+        .map(|l| l["count"].as_u64().unwrap())
+        .sum();
+    assert!(kept >= 50 && kept <= 150, "kept {kept}");
+    assert_eq!(
+        kept + shed + ring_lost,
+        N,
+        "kept {kept} shed {shed} ring {ring_lost}"
+    );
+    assert!(shed > 0);
+}
+
+/// `cgroup = [...]`: processes started in a selected cgroup (or below it)
+/// are traced, others running the same program are not.
+#[test]
+fn daemon_selects_by_cgroup() {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| f[1].to_owned())
+        })
+        .expect("cgroup v2 mounted");
+    let name = format!("crashtrace-test-{}", std::process::id());
+    let cg = Path::new(&root).join(&name);
+    std::fs::create_dir(&cg).unwrap();
+    struct RemoveCgroup(std::path::PathBuf);
+    impl Drop for RemoveCgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _cleanup = RemoveCgroup(cg.clone());
+
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, events) =
+        start_daemon("[select]\ncgroup = [\"/crashtrace-test-*\"]\n", dir.path());
+    let bin = build_c("crash_after");
+    // One inside the cgroup, one outside, same program.
+    let inside = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec {} 100",
+            cg.display(),
+            bin.display()
+        ))
+        .spawn()
+        .unwrap();
+    let inside_pid = u64::from(inside.id());
+    let outside = Command::new(&bin).arg("100").spawn().unwrap();
+    let outside_pid = u64::from(outside.id());
+    for mut c in [inside, outside] {
+        let _ = c.wait();
+    }
+    thread::sleep(Duration::from_millis(500));
+    stop(daemon);
+    let records = read_records(&events);
+    let inc = of_type(&records, "incident");
+    assert_eq!(inc.len(), 1, "{records:#?}");
+    assert_eq!(inc[0]["pid"], inside_pid);
+    assert_eq!(inc[0]["cgroup"], format!("/{name}").as_str());
+    assert!(!records.iter().any(|r| r["pid"] == outside_pid));
+}

@@ -214,3 +214,43 @@ fn report_renders_ndjson_and_resymbolizes_from_the_build_at_hand() {
     );
     assert!(String::from_utf8_lossy(&done.stderr).contains("1 lines were not crashtrace records"));
 }
+
+/// A collector that is down costs the traced program nothing and loses
+/// nothing silently: crashtrace retries briefly, then reports what it
+/// could not deliver as a `lost` record, and exits on time.
+#[test]
+fn unreachable_collector_is_reported_as_lost_not_waited_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again: nothing listens there
+    let bin = build_c("crash_after");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let started = std::time::Instant::now();
+    let output = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .arg("--otlp")
+        .arg(format!("http://127.0.0.1:{port}/v1/logs"))
+        .args(["run", "--"])
+        .arg(&bin)
+        .arg("0")
+        .output()
+        .unwrap();
+    assert_eq!(shell_status(&output), 139);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let records = read_records(&out);
+    assert_eq!(of_type(&records, "incident").len(), 1);
+    let lost = of_type(&records, "lost");
+    assert_eq!(lost.len(), 1, "{records:#?}");
+    assert_eq!(lost[0]["event"], "export");
+    assert_eq!(lost[0]["count"], 1, "the incident");
+    assert!(
+        lost[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not exported: otlp")
+    );
+}

@@ -20,7 +20,7 @@ use anyhow::Result;
 /// `--otlp`): then it costs nothing.
 #[derive(Default)]
 pub struct Exporters {
-    sinks: Vec<(sinks::SinkHandle, tokio::task::JoinHandle<()>)>,
+    sinks: Vec<(sinks::SinkHandle, Option<tokio::task::JoinHandle<()>>)>,
     files: Vec<file::FileSink>,
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Drops already reported per sink (as `lost` records).
@@ -32,8 +32,8 @@ impl Exporters {
         self.sinks.is_empty() && self.files.is_empty() && self.metrics.is_none()
     }
 
-    pub fn add_sink(&mut self, sink: (sinks::SinkHandle, tokio::task::JoinHandle<()>)) {
-        self.sinks.push(sink);
+    pub fn add_sink(&mut self, (sink, task): (sinks::SinkHandle, tokio::task::JoinHandle<()>)) {
+        self.sinks.push((sink, Some(task)));
         self.reported_drops.push(0);
     }
 
@@ -83,12 +83,15 @@ impl Exporters {
         Ok(())
     }
 
-    /// Flushes the queues (at most `limit` in all) before exit.
-    pub async fn close(self, limit: Duration) {
+    /// Flushes the queues (at most `limit` in all) before exit; what was
+    /// not delivered shows in [`Self::new_drops`] afterwards.
+    pub async fn close(&mut self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        for (sink, task) in self.sinks {
+        for (sink, task) in &mut self.sinks {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            sink.close(task, left).await;
+            if let Some(task) = task.take() {
+                sink.close(task, left).await;
+            }
         }
     }
 

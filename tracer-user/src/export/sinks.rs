@@ -43,7 +43,8 @@ pub struct SinkHandle {
     pub name: String,
     /// Which record types it exports (empty: all).
     pub types: Vec<String>,
-    tx: mpsc::Sender<Arc<Value>>,
+    /// None once closed.
+    tx: Option<mpsc::Sender<Arc<Value>>>,
     pub stats: Arc<SinkStats>,
 }
 
@@ -54,15 +55,29 @@ impl SinkHandle {
         if !self.types.is_empty() && !self.types.iter().any(|t| t == kind) {
             return;
         }
-        if self.tx.try_send(Arc::clone(record)).is_err() {
+        let queued = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(Arc::clone(record)).is_ok());
+        if !queued {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Lets the task send what it holds, then end: at most `limit`.
-    pub async fn close(self, task: tokio::task::JoinHandle<()>, limit: Duration) {
-        drop(self.tx);
-        let _ = tokio::time::timeout(limit, task).await;
+    /// Lets the task send what it holds, then end: at most `limit`. What
+    /// it could not send by then is counted as dropped.
+    pub async fn close(&mut self, task: tokio::task::JoinHandle<()>, limit: Duration) {
+        let Some(tx) = self.tx.take() else {
+            return;
+        };
+        // Records still queued when the time is up are lost.
+        let queued = (tx.max_capacity() - tx.capacity()) as u64;
+        drop(tx);
+        if tokio::time::timeout(limit, task).await.is_err() {
+            self.stats
+                .dropped
+                .fetch_add(queued.max(1), Ordering::Relaxed);
+        }
     }
 }
 
@@ -133,7 +148,7 @@ pub fn spawn_syslog(
         SinkHandle {
             name,
             types,
-            tx,
+            tx: Some(tx),
             stats,
         },
         task,
@@ -260,7 +275,7 @@ pub fn spawn_otlp(
         SinkHandle {
             name: format!("otlp {endpoint}"),
             types,
-            tx,
+            tx: Some(tx),
             stats,
         },
         task,
