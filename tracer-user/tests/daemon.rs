@@ -458,7 +458,7 @@ fn daemon_rate_limit_sheds_and_counts_exactly() {
         .filter(|l| l["event"] != "rate_limit")
         .map(|l| l["count"].as_u64().unwrap())
         .sum();
-    assert!(kept >= 50 && kept <= 150, "kept {kept}");
+    assert!((50..=150).contains(&kept), "kept {kept}");
     assert_eq!(
         kept + shed + ring_lost,
         N,
