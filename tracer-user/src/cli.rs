@@ -39,6 +39,10 @@ pub struct Common {
     /// OTEL_SERVICE_NAME.
     #[arg(long, value_name = "URL", global = true)]
     pub otlp: Option<String>,
+    /// Mask text matching REGEX in messages (panic values, errors,
+    /// exception texts) before any output or export; repeatable.
+    #[arg(long, value_name = "REGEX", global = true)]
+    pub redact: Vec<String>,
     /// Ring buffer size in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = 4096, global = true, value_parser = ring_size)]
     pub ring_buffer_kib: u32,

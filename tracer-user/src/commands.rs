@@ -39,6 +39,8 @@ const EXPORT_FLUSH: Duration = Duration::from_secs(3);
 const EXIT_RECORD_GRACE: Duration = Duration::from_secs(1);
 
 pub fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData>>), Failure> {
+    let redactor = crate::record::Redactor::new(&common.redact)
+        .map_err(|e| Failure::Usage(format!("--redact: {e}")))?;
     let out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
     let mut probes =
         KernelProbes::load(common.ring_buffer_kib * 1024).map_err(Failure::from_load)?;
@@ -53,6 +55,7 @@ pub fn open_session(common: &Common) -> Result<(Session, AsyncFd<RingBuf<MapData
         .map_err(Failure::Other)?;
     let mut session = Session::new(probes, out);
     session.verbose = common.verbose && !common.quiet;
+    session.redactor = redactor;
     if let Some(url) = &common.otlp {
         let resource = crate::export::otlp::Resource {
             service_name: crate::export::service_name(None),

@@ -22,7 +22,9 @@ use crate::{
     symbolize::{ElfModule, PcKind},
 };
 
-pub fn report(_common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
+pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
+    let redactor = crate::record::Redactor::new(&common.redact)
+        .map_err(|e| Failure::Usage(format!("--redact: {e}")))?;
     let mut modules: HashMap<String, Option<Rc<ElfModule>>> = HashMap::new();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -56,7 +58,10 @@ pub fn report(_common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
                 continue;
             }
             resymbolize(&mut record, &mut modules);
-            let text = render(&record);
+            let mut text = render(&record);
+            if !redactor.is_empty() {
+                text = redactor.mask_text(&text);
+            }
             if out.write_all(text.as_bytes()).is_err() {
                 return Ok(0); // a closed pipe (| head): done
             }

@@ -109,6 +109,8 @@ pub struct Session {
     rate: HashMap<u32, RateWindow>,
     /// The most files watched at once (the daemon's limit).
     pub max_watched_files: usize,
+    /// `--redact`: masks user data in messages before output and export.
+    pub redactor: crate::record::Redactor,
     /// Log pipelines and metrics (none for a plain `run`/`attach`).
     pub exporters: crate::export::Exporters,
     /// Cgroup v2 ids → paths.
@@ -149,6 +151,7 @@ impl Session {
             relooks: Vec::new(),
             cgroups: Default::default(),
             exporters: crate::export::Exporters::default(),
+            redactor: Default::default(),
             exec_select: None,
             max_records_per_sec: None,
             rate: HashMap::new(),
@@ -1384,6 +1387,9 @@ impl Session {
 
     fn emit(&mut self, mut record: Record) -> Result<()> {
         debug_assert_eq!(record.kind, record.body.kind());
+        if !self.redactor.is_empty() {
+            self.redactor.apply(&mut record);
+        }
         if record.container.is_none()
             && let Some(image) = record.pid.and_then(|p| self.images.get(&p))
         {

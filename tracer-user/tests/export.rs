@@ -254,3 +254,38 @@ fn unreachable_collector_is_reported_as_lost_not_waited_for() {
             .contains("not exported: otlp")
     );
 }
+
+/// `--redact REGEX`: user data in messages is masked in every record and
+/// the verdict before it is written (the program's own stderr is its own).
+#[test]
+fn redact_masks_messages_before_any_output() {
+    let bin = build_cxx("uncaught");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let output = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["--redact", r"/etc/\S+", "run", "--"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert_eq!(shell_status(&output), 134);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/etc/app.conf"));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains("/etc/app.conf"), "{text}");
+    let records = read_records(&out);
+    let exc = of_type(&records, "exception");
+    let last = exc.last().unwrap();
+    assert_eq!(last["message"], "config file missing: [redacted]");
+    let inc = of_type(&records, "incident");
+    assert_eq!(
+        inc[0]["cause"]["message"],
+        "config file missing: [redacted]"
+    );
+    // Bad patterns are usage errors.
+    let bad = Command::new(crashtrace_bin())
+        .args(["--redact", "(", "run", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
