@@ -99,7 +99,10 @@ fn corrupted_binaries_get_a_clear_error_never_a_crash() {
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
     let originals = [
         ("c", build_c("null_deref")),
-        ("go-stripped", build_go_flags("crashy", version, Some("-s -w"))),
+        (
+            "go-stripped",
+            build_go_flags("crashy", version, Some("-s -w")),
+        ),
         ("cxx", build_cxx("uncaught")),
     ];
     // `cargo xtask stress` runs a larger corpus through the same check.
@@ -122,7 +125,9 @@ fn corrupted_binaries_get_a_clear_error_never_a_crash() {
             );
             check(&out, &format!("symbolize {what}"));
             let out = run_bounded(
-                Command::new(crashtrace_bin()).args(["probes", "--exe"]).arg(&v),
+                Command::new(crashtrace_bin())
+                    .args(["probes", "--exe"])
+                    .arg(&v),
                 &what,
             );
             check(&out, &format!("probes {what}"));

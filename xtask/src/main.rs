@@ -75,6 +75,14 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         only: Vec<BenchPart>,
     },
+    /// The reliability suite: overload, crashtrace SIGKILLed mid-run, two
+    /// instances at once, a binary deleted while attached, a large hostile
+    /// corpus. One PASS/FAIL verdict per scenario (RELIABILITY.md).
+    Stress {
+        /// Corrupted binaries per original for the hostile-input scenario.
+        #[arg(long, default_value_t = 1000)]
+        corpus: usize,
+    },
     /// Regenerate the Go runtime layout table (for binaries without DWARF)
     /// from the DWARF of one toolchain per supported Go version.
     GoLayouts,
@@ -95,6 +103,7 @@ fn main() -> ExitCode {
         Cmd::Test { args } => setup().and_then(|()| test(&args)),
         Cmd::Bench { runs, only } => setup().and_then(|()| bench(runs, &only)),
         Cmd::GoLayouts => go_layouts(),
+        Cmd::Stress { corpus } => setup().and_then(|()| stress(corpus)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -820,4 +829,319 @@ fn bench_symbolize(crashtrace: &Path, go: &Path, runs: usize) -> Result<()> {
         d / c
     );
     Ok(())
+}
+
+// --------------------------------------------------------------- stress ---
+
+struct Verdict {
+    scenario: &'static str,
+    pass: bool,
+    detail: String,
+}
+
+fn stress(corpus: usize) -> Result<()> {
+    if !is_root() {
+        bail!("the reliability suite loads eBPF programs: run it as root");
+    }
+    let crashtrace = build_release()?;
+    let root = workspace_root();
+    let bin = root.join("target/stress");
+    fs::create_dir_all(&bin)?;
+    for name in ["signal_storm", "crash_after", "wait_for_term"] {
+        compile_c(
+            &root.join(format!("testdata/native/{name}.c")),
+            &bin.join(name),
+        )?;
+    }
+    let verdicts = vec![
+        stress_overload(&crashtrace, &bin)?,
+        stress_sigkill(&crashtrace, &bin)?,
+        stress_two_instances(&crashtrace, &bin)?,
+        stress_deleted_while_attached(&crashtrace, &bin)?,
+        stress_hostile(corpus)?,
+    ];
+    println!();
+    println!("| scenario | verdict | measured |");
+    println!("|---|---|---|");
+    for v in &verdicts {
+        println!(
+            "| {} | {} | {} |",
+            v.scenario,
+            if v.pass { "PASS" } else { "FAIL" },
+            v.detail
+        );
+    }
+    if verdicts.iter().all(|v| v.pass) {
+        Ok(())
+    } else {
+        bail!("some reliability scenarios failed")
+    }
+}
+
+fn ndjson(path: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn of_type<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    records.iter().filter(|r| r["type"] == kind).collect()
+}
+
+/// A 4 KiB ring buffer (the smallest) and 50,000 signals: every delivery is
+/// either a record or counted in `lost`, exactly; the drain never stalls
+/// (the storm's own time stays close to untraced); and a crash right after
+/// the storm is still recorded (recovery).
+fn stress_overload(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: overload");
+    const N: u64 = 50_000;
+    let out = bin.join("overload.ndjson");
+    let script = format!(
+        "{} {N} && exec {} 0",
+        bin.join("signal_storm").display(),
+        bin.join("crash_after").display()
+    );
+    let started = std::time::Instant::now();
+    let status = Command::new(crashtrace)
+        .args(["--format", "ndjson", "-q", "--ring-buffer-kib", "4", "-o"])
+        .arg(&out)
+        .args(["run", "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    let took = started.elapsed();
+    let records = ndjson(&out);
+    let delivered = of_type(&records, "signal")
+        .iter()
+        .filter(|r| r["signal"]["name"] == "SIGUSR1")
+        .count() as u64;
+    let lost: u64 = of_type(&records, "lost")
+        .iter()
+        .filter(|l| l["event"] == "signal")
+        .filter_map(|l| l["count"].as_u64())
+        .sum();
+    let recovered = of_type(&records, "incident")
+        .iter()
+        .any(|i| i["cause"]["message"] == "SIGSEGV");
+    let pass = delivered + lost == N && lost > 0 && recovered && status.code() == Some(139);
+    Ok(Verdict {
+        scenario: "overload: 50,000 signals into a 4 KiB ring buffer, then a crash",
+        pass,
+        detail: format!(
+            "{delivered} recorded + {lost} counted lost = {} of {N}; crash after it recorded: {recovered}; {:.1} s",
+            delivered + lost,
+            took.as_secs_f64()
+        ),
+    })
+}
+
+/// crashtrace's program and link ids, from its fdinfo.
+fn held_bpf_ids(pid: u32) -> Vec<String> {
+    let mut ids = Vec::new();
+    if let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fdinfo")) {
+        for e in dir.flatten() {
+            if let Ok(info) = fs::read_to_string(e.path()) {
+                for l in info.lines() {
+                    if l.starts_with("prog_id:") || l.starts_with("link_id:") {
+                        ids.push(l.replace('\t', "").replace(' ', ""));
+                    }
+                }
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn bpf_ids_alive(ids: &[String]) -> Vec<String> {
+    let progs = output(Command::new("bpftool").args(["prog", "show"])).unwrap_or_default();
+    let links = output(Command::new("bpftool").args(["link", "show"])).unwrap_or_default();
+    ids.iter()
+        .filter(|id| {
+            let (kind, n) = id.split_once(':').unwrap_or(("", ""));
+            let list = if kind == "prog_id" { &progs } else { &links };
+            list.lines().any(|l| l.starts_with(&format!("{n}:")))
+        })
+        .cloned()
+        .collect()
+}
+
+/// SIGKILL of crashtrace at 20 moments (while loading, attaching, tracing
+/// a program that keeps running): nothing it held survives it, and the
+/// traced program runs on.
+fn stress_sigkill(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: SIGKILL mid-run");
+    let mut leftovers = Vec::new();
+    let mut checked = 0;
+    let mut target_died = 0;
+    for i in 0..20u64 {
+        let mut target = Command::new(bin.join("wait_for_term"))
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let mut ct = Command::new(crashtrace)
+            .args([
+                "-q",
+                "--format",
+                "ndjson",
+                "-o",
+                "/dev/null",
+                "attach",
+                "--pid",
+            ])
+            .arg(target.id().to_string())
+            .spawn()?;
+        let ct_pid = ct.id();
+        // From 0 to 950 ms after start: loading, attaching, then tracing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(i * 50);
+        let mut ids = Vec::new();
+        while std::time::Instant::now() < deadline {
+            let now = held_bpf_ids(ct_pid);
+            if now.len() > ids.len() {
+                ids = now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        ids.extend(held_bpf_ids(ct_pid));
+        ids.sort();
+        ids.dedup();
+        let _ = ct.kill();
+        let _ = ct.wait();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        checked += ids.len();
+        leftovers.extend(bpf_ids_alive(&ids));
+        if target.try_wait()?.is_some() {
+            target_died += 1;
+        }
+        let _ = target.kill();
+        let _ = target.wait();
+    }
+    Ok(Verdict {
+        scenario: "crashtrace SIGKILLed 20 times while loading, attaching, tracing",
+        pass: leftovers.is_empty() && target_died == 0 && checked > 0,
+        detail: format!(
+            "{checked} program/link ids held at the kills, left behind: {}; traced program died: {target_died} of 20",
+            leftovers.len()
+        ),
+    })
+}
+
+/// Two crashtrace instances tracing the same program at once: both see
+/// its crash, each exactly once.
+fn stress_two_instances(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: two instances at once");
+    let dir = bin.join("two");
+    fs::create_dir_all(&dir)?;
+    let program = dir.join("app");
+    fs::copy(bin.join("crash_after"), &program)?;
+    let outs = [dir.join("a.ndjson"), dir.join("b.ndjson")];
+    let mut cts = Vec::new();
+    for o in &outs {
+        let _ = fs::remove_file(o);
+        cts.push(
+            Command::new(crashtrace)
+                .args(["-q", "--format", "ndjson", "-o"])
+                .arg(o)
+                .args(["attach", "--exe"])
+                .arg(&program)
+                .spawn()?,
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut pids = Vec::new();
+    for _ in 0..10 {
+        let mut c = Command::new(&program).arg("20").spawn()?;
+        pids.push(u64::from(c.id()));
+        let _ = c.wait();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for c in &mut cts {
+        let _ = Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status();
+        let _ = c.wait();
+    }
+    let counts: Vec<usize> = outs
+        .iter()
+        .map(|o| {
+            let records = ndjson(o);
+            let inc = of_type(&records, "incident");
+            let each_once = pids
+                .iter()
+                .all(|p| inc.iter().filter(|i| i["pid"] == *p).count() == 1);
+            if each_once { inc.len() } else { usize::MAX }
+        })
+        .collect();
+    Ok(Verdict {
+        scenario: "two instances (attach --exe) on the same 10 crashing processes",
+        pass: counts.iter().all(|&c| c == pids.len()),
+        detail: format!("incidents per instance: {counts:?} of {}", pids.len()),
+    })
+}
+
+/// The traced program's file deleted and replaced while attached: its
+/// crash is still symbolized from the file it runs.
+fn stress_deleted_while_attached(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: binary deleted while attached");
+    let dir = bin.join("deleted");
+    fs::create_dir_all(&dir)?;
+    let program = dir.join("app");
+    fs::copy(bin.join("crash_after"), &program)?;
+    let out = dir.join("events.ndjson");
+    let _ = fs::remove_file(&out);
+    let mut target = Command::new(&program).arg("1500").spawn()?;
+    let mut ct = Command::new(crashtrace)
+        .args(["-q", "--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["attach", "--pid"])
+        .arg(target.id().to_string())
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    fs::remove_file(&program)?;
+    fs::copy(bin.join("wait_for_term"), &program)?;
+    let _ = target.wait();
+    let _ = ct.wait();
+    let records = ndjson(&out);
+    let function = of_type(&records, "incident")
+        .first()
+        .and_then(|i| i["frames"][0]["function"].as_str().map(str::to_owned));
+    Ok(Verdict {
+        scenario: "binary deleted and replaced on disk while attached",
+        pass: function.as_deref() == Some("handle_job"),
+        detail: format!(
+            "crashing frame: {}",
+            function.unwrap_or_else(|| "none".into())
+        ),
+    })
+}
+
+/// The hostile-input test with a larger corpus.
+fn stress_hostile(corpus: usize) -> Result<Verdict> {
+    step(&format!("stress: {corpus} corrupted binaries per original"));
+    let out = Command::new("cargo")
+        .current_dir(workspace_root())
+        .args([
+            "test",
+            "-p",
+            "tracer-user",
+            "--test",
+            "hostile",
+            "--",
+            "--nocapture",
+        ])
+        .env("CRASHTRACE_HOSTILE_VARIANTS", corpus.to_string())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("corrupted binaries still inspected"))
+        .unwrap_or("no summary")
+        .to_owned();
+    Ok(Verdict {
+        scenario: "hostile input: truncated/corrupted C, stripped Go, C++ binaries",
+        pass: out.status.success(),
+        detail: format!("{} variants: {summary}", corpus * 3),
+    })
 }
