@@ -51,7 +51,11 @@ impl ProcessImage {
                     } else {
                         PathBuf::from(format!("/proc/{pid}/root{display}"))
                     };
-                    symbolizer.module((entry.dev.clone(), entry.inode), &open_path, &display)
+                    // Neither path exists: the process died while we read
+                    // its maps (its exit record follows); nothing to warn.
+                    open_path.exists().then_some(()).and_then(|()| {
+                        symbolizer.module((entry.dev.clone(), entry.inode), &open_path, &display)
+                    })
                 } else {
                     None
                 };
