@@ -135,8 +135,11 @@ pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
             biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
-                drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
+                // Clear first, then drain: a record submitted after the
+                // drain raises a fresh edge (the kernel notifies only when
+                // we had caught up, so a missed edge would strand it).
                 guard.clear_ready();
+                drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
             }
             _ = tick.tick() => session.poll_lost().map_err(Failure::Other)?,
             // Like time(1): Ctrl-C reaches the program through the terminal;
@@ -314,8 +317,11 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
-                drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
+                // Clear first, then drain: a record submitted after the
+                // drain raises a fresh edge (the kernel notifies only when
+                // we had caught up, so a missed edge would strand it).
                 guard.clear_ready();
+                drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
             }
             _ = tick.tick() => session.poll_lost().map_err(Failure::Other)?,
             _ = sigint.recv() => { interrupted = true; break; }

@@ -406,8 +406,9 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
             biased;
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
-                crate::commands::drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
+                // Clear first, then drain (see commands.rs).
                 guard.clear_ready();
+                crate::commands::drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
             }
             _ = tick.tick() => session.poll_lost().map_err(Failure::Other)?,
             _ = sigint.recv() => break,

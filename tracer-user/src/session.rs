@@ -50,7 +50,7 @@ const MAX_PENDING_STACKS: usize = 64;
 /// Frames unwound from a stack copy at most.
 const MAX_UNWIND_DEPTH: usize = 256;
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct Stats {
     pub events: u64,
     pub incidents: u64,
@@ -59,6 +59,8 @@ pub struct Stats {
     /// it took (for `-v` and the benchmark).
     pub crash_stacks: u64,
     pub crash_stack_time: std::time::Duration,
+    /// Per incident: µs from its first event in the kernel to its line.
+    pub latencies_us: Vec<u64>,
 }
 
 struct Sender {
@@ -270,7 +272,11 @@ impl Session {
             crate::output::warn(&format!("pid {pid}: C++ exceptions not traced: {err:#}"));
         }
         // Libraries it dlopens later: followed from libc's dlopen return.
-        if let Some((libc, key)) = self.images.get(&pid).and_then(|i| i.libc(pid))
+        if let Some((libc, key)) = self
+            .images
+            .get(&pid)
+            .filter(|i| i.may_dlopen())
+            .and_then(|i| i.libc(pid))
             && let Err(err) = self.probes.follow_dlopen(pid, &libc, key)
             // (A failure because the process exec'd meanwhile is no news.)
             && libc.exists()
@@ -1413,8 +1419,21 @@ impl Session {
             self.stats.incidents += 1;
             self.out.emit(&incident)?;
             self.exporters.export(&incident)?;
+            self.note_latency(&incident);
         }
         Ok(())
+    }
+
+    /// Crash-to-record latency: from the kernel's timestamp of the story's
+    /// first event to the incident written (for `-v` and the benchmark).
+    fn note_latency(&mut self, incident: &Record) {
+        if let Body::Incident(inc) = &incident.body
+            && let Some(first) = inc.events.first()
+            && self.stats.latencies_us.len() < 100_000
+        {
+            let us = self.clock.now_mono().saturating_sub(first.ts_ns) / 1000;
+            self.stats.latencies_us.push(us);
+        }
     }
 
     /// Whether `record` exceeds its process's records-per-second limit.
@@ -1487,6 +1506,16 @@ impl Session {
                 ", {} crash stacks unwound and symbolized in {} us",
                 self.stats.crash_stacks,
                 self.stats.crash_stack_time.as_micros()
+            ));
+        }
+        if self.verbose && !self.stats.latencies_us.is_empty() {
+            let mut l = self.stats.latencies_us.clone();
+            l.sort_unstable();
+            let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
+            hits.push_str(&format!(
+                ", crash-to-incident latency p50 {} us p99 {} us",
+                at(0.5),
+                at(0.99)
             ));
         }
         if self.verbose {

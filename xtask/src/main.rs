@@ -538,6 +538,7 @@ enum BenchPart {
     Go,
     Symbolize,
     Unwind,
+    Footprint,
 }
 
 fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
@@ -547,7 +548,13 @@ fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     let wanted = |p: BenchPart| only.is_empty() || only.contains(&p);
     let crashtrace = build_release()?;
     if !wanted(BenchPart::Go) && !wanted(BenchPart::Symbolize) {
-        return bench_unwind(&crashtrace, runs);
+        if wanted(BenchPart::Unwind) {
+            bench_unwind(&crashtrace, runs)?;
+        }
+        if wanted(BenchPart::Footprint) {
+            bench_footprint(&crashtrace, runs)?;
+        }
+        return Ok(());
     }
     let root = workspace_root();
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
@@ -624,6 +631,138 @@ fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     if wanted(BenchPart::Unwind) {
         bench_unwind(&crashtrace, runs)?;
     }
+    if wanted(BenchPart::Footprint) {
+        bench_footprint(&crashtrace, runs)?;
+    }
+    Ok(())
+}
+
+/// RSS (KiB) and CPU time (s, user+system) of a process, from /proc.
+fn rss_cpu(pid: u32) -> (u64, f64) {
+    let rss = fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0);
+    let cpu = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the comm's closing parenthesis: utime is the 12th.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0);
+    (rss, cpu)
+}
+
+/// crashtrace's own footprint: attach time (to a running process, until
+/// its `attach` record is written), RSS and CPU idle and under a load of
+/// 200 crashing processes (attach --exe), and crash-to-record latency.
+fn bench_footprint(crashtrace: &Path, runs: usize) -> Result<()> {
+    let root = workspace_root();
+    let bin = root.join("target/bench");
+    for name in ["wait_for_term", "crash_after"] {
+        compile_c(
+            &root.join(format!("testdata/native/{name}.c")),
+            &bin.join(name),
+        )?;
+    }
+    let out = bin.join("footprint.ndjson");
+    let mut attach_ms = Vec::new();
+    for i in 0..runs {
+        step(&format!("attach run {}/{runs}", i + 1));
+        let mut target = Command::new(bin.join("wait_for_term"))
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let _ = fs::remove_file(&out);
+        let started = std::time::Instant::now();
+        let mut ct = Command::new(crashtrace)
+            .args(["-q", "--format", "ndjson", "-o"])
+            .arg(&out)
+            .args(["attach", "--pid"])
+            .arg(target.id().to_string())
+            .spawn()?;
+        while !fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("\"attach\"")
+        {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                bail!("no attach record");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        attach_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let _ = target.kill();
+        let _ = target.wait();
+        let _ = ct.wait();
+    }
+
+    step("idle and load");
+    let _ = fs::remove_file(&out);
+    let ct = Command::new(crashtrace)
+        .args(["-v", "--format", "ndjson", "-o"])
+        .arg(&out)
+        .args(["attach", "--exe"])
+        .arg(bin.join("crash_after"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = ct.id();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (rss_start, cpu_start) = rss_cpu(pid);
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let (rss_idle, cpu_idle_end) = rss_cpu(pid);
+    let load_started = std::time::Instant::now();
+    const CRASHES: usize = 200;
+    for i in 0..CRASHES {
+        let _ = Command::new(bin.join("crash_after"))
+            .arg((i % 30).to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let load_secs = load_started.elapsed().as_secs_f64();
+    let (rss_load, cpu_load_end) = rss_cpu(pid);
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let done = ct.wait_with_output()?;
+    let summary = String::from_utf8_lossy(&done.stderr).into_owned();
+    let latency = summary
+        .split(", ")
+        .find(|p| p.starts_with("crash-to-incident latency"))
+        .unwrap_or("latency: not reported")
+        .to_owned();
+    let incidents = fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"incident\""))
+        .count();
+    println!();
+    println!("crashtrace's own footprint (attach: median of {runs} runs):");
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| attach --pid to a running C program, until its attach record | {:.1} ms |",
+        median(attach_ms)
+    );
+    println!("| RSS after attach --exe, idle | {rss_start} KiB → {rss_idle} KiB after 10 s |");
+    println!(
+        "| CPU idle | {:.2} s over 10 s ({:.1} %) |",
+        cpu_idle_end - cpu_start,
+        (cpu_idle_end - cpu_start) * 10.0
+    );
+    println!("| RSS after {CRASHES} crashing processes ({incidents} incidents) | {rss_load} KiB |");
+    println!(
+        "| CPU under that load | {:.2} s over {load_secs:.1} s ({:.1} %) |",
+        cpu_load_end - cpu_idle_end,
+        (cpu_load_end - cpu_idle_end) / load_secs * 100.0
+    );
+    println!("| {latency} | (kernel timestamp of the first event → incident written) |");
     Ok(())
 }
 

@@ -57,6 +57,10 @@ pub struct KernelProbes {
     /// libc files whose dlopen carries the return probe (once per file,
     /// for all processes: the program filters by TRACED).
     dlopen_libs: std::collections::HashSet<std::path::PathBuf>,
+    /// Links handed over to be closed off the drain loop: unregistering a
+    /// uprobe waits for the kernel's SRCU grace period (tens of ms), which
+    /// would stall record handling at every traced process's exit.
+    reaper: std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink>,
     /// Per-process uprobe links (dlopen, C++, Rust), released when the
     /// process exits or execs: a daemon follows processes for months.
     process_links: std::collections::HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
@@ -143,6 +147,7 @@ impl KernelProbes {
             lost,
             events: Some(events),
             watched,
+            reaper: spawn_reaper(),
             dlopen_libs: Default::default(),
             process_links: Default::default(),
             cxx_libs: Default::default(),
@@ -382,8 +387,10 @@ impl KernelProbes {
     /// Releases the per-process links of `pid` (it exited or exec'd).
     pub fn detach_process(&mut self, pid: u32) {
         for (name, link) in self.process_links.remove(&pid).unwrap_or_default() {
-            if let Some(Ok(program)) = self.ebpf.program_mut(name).map(<&mut UProbe>::try_from) {
-                let _ = program.detach(link);
+            if let Some(Ok(program)) = self.ebpf.program_mut(name).map(<&mut UProbe>::try_from)
+                && let Ok(link) = program.take_link(link)
+            {
+                let _ = self.reaper.send(link);
             }
         }
         let suffix = pid.to_string();
@@ -396,8 +403,9 @@ impl KernelProbes {
             .ebpf
             .program_mut(GO_PROGRAM)
             .map(<&mut UProbe>::try_from)
+            && let Ok(link) = program.take_link(link)
         {
-            let _ = program.detach(link);
+            let _ = self.reaper.send(link);
         }
     }
 
@@ -424,4 +432,18 @@ pub fn file_key(path: &Path) -> Result<WatchedFile> {
     let dev = meta.dev();
     let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
     Ok([kernel_dev, meta.ino()])
+}
+
+/// A thread that closes links handed to it (see `KernelProbes::reaper`).
+/// When crashtrace exits, links still queued close with the process.
+fn spawn_reaper() -> std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink> {
+    let (tx, rx) = std::sync::mpsc::channel::<aya::programs::uprobe::UProbeLink>();
+    let _ = std::thread::Builder::new()
+        .name("link-reaper".into())
+        .spawn(move || {
+            while let Ok(link) = rx.recv() {
+                drop(link);
+            }
+        });
+    tx
 }

@@ -43,6 +43,9 @@ pub struct ElfModule {
     cfi: OnceCell<Option<crate::unwind::cfi::Cfi>>,
     /// A Go binary (its line tables follow the Go runtime, not gdb).
     is_go: bool,
+    /// Its dynamic symbols import `dlopen`: a process whose modules do
+    /// not cannot load a library later, and needs no dlopen probe.
+    pub imports_dlopen: bool,
     /// Addresses where the last line row is not a statement but an earlier
     /// one at the same address is: the (file, line) gdb reports there.
     /// Read from the units crash stacks pass through.
@@ -131,6 +134,9 @@ impl ElfModule {
             DebugInfo::None
         };
         let build_id = build_id(&obj);
+        let imports_dlopen = obj
+            .dynamic_symbols()
+            .any(|s| s.is_undefined() && s.name().is_ok_and(|n| n == "dlopen"));
         let is_go = obj.section_by_name(".go.buildinfo").is_some();
         let dwarf_path = match (&dwarf, &debug_file) {
             (None, _) => None,
@@ -140,6 +146,7 @@ impl ElfModule {
         drop(obj);
         Ok(Self {
             is_go,
+            imports_dlopen,
             stmt_rows: RefCell::default(),
             call_sites: RefCell::default(),
             dwarf_units: OnceCell::new(),
@@ -229,16 +236,20 @@ impl ElfModule {
     /// compilation unit's lines and functions on its first lookup), so the
     /// first crash does not pay for it. Returns true when every function has
     /// been looked up once. Meant for idle time, a step at a time.
-    pub fn warm(&self, budget: usize) -> bool {
+    pub fn warm(&self, budget: std::time::Duration) -> bool {
         let Some(dwarf) = &self.dwarf else {
             return true;
         };
-        let start = self.warmed.get();
-        let end = (start + budget).min(self.symbols.len());
-        for sym in &self.symbols[start..end] {
-            if let Ok(mut frames) = dwarf.find_frames(sym.address) {
+        // At least one function per step; then until the time is up (a
+        // compilation unit is parsed whole on its first lookup, so a step
+        // can still overrun by one unit).
+        let started = std::time::Instant::now();
+        let mut end = self.warmed.get();
+        while end < self.symbols.len() && (end == self.warmed.get() || started.elapsed() < budget) {
+            if let Ok(mut frames) = dwarf.find_frames(self.symbols[end].address) {
                 while let Ok(Some(_)) = frames.next() {}
             }
+            end += 1;
         }
         self.warmed.set(end);
         let done = end == self.symbols.len();

@@ -147,12 +147,13 @@ impl Symbolizer {
     /// One bounded step of DWARF warm-up (a few milliseconds): call it when
     /// there is nothing else to do.
     pub fn warm(&mut self) {
-        const FUNCTIONS_PER_STEP: usize = 256;
+        // Short steps: records wait while one runs.
+        const STEP: Duration = Duration::from_millis(2);
         let Some(m) = self.cold.front() else {
             return;
         };
         let started = Instant::now();
-        let done = m.warm(FUNCTIONS_PER_STEP);
+        let done = m.warm(STEP);
         self.warm_time += started.elapsed();
         if done {
             self.cold.pop_front();

@@ -199,6 +199,17 @@ impl ProcessImage {
         self.library(pid, "libc.so.6")
     }
 
+    /// Whether some module of the process calls dlopen (else no library
+    /// can be loaded later through it, and no probe is needed: placing a
+    /// uprobe on a library every process maps costs the kernel a walk over
+    /// all of them).
+    pub fn may_dlopen(&self) -> bool {
+        self.mappings
+            .iter()
+            .filter_map(|m| m.module.as_ref())
+            .any(|m| m.imports_dlopen)
+    }
+
     /// The process's libstdc++, as [`Self::libc`].
     pub fn libstdcxx(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {
         self.library(pid, "libstdc++.so.6")
