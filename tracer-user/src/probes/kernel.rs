@@ -313,6 +313,7 @@ impl KernelProbes {
             return Ok(());
         }
         for (prog, symbol) in CXX_PROGRAMS {
+            let skip = emulated_entry_offset(libstdcxx, symbol);
             let program: &mut UProbe = self
                 .ebpf
                 .program_mut(prog)
@@ -321,7 +322,7 @@ impl KernelProbes {
             let link = program
                 .attach(
                     [UProbeAttachPoint {
-                        location: UProbeAttachLocation::Symbol(symbol),
+                        location: UProbeAttachLocation::SymbolOffset(symbol, skip),
                         cookie: None,
                     }],
                     libstdcxx,
@@ -446,4 +447,46 @@ fn spawn_reaper() -> std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink> 
             }
         });
     tx
+}
+
+/// Where to put a probe on `symbol` in `path` so the kernel emulates the
+/// probed instruction instead of single-stepping it (~0.7 µs a hit instead
+/// of ~13.5 µs on these VMs): past a leading `endbr64` (a no-op for the
+/// probe: registers and stack are as at entry) when a `push` follows, which
+/// the kernel emulates. 0 (the entry) otherwise.
+pub fn emulated_entry_offset(path: &Path, symbol: &str) -> u64 {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+    let Ok(data) = std::fs::read(path) else {
+        return 0;
+    };
+    let Ok(obj) = object::File::parse(&*data) else {
+        return 0;
+    };
+    let Some(sym) = obj
+        .dynamic_symbols()
+        .chain(obj.symbols())
+        .find(|s| s.name() == Ok(symbol) && s.is_definition())
+    else {
+        return 0;
+    };
+    let Some(bytes) = obj.sections().find_map(|sec| {
+        let start = sec.address();
+        let off = sym.address().checked_sub(start)?;
+        (off < sec.size())
+            .then(|| sec.data().ok()?.get(off as usize..off as usize + 6))
+            .flatten()
+    }) else {
+        return 0;
+    };
+    const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
+    let push = |b: &[u8]| match b {
+        [0x50..=0x57, ..] => true,
+        [0x41, 0x50..=0x57, ..] => true,
+        _ => false,
+    };
+    if bytes[..4] == ENDBR64 && push(&bytes[4..]) {
+        4
+    } else {
+        0
+    }
 }
