@@ -639,6 +639,7 @@ fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     }
     if wanted(BenchPart::Symbolize) {
         bench_symbolize(&crashtrace, go, runs)?;
+        bench_symbolize_native(&crashtrace, runs)?;
     }
     if wanted(BenchPart::Unwind) {
         bench_unwind(&crashtrace, runs)?;
@@ -1475,5 +1476,212 @@ fn bench_throughput(crashtrace: &Path) -> Result<()> {
         }
     }
     println!("Highest offered rate with nothing lost: {best} signals/s");
+    Ok(())
+}
+
+/// Frames per address: (function, line) innermost first.
+type Symbolized = Vec<Vec<(String, Option<u32>)>>;
+
+/// A large native binary with DWARF and heavy inlining — crashtrace's own
+/// release build (Rust) — symbolized at every 997th byte of .text by
+/// crashtrace, llvm-symbolizer, binutils addr2line and elfutils
+/// eu-addr2line: time side by side, and the answers compared frame by
+/// frame with llvm-symbolizer's and addr2line's.
+fn bench_symbolize_native(crashtrace: &Path, runs: usize) -> Result<()> {
+    use std::io::Write as _;
+    if output(Command::new("eu-addr2line").arg("--version")).is_none() {
+        step("installing elfutils (Debian) for eu-addr2line");
+        run(Command::new("apt-get").args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "elfutils",
+        ]))?;
+    }
+    let target = workspace_root().join("target/bench/crashtrace-copy");
+    fs::copy(crashtrace, &target)?;
+    let sections = output(Command::new("readelf").args(["-WS"]).arg(&target)).context("readelf")?;
+    let line = sections
+        .lines()
+        .find(|l| l.contains(" .text "))
+        .context("no .text")?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let at = f.iter().position(|w| *w == ".text").context(".text")?;
+    let start = u64::from_str_radix(f[at + 2], 16)?;
+    let size = u64::from_str_radix(f[at + 4], 16)?;
+    let addrs: String = (start..start + size)
+        .step_by(997)
+        .map(|a| format!("{a:#x}\n"))
+        .collect();
+    let n = addrs.lines().count();
+    let feed = |cmd: &mut Command| -> Result<(f64, String)> {
+        let started = std::time::Instant::now();
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        let input = addrs.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output()?;
+        let _ = writer.join();
+        Ok((
+            started.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    };
+    let (mut t_ours, mut t_llvm, mut t_gnu, mut t_eu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut llvm, mut gnu) = (String::new(), String::new(), String::new());
+    for i in 0..runs {
+        step(&format!("native symbolizer run {}/{runs}", i + 1));
+        let (t, o) = feed(
+            Command::new(crashtrace)
+                .args(["symbolize", "--format", "ndjson", "--exe"])
+                .arg(&target)
+                .arg("-"),
+        )?;
+        t_ours.push(t);
+        ours = o;
+        let (t, o) =
+            feed(Command::new("llvm-symbolizer").arg(format!("--obj={}", target.display())))?;
+        t_llvm.push(t);
+        llvm = o;
+        let (t, o) = feed(
+            Command::new("addr2line")
+                .args(["-a", "-f", "-i", "-C", "-e"])
+                .arg(&target),
+        )?;
+        t_gnu.push(t);
+        gnu = o;
+        let (t, _) = feed(
+            Command::new("eu-addr2line")
+                .args(["-a", "-f", "-i", "-C", "-e"])
+                .arg(&target),
+        )?;
+        t_eu.push(t);
+    }
+    let line_of = |loc: &str| -> Option<u32> {
+        let mut parts = loc.rsplitn(3, ':');
+        let last = parts.next()?;
+        // llvm: file:line:col; GNU: file:line (maybe " (discriminator N)").
+        let first_num = last.split_whitespace().next()?.parse::<u32>().ok()?;
+        match parts.next() {
+            Some(prev) if loc.matches(':').count() >= 2 && prev.parse::<u32>().is_ok() => {
+                prev.parse().ok()
+            }
+            _ => Some(first_num),
+        }
+        .filter(|&l| l > 0)
+    };
+    let parse_ours = |text: &str| -> Symbolized {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                v["frames"]
+                    .as_array()
+                    .map(|fs| {
+                        fs.iter()
+                            .map(|f| {
+                                (
+                                    f["function"].as_str().unwrap_or("??").to_owned(),
+                                    f["line"].as_u64().map(|l| l as u32),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let parse_llvm = |text: &str| -> Symbolized {
+        text.split("\n\n")
+            .filter(|g| !g.trim().is_empty())
+            .map(|g| {
+                let lines: Vec<&str> = g.trim_matches('\n').lines().collect();
+                lines
+                    .chunks(2)
+                    .map(|c| (c[0].to_owned(), c.get(1).and_then(|l| line_of(l))))
+                    .collect()
+            })
+            .collect()
+    };
+    let parse_gnu = |text: &str| -> Symbolized {
+        let mut out: Symbolized = Vec::new();
+        let mut lines = text.lines().peekable();
+        while let Some(l) = lines.next() {
+            if l.starts_with("0x") {
+                out.push(Vec::new());
+                continue;
+            }
+            let loc = lines.next().unwrap_or("");
+            if let Some(cur) = out.last_mut() {
+                cur.push((l.to_owned(), line_of(loc)));
+            }
+        }
+        out
+    };
+    // Same answer, different spelling: "??" for nothing known, and LLVM's
+    // " (.llvm.NNN)" suffix (a symbol-table name of a promoted local).
+    let normalize = |v: Symbolized| -> Symbolized {
+        v.into_iter()
+            .map(|frames| {
+                frames
+                    .into_iter()
+                    .filter(|(f, _)| f != "??")
+                    .map(|(f, l)| match f.find(" (.llvm.") {
+                        Some(i) => (f[..i].to_owned(), l),
+                        None => (f, l),
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let (o, l, g) = (
+        normalize(parse_ours(&ours)),
+        normalize(parse_llvm(&llvm)),
+        normalize(parse_gnu(&gnu)),
+    );
+    let agree = |a: &Symbolized, b: &Symbolized| -> (usize, usize) {
+        let innermost = a
+            .iter()
+            .zip(b)
+            .filter(|(x, y)| x.first() == y.first())
+            .count();
+        let whole = a.iter().zip(b).filter(|(x, y)| x == y).count();
+        (innermost, whole)
+    };
+    let (li, lw) = agree(&o, &l);
+    let (gi, gw) = agree(&o, &g);
+    let pct = |k: usize| 100.0 * k as f64 / n.max(1) as f64;
+    println!();
+    println!(
+        "Symbolizing crashtrace's own release binary ({} MiB, Rust, DWARF), {n} addresses, {runs} runs, medians:",
+        fs::metadata(&target).map(|m| m.len() >> 20).unwrap_or(0)
+    );
+    println!(
+        "| tool | time | same innermost (function, line) as crashtrace | same whole inline chain |"
+    );
+    println!("|---|---|---|---|");
+    println!("| crashtrace symbolize | {:.3} s | - | - |", median(t_ours));
+    println!(
+        "| llvm-symbolizer 14 | {:.3} s | {:.2} % | {:.2} % |",
+        median(t_llvm),
+        pct(li),
+        pct(lw)
+    );
+    println!(
+        "| binutils addr2line -f -i -C | {:.3} s | {:.2} % | {:.2} % |",
+        median(t_gnu),
+        pct(gi),
+        pct(gw)
+    );
+    println!(
+        "| elfutils eu-addr2line -f -i -C | {:.3} s | (no Rust demangling: not compared) | - |",
+        median(t_eu)
+    );
     Ok(())
 }
