@@ -165,7 +165,7 @@ impl Config {
         Ok(config)
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         let s = &self.select;
         if s.exe.is_empty()
             && s.comm.is_empty()

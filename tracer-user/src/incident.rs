@@ -110,8 +110,27 @@ impl Correlator {
             Body::Panic(_) | Body::Fatal(_) | Body::Sigpanic(_) => {
                 let goid = record.goid.unwrap_or(0);
                 let key = (pid, Key::Goroutine(goid));
+                // The fault this sigpanic comes from: the open signal story
+                // whose faulting pc is the one the runtime recorded (the
+                // thread is the same one but for rare cases seen on Go
+                // 1.24; the pc says it exactly), else the thread's story.
+                let fault_story = match &record.body {
+                    Body::Sigpanic(sp) => self
+                        .open
+                        .iter()
+                        .find(|((p, k), story)| {
+                            *p == pid
+                                && matches!(k, Key::Thread(_))
+                                && story.events.first().is_some_and(|e| {
+                                    matches!(&e.body, Body::Signal(s) if s.registers.pc == sp.fault_pc)
+                                })
+                        })
+                        .map(|(k, _)| *k),
+                    _ => None,
+                }
+                .unwrap_or((pid, Key::Thread(tid)));
                 if !self.open.contains_key(&key)
-                    && let Some(mut story) = self.open.remove(&(pid, Key::Thread(tid)))
+                    && let Some(mut story) = self.open.remove(&fault_story)
                 {
                     // SIGSEGV → sigpanic → panic: one story.
                     story.events.push(record.clone());
@@ -460,6 +479,46 @@ mod tests {
             Body::Incident(i) => (i.outcome, i.cause.message.clone(), i.events.len()),
             _ => panic!("not an incident"),
         }
+    }
+
+    /// A fault → sigpanic → panic → exit is one story, found by the
+    /// faulting pc the runtime recorded, even when the records name
+    /// different threads (seen once on Go 1.24).
+    #[test]
+    fn sigpanic_joins_the_fault_with_the_same_pc() {
+        use crate::record::GoSigpanic;
+        let mut c = Correlator::default();
+        let mut fault = signal(11, "SEGV_MAPERR", None, "handler");
+        if let Body::Signal(s) = &mut fault.body {
+            s.registers.pc = "0x497320".into();
+        }
+        assert!(c.observe(&fault).is_empty()); // tid 101
+        let Body::Signal(s) = &fault.body else {
+            unreachable!()
+        };
+        let mut sp = base(
+            "sigpanic",
+            Body::Sigpanic(GoSigpanic {
+                signal: s.signal.clone(),
+                fault_pc: "0x497320".into(),
+                frames: vec![],
+            }),
+        );
+        sp.goid = Some(1);
+        sp.tid = Some(105);
+        assert!(c.observe(&sp).is_empty());
+        assert!(
+            c.observe(&go(
+                "panic",
+                1,
+                105,
+                "runtime error: invalid memory address"
+            ))
+            .is_empty()
+        );
+        let inc = c.observe(&exit(2 << 8));
+        assert_eq!(inc.len(), 1, "one story");
+        assert_eq!(outcome(&inc[0]).2, 4, "signal, sigpanic, panic, exit");
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod commands;
 mod daemon;
 mod export;
 mod golang;
+#[cfg(test)]
+mod hostile_tests;
 mod incident;
 mod inspect;
 mod maps;

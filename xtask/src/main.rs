@@ -889,39 +889,9 @@ fn bench_symbolize(crashtrace: &Path, go: &Path, runs: usize) -> Result<()> {
     build(&stripped_bin, "-s -w")?;
 
     // Addresses spread over the code: every 97th byte of .text.
-    let addrs = |bin: &Path| -> Result<String> {
-        let out = output(Command::new("readelf").args(["-WS"]).arg(bin)).context("readelf")?;
-        let line = out
-            .lines()
-            .find(|l| l.contains(" .text "))
-            .context("no .text")?;
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let at = f.iter().position(|w| *w == ".text").context(".text")?;
-        let addr = u64::from_str_radix(f[at + 2], 16)?;
-        let size = u64::from_str_radix(f[at + 4], 16)?;
-        Ok((addr..addr + size)
-            .step_by(97)
-            .map(|a| format!("{a:#x}\n"))
-            .collect())
-    };
-    let time_with_stdin = |cmd: &mut Command, input: &str| -> Result<f64> {
-        use std::io::Write as _;
-        let started = std::time::Instant::now();
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-        let mut stdin = child.stdin.take().context("stdin")?;
-        let feed = input.to_owned();
-        let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
-        let status = child.wait()?;
-        let _ = writer.join();
-        if !status.success() {
-            bail!("{cmd:?} failed");
-        }
-        Ok(started.elapsed().as_secs_f64())
-    };
+    let addrs = |bin: &Path| text_addresses(bin, 97);
+    let time_with_stdin =
+        |cmd: &mut Command, input: &str| -> Result<f64> { Ok(run_with_stdin(cmd, input)?.0) };
     let stripped_addrs = addrs(&stripped_bin)?;
     let plain_addrs = addrs(&plain_bin)?;
     let n = stripped_addrs.lines().count();
@@ -1097,7 +1067,7 @@ fn held_bpf_ids(pid: u32) -> Vec<String> {
             if let Ok(info) = fs::read_to_string(e.path()) {
                 for l in info.lines() {
                     if l.starts_with("prog_id:") || l.starts_with("link_id:") {
-                        ids.push(l.replace('\t', "").replace(' ', ""));
+                        ids.push(l.replace(['\t', ' '], ""));
                     }
                 }
             }
@@ -1479,6 +1449,49 @@ fn bench_throughput(crashtrace: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Runs `cmd` with `input` on its stdin: (seconds it took, its stdout).
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Result<(f64, String)> {
+    use std::io::Write as _;
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let feed = input.to_owned();
+    // Written from a thread: the tool's output fills its pipe meanwhile.
+    let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()));
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.status.success() {
+        bail!("{cmd:?} failed");
+    }
+    Ok((
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// Every `step`th address of `bin`'s .text, one hex number per line (what
+/// symbolizers read on stdin).
+fn text_addresses(bin: &Path, step: usize) -> Result<String> {
+    let out = output(Command::new("readelf").args(["-WS"]).arg(bin)).context("readelf")?;
+    let line = out
+        .lines()
+        .find(|l| l.contains(" .text "))
+        .context("no .text")?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let at = f.iter().position(|w| *w == ".text").context(".text")?;
+    let addr = u64::from_str_radix(f.get(at + 2).context(".text address")?, 16)?;
+    let size = u64::from_str_radix(f.get(at + 4).context(".text size")?, 16)?;
+    Ok((addr..addr + size)
+        .step_by(step)
+        .map(|a| format!("{a:#x}\n"))
+        .collect())
+}
+
 /// Frames per address: (function, line) innermost first.
 type Symbolized = Vec<Vec<(String, Option<u32>)>>;
 
@@ -1488,7 +1501,6 @@ type Symbolized = Vec<Vec<(String, Option<u32>)>>;
 /// eu-addr2line: time side by side, and the answers compared frame by
 /// frame with llvm-symbolizer's and addr2line's.
 fn bench_symbolize_native(crashtrace: &Path, runs: usize) -> Result<()> {
-    use std::io::Write as _;
     if output(Command::new("eu-addr2line").arg("--version")).is_none() {
         step("installing elfutils (Debian) for eu-addr2line");
         run(Command::new("apt-get").args([
@@ -1501,38 +1513,9 @@ fn bench_symbolize_native(crashtrace: &Path, runs: usize) -> Result<()> {
     }
     let target = workspace_root().join("target/bench/crashtrace-copy");
     fs::copy(crashtrace, &target)?;
-    let sections = output(Command::new("readelf").args(["-WS"]).arg(&target)).context("readelf")?;
-    let line = sections
-        .lines()
-        .find(|l| l.contains(" .text "))
-        .context("no .text")?;
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let at = f.iter().position(|w| *w == ".text").context(".text")?;
-    let start = u64::from_str_radix(f[at + 2], 16)?;
-    let size = u64::from_str_radix(f[at + 4], 16)?;
-    let addrs: String = (start..start + size)
-        .step_by(997)
-        .map(|a| format!("{a:#x}\n"))
-        .collect();
+    let addrs = text_addresses(&target, 997)?;
     let n = addrs.lines().count();
-    let feed = |cmd: &mut Command| -> Result<(f64, String)> {
-        let started = std::time::Instant::now();
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-        let mut stdin = child.stdin.take().context("stdin")?;
-        let input = addrs.clone();
-        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-        let out = child.wait_with_output()?;
-        let _ = writer.join();
-        Ok((
-            started.elapsed().as_secs_f64(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
-    };
+    let feed = |cmd: &mut Command| run_with_stdin(cmd, &addrs);
     let (mut t_ours, mut t_llvm, mut t_gnu, mut t_eu) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ours, mut llvm, mut gnu) = (String::new(), String::new(), String::new());
