@@ -29,7 +29,7 @@ fn random_and_mutated_ring_buffer_records_never_panic() {
         // Mostly short (headers, truncated records), some stack-record sized.
         let mut bytes = rng.bytes(if i % 10 == 0 { 40 * 1024 } else { 1024 });
         // Half the time, a valid kind in front: the decoder's real work.
-        if bytes.len() >= 4 && rng.next() % 2 == 0 {
+        if bytes.len() >= 4 && rng.next().is_multiple_of(2) {
             let kind = EventKind::ALL[(rng.next() as usize) % EventKind::ALL.len()] as u32;
             bytes[..4].copy_from_slice(&kind.to_ne_bytes());
         }

@@ -479,11 +479,8 @@ pub fn emulated_entry_offset(path: &Path, symbol: &str) -> u64 {
         return 0;
     };
     const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
-    let push = |b: &[u8]| match b {
-        [0x50..=0x57, ..] => true,
-        [0x41, 0x50..=0x57, ..] => true,
-        _ => false,
-    };
+    // push %reg: 0x50+r, or 0x41 0x50+r for r8–r15.
+    let push = |b: &[u8]| matches!(b, [0x50..=0x57, ..] | [0x41, 0x50..=0x57, ..]);
     if bytes[..4] == ENDBR64 && push(&bytes[4..]) {
         4
     } else {
