@@ -499,13 +499,8 @@ impl Session {
             self.correlator.uncaught(pid, r.header.tid);
             return Ok(());
         }
-        let (pcs, walk_truncated) = self
-            .unwind_copy(pid, r.header.tid, &r.regs, &[r.regs.ip])
-            .map_or((vec![r.regs.ip], true), |u| (u.pcs, u.truncated));
+        let (frames, frames_truncated) = self.probe_stack(pid, r.header.tid, &r.regs);
         let image = self.images.get(&pid);
-        let (frames, truncated) = image
-            .map(|i| i.symbolize_stack(&pcs))
-            .unwrap_or_else(|| (Vec::new(), true));
         let names: Vec<String> = r
             .types
             .iter()
@@ -550,7 +545,7 @@ impl Session {
                 value_type,
                 location: None,
                 frames,
-                frames_truncated: truncated || walk_truncated,
+                frames_truncated,
                 suppressed: r.suppressed,
             }),
         );
@@ -561,13 +556,8 @@ impl Session {
     /// its message (string payloads), location and the panicking stack.
     fn on_rust_panic(&mut self, r: &tracer_common::RustPanicRecord) -> Result<()> {
         let pid = r.header.pid;
-        let (pcs, walk_truncated) = self
-            .unwind_copy(pid, r.header.tid, &r.regs, &[r.regs.ip])
-            .map_or((vec![r.regs.ip], true), |u| (u.pcs, u.truncated));
+        let (frames, frames_truncated) = self.probe_stack(pid, r.header.tid, &r.regs);
         let image = self.images.get(&pid);
-        let (frames, truncated) = image
-            .map(|i| i.symbolize_stack(&pcs))
-            .unwrap_or_else(|| (Vec::new(), true));
         let file_len = (r.file_len as usize).min(r.file.len());
         let file = String::from_utf8_lossy(&r.file[..file_len]).into_owned();
         let location = (!file.is_empty()).then(|| format!("{file}:{}:{}", r.line, r.col));
@@ -595,7 +585,7 @@ impl Session {
                 message_unavailable,
                 location,
                 frames,
-                frames_truncated: truncated || walk_truncated,
+                frames_truncated,
                 suppressed: 0,
             }),
         );
@@ -644,6 +634,25 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Frames of a thread stopped at a probe (C++ throw, Rust panic), from
+    /// the stack copy sent with it, and whether they are cut short.
+    fn probe_stack(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        regs: &tracer_common::Registers,
+    ) -> (Vec<crate::symbolize::Frame>, bool) {
+        let (pcs, walk_truncated) = self
+            .unwind_copy(pid, tid, regs, &[regs.ip])
+            .map_or((vec![regs.ip], true), |u| (u.pcs, u.truncated));
+        let (frames, truncated) = self
+            .images
+            .get(&pid)
+            .map(|i| i.symbolize_stack(&pcs))
+            .unwrap_or_else(|| (Vec::new(), true));
+        (frames, truncated || walk_truncated)
     }
 
     /// A thread's frames from the stack copy the kernel sent for it (CFI,

@@ -568,21 +568,10 @@ fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
         }
         return Ok(());
     }
-    let root = workspace_root();
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
     let go = go_binary(&go_cache_dir().join(format!("venv-{version}"))).context("Go toolchain")?;
     let go = go.as_path();
-    let bin = root.join(format!("target/bench/bench-go{version}"));
-    fs::create_dir_all(bin.parent().unwrap_or(&root))?;
-    run(Command::new(go)
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(root.join("testdata/go/bench/main.go"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", root.join("target/bench/gocache"))
-        .env("GOPATH", root.join("target/bench/gopath")))?;
+    let bin = build_go_bench(go, version)?;
 
     let traced = |args: &[&str]| {
         let mut c = Command::new(&crashtrace);
@@ -1293,16 +1282,7 @@ fn bench_events(crashtrace: &Path, runs: usize) -> Result<()> {
         .arg(root.join("testdata/bench/throwloop.cpp")))?;
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
     let go = go_binary(&go_cache_dir().join(format!("venv-{version}"))).context("Go toolchain")?;
-    let gobench = bin.join(format!("bench-go{version}"));
-    run(Command::new(&go)
-        .args(["build", "-o"])
-        .arg(&gobench)
-        .arg(root.join("testdata/go/bench/main.go"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", root.join("target/bench/gocache"))
-        .env("GOPATH", root.join("target/bench/gopath")))?;
+    let gobench = build_go_bench(&go, version)?;
     let libstdcxx = output(Command::new("g++").arg("-print-file-name=libstdc++.so.6"))
         .map(|s| s.trim().to_owned())
         .context("no libstdc++")?;
@@ -1447,6 +1427,23 @@ fn bench_throughput(crashtrace: &Path) -> Result<()> {
     }
     println!("Highest offered rate with nothing lost: {best} signals/s");
     Ok(())
+}
+
+/// The Go benchmark program (testdata/go/bench), built with `go`.
+fn build_go_bench(go: &Path, version: &str) -> Result<PathBuf> {
+    let root = workspace_root();
+    let bin = root.join(format!("target/bench/bench-go{version}"));
+    fs::create_dir_all(root.join("target/bench"))?;
+    run(Command::new(go)
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(root.join("testdata/go/bench/main.go"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", root.join("target/bench/gocache"))
+        .env("GOPATH", root.join("target/bench/gopath")))?;
+    Ok(bin)
 }
 
 /// Runs `cmd` with `input` on its stdin: (seconds it took, its stdout).
