@@ -227,6 +227,14 @@ pub struct RustPanicRecord {
     pub msg_len: u32,
     pub can_unwind: u32,
     pub _pad: u32,
+    /// The file name's and the payload's (address, length) in the process:
+    /// string literals live in the binary's read-only data, which the BPF
+    /// side cannot read when its page was never touched (a uprobe cannot
+    /// fault pages in); userspace then reads them from the file.
+    pub file_ptr: u64,
+    pub file_size: u64,
+    pub msg_ptr: u64,
+    pub msg_size: u64,
     pub file: [u8; RUST_FILE_BYTES],
     pub msg: [u8; RUST_MSG_BYTES],
 }

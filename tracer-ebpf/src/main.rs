@@ -1191,6 +1191,10 @@ fn try_rust_panic(ctx: &ProbeContext) {
         addr_of_mut!((*rec).col).write(read_user::<u32>(loc + 20).unwrap_or(0));
         addr_of_mut!((*rec).can_unwind).write((r.rcx & 0xff) as u32);
         addr_of_mut!((*rec)._pad).write(0);
+        addr_of_mut!((*rec).file_ptr).write(file_ptr);
+        addr_of_mut!((*rec).file_size).write(file_len);
+        addr_of_mut!((*rec).msg_ptr).write(msg_ptr);
+        addr_of_mut!((*rec).msg_size).write(msg_len);
         let file = addr_of_mut!((*rec).file) as *mut u8;
         let n = (file_len & (RUST_FILE_BYTES as u64 - 1)) as u32;
         let n = if file_len >= RUST_FILE_BYTES as u64 {

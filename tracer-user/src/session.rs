@@ -558,10 +558,29 @@ impl Session {
         let pid = r.header.pid;
         let (frames, frames_truncated) = self.probe_stack(pid, r.header.tid, &r.regs);
         let image = self.images.get(&pid);
+        // String literals the BPF side could not read (a page never
+        // touched): from the binary's file.
+        let from_file = |ptr: u64, size: u64, max: usize| {
+            let len = usize::try_from(size).ok().filter(|&l| l > 0 && l <= max)?;
+            image.and_then(|i| i.read_static(ptr, len))
+        };
         let file_len = (r.file_len as usize).min(r.file.len());
-        let file = String::from_utf8_lossy(&r.file[..file_len]).into_owned();
+        let file = if file_len > 0 {
+            String::from_utf8_lossy(&r.file[..file_len]).into_owned()
+        } else {
+            from_file(r.file_ptr, r.file_size, 4096)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
         let location = (!file.is_empty()).then(|| format!("{file}:{}:{}", r.line, r.col));
+        let static_msg = (r.msg_len == u32::MAX)
+            .then(|| from_file(r.msg_ptr, r.msg_size, 4096))
+            .flatten();
         let (message, message_unavailable) = match r.msg_len {
+            u32::MAX if static_msg.is_some() => (
+                static_msg.map(|b| String::from_utf8_lossy(&b).into_owned()),
+                None,
+            ),
             u32::MAX => (
                 None,
                 Some("formatted panic message: only the panic hook builds it".to_owned()),

@@ -261,6 +261,17 @@ impl ElfModule {
         done
     }
 
+    /// `len` bytes at ELF address `vaddr`, from the file (read-only data
+    /// such as string literals); None outside the file's loaded segments.
+    pub fn read_vaddr(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr + len as u64 <= s.vaddr + s.file_size)?;
+        let at = usize::try_from(vaddr - seg.vaddr + seg.file_offset).ok()?;
+        self.map.get(at..at.checked_add(len)?)
+    }
+
     /// The mapping the kernel made of this program's code when it put its
     /// lowest executable segment at runtime address `start_code` (what
     /// `mm->start_code` holds after exec): (start, end, file offset), page

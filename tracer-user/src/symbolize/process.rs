@@ -116,6 +116,21 @@ impl ProcessImage {
         })
     }
 
+    /// `len` bytes at runtime address `addr` read from the file of a
+    /// module of the process (its read-only data): for what the BPF side
+    /// could not read because the page was never touched.
+    pub fn read_static(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.mappings.iter().find_map(|m| {
+            let module = m.module.as_ref()?;
+            let bias = m
+                .entry
+                .start
+                .checked_sub(module.file_offset_to_vaddr(m.entry.offset)?)?;
+            let vaddr = addr.checked_sub(bias)?;
+            module.read_vaddr(vaddr, len).map(<[u8]>::to_vec)
+        })
+    }
+
     /// Executable mappings known.
     pub fn mapping_count(&self) -> usize {
         self.mappings.len()
