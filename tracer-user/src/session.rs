@@ -875,7 +875,12 @@ impl Session {
             return Ok(());
         }
         match ProcessImage::snapshot(pid, &mut self.symbolizer) {
-            Ok(image) => {
+            Ok(mut image) => {
+                // The kernel's view at the exec, if /proc was already gone
+                // for this part (the process exiting meanwhile).
+                if image.container.is_none() {
+                    image.container = self.container_from_exec(r);
+                }
                 self.images.insert(pid, image);
             }
             // Gone already (it crashed at once, say): the program's code
@@ -1012,12 +1017,17 @@ impl Session {
             if !self.images.contains_key(&pid) {
                 continue; // exited or dropped meanwhile
             }
-            if let Ok(image) = ProcessImage::snapshot(pid, &mut self.symbolizer)
+            if let Ok(mut image) = ProcessImage::snapshot(pid, &mut self.symbolizer)
                 && self
                     .images
                     .get(&pid)
                     .is_none_or(|old| image.mapping_count() >= old.mapping_count())
             {
+                // What was known of it stays known (a dying process's
+                // /proc/PID/status may be gone already).
+                if image.container.is_none() {
+                    image.container = self.images.get(&pid).and_then(|old| old.container.clone());
+                }
                 self.images.insert(pid, image);
                 self.attach_runtime(pid);
             }
