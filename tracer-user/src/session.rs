@@ -921,6 +921,14 @@ impl Session {
                 if self.attach_as(pid, "exec", true, false).is_err() {
                     self.probes.untrace(pid);
                 }
+                // Its cgroup as the kernel saw it at the exec (what selected
+                // it), where /proc did not say.
+                let known = self.container_from_exec(r);
+                if let Some(image) = self.images.get_mut(&pid)
+                    && image.container.as_ref().is_none_or(|c| c.cgroup.is_none())
+                {
+                    image.container = known;
+                }
                 return Ok(());
             }
         }
