@@ -8,6 +8,14 @@ const EBPF_TOOLCHAIN: &str = "nightly-2026-10-29";
 
 fn main() -> anyhow::Result<()> {
     use anyhow::Context as _;
+    println!("cargo::rerun-if-env-changed=CARGO_CFG_FUZZING");
+    if std::env::var_os("CARGO_CFG_FUZZING").is_some() {
+        // `cargo fuzz` builds the parsers (--cfg fuzzing): the fuzz targets
+        // load no BPF, and the eBPF build must not see its sanitizer flags.
+        let out = std::env::var_os("OUT_DIR").context("OUT_DIR")?;
+        std::fs::write(std::path::Path::new(&out).join("tracer"), [])?;
+        return Ok(());
+    }
     let metadata = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

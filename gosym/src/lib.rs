@@ -170,8 +170,8 @@ impl<D: Deref<Target = [u8]>> Table<D> {
             )?
             .to_owned();
         Some(Func {
-            entry: self.text + entry_off,
-            end: self.text + end_off,
+            entry: self.text.wrapping_add(entry_off),
+            end: self.text.wrapping_add(end_off),
             name,
             func_id: *self.table().get(off + self.format.func_id_offset())?,
             off,
@@ -335,7 +335,7 @@ impl<D: Deref<Target = [u8]>> Table<D> {
                         line,
                         inlined: true,
                     });
-                    at = f.entry + u64::from(parent_pc);
+                    at = f.entry.wrapping_add(u64::from(parent_pc));
                 }
                 None => {
                     out.push(Location {

@@ -42,7 +42,7 @@ fn vaddr_to_offset(segs: &[Segment], vaddr: u64) -> Option<usize> {
     segs.iter().find_map(|s| {
         let rel = vaddr.checked_sub(s.vaddr)?;
         let rel = usize::try_from(rel).ok()?;
-        (rel < s.size).then_some(s.offset + rel)
+        (rel < s.size).then(|| s.offset.checked_add(rel)).flatten()
     })
 }
 
@@ -128,7 +128,7 @@ fn find_table(
     }
     // No section headers: scan read-only data segments for the header.
     for seg in segs.iter().filter(|s| !s.writable && !s.executable) {
-        let bytes = data.get(seg.offset..seg.offset + seg.size)?;
+        let bytes = data.get(seg.offset..seg.offset.checked_add(seg.size)?)?;
         let mut at = 0;
         while at + 8 <= bytes.len() {
             let w = &bytes[at..at + 8];
@@ -141,7 +141,7 @@ fn find_table(
                 return Some((
                     seg.offset + at,
                     seg.size - at,
-                    seg.vaddr + at as u64,
+                    seg.vaddr.wrapping_add(at as u64),
                     Found::Scan,
                 ));
             }
@@ -161,11 +161,11 @@ fn moduledata(
 ) -> Option<Vec<u64>> {
     const WORDS: usize = 48;
     for seg in segs.iter().filter(|s| s.writable) {
-        let bytes = data.get(seg.offset..seg.offset + seg.size)?;
+        let bytes = data.get(seg.offset..seg.offset.checked_add(seg.size)?)?;
         let mut at = 0;
         while at + WORDS * 8 <= bytes.len() {
             if word(bytes, at) == Some(table_vaddr)
-                && word(bytes, at + 8) == Some(table_vaddr + funcnametab as u64)
+                && word(bytes, at + 8) == Some(table_vaddr.wrapping_add(funcnametab as u64))
             {
                 return (0..WORDS).map(|i| word(bytes, at + i * 8)).collect();
             }

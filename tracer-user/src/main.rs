@@ -1,60 +1,16 @@
 //! crashtrace: eBPF crash and stack-unwind tracer. A thin CLI over the
-//! modules below; see ARCHITECTURE.md for how a probe hit becomes a line.
-
-mod cli;
-mod commands;
-mod daemon;
-mod export;
-mod golang;
-#[cfg(test)]
-mod hostile_tests;
-mod incident;
-mod inspect;
-mod maps;
-mod output;
-mod privilege;
-mod probes;
-mod record;
-mod report;
-mod session;
-mod signals;
-mod symbolize;
-mod unwind;
+//! `tracer_user` library; see ARCHITECTURE.md for how a probe hit becomes a
+//! line.
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use tracer_user::{Failure, cli, commands, daemon, inspect, output, privilege, report};
 
 /// Exit statuses of crashtrace itself (CONTRACT.md).
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_NO_PRIVILEGE: u8 = 77;
-
-/// Why crashtrace stops early; each maps to one exit status and one line.
-#[derive(Debug)]
-pub enum Failure {
-    Usage(String),
-    Privilege(String),
-    Other(anyhow::Error),
-}
-
-impl Failure {
-    /// Loading BPF fails with EPERM when a capability is missing even though
-    /// the up-front check passed (e.g. a lockdown or a user namespace).
-    fn from_load(err: anyhow::Error) -> Self {
-        let eperm = err.chain().any(|e| {
-            e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))
-        });
-        if eperm {
-            Failure::Privilege(format!(
-                "{err:#}: operation not permitted (needs CAP_BPF and CAP_PERFMON)"
-            ))
-        } else {
-            Failure::Other(err)
-        }
-    }
-}
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

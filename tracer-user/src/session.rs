@@ -1026,10 +1026,12 @@ impl Session {
                 continue; // exited or dropped meanwhile
             }
             if let Ok(mut image) = ProcessImage::snapshot(pid, &mut self.symbolizer)
-                && self
-                    .images
-                    .get(&pid)
-                    .is_none_or(|old| image.mapping_count() >= old.mapping_count())
+                && self.images.get(&pid).is_none_or(|old| {
+                    // Not a worse view: a process exiting meanwhile
+                    // keeps its maps a moment longer than its files.
+                    image.mapping_count() >= old.mapping_count()
+                        && image.module_count() >= old.module_count()
+                })
             {
                 // What was known of it stays known (a dying process's
                 // /proc/PID/status may be gone already).

@@ -135,7 +135,8 @@ listen = "127.0.0.1:{metrics_port}"
             .arg("daemon")
             .arg("--config")
             .arg(&config)
-            .stderr(Stdio::null())
+            .arg("-v")
+            .stderr(std::fs::File::create(dir.join("daemon.stderr")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -212,7 +213,12 @@ listen = "127.0.0.1:{metrics_port}"
     for inc in &incidents {
         *per_pid.entry(inc["pid"].as_u64().unwrap()).or_default() += 1;
         assert_eq!(inc["outcome"], "crashed");
-        assert_eq!(inc["frames"][0]["function"], "handle_job", "{inc:#}");
+        assert_eq!(
+            inc["frames"][0]["function"],
+            "handle_job",
+            "{inc:#}\ndaemon's stderr:\n{}",
+            std::fs::read_to_string(dir.join("daemon.stderr")).unwrap_or_default()
+        );
     }
     assert_eq!(incidents.len(), N, "lost or duplicated: {per_pid:?}");
     assert!(per_pid.values().all(|&n| n == 1), "{per_pid:?}");

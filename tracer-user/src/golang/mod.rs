@@ -223,10 +223,10 @@ impl GoBinary {
 }
 
 fn vaddr_to_offset(segments: &[(u64, u64, u64)], vaddr: u64) -> Option<u64> {
-    segments
-        .iter()
-        .find(|(va, _, size)| vaddr >= *va && vaddr < va + size)
-        .map(|(va, off, _)| vaddr - va + off)
+    segments.iter().find_map(|(va, off, size)| {
+        let rel = vaddr.checked_sub(*va)?;
+        (rel < *size).then(|| off.checked_add(rel)).flatten()
+    })
 }
 
 /// The `push rbp; mov rbp, rsp` that follows Go's stack-bound check, within

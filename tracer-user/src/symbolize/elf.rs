@@ -20,6 +20,23 @@ struct Segment {
     exec: bool,
 }
 
+impl Segment {
+    /// The file offset of the `len` bytes at `vaddr`, when the segment's
+    /// file bytes hold them all (hostile headers: no overflow).
+    fn offset_of(&self, vaddr: u64, len: u64) -> Option<u64> {
+        let rel = vaddr.checked_sub(self.vaddr)?;
+        (rel.checked_add(len)? <= self.file_size)
+            .then(|| self.file_offset.checked_add(rel))
+            .flatten()
+    }
+
+    /// The address of the byte at `file_offset`, when the segment has it.
+    fn vaddr_of(&self, file_offset: u64) -> Option<u64> {
+        let rel = file_offset.checked_sub(self.file_offset)?;
+        (rel < self.file_size).then(|| self.vaddr.wrapping_add(rel))
+    }
+}
+
 struct Symbol {
     address: u64,
     size: u64,
@@ -214,11 +231,9 @@ impl ElfModule {
             let name = addr2line::demangle_auto(s.name.as_str().into(), None);
             pred(&name)
         })?;
-        let seg = self
-            .segments
+        self.segments
             .iter()
-            .find(|g| sym.address >= g.vaddr && sym.address < g.vaddr + g.file_size)?;
-        Some(sym.address - seg.vaddr + seg.file_offset)
+            .find_map(|g| g.offset_of(sym.address, 1))
     }
 
     /// The module's call frame information (parsed on first use).
@@ -264,11 +279,11 @@ impl ElfModule {
     /// `len` bytes at ELF address `vaddr`, from the file (read-only data
     /// such as string literals); None outside the file's loaded segments.
     pub fn read_vaddr(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
-        let seg = self
+        let at = self
             .segments
             .iter()
-            .find(|s| vaddr >= s.vaddr && vaddr + len as u64 <= s.vaddr + s.file_size)?;
-        let at = usize::try_from(vaddr - seg.vaddr + seg.file_offset).ok()?;
+            .find_map(|s| s.offset_of(vaddr, len as u64))?;
+        let at = usize::try_from(at).ok()?;
         self.map.get(at..at.checked_add(len)?)
     }
 
@@ -283,19 +298,16 @@ impl ElfModule {
             .iter()
             .filter(|s| s.exec)
             .min_by_key(|s| s.vaddr)?;
-        let bias = start_code.checked_sub(seg.vaddr)?;
-        let start = (bias + seg.vaddr) & !(PAGE - 1);
-        let end = end_code.max(start + 1).div_ceil(PAGE) * PAGE;
+        start_code.checked_sub(seg.vaddr)?;
+        let start = start_code & !(PAGE - 1);
+        let end = end_code.max(start + 1).div_ceil(PAGE).checked_mul(PAGE)?;
         Some((start, end, seg.file_offset & !(PAGE - 1)))
     }
 
     /// The address in the ELF's own address space (what DWARF and symbols
     /// use) of the byte at `file_offset`.
     pub fn file_offset_to_vaddr(&self, file_offset: u64) -> Option<u64> {
-        self.segments
-            .iter()
-            .find(|s| file_offset >= s.file_offset && file_offset < s.file_offset + s.file_size)
-            .map(|s| file_offset - s.file_offset + s.vaddr)
+        self.segments.iter().find_map(|s| s.vaddr_of(file_offset))
     }
 
     /// Source locations for `vaddr`, innermost (most inlined) first; the last

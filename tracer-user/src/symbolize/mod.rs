@@ -139,6 +139,11 @@ impl Symbolizer {
 }
 
 impl Symbolizer {
+    /// The module already opened for the file `key`, if any.
+    pub fn cached(&self, key: &(String, u64)) -> Option<Rc<ElfModule>> {
+        self.modules.get(key).cloned()
+    }
+
     /// Whether some opened binary still has unparsed DWARF.
     pub fn has_cold_modules(&self) -> bool {
         !self.cold.is_empty()

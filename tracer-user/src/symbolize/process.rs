@@ -37,25 +37,7 @@ impl ProcessImage {
             .filter(MapEntry::executable)
             .map(|entry| {
                 let module = if entry.is_file() {
-                    let display = entry
-                        .file_path()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned();
-                    let via_map_files = PathBuf::from(format!(
-                        "/proc/{pid}/map_files/{:x}-{:x}",
-                        entry.start, entry.end
-                    ));
-                    let open_path = if via_map_files.exists() {
-                        via_map_files
-                    } else {
-                        PathBuf::from(format!("/proc/{pid}/root{display}"))
-                    };
-                    // Neither path exists: the process died while we read
-                    // its maps (its exit record follows); nothing to warn.
-                    open_path.exists().then_some(()).and_then(|()| {
-                        symbolizer.module((entry.dev.clone(), entry.inode), &open_path, &display)
-                    })
+                    open_mapped_file(pid, &entry, symbolizer)
                 } else {
                     None
                 };
@@ -87,11 +69,7 @@ impl ProcessImage {
     ) -> Result<Self> {
         use std::os::unix::fs::MetadataExt as _;
         let meta = fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-        let dev = format!(
-            "{:02x}:{:02x}",
-            libc::major(meta.dev()),
-            libc::minor(meta.dev())
-        );
+        let dev = maps_dev(meta.dev());
         let module = symbolizer
             .module((dev.clone(), meta.ino()), path, display)
             .with_context(|| format!("reading {display}"))?;
@@ -136,6 +114,11 @@ impl ProcessImage {
         self.mappings.len()
     }
 
+    /// Executable mappings whose file could be read.
+    pub fn module_count(&self) -> usize {
+        self.mappings.iter().filter(|m| m.module.is_some()).count()
+    }
+
     /// Adds a library the process dlopen'ed, from its path and load bias
     /// (its executable PT_LOAD segments, placed as ld.so placed them).
     pub fn add_library(
@@ -159,11 +142,7 @@ impl ProcessImage {
             fs::metadata(&open_path).with_context(|| format!("stat {}", open_path.display()))?;
         let data = fs::read(&open_path).with_context(|| format!("reading {path}"))?;
         let obj = object::File::parse(&*data).with_context(|| format!("{path} is not ELF"))?;
-        let dev = format!(
-            "{:02x}:{:02x}",
-            libc::major(meta.dev()),
-            libc::minor(meta.dev())
-        );
+        let dev = maps_dev(meta.dev());
         let module = symbolizer.module((dev.clone(), meta.ino()), &open_path, path);
         const PAGE: u64 = 4096;
         for seg in obj.segments() {
@@ -439,4 +418,50 @@ fn unknown(pc: String, module: Option<String>) -> Frame {
         tail_call: false,
         file_offset: None,
     }
+}
+
+/// The binary behind a file mapping of `pid`: already open (the same
+/// device and inode), else through /proc/PID/map_files (deleted files,
+/// other mount namespaces), /proc/PID/root/PATH, or PATH on this host when
+/// it is the same file. A process that is exiting loses the first two while
+/// its maps can still be read; its exit record follows, and its frames
+/// still need the file.
+fn open_mapped_file(
+    pid: u32,
+    entry: &MapEntry,
+    symbolizer: &mut Symbolizer,
+) -> Option<Rc<ElfModule>> {
+    let key = (entry.dev.clone(), entry.inode);
+    if let Some(m) = symbolizer.cached(&key) {
+        return Some(m);
+    }
+    let display = entry.file_path()?.to_string_lossy().into_owned();
+    let via_map_files = PathBuf::from(format!(
+        "/proc/{pid}/map_files/{:x}-{:x}",
+        entry.start, entry.end
+    ));
+    let via_root = PathBuf::from(format!("/proc/{pid}/root{display}"));
+    let open_path = if via_map_files.exists() {
+        via_map_files
+    } else if via_root.exists() {
+        via_root
+    } else if same_file(std::path::Path::new(&display), &key) {
+        PathBuf::from(&display)
+    } else {
+        // Gone with the process, or not this file: nothing to warn.
+        return None;
+    };
+    symbolizer.module(key, &open_path, &display)
+}
+
+/// Whether `path` is the file with (device as /proc/PID/maps prints it,
+/// inode) `key`.
+fn same_file(path: &std::path::Path, key: &(String, u64)) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(path).is_ok_and(|m| m.ino() == key.1 && maps_dev(m.dev()) == key.0)
+}
+
+/// A device number as /proc/PID/maps prints it ("fe:01").
+fn maps_dev(dev: u64) -> String {
+    format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev))
 }

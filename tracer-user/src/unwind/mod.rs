@@ -7,7 +7,9 @@
 
 pub mod cfi;
 
-use crate::symbolize::process::ProcessImage;
+use std::rc::Rc;
+
+use crate::symbolize::{elf::ElfModule, process::ProcessImage};
 
 /// x86_64 DWARF register numbers.
 const RBX: u16 = 3;
@@ -91,6 +93,27 @@ enum Step {
 }
 
 pub fn unwind(image: &ProcessImage, start: Regs, stack: &StackCopy<'_>, max: usize) -> Unwound {
+    walk(|pc| image.module_at(pc), start, stack, max)
+}
+
+/// Unwinds through one module placed at its own (ELF) addresses: for the
+/// fuzz target of the CFI interpreter.
+pub fn unwind_module(
+    module: &Rc<ElfModule>,
+    start: Regs,
+    stack: &StackCopy<'_>,
+    max: usize,
+) -> Unwound {
+    walk(|pc| Some((Rc::clone(module), pc)), start, stack, max)
+}
+
+/// The walk, given where each pc's module is and the pc's address in it.
+fn walk(
+    module_at: impl Fn(u64) -> Option<(Rc<ElfModule>, u64)>,
+    start: Regs,
+    stack: &StackCopy<'_>,
+    max: usize,
+) -> Unwound {
     let mut out = Unwound::default();
     let mut regs = start;
     for depth in 0..max {
@@ -101,9 +124,8 @@ pub fn unwind(image: &ProcessImage, start: Regs, stack: &StackCopy<'_>, max: usi
         } else {
             regs.rip.wrapping_sub(1)
         };
-        let by_cfi = image
-            .module_at(lookup)
-            .and_then(|(module, vaddr)| module.cfi()?.step(vaddr, &regs, stack));
+        let by_cfi =
+            module_at(lookup).and_then(|(module, vaddr)| module.cfi()?.step(vaddr, &regs, stack));
         let step = match by_cfi {
             Some(step) => {
                 out.cfi_frames += 1;
