@@ -85,6 +85,10 @@ enum Cmd {
         /// Seconds each cargo-fuzz target runs (0: skip fuzzing).
         #[arg(long, default_value_t = 60)]
         fuzz_seconds: u64,
+        /// Only these scenarios (default: all): overload, sigkill, two,
+        /// replaced, hostile, races, pid-reuse, sustained, fuzz.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Regenerate the Go runtime layout table (for binaries without DWARF)
     /// from the DWARF of one toolchain per supported Go version.
@@ -109,7 +113,8 @@ fn main() -> ExitCode {
         Cmd::Stress {
             corpus,
             fuzz_seconds,
-        } => setup().and_then(|()| stress(corpus, fuzz_seconds)),
+            only,
+        } => setup().and_then(|()| stress(corpus, fuzz_seconds, &only)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -956,7 +961,7 @@ struct Verdict {
     detail: String,
 }
 
-fn stress(corpus: usize, fuzz_seconds: u64) -> Result<()> {
+fn stress(corpus: usize, fuzz_seconds: u64, only: &[String]) -> Result<()> {
     if !is_root() {
         bail!("the reliability suite loads eBPF programs: run it as root");
     }
@@ -964,20 +969,39 @@ fn stress(corpus: usize, fuzz_seconds: u64) -> Result<()> {
     let root = workspace_root();
     let bin = root.join("target/stress");
     fs::create_dir_all(&bin)?;
-    for name in ["signal_storm", "crash_after", "wait_for_term"] {
+    for name in ["signal_storm", "crash_after", "wait_for_term", "fault_race"] {
         compile_c(
             &root.join(format!("testdata/native/{name}.c")),
             &bin.join(name),
         )?;
     }
-    let mut verdicts = vec![
-        stress_overload(&crashtrace, &bin)?,
-        stress_sigkill(&crashtrace, &bin)?,
-        stress_two_instances(&crashtrace, &bin)?,
-        stress_deleted_while_attached(&crashtrace, &bin)?,
-        stress_hostile(corpus)?,
-    ];
-    if fuzz_seconds > 0 {
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let mut verdicts = Vec::new();
+    if wanted("overload") {
+        verdicts.push(stress_overload(&crashtrace, &bin)?);
+    }
+    if wanted("sigkill") {
+        verdicts.push(stress_sigkill(&crashtrace, &bin)?);
+    }
+    if wanted("two") {
+        verdicts.push(stress_two_instances(&crashtrace, &bin)?);
+    }
+    if wanted("replaced") {
+        verdicts.push(stress_deleted_while_attached(&crashtrace, &bin)?);
+    }
+    if wanted("hostile") {
+        verdicts.push(stress_hostile(corpus)?);
+    }
+    if wanted("races") {
+        verdicts.push(stress_fault_races(&crashtrace, &bin)?);
+    }
+    if wanted("pid-reuse") {
+        verdicts.push(stress_pid_reuse(&crashtrace, &bin)?);
+    }
+    if wanted("sustained") {
+        verdicts.push(stress_sustained_overload(&crashtrace, &bin)?);
+    }
+    if fuzz_seconds > 0 && wanted("fuzz") {
         verdicts.extend(stress_fuzz(&crashtrace, &bin, fuzz_seconds)?);
     }
     println!();
@@ -1053,6 +1077,242 @@ fn stress_overload(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
             "{delivered} recorded + {lost} counted lost = {} of {N}; crash after it recorded: {recovered}; {:.1} s",
             delivered + lost,
             took.as_secs_f64()
+        ),
+    })
+}
+
+/// `crashtrace attach --exe PROGRAMS…` writing NDJSON to `out`, given a
+/// moment to attach.
+fn attach_exe(crashtrace: &Path, out: &Path, programs: &[&Path]) -> Result<std::process::Child> {
+    let _ = fs::remove_file(out);
+    let mut cmd = Command::new(crashtrace);
+    cmd.args(["-q", "--format", "ndjson", "-o"])
+        .arg(out)
+        .arg("attach");
+    for p in programs {
+        cmd.arg("--exe").arg(p);
+    }
+    let child = cmd.spawn()?;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    Ok(child)
+}
+
+fn stop(mut child: std::process::Child) {
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A crash racing another thread of the process that forks, execs or
+/// exits (testdata/native/fault_race.c), 40 runs each at delays that let
+/// either side win: every incident agrees with the wait status (a crash
+/// is reported iff the process died of SIGSEGV, at crash_now), and the
+/// forked children, which exit 0, give none.
+fn stress_fault_races(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: crashes racing fork, exec and exit");
+    use std::os::unix::process::ExitStatusExt as _;
+    let program = bin.join("fault_race");
+    let out = bin.join("fault_race.ndjson");
+    let tracer = attach_exe(crashtrace, &out, &[&program])?;
+    // (mode, pid, died of SIGSEGV, exit code)
+    let mut runs = Vec::new();
+    for mode in ["fork", "exec", "exit"] {
+        for i in 0..40 {
+            let delay = (i * 5).to_string();
+            let status = Command::new(&program)
+                .args([mode, &delay])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .and_then(|mut c| Ok((c.id(), c.wait()?)))?;
+            runs.push((
+                mode,
+                u64::from(status.0),
+                status.1.signal() == Some(11),
+                status.1.code(),
+            ));
+        }
+    }
+    stop(tracer);
+    let records = ndjson(&out);
+    let incidents = of_type(&records, "incident");
+    let mut wrong = Vec::new();
+    let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
+    for (mode, pid, segv, code) in &runs {
+        let mine: Vec<_> = incidents.iter().filter(|i| i["pid"] == *pid).collect();
+        let crashed: Vec<_> = mine.iter().filter(|i| i["outcome"] == "crashed").collect();
+        let ok = if *segv {
+            crashed.len() == 1
+                && mine.len() == 1
+                && crashed[0]["frames"][0]["function"] == "crash_now"
+                && crashed[0]["exit"]["signal"] == 11
+        } else {
+            crashed.is_empty()
+        };
+        let outcome = if *segv {
+            "SIGSEGV".to_owned()
+        } else {
+            format!("exit {}", code.unwrap_or(-1))
+        };
+        *tally.entry(format!("{mode}: {outcome}")).or_default() += 1;
+        if !ok {
+            wrong.push(format!(
+                "{mode} pid {pid} ({outcome}): {} incidents",
+                mine.len()
+            ));
+        }
+    }
+    let ours: std::collections::HashSet<u64> = runs.iter().map(|r| r.1).collect();
+    let strays = incidents
+        .iter()
+        .filter(|i| i["pid"].as_u64().is_none_or(|p| !ours.contains(&p)))
+        .count();
+    Ok(Verdict {
+        scenario: "faults during an event: a crash racing fork, exec, exit_group in another thread",
+        pass: wrong.is_empty() && strays == 0,
+        detail: format!(
+            "{} runs ({}); incidents disagreeing with the wait status: {}{}; incidents of forked children: {strays}",
+            runs.len(),
+            tally
+                .iter()
+                .map(|(k, v)| format!("{k} ×{v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            wrong.len(),
+            if wrong.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", wrong.join("; "))
+            }
+        ),
+    })
+}
+
+/// A pid used again by another program at once (forced through
+/// /proc/sys/kernel/ns_last_pid): each incident is symbolized with its own
+/// process's binary, not the image of the pid's previous owner.
+fn stress_pid_reuse(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: pid reuse");
+    let first = bin.join("crash_after");
+    let second = bin.join("fault_race");
+    let out = bin.join("pid_reuse.ndjson");
+    let tracer = attach_exe(crashtrace, &out, &[&first, &second])?;
+    let mut reused = Vec::new();
+    for _ in 0..30 {
+        let mut a = Command::new(&first)
+            .arg("0")
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let pid = a.id();
+        a.wait()?;
+        fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())?;
+        let mut b = Command::new(&second)
+            .args(["none", "0"])
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let again = b.id();
+        b.wait()?;
+        if again == pid {
+            reused.push(u64::from(pid));
+        }
+        if reused.len() == 10 {
+            break;
+        }
+    }
+    stop(tracer);
+    let records = ndjson(&out);
+    let incidents = of_type(&records, "incident");
+    let right = reused
+        .iter()
+        .filter(|&&pid| {
+            let mine: Vec<_> = incidents.iter().filter(|i| i["pid"] == pid).collect();
+            let has = |exe: &Path, function: &str| {
+                mine.iter().any(|i| {
+                    i["exe"].as_str() == Some(&*exe.to_string_lossy())
+                        && i["frames"][0]["function"] == function
+                })
+            };
+            mine.len() == 2 && has(&first, "handle_job") && has(&second, "crash_now")
+        })
+        .count();
+    Ok(Verdict {
+        scenario: "pid reuse: a crashed program's pid taken at once by another that crashes",
+        pass: reused.len() >= 5 && right == reused.len(),
+        detail: format!(
+            "pids reused: {}; both incidents right (own exe, own crash function): {right}",
+            reused.len()
+        ),
+    })
+}
+
+/// 30 s of signals as fast as one process sends them, into the default
+/// ring buffer, output thrown away: crashtrace's RSS sampled every second
+/// stays flat once warm (no queue grows with the backlog), the drain
+/// keeps up or counts, and a crash right after is still recorded.
+fn stress_sustained_overload(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
+    step("stress: memory under sustained overload (30 s)");
+    let storm = bin.join("signal_storm");
+    let out = bin.join("sustained.ndjson");
+    let script = format!(
+        "timeout -s KILL 30 {} 100000000; exec {} 0",
+        storm.display(),
+        bin.join("crash_after").display()
+    );
+    let _ = fs::remove_file(&out);
+    let started = std::time::Instant::now();
+    let mut tracer = Command::new(crashtrace)
+        .args(["--format", "ndjson", "-q", "-o"])
+        .arg(&out)
+        .args(["run", "--", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut samples = Vec::new();
+    let status = loop {
+        if let Some(status) = tracer.try_wait()? {
+            break status;
+        }
+        samples.push(rss_cpu(tracer.id()).0);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    };
+    let took = started.elapsed();
+    let size = fs::metadata(&out).map_or(0, |m| m.len());
+    // A big file: the storm's signal lines are counted, not parsed.
+    let mut signals = 0u64;
+    let mut records = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(fs::File::open(&out)?)) {
+        let line = line?;
+        if line.contains(r#""type":"signal""#) && line.contains("SIGUSR1") {
+            signals += 1;
+        } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            records.push(v);
+        }
+    }
+    let _ = fs::remove_file(&out);
+    let lost: u64 = of_type(&records, "lost")
+        .iter()
+        .filter(|l| l["event"] == "signal")
+        .filter_map(|l| l["count"].as_u64())
+        .sum();
+    let recovered = of_type(&records, "incident")
+        .iter()
+        .any(|i| i["cause"]["message"] == "SIGSEGV");
+    // Warm after 5 s; then at most 16 MB more, at any point.
+    let warm = samples.get(5).copied().unwrap_or(0);
+    let peak = samples.iter().skip(5).copied().max().unwrap_or(0);
+    let last = samples.last().copied().unwrap_or(0);
+    let pass = warm > 0 && peak <= warm + 16 * 1024 && recovered && status.code() == Some(139);
+    Ok(Verdict {
+        scenario: "memory under sustained overload: 30 s signal storm, then a crash",
+        pass,
+        detail: format!(
+            "{signals} recorded + {lost} counted lost in {:.0} s ({:.0} MB of NDJSON); RSS at 5 s {:.1} MB, peak after {:.1} MB, at the end {:.1} MB; crash after it recorded: {recovered}",
+            took.as_secs_f64(),
+            size as f64 / 1e6,
+            warm as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            last as f64 / 1024.0
         ),
     })
 }
@@ -1431,6 +1691,11 @@ fn bench_events(crashtrace: &Path, runs: usize) -> Result<()> {
         .args(["-O2", "-g", "-o"])
         .arg(&throwloop)
         .arg(root.join("testdata/bench/throwloop.cpp")))?;
+    let panicloop = bin.join("panicloop");
+    run(Command::new("rustc")
+        .args(["--edition", "2024", "-O", "-g", "-o"])
+        .arg(&panicloop)
+        .arg(root.join("testdata/bench/panicloop.rs")))?;
     let version = GO_VERSIONS[GO_VERSIONS.len() - 1];
     let go = go_binary(&go_cache_dir().join(format!("venv-{version}"))).context("Go toolchain")?;
     let gobench = build_go_bench(&go, version)?;
@@ -1457,6 +1722,12 @@ fn bench_events(crashtrace: &Path, runs: usize) -> Result<()> {
             program: gobench.clone(),
             args: vec!["panicloop".into(), "20000".into()],
             bpftrace_probe: format!("uprobe:\"{}\":\"runtime.gopanic\"", gobench.display()),
+        },
+        Loop {
+            name: "Rust panic/catch_unwind (20000 panics, default hook)",
+            program: panicloop.clone(),
+            args: vec!["20000".into()],
+            bpftrace_probe: format!("uprobe:\"{}\":*panic_with_hook*", panicloop.display()),
         },
     ];
     println!();
@@ -1661,14 +1932,139 @@ fn bench_symbolize_native(crashtrace: &Path, runs: usize) -> Result<()> {
     }
     let target = workspace_root().join("target/bench/crashtrace-copy");
     fs::copy(crashtrace, &target)?;
+    compare_native_symbolizers(
+        crashtrace,
+        &target,
+        "crashtrace's own release binary (Rust",
+        runs,
+    )?;
+    let cxx = build_large_cxx()?;
+    compare_native_symbolizers(
+        crashtrace,
+        &cxx,
+        "a generated C++ program (-O2 -g, STL",
+        runs,
+    )
+}
+
+/// A large C++ binary for the symbolizer comparison: 4800 functions over
+/// 8 translation units using the STL (maps, strings, streams, lambdas,
+/// std::function, exceptions), -O2 -g: inlining-heavy DWARF as in real
+/// C++ services. Generated and built once (target/bench/bigcxx).
+fn build_large_cxx() -> Result<PathBuf> {
+    const UNITS: usize = 8;
+    const PER_UNIT: usize = 600;
+    let dir = workspace_root().join("target/bench/bigcxx");
+    let bin = dir.join("bigcxx");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    step("generating and building a large C++ program (a few minutes, once)");
+    fs::create_dir_all(&dir)?;
+    let header = "#include <algorithm>\n#include <functional>\n#include <map>\n#include <sstream>\n#include <stdexcept>\n#include <string>\n#include <vector>\n\ntemplate <typename T> struct Box {\n    std::vector<T> v;\n    T sum() const { T s{}; for (const auto &x : v) s += x; return s; }\n};\n";
+    let mut objects = Vec::new();
+    let mut children = Vec::new();
+    for u in 0..UNITS {
+        let mut src = String::from(header);
+        for k in 0..PER_UNIT {
+            let id = u * PER_UNIT + k;
+            src.push_str(&format!(
+                "namespace gen{id} {{\nstd::string work(const std::string &in, int n) {{\n    std::map<std::string, long> m;\n    std::vector<std::string> parts;\n    std::stringstream ss(in);\n    std::string w;\n    while (std::getline(ss, w, ',')) {{\n        parts.push_back(w);\n        m[w] += n * {id};\n    }}\n    std::sort(parts.begin(), parts.end());\n    Box<long> b;\n    for (const auto &[k, v] : m) b.v.push_back(v + (long)k.size());\n    std::function<std::string(int)> pick = [&](int i) {{ return parts.empty() ? std::string() : parts[(size_t)i % parts.size()]; }};\n    if (b.sum() < {id}) throw std::runtime_error(\"short input {id}\");\n    return pick(n) + std::to_string(b.sum());\n}}\n}}\n"
+            ));
+        }
+        src.push_str(&format!(
+            "std::string unit{u}(const std::string &in, int n) {{\n    std::string out;\n"
+        ));
+        for k in 0..PER_UNIT {
+            let id = u * PER_UNIT + k;
+            src.push_str(&format!("    try {{ out += gen{id}::work(in, n); }} catch (const std::exception &e) {{ out += e.what(); }}\n"));
+        }
+        src.push_str("    return out;\n}\n");
+        let cpp = dir.join(format!("unit{u}.cpp"));
+        fs::write(&cpp, src)?;
+        let obj = dir.join(format!("unit{u}.o"));
+        children.push(
+            Command::new("g++")
+                .args(["-O2", "-g", "-c", "-o"])
+                .arg(&obj)
+                .arg(&cpp)
+                .spawn()?,
+        );
+        objects.push(obj);
+        // Two compilers at a time (two cores).
+        if children.len() == 2 {
+            for mut c in children.drain(..) {
+                if !c.wait()?.success() {
+                    bail!("g++ failed on the generated program");
+                }
+            }
+        }
+    }
+    for mut c in children {
+        if !c.wait()?.success() {
+            bail!("g++ failed on the generated program");
+        }
+    }
+    let mut main = String::from("#include <cstdio>\n#include <string>\n");
+    for u in 0..UNITS {
+        main.push_str(&format!("std::string unit{u}(const std::string &, int);\n"));
+    }
+    main.push_str("int main(int argc, char **argv) {\n    std::string in = argc > 1 ? argv[1] : \"a,b,c\";\n    size_t n = 0;\n");
+    for u in 0..UNITS {
+        main.push_str(&format!("    n += unit{u}(in, argc).size();\n"));
+    }
+    main.push_str("    std::printf(\"%zu\\n\", n);\n}\n");
+    fs::write(dir.join("main.cpp"), main)?;
+    run(Command::new("g++")
+        .args(["-O2", "-g", "-o"])
+        .arg(&bin)
+        .arg(dir.join("main.cpp"))
+        .args(&objects))?;
+    Ok(bin)
+}
+
+/// crashtrace symbolize vs llvm-symbolizer, binutils addr2line and
+/// eu-addr2line on every 997th byte of `target`'s .text: cold (the first
+/// address alone: start, open, first lookup) and warm (the rest, per
+/// second), and whether the answers agree.
+fn compare_native_symbolizers(
+    crashtrace: &Path,
+    target: &Path,
+    what: &str,
+    runs: usize,
+) -> Result<()> {
+    let target = target.to_path_buf();
     let addrs = text_addresses(&target, 997)?;
     let n = addrs.lines().count();
+    let first = addrs.lines().next().unwrap_or("0").to_owned() + "\n";
     let feed = |cmd: &mut Command| run_with_stdin(cmd, &addrs);
+    let feed_one = |cmd: &mut Command| run_with_stdin(cmd, &first).map(|(t, _)| t);
     let (mut t_ours, mut t_llvm, mut t_gnu, mut t_eu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut c_ours, mut c_llvm, mut c_gnu, mut c_eu) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut ours, mut llvm, mut gnu) = (String::new(), String::new(), String::new());
     for i in 0..runs {
         step(&format!("native symbolizer run {}/{runs}", i + 1));
+        c_ours.push(feed_one(
+            Command::new(crashtrace)
+                .args(["symbolize", "--format", "ndjson", "--exe"])
+                .arg(&target)
+                .arg("-"),
+        )?);
+        c_llvm.push(feed_one(
+            Command::new("llvm-symbolizer").arg(format!("--obj={}", target.display())),
+        )?);
+        c_gnu.push(feed_one(
+            Command::new("addr2line")
+                .args(["-a", "-f", "-i", "-C", "-e"])
+                .arg(&target),
+        )?);
+        c_eu.push(feed_one(
+            Command::new("eu-addr2line")
+                .args(["-a", "-f", "-i", "-C", "-e"])
+                .arg(&target),
+        )?);
         let (t, o) = feed(
             Command::new(crashtrace)
                 .args(["symbolize", "--format", "ndjson", "--exe"])
@@ -1788,31 +2184,43 @@ fn bench_symbolize_native(crashtrace: &Path, runs: usize) -> Result<()> {
     let (li, lw) = agree(&o, &l);
     let (gi, gw) = agree(&o, &g);
     let pct = |k: usize| 100.0 * k as f64 / n.max(1) as f64;
+    // Warm: addresses per second past the first.
+    let rate = |all: f64, one: f64| (n.saturating_sub(1)) as f64 / (all - one).max(1e-6);
+    let row = |tool: &str, cold: Vec<f64>, all: Vec<f64>, agreement: String| {
+        let (c, a) = (median(cold), median(all));
+        println!(
+            "| {tool} | {:.1} ms | {a:.3} s | {:.0}/s | {agreement} |",
+            c * 1e3,
+            rate(a, c)
+        );
+    };
     println!();
     println!(
-        "Symbolizing crashtrace's own release binary ({} MiB, Rust, DWARF), {n} addresses, {runs} runs, medians:",
+        "Symbolizing {what}, DWARF, {} MiB), {n} addresses, {runs} runs, medians:",
         fs::metadata(&target).map(|m| m.len() >> 20).unwrap_or(0)
     );
     println!(
-        "| tool | time | same innermost (function, line) as crashtrace | same whole inline chain |"
+        "| tool | cold: first address | all {n} | warm: addresses/s | same innermost (function, line) / whole inline chain as crashtrace |"
     );
-    println!("|---|---|---|---|");
-    println!("| crashtrace symbolize | {:.3} s | - | - |", median(t_ours));
-    println!(
-        "| llvm-symbolizer 14 | {:.3} s | {:.2} % | {:.2} % |",
-        median(t_llvm),
-        pct(li),
-        pct(lw)
+    println!("|---|---|---|---|---|");
+    row("crashtrace symbolize", c_ours, t_ours, "-".into());
+    row(
+        "llvm-symbolizer 14",
+        c_llvm,
+        t_llvm,
+        format!("{:.2} % / {:.2} %", pct(li), pct(lw)),
     );
-    println!(
-        "| binutils addr2line -f -i -C | {:.3} s | {:.2} % | {:.2} % |",
-        median(t_gnu),
-        pct(gi),
-        pct(gw)
+    row(
+        "binutils addr2line -f -i -C",
+        c_gnu,
+        t_gnu,
+        format!("{:.2} % / {:.2} %", pct(gi), pct(gw)),
     );
-    println!(
-        "| elfutils eu-addr2line -f -i -C | {:.3} s | (no Rust demangling: not compared) | - |",
-        median(t_eu)
+    row(
+        "elfutils eu-addr2line -f -i -C",
+        c_eu,
+        t_eu,
+        "not compared".into(),
     );
     Ok(())
 }
