@@ -776,7 +776,62 @@ fn bench_footprint(crashtrace: &Path, runs: usize) -> Result<()> {
         (cpu_load_end - cpu_idle_end) / load_secs * 100.0
     );
     println!("| {latency} | (kernel timestamp of the first event → incident written) |");
+    let (several, several_incidents) = latency_several_programs(crashtrace, &bin)?;
+    println!(
+        "| with 4 programs crashing at once, 4 × 50 processes ({several_incidents} incidents): {several} | (same) |"
+    );
     Ok(())
+}
+
+/// Crash-to-incident latency when 4 programs (4 watched files) crash
+/// concurrently, 50 processes each, from 4 threads: (crashtrace's latency
+/// summary, incidents written).
+fn latency_several_programs(crashtrace: &Path, bin: &Path) -> Result<(String, usize)> {
+    step("latency with several programs at once");
+    let programs: Vec<PathBuf> = (0..4).map(|i| bin.join(format!("app{i}"))).collect();
+    for p in &programs {
+        fs::copy(bin.join("crash_after"), p)?;
+    }
+    let out = bin.join("several.ndjson");
+    let _ = fs::remove_file(&out);
+    let mut cmd = Command::new(crashtrace);
+    cmd.args(["-v", "--format", "ndjson", "-o"])
+        .arg(&out)
+        .arg("attach");
+    for p in &programs {
+        cmd.arg("--exe").arg(p);
+    }
+    let ct = cmd.stderr(std::process::Stdio::piped()).spawn()?;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    std::thread::scope(|s| {
+        for p in &programs {
+            s.spawn(move || {
+                for i in 0..50 {
+                    let _ = Command::new(p)
+                        .arg((i % 30).to_string())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            });
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = Command::new("kill")
+        .args(["-INT", &ct.id().to_string()])
+        .status();
+    let done = ct.wait_with_output()?;
+    let summary = String::from_utf8_lossy(&done.stderr).into_owned();
+    let latency = summary
+        .split(", ")
+        .find(|p| p.starts_with("crash-to-incident latency"))
+        .unwrap_or("latency: not reported")
+        .to_owned();
+    let incidents = fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"incident\""))
+        .count();
+    Ok((latency, incidents))
 }
 
 /// Unwinding and symbolizing one crash stack of a release C program (-O2,
@@ -1733,7 +1788,7 @@ fn bench_events(crashtrace: &Path, runs: usize) -> Result<()> {
             bpftrace_probe: format!("uprobe:\"{}\":\"runtime.gopanic\"", gobench.display()),
         },
         Loop {
-            name: "Rust panic/catch_unwind (20000 panics, default hook)",
+            name: "Rust panic/catch_unwind (20000 panics)",
             program: panicloop.clone(),
             args: vec!["20000".into()],
             bpftrace_probe: format!("uprobe:\"{}\":*panic_with_hook*", panicloop.display()),
