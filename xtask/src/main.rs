@@ -995,17 +995,21 @@ fn bench_symbolize(crashtrace: &Path, go: &Path, runs: usize) -> Result<()> {
         size(&plain_bin),
         size(&stripped_bin)
     );
-    println!("| binary | addresses | crashtrace symbolize | other tool | ratio |");
+    println!(
+        "| binary | addresses | crashtrace symbolize | other tool | other tool's time / crashtrace's |"
+    );
     println!("|---|---|---|---|---|");
     println!(
-        "| cmd/go -s -w (.gopclntab, inlined frames) | {n} | {a:.3} s | go tool addr2line (no inlined frames): {b:.3} s | {:.2}x faster |",
+        "| cmd/go -s -w (.gopclntab, inlined frames) | {n} | {a:.3} s | go tool addr2line (no inlined frames): {b:.3} s | {:.2} |",
         b / a
     );
     println!(
-        "| cmd/go (DWARF, inlined frames) | {m} | {c:.3} s | binutils addr2line -f -i: {d:.3} s | {:.2}x faster |",
+        "| cmd/go (DWARF, inlined frames) | {m} | {c:.3} s | binutils addr2line -f -i: {d:.3} s | {:.2} |",
         d / c
     );
-    Ok(())
+    // The plain build against every native tool too, cold and warm, with
+    // the answers compared.
+    compare_native_symbolizers(crashtrace, &plain_bin, "cmd/go (Go", runs)
 }
 
 // --------------------------------------------------------------- stress ---
@@ -2091,6 +2095,34 @@ fn build_large_cxx() -> Result<PathBuf> {
 /// eu-addr2line on every 997th byte of `target`'s .text: cold (the first
 /// address alone: start, open, first lookup) and warm (the rest, per
 /// second), and whether the answers agree.
+/// One spelling for names the tools spell differently: LLVM's suffixes
+/// on symbol-table names of promoted locals and split-off cold parts
+/// (" (.llvm.N)", " (.cold)"), its demangler's `'lambda'(int)` for GNU's
+/// `{lambda(int)#1}`, and spaces (`> (int)` vs `>(int)`).
+fn same_spelling(f: &str) -> String {
+    let mut f = f.to_owned();
+    for suffix in [" (.llvm.", " (.cold)"] {
+        if let Some(i) = f.find(suffix) {
+            f.truncate(i);
+        }
+    }
+    while let Some(i) = f.find("{lambda(") {
+        let Some(close) = f[i..].find(")#").map(|c| i + c) else {
+            break;
+        };
+        let Some(end) = f[close..].find('}').map(|e| close + e) else {
+            break;
+        };
+        let params = f[i + "{lambda(".len()..close].to_owned();
+        f.replace_range(i..=end, &format!("'lambda'({params})"));
+    }
+    f.retain(|c| !c.is_whitespace());
+    f
+}
+
+/// Seconds eu-addr2line gets per run in [`compare_native_symbolizers`].
+const EU_LIMIT: u64 = 120;
+
 fn compare_native_symbolizers(
     crashtrace: &Path,
     target: &Path,
@@ -2124,11 +2156,20 @@ fn compare_native_symbolizers(
                 .args(["-a", "-f", "-i", "-C", "-e"])
                 .arg(&target),
         )?);
-        c_eu.push(feed_one(
-            Command::new("eu-addr2line")
-                .args(["-a", "-f", "-i", "-C", "-e"])
-                .arg(&target),
-        )?);
+        // eu-addr2line can take minutes on a large binary: given up after
+        // EU_LIMIT seconds (infinite time in the table).
+        let gave_up = c_eu.iter().any(|t: &f64| t.is_infinite());
+        c_eu.push(if gave_up {
+            f64::INFINITY
+        } else {
+            feed_one(
+                Command::new("timeout")
+                    .arg(EU_LIMIT.to_string())
+                    .args(["eu-addr2line", "-a", "-f", "-i", "-C", "-e"])
+                    .arg(&target),
+            )
+            .unwrap_or(f64::INFINITY)
+        });
         let (t, o) = feed(
             Command::new(crashtrace)
                 .args(["symbolize", "--format", "ndjson", "--exe"])
@@ -2148,11 +2189,17 @@ fn compare_native_symbolizers(
         )?;
         t_gnu.push(t);
         gnu = o;
-        let (t, _) = feed(
-            Command::new("eu-addr2line")
-                .args(["-a", "-f", "-i", "-C", "-e"])
-                .arg(&target),
-        )?;
+        let t = if c_eu.last().is_some_and(|t| t.is_finite()) {
+            feed(
+                Command::new("timeout")
+                    .arg(EU_LIMIT.to_string())
+                    .args(["eu-addr2line", "-a", "-f", "-i", "-C", "-e"])
+                    .arg(&target),
+            )
+            .map_or(f64::INFINITY, |(t, _)| t)
+        } else {
+            f64::INFINITY
+        };
         t_eu.push(t);
     }
     let line_of = |loc: &str| -> Option<u32> {
@@ -2223,10 +2270,7 @@ fn compare_native_symbolizers(
                 frames
                     .into_iter()
                     .filter(|(f, _)| f != "??")
-                    .map(|(f, l)| match f.find(" (.llvm.") {
-                        Some(i) => (f[..i].to_owned(), l),
-                        None => (f, l),
-                    })
+                    .map(|(f, l)| (same_spelling(&f), l))
                     .collect()
             })
             .collect()
@@ -2236,22 +2280,36 @@ fn compare_native_symbolizers(
         normalize(parse_llvm(&llvm)),
         normalize(parse_gnu(&gnu)),
     );
-    let agree = |a: &Symbolized, b: &Symbolized| -> (usize, usize) {
+    let agree = |a: &Symbolized, b: &Symbolized| -> (usize, usize, usize) {
+        let function = a
+            .iter()
+            .zip(b)
+            .filter(|(x, y)| x.first().map(|f| &f.0) == y.first().map(|f| &f.0))
+            .count();
         let innermost = a
             .iter()
             .zip(b)
             .filter(|(x, y)| x.first() == y.first())
             .count();
         let whole = a.iter().zip(b).filter(|(x, y)| x == y).count();
-        (innermost, whole)
+        (function, innermost, whole)
     };
-    let (li, lw) = agree(&o, &l);
-    let (gi, gw) = agree(&o, &g);
+    let (lf, li, lw) = agree(&o, &l);
+    let (gf, gi, gw) = agree(&o, &g);
     let pct = |k: usize| 100.0 * k as f64 / n.max(1) as f64;
     // Warm: addresses per second past the first.
     let rate = |all: f64, one: f64| (n.saturating_sub(1)) as f64 / (all - one).max(1e-6);
     let row = |tool: &str, cold: Vec<f64>, all: Vec<f64>, agreement: String| {
         let (c, a) = (median(cold), median(all));
+        if !c.is_finite() || !a.is_finite() {
+            let cold = if c.is_finite() {
+                format!("{:.1} ms", c * 1e3)
+            } else {
+                format!("> {EU_LIMIT} s (gave up)")
+            };
+            println!("| {tool} | {cold} | > {EU_LIMIT} s (gave up) | - | {agreement} |");
+            return;
+        }
         println!(
             "| {tool} | {:.1} ms | {a:.3} s | {:.0}/s | {agreement} |",
             c * 1e3,
@@ -2264,7 +2322,7 @@ fn compare_native_symbolizers(
         fs::metadata(&target).map(|m| m.len() >> 20).unwrap_or(0)
     );
     println!(
-        "| tool | cold: first address | all {n} | warm: addresses/s | same innermost (function, line) / whole inline chain as crashtrace |"
+        "| tool | cold: first address | all {n} | warm: addresses/s | same innermost function / (function, line) / whole inline chain as crashtrace |"
     );
     println!("|---|---|---|---|---|");
     row("crashtrace symbolize", c_ours, t_ours, "-".into());
@@ -2272,13 +2330,13 @@ fn compare_native_symbolizers(
         "llvm-symbolizer 14",
         c_llvm,
         t_llvm,
-        format!("{:.2} % / {:.2} %", pct(li), pct(lw)),
+        format!("{:.2} % / {:.2} % / {:.2} %", pct(lf), pct(li), pct(lw)),
     );
     row(
         "binutils addr2line -f -i -C",
         c_gnu,
         t_gnu,
-        format!("{:.2} % / {:.2} %", pct(gi), pct(gw)),
+        format!("{:.2} % / {:.2} % / {:.2} %", pct(gf), pct(gi), pct(gw)),
     );
     row(
         "elfutils eu-addr2line -f -i -C",
@@ -2286,5 +2344,49 @@ fn compare_native_symbolizers(
         t_eu,
         "not compared".into(),
     );
+    // gdb is the ground truth for native code: its line for each address
+    // (`info line *ADDR`, the line a backtrace shows for a pc), against
+    // each tool's innermost line.
+    let script = addrs
+        .lines()
+        .map(|a| format!("info line *{a}\n"))
+        .collect::<String>();
+    let script_path = target.with_extension("gdb-lines");
+    fs::write(&script_path, script)?;
+    let gdb = output(
+        Command::new("gdb")
+            .args(["-batch", "-nx", "-x"])
+            .arg(&script_path)
+            .arg(&target),
+    )
+    .unwrap_or_default();
+    let gdb_lines: Vec<Option<u32>> = gdb
+        .lines()
+        .filter(|l| l.starts_with("Line ") || l.starts_with("No line number"))
+        .map(|l| {
+            l.strip_prefix("Line ")
+                .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        })
+        .collect();
+    if gdb_lines.len() == n {
+        let with_line = gdb_lines.iter().filter(|l| l.is_some()).count();
+        let same = |v: &Symbolized| {
+            v.iter()
+                .zip(&gdb_lines)
+                .filter(|(frames, g)| g.is_some() && frames.first().and_then(|f| f.1) == **g)
+                .count()
+        };
+        println!(
+            "Innermost line equal to gdb's `info line` ({with_line} addresses gdb has a line for): crashtrace {:.2} %, llvm-symbolizer {:.2} %, binutils addr2line {:.2} %",
+            100.0 * same(&o) as f64 / with_line.max(1) as f64,
+            100.0 * same(&l) as f64 / with_line.max(1) as f64,
+            100.0 * same(&g) as f64 / with_line.max(1) as f64,
+        );
+    } else {
+        println!(
+            "(gdb answered {} of {n} addresses: not compared)",
+            gdb_lines.len()
+        );
+    }
     Ok(())
 }

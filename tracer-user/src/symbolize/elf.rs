@@ -361,6 +361,23 @@ impl ElfModule {
                 innermost.line = Some(line);
             }
         }
+        // GCC gives members of types local to a function (a lambda's
+        // std::function manager, say) no linkage name: DWARF names them
+        // bare ("_M_manager"). The symbol table has the qualified name, as
+        // gdb shows it: take it for the physical function when it is that
+        // name's qualified form.
+        if let Some(last) = out.last_mut()
+            && let Some(bare) = last.function.as_deref()
+            && !bare.contains("::")
+            && let Some(sym) = self.symbol_at(probe)
+        {
+            let qualified = addr2line::demangle_auto(sym.into(), None);
+            if qualified.contains(&format!("::{bare}("))
+                || qualified.ends_with(&format!("::{bare}"))
+            {
+                last.function = Some(qualified.into_owned());
+            }
+        }
         // No DWARF for this address (or its function has no name in DWARF):
         // the symbol tables still name the physical function.
         let physical_unnamed = out.last().is_none_or(|l| l.function.is_none());
@@ -430,8 +447,9 @@ pub fn dwarf_sections<'a>(
 }
 
 /// The rows at one address: (address, the last statement row's (file
-/// index, line), whether the last row is a statement).
-type RowsAt = (u64, Option<(u64, u64)>, bool);
+/// index, line), whether the last row is a statement, the last row's
+/// (file index, line)).
+type RowsAt = (u64, Option<(u64, u64)>, bool, (u64, u64));
 
 /// See [`ElfModule::stmt_row`]: row start → (row end, file, line) where
 /// gdb's line differs from addr2line's, for the units read so far.
@@ -454,52 +472,72 @@ fn stmt_rows_of(
             return Ok(());
         };
         let mut rows = program.rows();
-        // (address, last statement row seen there, last row is a statement)
         let mut at: Option<RowsAt> = None;
-        let flush =
-            |at: Option<RowsAt>,
-             end: u64,
-             header: &gimli::LineProgramHeader<_>,
-             out: &mut std::collections::BTreeMap<u64, (u64, String, u32)>| {
-                if let Some((addr, Some((file_index, line)), false)) = at
-                    && let Some(f) = header.file(file_index)
-                {
-                    let mut name = String::new();
-                    if let Some(dir) = f.directory(header)
-                        && let Ok(d) = dwarf.attr_string(&unit, dir)
-                    {
-                        name.push_str(&d.to_string_lossy());
-                        name.push('/');
-                    }
-                    if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
-                        let n = n.to_string_lossy();
-                        if n.starts_with('/') {
-                            name.clear();
-                        }
-                        name.push_str(&n);
-                    }
-                    if !name.starts_with('/')
-                        && let Some(dir) = &unit.comp_dir
-                    {
-                        name = format!("{}/{name}", dir.to_string_lossy());
-                    }
-                    out.insert(addr, (end, name, line as u32));
-                }
+        // gdb's (file index, line) at the previous address of the sequence.
+        let mut previous: Option<(u64, u64)> = None;
+        // Where gdb's answer differs from the last row's, records it; returns
+        // gdb's answer at this address.
+        let flush = |at: Option<RowsAt>,
+                     previous: Option<(u64, u64)>,
+                     end: u64,
+                     header: &gimli::LineProgramHeader<_>,
+                     out: &mut std::collections::BTreeMap<u64, (u64, String, u32)>|
+         -> Option<(u64, u64)> {
+            let (addr, stmt, last_is_stmt, last) = at?;
+            let answer = match (stmt, last_is_stmt) {
+                // The last row is not a statement: gdb takes the last
+                // statement row at the address.
+                (Some(stmt), false) => stmt,
+                // Only line-0 rows that are not statements (code the
+                // compiler attributes to no line): gdb ignores them and
+                // the previous address's line goes on.
+                (None, false) if last.1 == 0 => match previous {
+                    Some(p) => p,
+                    None => return None,
+                },
+                _ => return (last.1 != 0).then_some(last),
             };
+            let (file_index, line) = answer;
+            if let Some(f) = header.file(file_index) {
+                let mut name = String::new();
+                if let Some(dir) = f.directory(header)
+                    && let Ok(d) = dwarf.attr_string(&unit, dir)
+                {
+                    name.push_str(&d.to_string_lossy());
+                    name.push('/');
+                }
+                if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
+                    let n = n.to_string_lossy();
+                    if n.starts_with('/') {
+                        name.clear();
+                    }
+                    name.push_str(&n);
+                }
+                if !name.starts_with('/')
+                    && let Some(dir) = &unit.comp_dir
+                {
+                    name = format!("{}/{name}", dir.to_string_lossy());
+                }
+                out.insert(addr, (end, name, line as u32));
+            }
+            Some(answer)
+        };
         while let Some((header, row)) = rows.next_row()? {
             let addr = row.address();
             let line = row.line().map_or(0, |l| l.get());
-            if at.is_some_and(|(a, _, _)| a != addr) || row.end_sequence() {
-                flush(at.take(), addr, header, out);
+            if at.is_some_and(|(a, _, _, _)| a != addr) || row.end_sequence() {
+                previous = flush(at.take(), previous, addr, header, out);
             }
             if row.end_sequence() {
+                previous = None;
                 continue;
             }
-            let entry = at.get_or_insert((addr, None, true));
+            let entry = at.get_or_insert((addr, None, true, (0, 0)));
             if row.is_stmt() && line != 0 {
                 entry.1 = Some((row.file_index(), line));
             }
             entry.2 = row.is_stmt();
+            entry.3 = (row.file_index(), line);
         }
     }
     Ok(())
