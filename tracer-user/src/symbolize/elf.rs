@@ -330,6 +330,8 @@ impl ElfModule {
         }
         let mut out = Vec::new();
         if let Some(dwarf) = &self.dwarf
+            // No code at the last address: addr2line looks up [pc, pc+1).
+            && probe != u64::MAX
             && let Ok(mut frames) = dwarf.find_frames(probe)
         {
             while let Ok(Some(frame)) = frames.next() {
@@ -394,27 +396,26 @@ impl ElfModule {
         out
     }
 
-    /// Start of the symbol holding `vaddr` (see [`Self::symbol_at`]).
+    /// Start of the symbol holding `vaddr` (see [`Self::symbol_holding`]).
     fn symbol_entry(&self, vaddr: u64) -> Option<u64> {
-        let idx = self.symbols.partition_point(|s| s.address <= vaddr);
-        self.symbols[..idx]
-            .iter()
-            .rev()
-            .take(8)
-            .find(|s| vaddr < s.address + s.size)
-            .map(|s| s.address)
+        self.symbol_holding(vaddr).map(|s| s.address)
+    }
+
+    /// The name of the symbol holding `vaddr`.
+    fn symbol_at(&self, vaddr: u64) -> Option<&str> {
+        self.symbol_holding(vaddr).map(|s| s.name.as_str())
     }
 
     /// The symbol whose [address, address + size) holds `vaddr`; never the
     /// nearest preceding one (that would be a guess).
-    fn symbol_at(&self, vaddr: u64) -> Option<&str> {
+    fn symbol_holding(&self, vaddr: u64) -> Option<&Symbol> {
         let idx = self.symbols.partition_point(|s| s.address <= vaddr);
         self.symbols[..idx]
             .iter()
             .rev()
             .take(8) // a few overlapping symbols (aliases of different sizes)
-            .find(|s| vaddr < s.address + s.size)
-            .map(|s| s.name.as_str())
+            // address <= vaddr here; no overflow on a hostile size.
+            .find(|s| vaddr - s.address < s.size)
     }
 }
 
@@ -491,10 +492,7 @@ fn stmt_rows_of(
                 // Only line-0 rows that are not statements (code the
                 // compiler attributes to no line): gdb ignores them and
                 // the previous address's line goes on.
-                (None, false) if last.1 == 0 => match previous {
-                    Some(p) => p,
-                    None => return None,
-                },
+                (None, false) if last.1 == 0 => previous?,
                 _ => return (last.1 != 0).then_some(last),
             };
             let (file_index, line) = answer;
@@ -552,7 +550,13 @@ fn has_dwarf(obj: &object::File<'_>) -> bool {
 fn text_symbols(obj: &object::File<'_>) -> Vec<Symbol> {
     obj.symbols()
         .chain(obj.dynamic_symbols())
-        .filter(|s| s.kind() == SymbolKind::Text && s.is_definition() && s.size() > 0)
+        // No code sits at the last address (addr2line looks up [pc, pc+1)).
+        .filter(|s| {
+            s.kind() == SymbolKind::Text
+                && s.is_definition()
+                && s.size() > 0
+                && s.address() != u64::MAX
+        })
         .filter_map(|s| {
             Some(Symbol {
                 address: s.address(),
