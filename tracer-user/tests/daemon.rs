@@ -213,9 +213,11 @@ listen = "127.0.0.1:{metrics_port}"
     for inc in &incidents {
         *per_pid.entry(inc["pid"].as_u64().unwrap()).or_default() += 1;
         assert_eq!(inc["outcome"], "crashed");
+        // Named from DWARF, with its line: a process that exits while its
+        // binary is opened must not leave the file without DWARF.
         assert_eq!(
-            inc["frames"][0]["function"],
-            "handle_job",
+            (&inc["frames"][0]["function"], &inc["frames"][0]["line"]),
+            (&Value::from("handle_job"), &Value::from(10)),
             "{inc:#}\ndaemon's stderr:\n{}",
             std::fs::read_to_string(dir.join("daemon.stderr")).unwrap_or_default()
         );

@@ -120,7 +120,17 @@ impl ElfModule {
             separate_debug_file(&obj, Path::new(display))
         };
         let dwarf = match &debug_file {
-            None if has_dwarf(&obj) => addr2line::Loader::new(path).ok(),
+            // addr2line opens the file by path again: through our own open
+            // descriptor, since `path` may be /proc/PID/map_files/… of a
+            // process that exits meanwhile (a module opened then without
+            // DWARF would stay so for every later process of the file).
+            None if has_dwarf(&obj) => {
+                use std::os::fd::AsRawFd as _;
+                let ours = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+                addr2line::Loader::new(&ours)
+                    .or_else(|_| addr2line::Loader::new(path))
+                    .ok()
+            }
             None => None,
             Some(debug_file) => {
                 symbols.extend(symbols_of_file(debug_file));
