@@ -940,13 +940,21 @@ impl Session {
         }
         let chosen = match select.decided.get(&r.file) {
             Some(&d) => d,
+            None if select.all => {
+                select.decided.insert(r.file, true);
+                true
+            }
             None => {
                 let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-                let d = select.all
-                    || (select.go
-                        && crate::golang::GoBinary::inspect(&exe).is_ok_and(|b| b.is_some()));
-                select.decided.insert(r.file, d);
-                d
+                match crate::golang::GoBinary::inspect(&exe) {
+                    Ok(go) => {
+                        select.decided.insert(r.file, go.is_some());
+                        go.is_some()
+                    }
+                    // Gone before its file could be read: undecided (not
+                    // remembered as "not Go" for the file's next processes).
+                    Err(_) => false,
+                }
             }
         };
         if !chosen {
