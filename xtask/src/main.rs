@@ -744,17 +744,7 @@ fn bench_footprint(crashtrace: &Path, runs: usize) -> Result<()> {
         .args(["-INT", &pid.to_string()])
         .status();
     let done = ct.wait_with_output()?;
-    let summary = String::from_utf8_lossy(&done.stderr).into_owned();
-    let latency = summary
-        .split(", ")
-        .find(|p| p.starts_with("crash-to-incident latency"))
-        .unwrap_or("latency: not reported")
-        .to_owned();
-    let incidents = fs::read_to_string(&out)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"type\":\"incident\""))
-        .count();
+    let (latency, incidents) = latency_and_incidents(&done.stderr, &out);
     println!();
     println!("crashtrace's own footprint (attach: median of {runs} runs):");
     println!("| measure | value |");
@@ -820,18 +810,24 @@ fn latency_several_programs(crashtrace: &Path, bin: &Path) -> Result<(String, us
         .args(["-INT", &ct.id().to_string()])
         .status();
     let done = ct.wait_with_output()?;
-    let summary = String::from_utf8_lossy(&done.stderr).into_owned();
+    Ok(latency_and_incidents(&done.stderr, &out))
+}
+
+/// The latency part of crashtrace's `-v` summary, and the incidents in
+/// its NDJSON output.
+fn latency_and_incidents(stderr: &[u8], out: &Path) -> (String, usize) {
+    let summary = String::from_utf8_lossy(stderr);
     let latency = summary
         .split(", ")
         .find(|p| p.starts_with("crash-to-incident latency"))
         .unwrap_or("latency: not reported")
         .to_owned();
-    let incidents = fs::read_to_string(&out)
+    let incidents = fs::read_to_string(out)
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("\"type\":\"incident\""))
         .count();
-    Ok((latency, incidents))
+    (latency, incidents)
 }
 
 /// Unwinding and symbolizing one crash stack of a release C program (-O2,
