@@ -1,0 +1,93 @@
+//! Bench part `unwind`: one crash stack of an -O2 C program, crashtrace
+//! against gdb and perf.
+
+use std::{path::Path, process::Command};
+
+use anyhow::{Context as _, Result};
+
+use crate::util::{median, run, step, workspace_root};
+
+/// Unwinding and symbolizing one crash stack of a release C program (-O2,
+/// no frame pointers, crashing in a worker thread): crashtrace's own time
+/// for it (reported by `-v`), gdb's `bt` (run+bt minus run alone), and
+/// `perf script` over a `perf record --call-graph dwarf` of the same crash.
+pub(crate) fn bench_unwind(crashtrace: &Path, runs: usize) -> Result<()> {
+    let root = workspace_root();
+    let dir = root.join("target/bench");
+    let bin = dir.join("null_deref-O2");
+    run(Command::new("gcc")
+        .args(["-g", "-O2", "-fomit-frame-pointer", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(root.join("testdata/native/null_deref.c")))?;
+    let wall = |cmd: &mut Command| -> Result<f64> {
+        let started = std::time::Instant::now();
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let perf_data = dir.join("perf.data");
+    let (mut ours, mut gdb_bt, mut perf) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs {
+        step(&format!("unwind run {}/{runs}", i + 1));
+        let out = Command::new(crashtrace)
+            .args(["-v", "--format", "ndjson", "-o", "/dev/null", "run", "--"])
+            .arg(&bin)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let us: f64 = stderr
+            .lines()
+            .find_map(|l| {
+                l.split(", ")
+                    .find_map(|p| p.strip_suffix(" us"))
+                    .and_then(|p| p.rsplit(' ').next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .context("no crash stack time in crashtrace's summary")?;
+        ours.push(us / 1e6);
+        let with_bt = wall(
+            Command::new("gdb")
+                .args(["-batch", "-nx", "-ex", "run", "-ex", "bt"])
+                .arg(&bin),
+        )?;
+        let without = wall(
+            Command::new("gdb")
+                .args(["-batch", "-nx", "-ex", "run"])
+                .arg(&bin),
+        )?;
+        gdb_bt.push((with_bt - without).max(0.0));
+        wall(
+            Command::new("perf")
+                .args([
+                    "record",
+                    "-q",
+                    "-e",
+                    "signal:signal_deliver",
+                    "--call-graph",
+                    "dwarf",
+                    "-o",
+                ])
+                .arg(&perf_data)
+                .arg(&bin),
+        )?;
+        perf.push(wall(
+            Command::new("perf").args(["script", "-i"]).arg(&perf_data),
+        )?);
+    }
+    let (a, b, c) = (median(ours), median(gdb_bt), median(perf));
+    println!();
+    println!(
+        "One crash stack of {} (worker thread, -O2, no frame pointers), cold caches, {runs} runs, medians:",
+        bin.display()
+    );
+    println!("| tool | unwind + symbolize |");
+    println!("|---|---|");
+    println!(
+        "| crashtrace (stack copy + CFI + DWARF, inlined frames) | {:.1} ms |",
+        a * 1e3
+    );
+    println!("| gdb `bt` (run+bt minus run) | {:.1} ms |", b * 1e3);
+    println!("| perf script (--call-graph dwarf) | {:.1} ms |", c * 1e3);
+    Ok(())
+}
