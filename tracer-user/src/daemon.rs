@@ -6,7 +6,6 @@
 //! Ctrl-C flushes and exits 0.
 
 use std::{
-    collections::HashSet,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -21,7 +20,7 @@ use crate::{
     cli::{Common, DaemonArgs},
     export::{self, Exporters, file::FileSink, sinks},
     output::Format,
-    session::{ExecSelect, Session},
+    selection::{ExecSelect, SelectConfig},
 };
 
 /// Where a packaged install keeps the config.
@@ -316,56 +315,43 @@ fn facility_code(name: &str) -> Result<u8> {
     })
 }
 
-/// Applies a config's selectors and limits to the session: watches the
-/// executables named now (and attaches to their running processes),
-/// forgets files no longer named, sets the exec-time selectors.
-fn apply(session: &mut Session, config: &Config, quiet: bool) -> Result<()> {
-    session.max_watched_files = config.limits.max_watched_files;
-    session.max_records_per_sec =
-        (config.limits.max_records_per_sec > 0).then_some(config.limits.max_records_per_sec);
-    let wanted = config.executables();
-    let wanted_keys: HashSet<_> = wanted
-        .iter()
-        .filter_map(|p| crate::probes::kernel::file_key(p).ok())
-        .collect();
-    // Files picked at exec by other selectors are kept while those are.
-    let s = &config.select;
-    let keep_others =
-        !s.comm.is_empty() || !s.cgroup.is_empty() || !s.container.is_empty() || s.go || s.all;
-    for (key, _) in session.watched() {
-        if !wanted_keys.contains(&key) && !keep_others {
-            session.unwatch(key);
+impl Config {
+    /// What process work applies: the executables named now, the
+    /// exec-time selectors, the limits.
+    fn selection(&self) -> SelectConfig {
+        let s = &self.select;
+        let select_at_exec = s.go || s.all || !s.cgroup.is_empty() || !s.container.is_empty();
+        SelectConfig {
+            executables: self.executables(),
+            keep_others: !s.comm.is_empty()
+                || !s.cgroup.is_empty()
+                || !s.container.is_empty()
+                || s.go
+                || s.all,
+            comms: s.comm.clone(),
+            exec: select_at_exec.then(|| ExecSelect {
+                cgroups: s
+                    .cgroup
+                    .iter()
+                    .filter_map(|c| glob::Pattern::new(c).ok())
+                    .collect(),
+                containers: s.container.clone(),
+                go: s.go,
+                all: s.all,
+                decided: Default::default(),
+            }),
+            max_watched_files: self.limits.max_watched_files,
+            max_records_per_sec: (self.limits.max_records_per_sec > 0)
+                .then_some(self.limits.max_records_per_sec),
         }
     }
-    for exe in wanted {
-        match session.watch(&exe) {
-            Ok(running) => {
-                for pid in running {
-                    let _ = session.attach_as(pid, "attach", true, true);
-                }
-            }
-            Err(err) if !quiet => crate::output::warn(&format!("{}: {err:#}", exe.display())),
-            Err(_) => {}
-        }
-    }
-    // Comm is matched by the kernel at exec (nothing runs untraced); Go
-    // programs, cgroups, containers and "all" are recognised by userspace
-    // from the exec record.
-    session.probes.watch_comms(&s.comm)?;
-    let select_at_exec = s.go || s.all || !s.cgroup.is_empty() || !s.container.is_empty();
-    session.exec_select = select_at_exec.then(|| ExecSelect {
-        cgroups: s
-            .cgroup
-            .iter()
-            .filter_map(|c| glob::Pattern::new(c).ok())
-            .collect(),
-        containers: s.container.clone(),
-        go: s.go,
-        all: s.all,
-        decided: Default::default(),
-    });
-    session.probes.send_all_execs(select_at_exec)?;
-    Ok(())
+}
+
+/// What the daemon's loop wakes up for, besides records.
+enum Wake {
+    Stop,
+    Reload,
+    Rescan,
 }
 
 pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> {
@@ -374,50 +360,59 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let mut config = Config::load(&path).map_err(|e| Failure::Usage(format!("{e:#}")))?;
-    let (mut session, mut ring) = crate::commands::open_session(common)?;
     // Its outputs are the configured ones; stdout (the journal under
     // systemd) only when none is, or with -o.
-    if !config.output.is_empty() && common.output.is_none() {
-        session.set_output(crate::output::Output::discard());
-    }
-    session.exporters = config
+    let out = if !config.output.is_empty() && common.output.is_none() {
+        crate::output::Output::discard()
+    } else {
+        crate::output::Output::new(common.format, common.output.as_deref())
+            .map_err(Failure::Other)?
+    };
+    let mut tracer = crate::commands::start(common, out)?;
+    tracer.export.exporters = config
         .exporters(common)
         .await
         .map_err(|e| Failure::Usage(format!("{e:#}")))?;
-    let mut metrics_task = start_metrics(&config, &mut session)
+    let mut metrics_task = start_metrics(&config, &mut tracer.export.exporters)
         .await
         .map_err(Failure::Other)?;
-    apply(&mut session, &config, common.quiet).map_err(Failure::Other)?;
+    let watched = tracer
+        .apply(config.selection())
+        .await
+        .map_err(Failure::Other)?;
     if !common.quiet {
-        crate::output::warn(&format!(
-            "daemon: config {}, {} executables watched",
+        log::warn!(
+            "daemon: config {}, {watched} executables watched",
             path.display(),
-            session.watched().len()
-        ));
+        );
     }
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| Failure::Other(e.into()))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| Failure::Other(e.into()))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| Failure::Other(e.into()))?;
-    let mut tick = tokio::time::interval(crate::commands::TICK);
     let mut rescan = tokio::time::interval(RESCAN);
+    rescan.tick().await;
     loop {
-        tokio::select! {
-            biased;
-            guard = ring.readable_mut() => {
-                let mut guard = guard.map_err(|e| Failure::Other(e.into()))?;
-                // Clear first, then drain (see commands.rs).
-                guard.clear_ready();
-                crate::commands::drain(&mut session, guard.get_inner_mut()).map_err(Failure::Other)?;
+        let wake = tracer
+            .serve(async {
+                tokio::select! {
+                    _ = sigint.recv() => Wake::Stop,
+                    _ = sigterm.recv() => Wake::Stop,
+                    _ = sighup.recv() => Wake::Reload,
+                    _ = rescan.tick() => Wake::Rescan,
+                }
+            })
+            .await;
+        match wake {
+            Wake::Stop => break,
+            Wake::Rescan => {
+                if let Err(err) = tracer.apply(config.selection()).await {
+                    log::warn!("{err:#}");
+                }
             }
-            _ = tick.tick() => session.poll_lost().map_err(Failure::Other)?,
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => {
-                // Records keep queueing in the ring buffer meanwhile.
-                crate::commands::drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
-                if let Err(err) = session.exporters.reopen() {
-                    crate::output::warn(&format!("reopening outputs: {err:#}"));
+            Wake::Reload => {
+                if let Err(err) = tracer.export.exporters.reopen() {
+                    log::warn!("reopening outputs: {err:#}");
                 }
                 match Config::load(&path) {
                     Ok(new) if new == config => {}
@@ -425,64 +420,56 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
                         if new.output != config.output || new.service != config.service {
                             match new.exporters(common).await {
                                 Ok(ex) => {
-                                    let mut old = std::mem::replace(&mut session.exporters, ex);
+                                    let mut old =
+                                        std::mem::replace(&mut tracer.export.exporters, ex);
                                     old.close(Duration::from_secs(2)).await;
                                 }
-                                Err(err) => crate::output::warn(&format!("outputs kept: {err:#}")),
+                                Err(err) => log::warn!("outputs kept: {err:#}"),
                             }
                         }
                         config = new;
                         if let Some(task) = metrics_task.take() {
                             task.abort();
                         }
-                        metrics_task = start_metrics(&config, &mut session).await.unwrap_or_else(|err| {
-                            crate::output::warn(&format!("{err:#}"));
-                            None
-                        });
-                        if let Err(err) = apply(&mut session, &config, common.quiet) {
-                            crate::output::warn(&format!("applying {}: {err:#}", path.display()));
+                        metrics_task = start_metrics(&config, &mut tracer.export.exporters)
+                            .await
+                            .unwrap_or_else(|err| {
+                                log::warn!("{err:#}");
+                                None
+                            });
+                        if let Err(err) = tracer.apply(config.selection()).await {
+                            log::warn!("applying {}: {err:#}", path.display());
                         }
                         if !common.quiet {
-                            crate::output::warn(&format!("daemon: reloaded {}", path.display()));
+                            log::warn!("daemon: reloaded {}", path.display());
                         }
                     }
-                    Err(err) => crate::output::warn(&format!("config not reloaded, the old one stays: {err:#}")),
+                    Err(err) => log::warn!("config not reloaded, the old one stays: {err:#}"),
                 }
             }
-            _ = rescan.tick() => {
-                if let Err(err) = apply(&mut session, &config, true) {
-                    crate::output::warn(&format!("{err:#}"));
-                }
-            }
-            _ = std::future::ready(()), if session.has_idle_work() => session.idle_step(),
         }
     }
-    crate::commands::drain(&mut session, ring.get_mut()).map_err(Failure::Other)?;
-    session.finish().map_err(Failure::Other)?;
-    session
-        .close_exporters(Duration::from_secs(3))
-        .await
-        .map_err(Failure::Other)?;
+    let summary = tracer.finish(Duration::from_secs(3)).await;
     if let Some(task) = metrics_task {
         task.abort();
     }
     if !common.quiet {
-        eprintln!("{}", session.summary());
+        eprintln!("{}", summary.line(common.verbose));
     }
     Ok(0)
 }
 
 async fn start_metrics(
     config: &Config,
-    session: &mut Session,
+    exporters: &mut Exporters,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(m) = &config.metrics else {
-        session.exporters.metrics = None;
+        exporters.metrics = None;
         return Ok(None);
     };
     let metrics = Arc::new(export::metrics::Metrics::default());
-    metrics.set_sinks(session.exporters.sink_stats());
-    session.exporters.metrics = Some(Arc::clone(&metrics));
+    metrics.set_sinks(exporters.sink_stats());
+    exporters.metrics = Some(Arc::clone(&metrics));
     Ok(Some(export::metrics::serve(&m.listen, metrics).await?))
 }
 

@@ -4,7 +4,7 @@
 //! replays the inputs kept in `fuzz/regressions/` (those that once made a
 //! target fail) through them.
 
-use std::{io::Write as _, path::PathBuf, rc::Rc};
+use std::{io::Write as _, path::PathBuf, sync::Arc};
 
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _};
 
@@ -136,7 +136,7 @@ pub fn unwind(data: &[u8]) {
     let Ok(module) = ElfModule::open(&file.0, "fuzz") else {
         return;
     };
-    let module = Rc::new(module);
+    let module = Arc::new(module);
     let word = |i: usize| {
         snapshot
             .get(i * 8..i * 8 + 8)

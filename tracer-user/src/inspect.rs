@@ -219,7 +219,7 @@ pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
                 })
                 .collect()
         }),
-        kernel_probes: crate::session::PROBES.to_vec(),
+        kernel_probes: crate::pipeline::process::PROBES.to_vec(),
         probes,
     };
     let mut out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;

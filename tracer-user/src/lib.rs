@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod daemon;
+pub mod diag;
 pub mod export;
 pub mod fuzzing;
 pub mod golang;
@@ -16,11 +17,14 @@ pub mod incident;
 pub mod inspect;
 pub mod maps;
 pub mod output;
+pub mod pipeline;
 pub mod privilege;
 pub mod probes;
+pub mod procfs;
 pub mod record;
 pub mod report;
-pub mod session;
+pub mod runtimes;
+pub mod selection;
 pub mod signals;
 pub mod symbolize;
 pub mod unwind;
@@ -36,7 +40,7 @@ pub enum Failure {
 impl Failure {
     /// Loading BPF fails with EPERM when a capability is missing even though
     /// the up-front check passed (e.g. a lockdown or a user namespace).
-    fn from_load(err: anyhow::Error) -> Self {
+    pub(crate) fn from_load(err: anyhow::Error) -> Self {
         let eperm = err.chain().any(|e| {
             e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM))

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tracer_user::{Failure, cli, commands, daemon, inspect, output, privilege, report};
+use tracer_user::{Failure, cli, commands, daemon, diag, inspect, privilege, report};
 
 /// Exit statuses of crashtrace itself (CONTRACT.md).
 const EXIT_FAILURE: u8 = 1;
@@ -14,6 +14,7 @@ const EXIT_NO_PRIVILEGE: u8 = 77;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    diag::init(cli.common.verbose && !cli.common.quiet);
 
     // Inspecting a file needs no privilege.
     let inspect_only = matches!(
@@ -22,10 +23,10 @@ fn main() -> ExitCode {
     );
     let missing = privilege::missing_capabilities();
     if !inspect_only && !missing.is_empty() {
-        output::warn(&format!(
+        log::error!(
             "missing capability {}: run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE",
             missing.join(", ")
-        ));
+        );
         return ExitCode::from(EXIT_NO_PRIVILEGE);
     }
 
@@ -35,7 +36,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            output::warn(&format!("cannot start the async runtime: {err}"));
+            log::error!("cannot start the async runtime: {err}");
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -52,15 +53,15 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(Failure::Usage(msg)) => {
-            output::warn(&msg);
+            log::error!("{msg}");
             ExitCode::from(EXIT_USAGE)
         }
         Err(Failure::Privilege(msg)) => {
-            output::warn(&msg);
+            log::error!("{msg}");
             ExitCode::from(EXIT_NO_PRIVILEGE)
         }
         Err(Failure::Other(err)) => {
-            output::warn(&format!("{err:#}"));
+            log::error!("{err:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -25,6 +25,14 @@ impl MapEntry {
         self.inode != 0 && self.pathname.as_deref().is_some_and(|p| p.starts_with('/'))
     }
 
+    /// The device as `stat` gives it (`st_dev`), from "maj:min".
+    pub fn dev_number(&self) -> Option<u64> {
+        let (major, minor) = self.dev.split_once(':')?;
+        let major = u32::from_str_radix(major, 16).ok()?;
+        let minor = u32::from_str_radix(minor, 16).ok()?;
+        Some(libc::makedev(major, minor))
+    }
+
     /// The path without the " (deleted)" suffix the kernel adds to unlinked files.
     pub fn file_path(&self) -> Option<PathBuf> {
         let p = self.pathname.as_deref()?;

@@ -68,7 +68,7 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
         }
     }
     if skipped > 0 {
-        crate::output::warn(&format!("{skipped} lines were not crashtrace records"));
+        log::warn!("{skipped} lines were not crashtrace records");
     }
     Ok(0)
 }

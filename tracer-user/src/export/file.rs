@@ -24,6 +24,10 @@ pub struct FileSink {
     /// Rotated files kept.
     keep: u32,
     line: Vec<u8>,
+    /// Records that could not be written (a full disk, say), and whether
+    /// the last write failed (said once when it starts, once when it ends).
+    pub dropped: u64,
+    failing: bool,
 }
 
 impl FileSink {
@@ -38,10 +42,40 @@ impl FileSink {
             max_bytes,
             keep: keep.max(1),
             line: Vec::with_capacity(4096),
+            dropped: 0,
+            failing: false,
         })
     }
 
-    pub fn write(&mut self, record: &Record, value: &Value) -> Result<()> {
+    /// The file's path, naming it in reports.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Writes one record; a failure is counted (and said when writing
+    /// starts and stops failing), never passed on: tracing goes on.
+    pub fn offer(&mut self, record: &Record, value: &Value) {
+        match self.write(record, value) {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                log::warn!(
+                    "{}: writing again ({} records lost so far)",
+                    self.path.display(),
+                    self.dropped
+                );
+            }
+            Ok(()) => {}
+            Err(err) => {
+                self.dropped += 1;
+                if !self.failing {
+                    self.failing = true;
+                    log::warn!("{err:#}: records are counted as lost until it works again");
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, record: &Record, value: &Value) -> Result<()> {
         self.line.clear();
         match self.format {
             Format::Ndjson => {

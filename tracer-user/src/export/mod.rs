@@ -25,6 +25,8 @@ pub struct Exporters {
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Drops already reported per sink (as `lost` records).
     reported_drops: Vec<u64>,
+    /// The same per file.
+    reported_file_drops: Vec<u64>,
 }
 
 impl Exporters {
@@ -39,29 +41,43 @@ impl Exporters {
 
     pub fn add_file(&mut self, f: file::FileSink) {
         self.files.push(f);
+        self.reported_file_drops.push(0);
     }
 
     /// One record to every exporter (files written now, others queued).
-    pub fn export(&mut self, record: &Record) -> Result<()> {
+    /// Nothing here stops tracing: what a sink cannot take is counted
+    /// ([`Self::new_drops`]).
+    pub fn export(&mut self, record: &Record) {
         if self.is_empty() {
-            return Ok(());
+            return;
         }
-        let value = Arc::new(serde_json::to_value(record)?);
+        let value = match serde_json::to_value(record) {
+            Ok(v) => Arc::new(v),
+            Err(err) => {
+                log::warn!("cannot encode a {} record: {err}", record.kind);
+                return;
+            }
+        };
         if let Some(m) = &self.metrics {
             m.observe(&value);
         }
         for f in &mut self.files {
-            f.write(record, &value)?;
+            f.offer(record, &value);
         }
         for (sink, _) in &self.sinks {
             sink.offer(&value);
         }
-        Ok(())
     }
 
     /// Drops since the last call, per sink: (sink name, count).
     pub fn new_drops(&mut self) -> Vec<(String, u64)> {
         let mut out = Vec::new();
+        for (f, seen) in self.files.iter().zip(&mut self.reported_file_drops) {
+            if f.dropped > *seen {
+                out.push((format!("file {}", f.path().display()), f.dropped - *seen));
+                *seen = f.dropped;
+            }
+        }
         for ((sink, _), seen) in self.sinks.iter().zip(&mut self.reported_drops) {
             let now = sink
                 .stats

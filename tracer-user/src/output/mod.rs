@@ -100,8 +100,3 @@ impl Output {
 pub fn render_human(out: &mut Vec<u8>, record: &Record) -> Result<()> {
     human::write(out, record, false).context("rendering a record")
 }
-
-/// One line on stderr prefixed with the tool's name.
-pub fn warn(msg: &str) {
-    eprintln!("crashtrace: {msg}");
-}

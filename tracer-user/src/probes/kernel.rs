@@ -19,6 +19,7 @@ use aya::{
 use tracer_common::{EventKind, GoConfig, GoProbe, TracedProcess, WatchedFile};
 
 use super::btf::{VMLINUX_BTF, kernel_offsets};
+use crate::symbolize::ElfModule;
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
@@ -54,9 +55,8 @@ pub struct KernelProbes {
     watched: HashMap<MapData, WatchedFile, u32>,
     lost: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
-    /// libc files whose dlopen carries the return probe (once per file,
-    /// for all processes: the program filters by TRACED).
-    dlopen_libs: std::collections::HashSet<std::path::PathBuf>,
+    /// (process, libc file) pairs whose dlopen carries the return probe.
+    dlopen_libs: std::collections::HashSet<(u32, (u64, u64))>,
     /// Links handed over to be closed off the drain loop: unregistering a
     /// uprobe waits for the kernel's SRCU grace period (tens of ms), which
     /// would stall record handling at every traced process's exit.
@@ -64,8 +64,8 @@ pub struct KernelProbes {
     /// Per-process uprobe links (dlopen, C++, Rust), released when the
     /// process exits or execs: a daemon follows processes for months.
     process_links: std::collections::HashMap<u32, Vec<(&'static str, UProbeLinkId)>>,
-    /// libstdc++ files with the C++ probes.
-    cxx_libs: std::collections::HashSet<std::path::PathBuf>,
+    /// (process, libstdc++ file) pairs with the C++ probes.
+    cxx_libs: std::collections::HashSet<(u32, (u64, u64))>,
 }
 
 impl KernelProbes {
@@ -272,11 +272,12 @@ impl KernelProbes {
 
     /// Puts the return probe on `libc`'s dlopen for `pid` (a probe for all
     /// processes would make every untraced program pay the trap too).
-    pub fn follow_dlopen(&mut self, pid: u32, libc: &Path, key: std::path::PathBuf) -> Result<()> {
-        let key = key.join(pid.to_string());
+    pub fn follow_dlopen(&mut self, pid: u32, libc: &ElfModule) -> Result<()> {
+        let key = (pid, libc.identity);
         if self.dlopen_libs.contains(&key) {
             return Ok(());
         }
+        let path = libc.fd_path();
         let program: &mut UProbe = self
             .ebpf
             .program_mut(DLOPEN_PROGRAM)
@@ -288,10 +289,10 @@ impl KernelProbes {
                     location: UProbeAttachLocation::Symbol("dlopen"),
                     cookie: None,
                 }],
-                libc,
+                &path,
                 UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
             )
-            .with_context(|| format!("attaching to dlopen in {}", libc.display()))?;
+            .context("attaching to dlopen in libc")?;
         self.process_links
             .entry(pid)
             .or_default()
@@ -301,19 +302,15 @@ impl KernelProbes {
     }
 
     /// Puts the C++ probes on `pid`'s libstdc++.
-    pub fn follow_cxx(
-        &mut self,
-        pid: u32,
-        libstdcxx: &Path,
-        key: std::path::PathBuf,
-    ) -> Result<()> {
-        let key = key.join(pid.to_string());
-        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?);
+    pub fn follow_cxx(&mut self, pid: u32, libstdcxx: &ElfModule) -> Result<()> {
+        let key = (pid, libstdcxx.identity);
         if self.cxx_libs.contains(&key) {
             return Ok(());
         }
+        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?);
+        let path = libstdcxx.fd_path();
         for (prog, symbol) in CXX_PROGRAMS {
-            let skip = emulated_entry_offset(libstdcxx, symbol);
+            let skip = emulated_entry_offset(&path, symbol);
             let program: &mut UProbe = self
                 .ebpf
                 .program_mut(prog)
@@ -325,10 +322,10 @@ impl KernelProbes {
                         location: UProbeAttachLocation::SymbolOffset(symbol, skip),
                         cookie: None,
                     }],
-                    libstdcxx,
+                    &path,
                     scope,
                 )
-                .with_context(|| format!("attaching to {symbol} in {}", libstdcxx.display()))?;
+                .with_context(|| format!("attaching to {symbol} in libstdc++"))?;
             self.process_links
                 .entry(pid)
                 .or_default()
@@ -385,6 +382,30 @@ impl KernelProbes {
         Ok(())
     }
 
+    /// The per-process probes placed for `pid`, as `attach` records list
+    /// them.
+    pub fn process_probe_names(&self, pid: u32) -> Vec<String> {
+        self.process_links
+            .get(&pid)
+            .map(|links| {
+                links
+                    .iter()
+                    .map(|(name, _)| {
+                        match *name {
+                            DLOPEN_PROGRAM => "uretprobe/dlopen",
+                            RUST_PROGRAM => "uprobe/std::panicking::panic_with_hook",
+                            RUST_MESSAGE_PROGRAM => "uretprobe/FormatStringPayload::get",
+                            "cxx_throw" => "uprobe/__cxa_throw",
+                            "cxx_terminate" => "uprobe/std::terminate",
+                            other => other,
+                        }
+                        .to_owned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Releases the per-process links of `pid` (it exited or exec'd).
     pub fn detach_process(&mut self, pid: u32) {
         for (name, link) in self.process_links.remove(&pid).unwrap_or_default() {
@@ -394,9 +415,8 @@ impl KernelProbes {
                 let _ = self.reaper.send(link);
             }
         }
-        let suffix = pid.to_string();
-        self.dlopen_libs.retain(|k| !k.ends_with(&suffix));
-        self.cxx_libs.retain(|k| !k.ends_with(&suffix));
+        self.dlopen_libs.retain(|(p, _)| *p != pid);
+        self.cxx_libs.retain(|(p, _)| *p != pid);
     }
 
     pub fn detach_go(&mut self, link: UProbeLinkId) {

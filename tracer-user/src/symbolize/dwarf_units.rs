@@ -3,7 +3,7 @@
 //! from the compilation units a crash stack passes through: a full pass
 //! over libc's debug info costs more than the rest of a crash.
 
-use std::{borrow::Cow, collections::HashMap, fs::File, ops::Range, path::Path, rc::Rc};
+use std::{borrow::Cow, collections::HashMap, fs::File, ops::Range, path::Path, sync::Arc};
 
 use anyhow::{Context as _, Result};
 use gimli::{EndianSlice, LittleEndian};
@@ -18,7 +18,7 @@ enum Section {
 }
 
 pub struct DwarfFile {
-    map: Rc<memmap2::Mmap>,
+    map: Arc<memmap2::Mmap>,
     sections: gimli::DwarfSections<Section>,
     /// Address ranges of units: (begin, end, unit offset in .debug_info),
     /// sorted by begin.
@@ -33,10 +33,10 @@ impl DwarfFile {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: read-only mapping (see ElfModule::open).
         let map = unsafe { memmap2::Mmap::map(&file) }?;
-        Self::from_map(Rc::new(map))
+        Self::from_map(Arc::new(map))
     }
 
-    pub fn from_map(map: Rc<memmap2::Mmap>) -> Result<Self> {
+    pub fn from_map(map: Arc<memmap2::Mmap>) -> Result<Self> {
         let obj = object::File::parse(&**map)?;
         let base = map.as_ptr() as usize;
         let sections = gimli::DwarfSections::load(|id: gimli::SectionId| {

@@ -3,9 +3,12 @@
 //! included) and its symbol tables as the fallback.
 
 use std::{
-    cell::{Cell, OnceCell, RefCell},
     fs::File,
     path::Path,
+    sync::{
+        Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -44,20 +47,26 @@ struct Symbol {
 }
 
 pub struct ElfModule {
+    /// The file, open for as long as the module lives.
+    file: File,
+    /// (device, inode) of the file.
+    pub identity: (u64, u64),
     pub debuginfo: DebugInfo,
     /// GNU build id, else Go's (`.note.go.buildid`), tagged by kind: the
     /// same build in two places (containers, copies) is one module.
     pub build_id: Option<Vec<u8>>,
     segments: Vec<Segment>,
     symbols: Vec<Symbol>,
-    dwarf: Option<addr2line::Loader>,
+    /// addr2line's context caches parsed units in cells (not `Sync`): one
+    /// lookup at a time, which is all the analysis thread does.
+    dwarf: Option<Mutex<addr2line::Loader>>,
     /// Go's own table, for Go binaries without DWARF (`-ldflags=-w`).
     gopclntab: Option<gosym::Table<memmap2::Mmap>>,
     /// How many symbols [`ElfModule::warm`] has looked up so far.
-    warmed: Cell<usize>,
+    warmed: AtomicUsize,
     /// The file, mapped: its CFI is indexed on the first unwind through it.
-    map: std::rc::Rc<memmap2::Mmap>,
-    cfi: OnceCell<Option<crate::unwind::cfi::Cfi>>,
+    map: std::sync::Arc<memmap2::Mmap>,
+    cfi: OnceLock<Option<crate::unwind::cfi::Cfi>>,
     /// A Go binary (its line tables follow the Go runtime, not gdb).
     is_go: bool,
     /// Its dynamic symbols import `dlopen`: a process whose modules do
@@ -66,12 +75,12 @@ pub struct ElfModule {
     /// Addresses where the last line row is not a statement but an earlier
     /// one at the same address is: the (file, line) gdb reports there.
     /// Read from the units crash stacks pass through.
-    stmt_rows: RefCell<StmtRows>,
+    stmt_rows: Mutex<StmtRows>,
     /// DWARF call sites, for the frames tail calls removed (read unit by
     /// unit as stacks pass through).
-    call_sites: RefCell<super::callsites::CallSites>,
+    call_sites: Mutex<super::callsites::CallSites>,
     /// The DWARF file by units, for both (opened on first use).
-    dwarf_units: OnceCell<Option<DwarfFile>>,
+    dwarf_units: OnceLock<Option<DwarfFile>>,
     /// The file holding the DWARF (the binary or its separate debug file).
     dwarf_path: Option<std::path::PathBuf>,
     dwarf_in_binary: bool,
@@ -80,6 +89,17 @@ pub struct ElfModule {
 impl ElfModule {
     pub fn open(path: &Path, display: &str) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Self::from_file(file, display)
+    }
+
+    /// The binary in `file` (kept open: its DWARF is read through it, and
+    /// probes are placed through [`Self::fd_path`], even once the process
+    /// that mapped it, or the file's name, is gone). `display` is the path
+    /// the process knows it by (separate debug files are looked up by it).
+    pub fn from_file(file: File, display: &str) -> Result<Self> {
+        use std::os::fd::AsRawFd as _;
+        let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let path = path.as_path();
         // SAFETY: the mapping is read-only; a binary truncated under us can
         // still SIGBUS, as for every debugger. Executables in use cannot be
         // written (ETXTBSY), which covers the common case.
@@ -124,13 +144,7 @@ impl ElfModule {
             // descriptor, since `path` may be /proc/PID/map_files/… of a
             // process that exits meanwhile (a module opened then without
             // DWARF would stay so for every later process of the file).
-            None if has_dwarf(&obj) => {
-                use std::os::fd::AsRawFd as _;
-                let ours = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-                addr2line::Loader::new(&ours)
-                    .or_else(|_| addr2line::Loader::new(path))
-                    .ok()
-            }
+            None if has_dwarf(&obj) => addr2line::Loader::new(path).ok(),
             None => None,
             Some(debug_file) => {
                 symbols.extend(symbols_of_file(debug_file));
@@ -171,24 +185,39 @@ impl ElfModule {
             (Some(_), None) => Some(path.to_path_buf()),
         };
         drop(obj);
+        let identity = {
+            use std::os::unix::fs::MetadataExt as _;
+            let m = file.metadata().with_context(|| format!("stat {display}"))?;
+            (m.dev(), m.ino())
+        };
         Ok(Self {
+            file,
+            identity,
             is_go,
             imports_dlopen,
-            stmt_rows: RefCell::default(),
-            call_sites: RefCell::default(),
-            dwarf_units: OnceCell::new(),
+            stmt_rows: Mutex::default(),
+            call_sites: Mutex::default(),
+            dwarf_units: OnceLock::new(),
             dwarf_in_binary: debug_file.is_none(),
             dwarf_path,
             debuginfo,
             build_id,
-            map: std::rc::Rc::new(map),
-            cfi: OnceCell::new(),
+            map: std::sync::Arc::new(map),
+            cfi: OnceLock::new(),
             segments,
             symbols,
-            dwarf,
+            dwarf: dwarf.map(Mutex::new),
             gopclntab,
-            warmed: Cell::new(0),
+            warmed: AtomicUsize::new(0),
         })
+    }
+
+    /// A path to the file that works while the module lives, whatever
+    /// became of its name (deleted, replaced, another mount namespace):
+    /// for readers that take a path (uprobe placement, Go's tables).
+    pub fn fd_path(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd as _;
+        std::path::PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
     }
 
     /// The DWARF by units: the binary itself through its mapping (its
@@ -200,7 +229,7 @@ impl ElfModule {
                 None => None,
                 _ if self.is_go => None,
                 Some(_) if self.dwarf_in_binary => {
-                    DwarfFile::from_map(std::rc::Rc::clone(&self.map)).ok()
+                    DwarfFile::from_map(std::sync::Arc::clone(&self.map)).ok()
                 }
                 Some(p) => DwarfFile::open(p).ok(),
             })
@@ -211,7 +240,7 @@ impl ElfModule {
     fn stmt_row(&self, probe: u64) -> Option<(String, u32)> {
         let file = self.dwarf_units()?;
         let unit = file.unit_at(probe)?;
-        let mut rows = self.stmt_rows.borrow_mut();
+        let mut rows = lock(&self.stmt_rows);
         if rows.units.insert(unit) {
             // A unit whose lines cannot be read keeps addr2line's answer.
             let _ = stmt_rows_of(file, unit, &mut rows.rows);
@@ -230,7 +259,7 @@ impl ElfModule {
         let (Some(entry), Some(file)) = (self.symbol_entry(callee), self.dwarf_units()) else {
             return Vec::new();
         };
-        let mut sites = self.call_sites.borrow_mut();
+        let mut sites = lock(&self.call_sites);
         sites.load_for(file, ret);
         sites.between(ret, entry)
     }
@@ -265,18 +294,20 @@ impl ElfModule {
         let Some(dwarf) = &self.dwarf else {
             return true;
         };
+        let dwarf = lock(dwarf);
         // At least one function per step; then until the time is up (a
         // compilation unit is parsed whole on its first lookup, so a step
         // can still overrun by one unit).
         let started = std::time::Instant::now();
-        let mut end = self.warmed.get();
-        while end < self.symbols.len() && (end == self.warmed.get() || started.elapsed() < budget) {
+        let first = self.warmed.load(Ordering::Relaxed);
+        let mut end = first;
+        while end < self.symbols.len() && (end == first || started.elapsed() < budget) {
             if let Ok(mut frames) = dwarf.find_frames(self.symbols[end].address) {
                 while let Ok(Some(_)) = frames.next() {}
             }
             end += 1;
         }
-        self.warmed.set(end);
+        self.warmed.store(end, Ordering::Relaxed);
         let done = end == self.symbols.len();
         if done {
             // The unit index (and decompressed sections) gdb-style lines
@@ -314,6 +345,14 @@ impl ElfModule {
         Some((start, end, seg.file_offset & !(PAGE - 1)))
     }
 
+    /// The executable segments: (file offset, ELF address, size).
+    pub fn exec_segments(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.segments
+            .iter()
+            .filter(|s| s.exec)
+            .map(|s| (s.file_offset, s.vaddr, s.file_size))
+    }
+
     /// The address in the ELF's own address space (what DWARF and symbols
     /// use) of the byte at `file_offset`.
     pub fn file_offset_to_vaddr(&self, file_offset: u64) -> Option<u64> {
@@ -339,7 +378,8 @@ impl ElfModule {
                 .collect();
         }
         let mut out = Vec::new();
-        if let Some(dwarf) = &self.dwarf
+        let dwarf = self.dwarf.as_ref().map(lock);
+        if let Some(dwarf) = &dwarf
             // No code at the last address: addr2line looks up [pc, pc+1).
             && probe != u64::MAX
             && let Ok(mut frames) = dwarf.find_frames(probe)
@@ -427,6 +467,12 @@ impl ElfModule {
             // address <= vaddr here; no overflow on a hostile size.
             .find(|s| vaddr - s.address < s.size)
     }
+}
+
+/// A lock that a panic elsewhere (a bug) does not make unusable: the
+/// guarded caches are rebuilt on demand, never left half-written.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The GNU build id, or the Go toolchain's (Go links internally without a

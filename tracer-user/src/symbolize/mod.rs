@@ -2,9 +2,9 @@
 //!
 //! Organised by source, like blazesym: [`elf`] opens a binary and answers
 //! from DWARF when it has it and from the ELF symbol tables otherwise. The
-//! [`Symbolizer`] caches one opened binary per file (device + inode), shared
-//! by every process that maps it; [`process`] maps runtime addresses of one
-//! process to a binary and a file address.
+//! [`FileCache`] holds one opened binary per file identity, shared by every
+//! process that maps it and by the threads that read it; [`process`] maps
+//! runtime addresses of one process to a binary and a file address.
 
 pub mod callsites;
 pub mod dwarf_units;
@@ -14,7 +14,7 @@ pub mod process;
 use std::{
     collections::{HashMap, VecDeque},
     path::Path,
-    rc::Rc,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -86,83 +86,232 @@ pub struct SourceLocation {
     pub line: Option<u32>,
 }
 
-/// Cache of opened binaries keyed by (device, inode) and by build id: opened
-/// once, at attach/exec time, kept open (and mapped) so a crash can be
-/// symbolized after its process, or even its file, is gone. Their DWARF is
-/// parsed in idle time ([`Symbolizer::warm`]) before the first crash needs it.
-#[derive(Default)]
-pub struct Symbolizer {
-    modules: HashMap<(String, u64), Rc<ElfModule>>,
-    by_build_id: HashMap<Vec<u8>, Rc<ElfModule>>,
-    cold: VecDeque<Rc<ElfModule>>,
-    /// Time spent warming, for `-v`.
-    pub warm_time: Duration,
-    pub warmed_modules: usize,
+/// A file's identity: device and inode (what /proc/PID/maps and the
+/// kernel name it by), with size and modification time so that a file
+/// rewritten in place is a new file, not a stale cached one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `st_dev` as userspace sees it (glibc's `makedev` encoding).
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
 }
 
-impl Symbolizer {
-    /// The module for a file identified by `key`, opening it through `open_path`
-    /// (e.g. /proc/PID/map_files/…) on first use. Errors are kept per file so
-    /// one bad binary does not stop the others.
-    pub fn module(
-        &mut self,
-        key: (String, u64),
-        open_path: &Path,
-        display: &str,
-    ) -> Option<Rc<ElfModule>> {
-        if let Some(m) = self.modules.get(&key) {
-            return Some(Rc::clone(m));
-        }
-        match ElfModule::open(open_path, display) {
-            Ok(m) => {
-                let m = match m.build_id.as_ref().and_then(|id| self.by_build_id.get(id)) {
-                    // The same build seen through another file: share it.
-                    Some(known) => Rc::clone(known),
-                    None => {
-                        let m = Rc::new(m);
-                        if let Some(id) = &m.build_id {
-                            self.by_build_id.insert(id.clone(), Rc::clone(&m));
-                        }
-                        self.cold.push_back(Rc::clone(&m));
-                        m
-                    }
-                };
-                self.modules.insert(key, Rc::clone(&m));
-                Some(m)
-            }
-            Err(err) => {
-                crate::output::warn(&format!("cannot read {display}: {err:#}"));
-                None
-            }
-        }
+impl FileId {
+    pub fn of(file: &std::fs::File) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = file.metadata()?;
+        Ok(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        })
+    }
+
+    pub fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
     }
 }
 
-impl Symbolizer {
-    /// The module already opened for the file `key`, if any.
-    pub fn cached(&self, key: &(String, u64)) -> Option<Rc<ElfModule>> {
-        self.modules.get(key).cloned()
+/// The kernel's `s_dev` encoding (`major << 20 | minor`, what the exec
+/// record carries) as userspace's `st_dev`.
+pub fn dev_from_kernel(kdev: u64) -> u64 {
+    libc::makedev((kdev >> 20) as u32, (kdev & 0xf_ffff) as u32)
+}
+
+/// Modules kept when no process maps them any more (the most recently
+/// used): a program started again soon is not parsed again, and a daemon
+/// that sees thousands of short-lived programs stays bounded.
+const IDLE_MODULES: usize = 64;
+
+/// The one file cache: every binary opened once, by identity ([`FileId`]),
+/// shared by every process that maps it and by both threads that read it
+/// (process work places probes from its symbols; analysis symbolizes and
+/// unwinds). A module keeps its file open and mapped, so a crash is
+/// symbolized after its process, or even its file, is gone. DWARF is parsed
+/// ahead in idle time ([`FileCache::warm_step`]).
+#[derive(Default)]
+pub struct FileCache {
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    by_id: HashMap<FileId, Entry>,
+    /// The newest identity seen per (device, inode).
+    by_inode: HashMap<(u64, u64), FileId>,
+    by_build_id: HashMap<Vec<u8>, std::sync::Weak<ElfModule>>,
+    /// Files that could not be read, not tried (nor warned about) again.
+    failed: std::collections::HashSet<FileId>,
+    cold: VecDeque<Arc<ElfModule>>,
+    uses: u64,
+    warm_time: Duration,
+    warmed_modules: usize,
+}
+
+struct Entry {
+    module: Arc<ElfModule>,
+    last_use: u64,
+}
+
+impl FileCache {
+    fn inner(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The module of the file `id`, if it is open.
+    pub fn get(&self, id: &FileId) -> Option<Arc<ElfModule>> {
+        let mut inner = self.inner();
+        inner.uses += 1;
+        let now = inner.uses;
+        let e = inner.by_id.get_mut(id)?;
+        e.last_use = now;
+        Some(Arc::clone(&e.module))
+    }
+
+    /// The module of the newest file seen with this device and inode (for
+    /// what the kernel names without size and mtime: exec records).
+    pub fn by_inode(&self, dev: u64, ino: u64) -> Option<Arc<ElfModule>> {
+        let id = *self.inner().by_inode.get(&(dev, ino))?;
+        self.get(&id)
+    }
+
+    /// The module for `file` (identity `id`), parsed on first use: outside
+    /// the lock, so a large binary being parsed never holds up a lookup.
+    /// `display` is the path the process knows it by. A file that cannot be
+    /// read is said once and not tried again.
+    pub fn open(&self, id: FileId, file: std::fs::File, display: &str) -> Option<Arc<ElfModule>> {
+        if let Some(m) = self.get(&id) {
+            return Some(m);
+        }
+        if self.inner().failed.contains(&id) {
+            return None;
+        }
+        let opened = ElfModule::from_file(file, display);
+        let mut inner = self.inner();
+        inner.uses += 1;
+        let now = inner.uses;
+        let module = match opened {
+            Ok(m) => {
+                let known = m
+                    .build_id
+                    .as_ref()
+                    .and_then(|b| inner.by_build_id.get(b))
+                    .and_then(std::sync::Weak::upgrade);
+                match known {
+                    // The same build seen through another file: share it.
+                    Some(known) => known,
+                    None => {
+                        let m = Arc::new(m);
+                        if let Some(b) = &m.build_id {
+                            inner.by_build_id.insert(b.clone(), Arc::downgrade(&m));
+                        }
+                        inner.cold.push_back(Arc::clone(&m));
+                        m
+                    }
+                }
+            }
+            Err(err) => {
+                inner.failed.insert(id);
+                drop(inner);
+                log::warn!("cannot read {display}: {err:#}");
+                return None;
+            }
+        };
+        // Another thread may have opened it meanwhile: keep the first.
+        let module = Arc::clone(
+            &inner
+                .by_id
+                .entry(id)
+                .or_insert(Entry {
+                    module,
+                    last_use: now,
+                })
+                .module,
+        );
+        inner.by_inode.insert(id.inode(), id);
+        inner.evict_idle();
+        Some(module)
+    }
+
+    /// Opens the file at `path` (the caller checked it is the one meant).
+    pub fn open_path(&self, path: &Path, display: &str) -> Option<Arc<ElfModule>> {
+        let file = std::fs::File::open(path).ok()?;
+        let id = FileId::of(&file).ok()?;
+        self.open(id, file, display)
     }
 
     /// Whether some opened binary still has unparsed DWARF.
     pub fn has_cold_modules(&self) -> bool {
-        !self.cold.is_empty()
+        !self.inner().cold.is_empty()
     }
 
     /// One bounded step of DWARF warm-up (a few milliseconds): call it when
-    /// there is nothing else to do.
-    pub fn warm(&mut self) {
+    /// there is nothing else to do. Outside the cache's lock.
+    pub fn warm_step(&self) {
         // Short steps: records wait while one runs.
         const STEP: Duration = Duration::from_millis(2);
-        let Some(m) = self.cold.front() else {
+        let Some(m) = self.inner().cold.front().cloned() else {
             return;
         };
         let started = Instant::now();
         let done = m.warm(STEP);
-        self.warm_time += started.elapsed();
+        let mut inner = self.inner();
+        inner.warm_time += started.elapsed();
         if done {
-            self.cold.pop_front();
-            self.warmed_modules += 1;
+            if inner.cold.front().is_some_and(|f| Arc::ptr_eq(f, &m)) {
+                inner.cold.pop_front();
+            }
+            inner.warmed_modules += 1;
         }
+    }
+
+    /// (binaries whose DWARF was parsed ahead, time spent), for `-v`.
+    pub fn warm_stats(&self) -> (usize, Duration) {
+        let inner = self.inner();
+        (inner.warmed_modules, inner.warm_time)
+    }
+
+    /// Files open now.
+    pub fn len(&self) -> usize {
+        self.inner().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl CacheInner {
+    /// Forgets the least recently used modules no process maps any more
+    /// (only the cache holds them), beyond [`IDLE_MODULES`].
+    fn evict_idle(&mut self) {
+        let mut idle: Vec<(u64, FileId)> = self
+            .by_id
+            .iter()
+            .filter(|(_, e)| Arc::strong_count(&e.module) == 1)
+            .map(|(id, e)| (e.last_use, *id))
+            .collect();
+        if idle.len() <= IDLE_MODULES {
+            return;
+        }
+        idle.sort_unstable_by_key(|(last_use, _)| *last_use);
+        for (_, id) in &idle[..idle.len() - IDLE_MODULES] {
+            self.by_id.remove(id);
+            if self.by_inode.get(&id.inode()) == Some(id) {
+                self.by_inode.remove(&id.inode());
+            }
+        }
+        self.by_build_id.retain(|_, w| w.strong_count() > 0);
+        let live: std::collections::HashSet<*const ElfModule> = self
+            .by_id
+            .values()
+            .map(|e| Arc::as_ptr(&e.module))
+            .collect();
+        self.cold.retain(|m| live.contains(&Arc::as_ptr(m)));
     }
 }

@@ -1,18 +1,20 @@
 //! A process's executable mappings, snapshotted at attach/exec time with
 //! their binaries opened, so its addresses can be symbolized after it died.
 
-use std::{fs, path::PathBuf, rc::Rc};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 
-use super::{ElfModule, Frame, PcKind, Symbolizer};
-use crate::maps::{self, MapEntry};
+use super::{ElfModule, FileCache, Frame, PcKind};
+use crate::{maps::MapEntry, procfs::Capture};
 
+#[derive(Clone)]
 struct Mapping {
     entry: MapEntry,
-    module: Option<Rc<ElfModule>>,
+    module: Option<Arc<ElfModule>>,
 }
 
+#[derive(Clone)]
 pub struct ProcessImage {
     /// readlink /proc/PID/exe, without " (deleted)".
     pub exe: Option<String>,
@@ -22,57 +24,62 @@ pub struct ProcessImage {
 }
 
 impl ProcessImage {
-    /// Reads /proc/PID/maps and opens every executable file mapping through
-    /// /proc/PID/map_files (which works for deleted files and other mount
-    /// namespaces), falling back to /proc/PID/root/PATH.
-    pub fn snapshot(pid: u32, symbolizer: &mut Symbolizer) -> Result<Self> {
-        let text = fs::read_to_string(format!("/proc/{pid}/maps"))
-            .with_context(|| format!("reading /proc/{pid}/maps"))?;
-        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| {
-            let s = p.to_string_lossy().into_owned();
-            s.strip_suffix(" (deleted)").map(str::to_owned).unwrap_or(s)
-        });
-        let mappings = maps::parse(&text)
-            .into_iter()
-            .filter(MapEntry::executable)
-            .map(|entry| {
-                let module = if entry.is_file() {
-                    open_mapped_file(pid, &entry, symbolizer)
-                } else {
-                    None
-                };
-                Mapping { entry, module }
-            })
-            .collect::<Vec<Mapping>>();
-        // A dying process's maps read empty (its memory is gone already):
-        // no image is better than an empty one.
-        if mappings.is_empty() {
-            anyhow::bail!("pid {pid} has no executable mappings (exiting?)");
-        }
-        let container = crate::record::Container::of_process(pid).map(std::sync::Arc::new);
-        Ok(Self {
-            exe,
-            container,
-            mappings,
-        })
+    /// Reads `pid` now (see [`Capture::take`]) and opens its binaries.
+    pub fn snapshot(pid: u32, cache: &FileCache) -> Result<Self> {
+        let capture = Capture::take(pid).with_context(|| format!("reading /proc/{pid}"))?;
+        Ok(Self::from_capture(capture, cache))
     }
 
-    /// The image of a process that exec'd `path` and is gone before its
-    /// maps could be read: its program's code only, placed where the
-    /// exec put it (`start_code`..`end_code`, from the kernel).
+    /// The image a capture describes: each mapping's binary opened through
+    /// the cache, from the descriptors the capture holds (the process may
+    /// be gone by now).
+    pub fn from_capture(capture: Capture, cache: &FileCache) -> Self {
+        let modules: Vec<(u64, u64, Arc<ElfModule>)> = capture
+            .files
+            .into_iter()
+            .filter_map(|f| {
+                let (dev, ino) = f.id.inode();
+                let display = f.path.clone();
+                Some((dev, ino, cache.open(f.id, f.file, &display)?))
+            })
+            .collect();
+        let mappings = capture
+            .mappings
+            .into_iter()
+            .map(|entry| {
+                let module = entry.dev_number().and_then(|dev| {
+                    modules
+                        .iter()
+                        .find(|(d, i, _)| *d == dev && *i == entry.inode)
+                        .map(|(_, _, m)| Arc::clone(m))
+                        // Opened for an earlier process (this one lost it).
+                        .or_else(|| {
+                            entry
+                                .is_file()
+                                .then(|| cache.by_inode(dev, entry.inode))
+                                .flatten()
+                        })
+                });
+                Mapping { entry, module }
+            })
+            .collect();
+        Self {
+            exe: capture.exe,
+            container: capture.container.map(std::sync::Arc::new),
+            mappings,
+        }
+    }
+
+    /// The image of a process that exec'd the file of `module` and is gone
+    /// before its maps could be read: its program's code only, placed where
+    /// the exec put it (`start_code`..`end_code`, from the kernel).
     pub fn from_exec(
-        path: &std::path::Path,
+        module: Arc<ElfModule>,
         display: &str,
+        (dev, inode): (u64, u64),
         start_code: u64,
         end_code: u64,
-        symbolizer: &mut Symbolizer,
     ) -> Result<Self> {
-        use std::os::unix::fs::MetadataExt as _;
-        let meta = fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-        let dev = maps_dev(meta.dev());
-        let module = symbolizer
-            .module((dev.clone(), meta.ino()), path, display)
-            .with_context(|| format!("reading {display}"))?;
         let (start, end, offset) = module
             .code_mapping(start_code, end_code)
             .with_context(|| format!("{display} has no executable segment"))?;
@@ -85,8 +92,8 @@ impl ProcessImage {
                     end,
                     perms: "r-xp".into(),
                     offset,
-                    dev,
-                    inode: meta.ino(),
+                    dev: maps_dev(dev),
+                    inode,
                     pathname: Some(display.to_owned()),
                 },
                 module: Some(module),
@@ -119,42 +126,14 @@ impl ProcessImage {
         self.mappings.iter().filter(|m| m.module.is_some()).count()
     }
 
-    /// Adds a library the process dlopen'ed, from its path and load bias
-    /// (its executable PT_LOAD segments, placed as ld.so placed them).
-    pub fn add_library(
-        &mut self,
-        pid: u32,
-        path: &str,
-        load_bias: u64,
-        symbolizer: &mut Symbolizer,
-    ) -> Result<()> {
-        use object::{Object as _, ObjectSegment as _, SegmentFlags};
-        use std::os::unix::fs::MetadataExt as _;
-        // The process's own view of the path (its mount namespace), while
-        // it lives; else the path as is.
-        let in_root = PathBuf::from(format!("/proc/{pid}/root{path}"));
-        let open_path = if in_root.exists() {
-            in_root
-        } else {
-            PathBuf::from(path)
-        };
-        let meta =
-            fs::metadata(&open_path).with_context(|| format!("stat {}", open_path.display()))?;
-        let data = fs::read(&open_path).with_context(|| format!("reading {path}"))?;
-        let obj = object::File::parse(&*data).with_context(|| format!("{path} is not ELF"))?;
-        let dev = maps_dev(meta.dev());
-        let module = symbolizer.module((dev.clone(), meta.ino()), &open_path, path);
+    /// Adds a library the process loaded (dlopen, or ld.so at startup),
+    /// placed as ld.so placed it: its executable segments at `load_bias`.
+    pub fn add_library(&mut self, path: &str, module: Arc<ElfModule>, load_bias: u64) {
         const PAGE: u64 = 4096;
-        for seg in obj.segments() {
-            let exec = matches!(seg.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & object::elf::PF_X.0 != 0);
-            if !exec {
-                continue;
-            }
-            let (offset, _) = seg.file_range();
-            let start = load_bias.wrapping_add(seg.address()) & !(PAGE - 1);
-            let end = load_bias
-                .wrapping_add(seg.address())
-                .wrapping_add(seg.size());
+        let (dev, inode) = module.identity;
+        for (offset, vaddr, size) in module.exec_segments() {
+            let start = load_bias.wrapping_add(vaddr) & !(PAGE - 1);
+            let end = load_bias.wrapping_add(vaddr).wrapping_add(size);
             if self.covers(start) {
                 continue;
             }
@@ -164,33 +143,27 @@ impl ProcessImage {
                     end,
                     perms: "r-xp".into(),
                     offset: offset & !(PAGE - 1),
-                    dev: dev.clone(),
-                    inode: meta.ino(),
+                    dev: maps_dev(dev),
+                    inode,
                     pathname: Some(path.to_owned()),
                 },
-                module: module.clone(),
+                module: Some(Arc::clone(&module)),
             });
         }
-        Ok(())
     }
 
-    /// The executable's module and a path to it the tracer can open.
-    pub fn exe_module(&self, pid: u32) -> Option<(Rc<ElfModule>, PathBuf)> {
+    /// The executable's module.
+    pub fn exe_module(&self) -> Option<Arc<ElfModule>> {
         let exe = self.exe.as_deref()?;
         let m = self.mappings.iter().find(|m| {
             m.module.is_some() && m.entry.file_path().is_some_and(|p| p.to_str() == Some(exe))
         })?;
-        let open = PathBuf::from(format!(
-            "/proc/{pid}/map_files/{:x}-{:x}",
-            m.entry.start, m.entry.end
-        ));
-        Some((Rc::clone(m.module.as_ref()?), open))
+        m.module.clone()
     }
 
-    /// The process's libc, as (a path the tracer can open, a key naming
-    /// the file: device and inode), for the dlopen return probe.
-    pub fn libc(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {
-        self.library(pid, "libc.so.6")
+    /// The process's libc (for the dlopen return probe).
+    pub fn libc(&self) -> Option<Arc<ElfModule>> {
+        self.library("libc.so.6")
     }
 
     /// Whether some module of the process calls dlopen (else no library
@@ -204,41 +177,31 @@ impl ProcessImage {
             .any(|m| m.imports_dlopen)
     }
 
-    /// The process's libstdc++, as [`Self::libc`].
-    pub fn libstdcxx(&self, pid: u32) -> Option<(PathBuf, PathBuf)> {
-        self.library(pid, "libstdc++.so.6")
+    /// The process's libstdc++ (for the C++ probes).
+    pub fn libstdcxx(&self) -> Option<Arc<ElfModule>> {
+        self.library("libstdc++.so.6")
     }
 
-    fn library(&self, pid: u32, soname: &str) -> Option<(PathBuf, PathBuf)> {
-        let m = self.mappings.iter().find(|m| {
-            m.entry.file_path().is_some_and(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n == soname || n.starts_with(&format!("{soname}.")))
-            })
-        })?;
-        let open = PathBuf::from(format!(
-            "/proc/{pid}/map_files/{:x}-{:x}",
-            m.entry.start, m.entry.end
-        ));
-        let key = PathBuf::from(format!("{}:{}", m.entry.dev, m.entry.inode));
-        Some((open, key))
+    fn library(&self, soname: &str) -> Option<Arc<ElfModule>> {
+        self.mappings
+            .iter()
+            .find(|m| {
+                m.module.is_some()
+                    && m.entry.file_path().is_some_and(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n == soname || n.starts_with(&format!("{soname}.")))
+                    })
+            })?
+            .module
+            .clone()
     }
 
-    /// A copy for a forked child: same mappings until it execs.
-    pub fn for_child(&self) -> Self {
-        Self {
-            exe: self.exe.clone(),
-            container: self.container.clone(),
-            mappings: self
-                .mappings
-                .iter()
-                .map(|m| Mapping {
-                    entry: m.entry.clone(),
-                    module: m.module.clone(),
-                })
-                .collect(),
-        }
+    /// Paths of the files mapped (for libraries ld.so loaded).
+    pub fn has_path(&self, path: &str) -> bool {
+        self.mappings
+            .iter()
+            .any(|m| m.entry.pathname.as_deref() == Some(path))
     }
 
     /// Debug-info source of the main executable.
@@ -276,14 +239,14 @@ impl ProcessImage {
 
     /// The module mapped at runtime address `pc`, and `pc` as an address in
     /// that module's ELF address space.
-    pub fn module_at(&self, pc: u64) -> Option<(Rc<ElfModule>, u64)> {
+    pub fn module_at(&self, pc: u64) -> Option<(Arc<ElfModule>, u64)> {
         let m = self
             .mappings
             .iter()
             .find(|m| pc >= m.entry.start && pc < m.entry.end)?;
         let module = m.module.as_ref()?;
         let vaddr = module.file_offset_to_vaddr(pc - m.entry.start + m.entry.offset)?;
-        Some((Rc::clone(module), vaddr))
+        Some((Arc::clone(module), vaddr))
     }
 
     /// Frames of an unwound stack of runtime addresses, innermost first;
@@ -327,7 +290,7 @@ impl ProcessImage {
         else {
             return Vec::new();
         };
-        if !Rc::ptr_eq(&callee_module, &ret_module) {
+        if !Arc::ptr_eq(&callee_module, &ret_module) {
             return Vec::new();
         }
         // ret and ret_vaddr differ by the module's load bias.
@@ -420,48 +383,7 @@ fn unknown(pc: String, module: Option<String>) -> Frame {
     }
 }
 
-/// The binary behind a file mapping of `pid`: already open (the same
-/// device and inode), else through /proc/PID/map_files (deleted files,
-/// other mount namespaces), /proc/PID/root/PATH, or PATH on this host when
-/// it is the same file. A process that is exiting loses the first two while
-/// its maps can still be read; its exit record follows, and its frames
-/// still need the file.
-fn open_mapped_file(
-    pid: u32,
-    entry: &MapEntry,
-    symbolizer: &mut Symbolizer,
-) -> Option<Rc<ElfModule>> {
-    let key = (entry.dev.clone(), entry.inode);
-    if let Some(m) = symbolizer.cached(&key) {
-        return Some(m);
-    }
-    let display = entry.file_path()?.to_string_lossy().into_owned();
-    let via_map_files = PathBuf::from(format!(
-        "/proc/{pid}/map_files/{:x}-{:x}",
-        entry.start, entry.end
-    ));
-    let via_root = PathBuf::from(format!("/proc/{pid}/root{display}"));
-    let open_path = if via_map_files.exists() {
-        via_map_files
-    } else if via_root.exists() {
-        via_root
-    } else if same_file(std::path::Path::new(&display), &key) {
-        PathBuf::from(&display)
-    } else {
-        // Gone with the process, or not this file: nothing to warn.
-        return None;
-    };
-    symbolizer.module(key, &open_path, &display)
-}
-
-/// Whether `path` is the file with (device as /proc/PID/maps prints it,
-/// inode) `key`.
-fn same_file(path: &std::path::Path, key: &(String, u64)) -> bool {
-    use std::os::unix::fs::MetadataExt as _;
-    fs::metadata(path).is_ok_and(|m| m.ino() == key.1 && maps_dev(m.dev()) == key.0)
-}
-
 /// A device number as /proc/PID/maps prints it ("fe:01").
-fn maps_dev(dev: u64) -> String {
+pub fn maps_dev(dev: u64) -> String {
     format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev))
 }

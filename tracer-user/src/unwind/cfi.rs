@@ -2,18 +2,18 @@
 //! `.debug_frame`), sorted by address, and the step from a frame to its
 //! caller that their rows describe.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::Result;
 use gimli::{
-    BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianRcSlice, FrameDescriptionEntry,
+    BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianArcSlice, FrameDescriptionEntry,
     LittleEndian, RegisterRule, UnwindContext, UnwindSection,
 };
 use object::{Object as _, ObjectSection as _};
 
 use super::{RA, RSP, Regs, StackCopy, Step};
 
-type R = EndianRcSlice<LittleEndian>;
+type R = EndianArcSlice<LittleEndian>;
 
 enum Section {
     Eh(EhFrame<R>),
@@ -30,10 +30,10 @@ pub struct Cfi {
 impl Cfi {
     /// The CFI of an ELF file, `None` when it has none.
     pub fn parse(obj: &object::File<'_>) -> Option<Self> {
-        let section_data = |name: &str| -> Option<(u64, Rc<[u8]>)> {
+        let section_data = |name: &str| -> Option<(u64, Arc<[u8]>)> {
             let s = obj.section_by_name(name)?;
             let data = s.uncompressed_data().ok()?;
-            (!data.is_empty()).then(|| (s.address(), Rc::from(&*data)))
+            (!data.is_empty()).then(|| (s.address(), Arc::from(&*data)))
         };
         let text = obj.section_by_name(".text").map_or(0, |s| s.address());
         let got = obj.section_by_name(".got").map_or(0, |s| s.address());

@@ -7,7 +7,7 @@
 
 pub mod cfi;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::symbolize::{elf::ElfModule, process::ProcessImage};
 
@@ -99,17 +99,17 @@ pub fn unwind(image: &ProcessImage, start: Regs, stack: &StackCopy<'_>, max: usi
 /// Unwinds through one module placed at its own (ELF) addresses: for the
 /// fuzz target of the CFI interpreter.
 pub fn unwind_module(
-    module: &Rc<ElfModule>,
+    module: &Arc<ElfModule>,
     start: Regs,
     stack: &StackCopy<'_>,
     max: usize,
 ) -> Unwound {
-    walk(|pc| Some((Rc::clone(module), pc)), start, stack, max)
+    walk(|pc| Some((Arc::clone(module), pc)), start, stack, max)
 }
 
 /// The walk, given where each pc's module is and the pc's address in it.
 fn walk(
-    module_at: impl Fn(u64) -> Option<(Rc<ElfModule>, u64)>,
+    module_at: impl Fn(u64) -> Option<(Arc<ElfModule>, u64)>,
     start: Regs,
     stack: &StackCopy<'_>,
     max: usize,

@@ -1,0 +1,401 @@
+//! The analysis thread: owns what turns kernel records into the contract's
+//! records — processes' images (as process work built them), stack copies,
+//! the runtime decoders, the incident correlator, redaction and rate
+//! limits — and hands finished records to export. When nothing is waiting
+//! it parses DWARF ahead of the first crash (the file cache's warm-up).
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use super::{AttachInfo, Event, Out, Summary};
+use crate::{
+    incident::Correlator,
+    probes::records::KernelRecord,
+    record::{Attach, Body, Clock, ExitStatus, Record, Redactor, SCHEMA},
+    runtimes::{Proc, Procs, Stacks, cxx, go, native, rust},
+    symbolize::FileCache,
+};
+
+/// How often held-back records (Rust panics waiting for their message)
+/// and rate-limit counts are looked at.
+const TICK: Duration = Duration::from_millis(50);
+
+pub struct Analysis {
+    procs: Procs,
+    stacks: Stacks,
+    signals: native::Signals,
+    go: go::Decoder,
+    rust: rust::Panics,
+    correlator: Correlator,
+    clock: Clock,
+    redactor: Redactor,
+    rate: RateLimit,
+    cache: Arc<FileCache>,
+    out: tokio::sync::mpsc::Sender<Out>,
+    summary: Summary,
+    gauges: Arc<super::Gauges>,
+}
+
+impl Analysis {
+    pub fn new(
+        cache: Arc<FileCache>,
+        redactor: Redactor,
+        out: tokio::sync::mpsc::Sender<Out>,
+        gauges: Arc<super::Gauges>,
+    ) -> Self {
+        Self {
+            procs: Procs::new(Arc::clone(&cache)),
+            stacks: Stacks::default(),
+            signals: native::Signals::default(),
+            go: go::Decoder::default(),
+            rust: rust::Panics::default(),
+            correlator: Correlator::default(),
+            clock: Clock::new(),
+            redactor,
+            rate: RateLimit::default(),
+            cache,
+            out,
+            summary: Summary::default(),
+            gauges,
+        }
+    }
+
+    pub fn run(mut self, events: Receiver<Event>) {
+        let mut last_tick = Instant::now();
+        loop {
+            let event = match events.try_recv() {
+                Ok(e) => Some(e),
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) if self.cache.has_cold_modules() => {
+                    // Nothing waiting: parse DWARF ahead, a short step.
+                    self.cache.warm_step();
+                    None
+                }
+                Err(TryRecvError::Empty) => match events.recv_timeout(TICK) {
+                    Ok(e) => Some(e),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+            };
+            if let Some(event) = event
+                && !self.handle(event)
+            {
+                return;
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.tick();
+            }
+        }
+    }
+
+    /// Returns false at the end of the stream.
+    fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Record(rec) => self.on_record(rec),
+            Event::Image { pid, image, go } => {
+                let mut image = image;
+                // What was known of it stays known (a dying process's
+                // /proc/PID/status may be gone already).
+                if image.container.is_none() {
+                    image.container = self.procs.image(pid).and_then(|i| i.container.clone());
+                }
+                self.procs.set(pid, Proc { image, go });
+            }
+            Event::Attached(info) => self.on_attached(*info),
+            Event::Forget { pid } => self.forget(pid),
+            Event::Lost {
+                count,
+                reason,
+                event,
+            } => self.emit_lost(count, reason, event),
+            Event::RateLimit(limit) => self.rate.limit = limit,
+            Event::End(process) => {
+                for r in self.rust.release_all() {
+                    self.emit(r);
+                }
+                self.tick();
+                let mut summary = std::mem::take(&mut self.summary);
+                summary.crash_stacks = self.signals.crash_stacks;
+                summary.crash_stack_time = self.signals.crash_stack_time;
+                summary.go_probe_hits = process.go_probe_hits;
+                (summary.warmed_modules, summary.warm_time) = self.cache.warm_stats();
+                let _ = self.out.blocking_send(Out::End(Box::new(summary)));
+                return false;
+            }
+        }
+        true
+    }
+
+    fn on_record(&mut self, rec: KernelRecord) {
+        // Whatever else a process does next comes after its panic's message.
+        if self.rust.has_pending()
+            && let Some(pid) = match &rec {
+                KernelRecord::RustPanicMessage(_) | KernelRecord::Stack(_) => None,
+                KernelRecord::SignalGenerate(r) => Some(r.target_pid),
+                other => Some(other.header().pid),
+            }
+        {
+            for r in self.rust.release_process(pid) {
+                self.emit(r);
+            }
+        }
+        let clock = &self.clock;
+        let record = match rec {
+            KernelRecord::SignalDeliver(r) => {
+                self.signals
+                    .on_deliver(&r, &mut self.procs, &mut self.stacks, clock)
+            }
+            KernelRecord::SignalGenerate(r) => {
+                self.signals.on_generate(&r);
+                None
+            }
+            KernelRecord::Exit(r) => self.on_exit(&r),
+            KernelRecord::Go(r) => match self.go.on_record(&r, &mut self.procs, clock) {
+                Ok(rec) => rec,
+                Err(reason) => {
+                    self.emit_lost(1, reason, "go");
+                    None
+                }
+            },
+            KernelRecord::Cxx(c) => cxx::on_record(
+                &c,
+                &mut self.procs,
+                &mut self.stacks,
+                &mut self.correlator,
+                clock,
+            ),
+            KernelRecord::RustPanic(p) => {
+                let displaced = self
+                    .rust
+                    .on_panic(&p, &mut self.procs, &mut self.stacks, clock);
+                for r in displaced {
+                    self.emit(r);
+                }
+                None
+            }
+            KernelRecord::RustPanicMessage(m) => self.rust.on_message(&m),
+            KernelRecord::Stack(s) => {
+                self.stacks.insert(s);
+                None
+            }
+            // Process work handled these (images, probes, attach records).
+            KernelRecord::Fork(_) | KernelRecord::Exec(_) | KernelRecord::Dlopen(_) => None,
+        };
+        if let Some(record) = record {
+            self.emit(record);
+        }
+    }
+
+    fn on_exit(&mut self, r: &tracer_common::ExitRecord) -> Option<Record> {
+        let pid = r.header.pid;
+        if let Some(shed) = self.rate.forget(pid) {
+            self.emit_lost(shed.0, shed.1, "rate_limit");
+        }
+        let exit = ExitStatus::from_wait_status(r.status);
+        let _ = self.out.blocking_send(Out::Exited(pid, exit));
+        let exe = self.procs.image(pid).and_then(|i| i.exe.clone());
+        let record =
+            crate::runtimes::kernel_record(&self.clock, &r.header, exe, None, Body::Exit { exit });
+        // Written before the image goes: it names the process's cgroup.
+        self.emit(record);
+        self.forget(pid);
+        None
+    }
+
+    fn forget(&mut self, pid: u32) {
+        self.procs.remove(pid);
+        self.stacks.forget(pid);
+        self.signals.forget(pid);
+        self.go.forget(pid);
+    }
+
+    fn on_attached(&mut self, info: AttachInfo) {
+        let (exe, debuginfo) = self.procs.image(info.pid).map_or((None, "none"), |i| {
+            (i.exe.clone(), i.exe_debuginfo().as_str())
+        });
+        let ts = self.clock.now_mono();
+        let record = Record {
+            schema: SCHEMA,
+            kind: "attach",
+            time: self.clock.rfc3339(ts),
+            ts_ns: ts,
+            pid: Some(info.pid),
+            tid: Some(info.tid.unwrap_or(info.pid)),
+            comm: info.comm,
+            exe,
+            goid: None,
+            container: None,
+            body: Body::Attach(Attach {
+                runtime: info.runtime,
+                runtime_version: info.runtime_version,
+                module: info.module,
+                debuginfo,
+                probes: info.probes,
+                reason: info.reason,
+            }),
+        };
+        self.emit(record);
+    }
+
+    /// Held-back records that waited long enough, rate-limit counts, gauges.
+    fn tick(&mut self) {
+        for r in self.rust.release_overdue() {
+            self.emit(r);
+        }
+        for (pid, count) in self.rate.take_shed() {
+            let reason = format!(
+                "rate limit: pid {pid} over {} records/s",
+                self.rate.limit.unwrap_or(0)
+            );
+            self.emit_lost(count, reason, "rate_limit");
+        }
+        use std::sync::atomic::Ordering::Relaxed;
+        self.gauges
+            .traced_processes
+            .store(self.procs.len() as u64, Relaxed);
+        self.gauges
+            .crash_stacks
+            .store(self.signals.crash_stacks, Relaxed);
+        self.gauges
+            .crash_stack_us
+            .store(self.signals.crash_stack_time.as_micros() as u64, Relaxed);
+    }
+
+    fn emit_lost(&mut self, count: u64, reason: String, event: &'static str) {
+        self.summary.lost += count;
+        let ts = self.clock.now_mono();
+        let record = Record {
+            schema: SCHEMA,
+            kind: "lost",
+            time: self.clock.rfc3339(ts),
+            ts_ns: ts,
+            pid: None,
+            tid: None,
+            comm: None,
+            exe: None,
+            goid: None,
+            container: None,
+            body: Body::Lost {
+                count,
+                reason,
+                event,
+            },
+        };
+        self.send(record);
+    }
+
+    fn emit(&mut self, mut record: Record) {
+        debug_assert_eq!(record.kind, record.body.kind());
+        if !self.redactor.is_empty() {
+            self.redactor.apply(&mut record);
+        }
+        if record.container.is_none()
+            && let Some(image) = record.pid.and_then(|p| self.procs.image(p))
+        {
+            record.container = image.container.clone();
+        }
+        if !matches!(record.body, Body::Attach(_)) {
+            self.summary.events += 1;
+        }
+        let shed = self.rate.over(&record);
+        let incidents = self.correlator.observe(&record);
+        if !shed {
+            self.send(record);
+        }
+        for incident in incidents {
+            self.summary.incidents += 1;
+            self.note_latency(&incident);
+            self.send(incident);
+        }
+    }
+
+    fn send(&mut self, record: Record) {
+        // Blocks when export is behind: records wait here (and process work
+        // behind us), while the capture thread keeps draining the kernel.
+        let _ = self.out.blocking_send(Out::Record(Box::new(record)));
+    }
+
+    /// Crash-to-record latency: from the kernel's timestamp of the story's
+    /// first event to the incident handed to export.
+    fn note_latency(&mut self, incident: &Record) {
+        if let Body::Incident(inc) = &incident.body
+            && let Some(first) = inc.events.first()
+            && self.summary.latencies_us.len() < 100_000
+        {
+            let us = self.clock.now_mono().saturating_sub(first.ts_ns) / 1000;
+            self.summary.latencies_us.push(us);
+        }
+    }
+}
+
+/// At most `limit` records per second per process are written and
+/// exported (incidents, exits, attaches and lost reports always are); the
+/// rest are counted and reported as `lost`. Shed records still feed their
+/// incident.
+#[derive(Default)]
+struct RateLimit {
+    limit: Option<u32>,
+    windows: HashMap<u32, RateWindow>,
+}
+
+struct RateWindow {
+    start: Instant,
+    count: u32,
+    shed: u64,
+}
+
+impl RateLimit {
+    fn over(&mut self, record: &Record) -> bool {
+        let (Some(limit), Some(pid)) = (self.limit, record.pid) else {
+            return false;
+        };
+        if matches!(record.kind, "incident" | "exit" | "attach" | "lost") {
+            return false;
+        }
+        let now = Instant::now();
+        let w = self.windows.entry(pid).or_insert(RateWindow {
+            start: now,
+            count: 0,
+            shed: 0,
+        });
+        if now.duration_since(w.start) >= Duration::from_secs(1) {
+            w.start = now;
+            w.count = 0;
+        }
+        w.count += 1;
+        if w.count > limit {
+            w.shed += 1;
+            return true;
+        }
+        false
+    }
+
+    /// (pid, records shed) since the last call.
+    fn take_shed(&mut self) -> Vec<(u32, u64)> {
+        self.windows
+            .iter_mut()
+            .filter(|(_, w)| w.shed > 0)
+            .map(|(pid, w)| (*pid, std::mem::take(&mut w.shed)))
+            .collect()
+    }
+
+    /// The process is gone: what it had shed, as (count, reason).
+    fn forget(&mut self, pid: u32) -> Option<(u64, String)> {
+        let w = self.windows.remove(&pid)?;
+        (w.shed > 0).then(|| {
+            (
+                w.shed,
+                format!(
+                    "rate limit: pid {pid} over {} records/s",
+                    self.limit.unwrap_or(0)
+                ),
+            )
+        })
+    }
+}

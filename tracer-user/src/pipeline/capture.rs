@@ -1,0 +1,217 @@
+//! The capture thread: drains the kernel's ring buffer, decodes records
+//! and, while a process that just exec'd (or dlopen'ed) is still alive,
+//! captures what symbolizing it later needs: its memory map and an open
+//! descriptor for each mapped file ([`Capture::take`]). Nothing is parsed
+//! here and nothing waits on the rest of the pipeline: records go on
+//! through a bounded channel, and when it is full they are counted as lost
+//! (reported in `lost` records), never waited for.
+
+use std::{
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use crossbeam_channel::{Sender, TrySendError};
+use tracer_common::EventKind;
+
+use super::FromCapture;
+use crate::{
+    probes::records::{self, KernelRecord},
+    procfs::{Capture, OpenFile},
+    symbolize::FileId,
+};
+
+/// When to read an exec'd process again: ld.so maps its libraries after
+/// the exec, a slow start later still.
+const RELOOK_AFTER_EXEC: [Duration; 3] = [
+    Duration::from_millis(2),
+    Duration::from_millis(20),
+    Duration::from_millis(1000),
+];
+
+/// Records the capture thread could not pass on (the pipeline was full),
+/// per kind (in [`EventKind::ALL`]'s order); reported as `lost` by the
+/// process-work thread.
+#[derive(Default)]
+pub struct Drops {
+    pub by_kind: [AtomicU64; EventKind::ALL.len()],
+}
+
+/// Asks the capture thread to drain once more and stop.
+pub struct Stopper {
+    event: OwnedFd,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        unsafe {
+            libc::write(
+                self.event.as_raw_fd(),
+                (&raw const one).cast(),
+                size_of::<u64>(),
+            )
+        };
+    }
+}
+
+pub fn spawn(
+    mut ring: RingBuf<MapData>,
+    to_process: Sender<FromCapture>,
+    drops: Arc<Drops>,
+) -> std::io::Result<(Stopper, std::thread::JoinHandle<()>)> {
+    // SAFETY: eventfd returns a new descriptor we own, or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let event = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stop_fd = event.as_raw_fd();
+    let handle = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut capture = CaptureLoop {
+                to_process,
+                drops,
+                relooks: Vec::new(),
+            };
+            capture.run(&mut ring, stop_fd);
+        })?;
+    Ok((Stopper { event }, handle))
+}
+
+struct CaptureLoop {
+    to_process: Sender<FromCapture>,
+    drops: Arc<Drops>,
+    /// (pid, when) to read again.
+    relooks: Vec<(u32, Instant)>,
+}
+
+impl CaptureLoop {
+    fn run(&mut self, ring: &mut RingBuf<MapData>, stop_fd: i32) {
+        let ring_fd = ring.as_raw_fd();
+        loop {
+            let timeout = self
+                .relooks
+                .iter()
+                .map(|(_, t)| t.saturating_duration_since(Instant::now()))
+                .min()
+                .map_or(100, |d| d.as_millis().min(100) as i32);
+            let mut fds = [
+                libc::pollfd {
+                    fd: ring_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: stop_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfd entries.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            self.drain(ring);
+            self.relook_due();
+            if fds[1].revents & libc::POLLIN != 0 {
+                // Whatever the kernel wrote before we were told to stop.
+                self.drain(ring);
+                let _ = self.to_process.send(FromCapture::End);
+                return;
+            }
+        }
+    }
+
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            let msg = match records::decode(&item) {
+                Ok(rec) => self.capture(rec),
+                Err(err) => FromCapture::Malformed(err.to_string()),
+            };
+            drop(item);
+            self.pass(msg);
+        }
+    }
+
+    /// What must be taken now, while the process lives.
+    fn capture(&mut self, rec: KernelRecord) -> FromCapture {
+        match rec {
+            // Not traced (a daemon selector decides), or no longer traced:
+            // nothing to capture.
+            KernelRecord::Exec(r)
+                if r.flags & (tracer_common::EXEC_CANDIDATE | tracer_common::EXEC_DROPPED) != 0 =>
+            {
+                FromCapture::Exec(r, None)
+            }
+            KernelRecord::Exec(r) => {
+                let pid = r.header.pid;
+                let capture = Capture::take(pid).ok();
+                let now = Instant::now();
+                for after in RELOOK_AFTER_EXEC {
+                    self.relooks.push((pid, now + after));
+                }
+                FromCapture::Exec(r, capture)
+            }
+            KernelRecord::Dlopen(d) => {
+                let len = (d.path_len as usize).min(d.path.len());
+                let path = String::from_utf8_lossy(&d.path[..len]).into_owned();
+                let file = open_in_process(d.header.pid, &path);
+                FromCapture::Dlopen(d, file)
+            }
+            other => FromCapture::Record(other),
+        }
+    }
+
+    fn relook_due(&mut self) {
+        if self.relooks.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.relooks.drain(..).partition(|&(_, t)| t <= now);
+        self.relooks = later;
+        for (pid, _) in due {
+            match Capture::take(pid) {
+                Ok(c) => self.pass(FromCapture::Relook(c)),
+                // Gone: no later look will find it either.
+                Err(_) => self.relooks.retain(|&(p, _)| p != pid),
+            }
+        }
+    }
+
+    fn pass(&self, msg: FromCapture) {
+        let kind = msg.kind();
+        match self.to_process.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if let Some(i) = kind.and_then(|k| EventKind::ALL.iter().position(|&a| a == k)) {
+                    self.drops.by_kind[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// A file a process just loaded, by the path it used: through its root
+/// (its mount namespace) while it lives, else on this host.
+fn open_in_process(pid: u32, path: &str) -> Option<OpenFile> {
+    if path.is_empty() {
+        return None;
+    }
+    let via_root = format!("/proc/{pid}/root{path}");
+    let file = std::fs::File::open(&via_root)
+        .or_else(|_| std::fs::File::open(path))
+        .ok()?;
+    Some(OpenFile {
+        id: FileId::of(&file).ok()?,
+        file,
+        path: path.to_owned(),
+    })
+}

@@ -1,0 +1,699 @@
+//! Process work: one thread that owns the kernel probes and keeps each
+//! traced process's image — built from what the capture thread took while
+//! the process lived, through the one file cache — and places the probes
+//! its runtimes need (Go, C++, Rust, dlopen) as soon as its exec arrives.
+//! It forwards records to analysis in their order, each process's image
+//! ahead of its records.
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use anyhow::{Context as _, Result};
+use crossbeam_channel::{Receiver, Sender};
+use tracer_common::{EXEC_CANDIDATE, EXEC_DROPPED, EventKind, ExecRecord, WatchedFile};
+
+use super::{AttachInfo, Command, Event, FromCapture, Gauges, ProcessStats, capture};
+use crate::{
+    golang::GoBinary,
+    probes::{kernel::KernelProbes, records::KernelRecord},
+    procfs::{self, Capture, OpenFile},
+    record::{CgroupPaths, Container},
+    runtimes::{cxx, go::GoFiles, native, rust},
+    selection::{ExecSelect, SelectConfig, Watched},
+    symbolize::{FileCache, dev_from_kernel, process::ProcessImage},
+};
+
+/// Kernel probes every traced process has, as `attach` records list them.
+pub const PROBES: &[&str] = &[
+    "tp_btf/signal_deliver",
+    "tp_btf/signal_generate",
+    "tp_btf/sched_process_exit",
+    "tp_btf/sched_process_fork",
+    "tp_btf/sched_process_exec",
+];
+
+/// How often drop counters are read.
+const TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
+struct Tracked {
+    image: ProcessImage,
+    go: Option<Arc<GoBinary>>,
+    /// Go probes looked for (placed, or not a Go program).
+    go_done: bool,
+    /// Its working directory when last read (relative exec paths).
+    cwd: Option<PathBuf>,
+}
+
+pub struct ProcessWork {
+    probes: KernelProbes,
+    cache: Arc<FileCache>,
+    to_analysis: Sender<Event>,
+    procs: HashMap<u32, Tracked>,
+    go: GoFiles,
+    watched: Watched,
+    exec_select: Option<ExecSelect>,
+    cgroups: CgroupPaths,
+    verbose: bool,
+    drops: Arc<capture::Drops>,
+    drops_seen: [u64; EventKind::ALL.len()],
+    kernel_lost_seen: [u64; EventKind::ALL.len()],
+    gauges: Arc<Gauges>,
+}
+
+impl ProcessWork {
+    pub fn new(
+        probes: KernelProbes,
+        cache: Arc<FileCache>,
+        to_analysis: Sender<Event>,
+        drops: Arc<capture::Drops>,
+        gauges: Arc<Gauges>,
+        verbose: bool,
+    ) -> Self {
+        Self {
+            probes,
+            cache,
+            to_analysis,
+            procs: HashMap::new(),
+            go: GoFiles::default(),
+            watched: Watched::new(),
+            exec_select: None,
+            cgroups: CgroupPaths::default(),
+            verbose,
+            drops,
+            drops_seen: [0; EventKind::ALL.len()],
+            kernel_lost_seen: [0; EventKind::ALL.len()],
+            gauges,
+        }
+    }
+
+    pub fn run(mut self, records: Receiver<FromCapture>, commands: Receiver<Command>) {
+        let ticker = crossbeam_channel::tick(TICK);
+        let mut commands = commands;
+        loop {
+            crossbeam_channel::select_biased! {
+                recv(records) -> msg => match msg {
+                    Ok(FromCapture::End) | Err(_) => {
+                        self.poll_lost();
+                        let stats = ProcessStats {
+                            go_probe_hits: self.go.any().then(|| self.probes.go_probe_hits()),
+                        };
+                        self.send(Event::End(stats));
+                        return;
+                    }
+                    Ok(msg) => self.on_capture(msg),
+                },
+                recv(commands) -> cmd => match cmd {
+                    Ok(cmd) => self.on_command(cmd),
+                    // The coordinator is gone; the capture thread's End follows.
+                    Err(_) => commands = crossbeam_channel::never(),
+                },
+                recv(ticker) -> _ => self.poll_lost(),
+            }
+        }
+    }
+
+    fn send(&self, event: Event) {
+        // Blocks while analysis is behind: the capture thread goes on
+        // draining the kernel meanwhile.
+        let _ = self.to_analysis.send(event);
+    }
+
+    fn on_capture(&mut self, msg: FromCapture) {
+        match msg {
+            FromCapture::Record(KernelRecord::Exit(r)) => {
+                self.forget(r.header.pid);
+                self.send(Event::Record(KernelRecord::Exit(r)));
+            }
+            FromCapture::Record(KernelRecord::Fork(r)) => self.on_fork(r.header.pid, r.child_pid),
+            FromCapture::Record(rec) => self.send(Event::Record(rec)),
+            FromCapture::Exec(r, capture) => self.on_exec(&r, capture),
+            FromCapture::Dlopen(d, file) => self.on_dlopen(d.header.pid, d.load_bias, file),
+            FromCapture::Relook(c) => self.on_relook(c),
+            FromCapture::Malformed(err) => self.send(Event::Lost {
+                count: 1,
+                reason: format!("malformed record: {err}"),
+                event: "unknown",
+            }),
+            FromCapture::End => {}
+        }
+    }
+
+    /// The process exited (or is no longer traced): its probes go.
+    fn forget(&mut self, pid: u32) {
+        self.probes.detach_process(pid);
+        self.go.release(&mut self.probes, pid);
+        self.procs.remove(&pid);
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Trace {
+                pid,
+                follow_forks,
+                reply,
+            } => {
+                let _ = reply.send(self.probes.trace(pid, follow_forks));
+            }
+            Command::Attach {
+                pid,
+                reason,
+                follow_forks,
+                by_exe,
+                reply,
+            } => {
+                let _ = reply.send(self.attach(pid, reason, follow_forks, by_exe));
+            }
+            Command::Watch { path, reply } => {
+                let _ = reply.send(self.watch(&path));
+            }
+            Command::Apply { config, reply } => {
+                let _ = reply.send(self.apply(config));
+            }
+        }
+    }
+
+    /// Starts tracing `pid`: the kernel filter first (so nothing it does
+    /// from now on is missed), then its image and probes. `by_exe`: it runs
+    /// a watched file (an exec into another file ends its tracing).
+    fn attach(
+        &mut self,
+        pid: u32,
+        reason: &'static str,
+        follow_forks: bool,
+        by_exe: bool,
+    ) -> Result<()> {
+        if procfs::is_kernel_thread(pid) {
+            anyhow::bail!("pid {pid} is a kernel thread: nothing to trace");
+        }
+        self.probes.trace_as(pid, follow_forks, by_exe)?;
+        let capture = match Capture::take(pid) {
+            Ok(c) => c,
+            Err(err) => {
+                self.probes.untrace(pid);
+                return Err(err).with_context(|| format!("reading /proc/{pid}"));
+            }
+        };
+        let cwd = capture.cwd.clone();
+        let image = ProcessImage::from_capture(capture, &self.cache);
+        self.track(pid, image, cwd, None);
+        self.placed(pid, None, reason);
+        Ok(())
+    }
+
+    fn track(
+        &mut self,
+        pid: u32,
+        image: ProcessImage,
+        cwd: Option<PathBuf>,
+        go: Option<Arc<GoBinary>>,
+    ) {
+        self.procs.insert(
+            pid,
+            Tracked {
+                image,
+                go,
+                go_done: false,
+                cwd,
+            },
+        );
+    }
+
+    /// Places `pid`'s runtime probes, then tells analysis its image and
+    /// writes its `attach` record.
+    fn placed(&mut self, pid: u32, tid: Option<u32>, reason: &'static str) {
+        self.place_probes(pid);
+        self.send_image(pid);
+        let Some(t) = self.procs.get(&pid) else {
+            return;
+        };
+        let mut probes: Vec<String> = PROBES.iter().map(|p| (*p).to_owned()).collect();
+        let (runtime, runtime_version, module) = match &t.go {
+            Some(go) => {
+                probes.extend(
+                    go.points
+                        .iter()
+                        .map(|(_, name, _)| format!("uprobe/{name}")),
+                );
+                ("go", Some(go.version.clone()), go.module.clone())
+            }
+            None => ("native", None, None),
+        };
+        probes.extend(self.probes.process_probe_names(pid));
+        self.send(Event::Attached(Box::new(AttachInfo {
+            pid,
+            tid,
+            reason,
+            comm: procfs::comm(pid),
+            runtime,
+            runtime_version,
+            module,
+            probes,
+        })));
+    }
+
+    fn send_image(&self, pid: u32) {
+        if let Some(t) = self.procs.get(&pid) {
+            self.send(Event::Image {
+                pid,
+                image: t.image.clone(),
+                go: t.go.clone(),
+            });
+        }
+    }
+
+    /// The probes a process's runtimes need. A failure is reported and the
+    /// process stays traced at the kernel level.
+    fn place_probes(&mut self, pid: u32) {
+        // Gone already (a short-lived child, or a zombie): nothing to
+        // attach to, nothing worth a warning; its exit record follows.
+        if procfs::comm(pid).is_none() {
+            return;
+        }
+        let Some(t) = self.procs.get(&pid) else {
+            return;
+        };
+        if !t.go_done {
+            let go = t.image.exe_module().map(|exe| (self.go.binary(&exe), exe));
+            match go {
+                Some((Ok(Some(binary)), exe)) => {
+                    let watched = self.watched_key(exe.identity);
+                    match self
+                        .go
+                        .place(&mut self.probes, pid, &exe, &binary, watched, self.verbose)
+                    {
+                        Ok(()) => {}
+                        Err(err) if procfs::comm(pid).is_some() => {
+                            log::warn!("pid {pid}: Go probes not attached: {err:#}")
+                        }
+                        Err(_) => {}
+                    }
+                    if let Some(t) = self.procs.get_mut(&pid) {
+                        t.go = Some(binary);
+                        t.go_done = true;
+                    }
+                }
+                Some((Ok(None), _)) => {
+                    if let Some(t) = self.procs.get_mut(&pid) {
+                        t.go_done = true;
+                    }
+                }
+                Some((Err(err), _)) if procfs::comm(pid).is_some() => {
+                    log::warn!("pid {pid}: Go probes not attached: {err:#}")
+                }
+                _ => {}
+            }
+        }
+        let Some(t) = self.procs.get(&pid) else {
+            return;
+        };
+        if t.go.is_none() {
+            rust::place_probes(&mut self.probes, pid, &t.image);
+        }
+        cxx::place_probes(&mut self.probes, pid, &t.image);
+        native::place_probes(&mut self.probes, pid, &t.image);
+    }
+
+    /// The watched file with this identity, as the kernel keys it.
+    fn watched_key(&self, (dev, ino): (u64, u64)) -> Option<WatchedFile> {
+        let key = [
+            (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev)),
+            ino,
+        ];
+        self.watched.contains(&key).then_some(key)
+    }
+
+    fn on_fork(&mut self, parent: u32, child: u32) {
+        // Until it execs, the child runs the parent's image.
+        let (image, cwd, go) = match self.procs.get(&parent) {
+            Some(p) => (p.image.clone(), p.cwd.clone(), p.go.clone()),
+            None => match Capture::take(child) {
+                Ok(c) => {
+                    let cwd = c.cwd.clone();
+                    (ProcessImage::from_capture(c, &self.cache), cwd, None)
+                }
+                Err(_) => return,
+            },
+        };
+        self.track(child, image, cwd, go);
+        self.placed(child, None, "fork");
+    }
+
+    fn on_exec(&mut self, r: &ExecRecord, capture: Option<Capture>) {
+        let pid = r.header.pid;
+        if r.flags & EXEC_CANDIDATE != 0 {
+            return self.on_exec_candidate(r);
+        }
+        // The old program's probes are gone with its memory.
+        self.probes.detach_process(pid);
+        self.go.release(&mut self.probes, pid);
+        let old = self.procs.remove(&pid);
+        if r.flags & EXEC_DROPPED != 0 {
+            // Traced for the file it ran; it runs another one now.
+            self.send(Event::Forget { pid });
+            if self.verbose {
+                log::info!("pid {pid} exec'd a file not watched: no longer traced");
+            }
+            return;
+        }
+        let (image, cwd) = match capture {
+            Some(c) => {
+                let cwd = c.cwd.clone();
+                (Some(ProcessImage::from_capture(c, &self.cache)), cwd)
+            }
+            // Gone already (it crashed at once, say): the program's code
+            // from the file it exec'd, placed where the kernel said.
+            None => {
+                let cwd = old.as_ref().and_then(|o| o.cwd.clone());
+                (self.image_from_exec(r, cwd.as_deref()), cwd)
+            }
+        };
+        let Some(mut image) = image else {
+            return;
+        };
+        // The kernel's view at the exec, if /proc was already gone for
+        // this part (the process exiting meanwhile).
+        if image.container.is_none() {
+            image.container = self.container_from_exec(r);
+        }
+        self.track(pid, image, cwd, None);
+        self.placed(pid, Some(r.header.tid), "exec");
+    }
+
+    /// The image of a process gone before its maps could be read: the
+    /// exec'd file (already open by identity, or found by its path: the
+    /// watched one, the exec'd path, relative to the working directory),
+    /// checked to be the same file, at the kernel's address.
+    fn image_from_exec(
+        &mut self,
+        r: &ExecRecord,
+        cwd: Option<&std::path::Path>,
+    ) -> Option<ProcessImage> {
+        let n = (r.filename_len as usize).min(r.filename.len());
+        let exec_path = String::from_utf8_lossy(&r.filename[..n]).into_owned();
+        let (dev, ino) = (dev_from_kernel(r.file[0]), r.file[1]);
+        let display = self
+            .watched
+            .path(&r.file)
+            .map(|p| p.to_string_lossy().into_owned())
+            .or_else(|| {
+                let p = std::path::Path::new(&exec_path);
+                if p.is_absolute() {
+                    Some(exec_path.clone())
+                } else {
+                    cwd.map(|c| c.join(p).to_string_lossy().into_owned())
+                }
+            })
+            .unwrap_or_else(|| exec_path.clone());
+        let module = self.cache.by_inode(dev, ino).or_else(|| {
+            let candidates = self
+                .watched
+                .path(&r.file)
+                .cloned()
+                .into_iter()
+                .chain(std::iter::once(PathBuf::from(&display)))
+                .chain(std::iter::once(PathBuf::from(&exec_path)));
+            candidates.into_iter().find_map(|path| {
+                let file = std::fs::File::open(&path).ok()?;
+                let id = crate::symbolize::FileId::of(&file).ok()?;
+                (id.inode() == (dev, ino))
+                    .then(|| self.cache.open(id, file, &display))
+                    .flatten()
+            })
+        })?;
+        ProcessImage::from_exec(module, &display, (dev, ino), r.start_code, r.end_code).ok()
+    }
+
+    /// Cgroup, container id and namespace pid from an exec record (the
+    /// process may be gone from /proc already).
+    fn container_from_exec(&mut self, r: &ExecRecord) -> Option<Arc<Container>> {
+        let cgroup = self.cgroups.path_of(r.cgroup_id);
+        let c = Container {
+            container_id: cgroup.as_deref().and_then(crate::record::container_id),
+            cgroup,
+            ns_pid: (r.ns_pid != 0 && r.ns_pid != r.header.pid).then_some(r.ns_pid),
+        };
+        (c != Container::default()).then(|| Arc::new(c))
+    }
+
+    /// A library the process just loaded: into its image at once, so a
+    /// crash right after is symbolized even if the process is gone.
+    fn on_dlopen(&mut self, pid: u32, load_bias: u64, file: Option<OpenFile>) {
+        let Some(f) = file else {
+            return;
+        };
+        let path = f.path.clone();
+        let Some(module) = self.cache.open(f.id, f.file, &path) else {
+            return;
+        };
+        if let Some(t) = self.procs.get_mut(&pid) {
+            t.image.add_library(&path, module, load_bias);
+            self.send_image(pid);
+        }
+    }
+
+    /// A second look after an exec: ld.so has mapped the libraries.
+    fn on_relook(&mut self, c: Capture) {
+        let pid = c.pid;
+        let Some(old) = self.procs.get(&pid) else {
+            return; // exited or dropped meanwhile
+        };
+        let mut image = ProcessImage::from_capture(c, &self.cache);
+        // Not a worse view: a process exiting meanwhile keeps its maps a
+        // moment longer than its files.
+        let (mappings, modules) = (image.mapping_count(), image.module_count());
+        if mappings < old.image.mapping_count() || modules < old.image.module_count() {
+            return;
+        }
+        let unchanged =
+            mappings == old.image.mapping_count() && modules == old.image.module_count();
+        if image.container.is_none() {
+            image.container = old.image.container.clone();
+        }
+        if let Some(t) = self.procs.get_mut(&pid) {
+            t.image = image;
+        }
+        if !unchanged {
+            self.place_probes(pid);
+            self.send_image(pid);
+        }
+    }
+
+    /// An untraced process exec'd: the daemon's selectors decide whether
+    /// to trace it (and, through its file, every later process of it).
+    fn on_exec_candidate(&mut self, r: &ExecRecord) {
+        let pid = r.header.pid;
+        let Some(select) = self.exec_select.as_ref() else {
+            return;
+        };
+        // Where it runs (per process, not per file: never remembered).
+        if select.by_place() {
+            let cgroup = self.cgroups.path_of(r.cgroup_id);
+            if let Some(path) = cgroup.as_deref()
+                && self
+                    .exec_select
+                    .as_ref()
+                    .is_some_and(|s| s.matches_place(path))
+            {
+                // Not by file: this program elsewhere is someone else's.
+                if self.attach(pid, "exec", true, false).is_err() {
+                    self.probes.untrace(pid);
+                }
+                // Its cgroup as the kernel saw it at the exec (what selected
+                // it), where /proc did not say.
+                let known = self.container_from_exec(r);
+                if let Some(t) = self.procs.get_mut(&pid)
+                    && t.image
+                        .container
+                        .as_ref()
+                        .is_none_or(|c| c.cgroup.is_none())
+                {
+                    t.image.container = known;
+                    self.send_image(pid);
+                }
+                return;
+            }
+        }
+        let Some(select) = self.exec_select.as_mut() else {
+            return;
+        };
+        if !select.go && !select.all {
+            return;
+        }
+        let chosen = match select.decided.get(&r.file) {
+            Some(&d) => d,
+            None if select.all => {
+                select.decided.insert(r.file, true);
+                true
+            }
+            None => {
+                let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+                let go = std::fs::File::open(&exe)
+                    .ok()
+                    .and_then(|f| {
+                        let id = crate::symbolize::FileId::of(&f).ok()?;
+                        let display = std::fs::read_link(&exe)
+                            .ok()?
+                            .to_string_lossy()
+                            .into_owned();
+                        self.cache.open(id, f, &display)
+                    })
+                    .map(|m| self.go.binary(&m));
+                match go {
+                    Some(Ok(go)) => {
+                        let is_go = go.is_some();
+                        if let Some(select) = self.exec_select.as_mut() {
+                            select.decided.insert(r.file, is_go);
+                        }
+                        is_go
+                    }
+                    // Gone before its file could be read: undecided (not
+                    // remembered as "not Go" for the file's next processes).
+                    _ => false,
+                }
+            }
+        };
+        if !chosen {
+            return;
+        }
+        // Trace it now (it runs already) and its file's next processes
+        // from their exec on.
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
+        if !self.watched.contains(&r.file)
+            && let Err(err) = self.watch(&PathBuf::from(format!("/proc/{pid}/exe")))
+            && self.verbose
+        {
+            log::info!("{}: {err:#}", exe.display());
+        }
+        if self.watched.contains(&r.file) {
+            self.watched.insert(r.file, exe);
+        }
+        if self.attach(pid, "exec", true, true).is_err() {
+            // Gone already: nothing to trace.
+            self.probes.untrace(pid);
+        }
+    }
+
+    /// Traces every process that runs the file at `path` from its exec on
+    /// (and the processes they fork), and returns the pids running it now
+    /// (to attach to them). Go probes for it are placed once, for all its
+    /// processes.
+    fn watch(&mut self, path: &std::path::Path) -> Result<Vec<u32>> {
+        if let Ok(key) = crate::probes::kernel::file_key(path)
+            && self.watched.contains(&key)
+        {
+            return Ok(Vec::new());
+        }
+        if self.watched.full() {
+            anyhow::bail!(
+                "not watched: the limit of {} watched files is reached",
+                self.watched.max
+            );
+        }
+        let key = self.probes.watch_file(path, true)?;
+        self.watched.insert(key, path.to_path_buf());
+        Ok(procfs::processes_running(key))
+    }
+
+    /// Stops tracing new processes of a watched file (running ones stay
+    /// traced until they exit).
+    fn unwatch(&mut self, key: WatchedFile) {
+        self.probes.unwatch_file(key);
+        self.watched.remove(&key);
+        self.go.unwatch(
+            &mut self.probes,
+            key,
+            Some((dev_from_kernel(key[0]), key[1])),
+        );
+    }
+
+    /// The daemon's config: watches the executables named now (and attaches
+    /// to their running processes), forgets files no longer named, sets the
+    /// exec-time selectors and limits. Returns the number of files watched.
+    fn apply(&mut self, config: SelectConfig) -> Result<usize> {
+        self.watched.max = config.max_watched_files;
+        self.send(Event::RateLimit(config.max_records_per_sec));
+        let wanted = crate::selection::keys_of(&config.executables);
+        // Files picked at exec by other selectors are kept while those are.
+        for (key, _) in self.watched.list() {
+            if !wanted.contains(&key) && !config.keep_others {
+                self.unwatch(key);
+            }
+        }
+        for exe in &config.executables {
+            match self.watch(exe) {
+                Ok(running) => {
+                    for pid in running {
+                        let _ = self.attach(pid, "attach", true, true);
+                    }
+                }
+                Err(err) => log::warn!("{}: {err:#}", exe.display()),
+            }
+        }
+        // Comm is matched by the kernel at exec (nothing runs untraced); Go
+        // programs, cgroups, containers and "all" are recognised here from
+        // the exec record.
+        self.probes.watch_comms(&config.comms)?;
+        let select_at_exec = config.exec.is_some();
+        // Decisions already made stay made across reloads.
+        let decided = self
+            .exec_select
+            .take()
+            .map(|s| s.decided)
+            .unwrap_or_default();
+        self.exec_select = config.exec.map(|mut s| {
+            s.decided = decided;
+            s
+        });
+        self.probes.send_all_execs(select_at_exec)?;
+        Ok(self.watched.len())
+    }
+
+    /// Reports records dropped since the last call: by the kernel (ring
+    /// buffer full) and by the capture thread (pipeline full).
+    fn poll_lost(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            if let Ok(total) = self.probes.lost_count(kind)
+                && total > self.kernel_lost_seen[i]
+            {
+                let delta = total - self.kernel_lost_seen[i];
+                self.kernel_lost_seen[i] = total;
+                self.send(Event::Lost {
+                    count: delta,
+                    reason: "ring buffer full".to_owned(),
+                    event: lost_kind_name(kind),
+                });
+            }
+            let dropped = self.drops.by_kind[i].load(Relaxed);
+            if dropped > self.drops_seen[i] {
+                let delta = dropped - self.drops_seen[i];
+                self.drops_seen[i] = dropped;
+                self.send(Event::Lost {
+                    count: delta,
+                    reason: "capture queue full (analysis behind)".to_owned(),
+                    event: lost_kind_name(kind),
+                });
+            }
+        }
+        self.gauges
+            .watched_files
+            .store(self.watched.len() as u64, Relaxed);
+    }
+}
+
+/// What a dropped record would have become (the `event` field of `lost`).
+fn lost_kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SignalDeliver => "signal",
+        EventKind::SignalGenerate => "signal_sender",
+        EventKind::Exit => "exit",
+        EventKind::Fork => "fork",
+        EventKind::Exec => "exec",
+        EventKind::Go => "go",
+        EventKind::Stack => "stack",
+        EventKind::Dlopen => "dlopen",
+        EventKind::Cxx => "exception",
+        EventKind::RustPanic => "rust_panic",
+        EventKind::RustPanicMessage => "rust_panic_message",
+    }
+}

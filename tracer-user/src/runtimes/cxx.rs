@@ -1,0 +1,116 @@
+//! C++: exceptions as libstdc++ throws them (`__cxa_throw`) and the
+//! `std::terminate` that follows an uncaught one.
+
+use super::{Procs, Stacks, kernel_record, native};
+use crate::{
+    incident::Correlator,
+    probes::kernel::KernelProbes,
+    record::{Body, Clock, Exception, Record},
+    symbolize::process::ProcessImage,
+};
+
+/// Process side: the throw and terminate probes on the process's
+/// libstdc++, if it maps one.
+pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
+    if let Some(lib) = image.libstdcxx()
+        && let Err(err) = probes.follow_cxx(pid, &lib)
+        && crate::procfs::comm(pid).is_some()
+    {
+        log::warn!("pid {pid}: C++ exceptions not traced: {err:#}");
+    }
+}
+
+/// Analysis side: a throw becomes an `exception` record with the throwing
+/// stack; a terminate tells the correlator the thread's last throw was
+/// not caught.
+pub fn on_record(
+    r: &tracer_common::CxxRecord,
+    procs: &mut Procs,
+    stacks: &mut Stacks,
+    correlator: &mut Correlator,
+    clock: &Clock,
+) -> Option<Record> {
+    let pid = r.header.pid;
+    if r.probe == tracer_common::CXX_TERMINATE {
+        correlator.uncaught(pid, r.header.tid);
+        return None;
+    }
+    let (frames, frames_truncated) = native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
+    let names: Vec<String> = r
+        .types
+        .iter()
+        .map(|t| {
+            let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+            String::from_utf8_lossy(&t[..end]).into_owned()
+        })
+        .take_while(|n| !n.is_empty())
+        .collect();
+    let value_type = names.first().map(|n| demangle_type(n));
+    // std::runtime_error and std::logic_error keep their message in a
+    // string right after the vtable pointer: what() returns it.
+    let readable = names
+        .iter()
+        .any(|n| n == "St13runtime_error" || n == "St11logic_error");
+    let what_len = (r.what_len as usize).min(r.what.len());
+    let constant = names.first().and_then(|n| libstdcxx_constant_what(n));
+    let (message, message_unavailable) = if readable {
+        (
+            Some(String::from_utf8_lossy(&r.what[..what_len]).into_owned()),
+            None,
+        )
+    } else if let Some(what) = constant {
+        (Some(what.to_owned()), None)
+    } else {
+        (
+            None,
+            Some(format!(
+                "what() of {} cannot be read without calling it",
+                value_type.as_deref().unwrap_or("this type")
+            )),
+        )
+    };
+    Some(kernel_record(
+        clock,
+        &r.header,
+        procs.image(pid).and_then(|i| i.exe.clone()),
+        None,
+        Body::Exception(Exception {
+            language: "c++",
+            message,
+            message_unavailable,
+            value_type,
+            location: None,
+            frames,
+            frames_truncated,
+            suppressed: r.suppressed,
+        }),
+    ))
+}
+
+/// What libstdc++'s stateless exception classes return from what(): a
+/// constant per class, so no call is needed (only for the exact type: a
+/// subclass may override it).
+fn libstdcxx_constant_what(mangled: &str) -> Option<&'static str> {
+    Some(match mangled {
+        "St9bad_alloc" => "std::bad_alloc",
+        "St20bad_array_new_length" => "std::bad_array_new_length",
+        "St8bad_cast" => "std::bad_cast",
+        "St10bad_typeid" => "std::bad_typeid",
+        "St13bad_exception" => "std::bad_exception",
+        "St9exception" => "std::exception",
+        "St17bad_function_call" => "bad_function_call",
+        "St12bad_weak_ptr" => "bad_weak_ptr",
+        "St19bad_optional_access" => "bad optional access",
+        _ => return None,
+    })
+}
+
+/// A C++ type as `type_info::name()` spells it (mangled, without `_Z`),
+/// demangled: "St13runtime_error" → "std::runtime_error".
+fn demangle_type(mangled: &str) -> String {
+    let full = format!("_ZTS{mangled}");
+    let text = addr2line::demangle_auto(full.as_str().into(), None);
+    text.strip_prefix("typeinfo name for ")
+        .map(str::to_owned)
+        .unwrap_or_else(|| mangled.to_owned())
+}

@@ -1,0 +1,537 @@
+//! Go: the runtime's crash and unwind entry points (gopanic, recovery,
+//! throw/fatal, printpanics, sigpanic, Goexit), probed per binary with the
+//! runtime's struct layout for its version, and decoded into the records
+//! the runtime's own traceback would print. The binary itself is read by
+//! [`crate::golang`].
+
+use std::{collections::HashMap, sync::Arc};
+
+use anyhow::{Context as _, Result};
+use aya::programs::uprobe::UProbeLinkId;
+use tracer_common::{
+    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
+    GO_STACK_FROM_SCHED, GoProbe, GoRecord, MAX_GO_BINARIES, WatchedFile,
+};
+
+use super::{Procs, kernel_record};
+use crate::{
+    golang::{self, GoBinary, value::Captured},
+    probes::kernel::KernelProbes,
+    record::{Body, Clock, GoFatal, GoGoexit, GoPanic, GoRecover, GoSigpanic, Record, SignalInfo},
+    signals,
+    symbolize::{ElfModule, PcKind},
+};
+
+/// Bounds for what is remembered between records of a goroutine.
+const MAX_REMEMBERED: usize = 4096;
+
+/// Process side: the Go binaries seen (by file identity, so each is read
+/// once), their layout slots in the kernel's `GO_CONFIG`, and the probe
+/// links: per process, or once per watched file for all its processes.
+#[derive(Default)]
+pub struct GoFiles {
+    /// None: inspected, not Go.
+    binaries: HashMap<(u64, u64), Option<Arc<GoBinary>>>,
+    /// Layout slot of each Go binary in use, and who uses it.
+    slots: HashMap<(u64, u64), Slot>,
+    /// Probes placed once per watched file.
+    file_links: HashMap<WatchedFile, UProbeLinkId>,
+    /// Per-process links.
+    process_links: HashMap<u32, ((u64, u64), UProbeLinkId)>,
+}
+
+struct Slot {
+    index: u32,
+    users: usize,
+}
+
+impl GoFiles {
+    /// The Go binary in `exe`'s file (read once per file; `None` if it is
+    /// not Go).
+    pub fn binary(&mut self, exe: &ElfModule) -> Result<Option<Arc<GoBinary>>> {
+        if let Some(known) = self.binaries.get(&exe.identity) {
+            return Ok(known.clone());
+        }
+        let binary = GoBinary::inspect(&exe.fd_path())?.map(Arc::new);
+        if self.binaries.len() >= 4096 {
+            // Bounded: a daemon sees many files over months.
+            self.binaries.retain(|k, _| self.slots.contains_key(k));
+        }
+        self.binaries.insert(exe.identity, binary.clone());
+        Ok(binary)
+    }
+
+    /// Places the Go probes for `pid`, a process of `exe` (Go `binary`).
+    /// With `watched` (the file is watched) they are placed once for the
+    /// file, for every process of it from its first instruction.
+    pub fn place(
+        &mut self,
+        probes: &mut KernelProbes,
+        pid: u32,
+        exe: &ElfModule,
+        binary: &GoBinary,
+        watched: Option<WatchedFile>,
+        verbose: bool,
+    ) -> Result<()> {
+        self.release(probes, pid);
+        let points: Vec<(GoProbe, u64)> =
+            binary.points.iter().map(|&(p, _, off)| (p, off)).collect();
+        if points.is_empty() {
+            return Ok(());
+        }
+        let slot = self.slot_for(probes, exe.identity, binary, verbose)?;
+        match watched {
+            Some(file) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.file_links.entry(file) {
+                    e.insert(probes.attach_go(None, &exe.fd_path(), slot, &points)?);
+                    self.use_slot(exe.identity);
+                }
+            }
+            None => {
+                let link = probes.attach_go(Some(pid), &exe.fd_path(), slot, &points)?;
+                self.process_links.insert(pid, (exe.identity, link));
+                self.use_slot(exe.identity);
+            }
+        }
+        Ok(())
+    }
+
+    /// The process exited or exec'd: its probes go, and its binary's slot
+    /// when nothing else uses it.
+    pub fn release(&mut self, probes: &mut KernelProbes, pid: u32) {
+        if let Some((file, link)) = self.process_links.remove(&pid) {
+            probes.detach_go(link);
+            self.drop_slot_user(file);
+        }
+    }
+
+    /// A watched file is no longer watched.
+    pub fn unwatch(
+        &mut self,
+        probes: &mut KernelProbes,
+        file: WatchedFile,
+        identity: Option<(u64, u64)>,
+    ) {
+        if let Some(link) = self.file_links.remove(&file) {
+            probes.detach_go(link);
+            if let Some(id) = identity {
+                self.drop_slot_user(id);
+            }
+        }
+    }
+
+    /// Processes with Go probes of their own.
+    pub fn traced_processes(&self) -> usize {
+        self.process_links.len()
+    }
+
+    /// Whether any Go binary has been seen (for `-v`'s probe-hit count).
+    pub fn any(&self) -> bool {
+        self.binaries.values().any(Option::is_some)
+    }
+
+    /// The binary's layout slot: its own while it is in use, reused after
+    /// (no fixed limit on the Go binaries a daemon sees over its life,
+    /// only on those probed at one time).
+    fn slot_for(
+        &mut self,
+        probes: &mut KernelProbes,
+        file: (u64, u64),
+        binary: &GoBinary,
+        verbose: bool,
+    ) -> Result<u32> {
+        if let Some(s) = self.slots.get(&file) {
+            return Ok(s.index);
+        }
+        let layout = binary.layout.with_context(|| {
+            format!(
+                "no DWARF and no known runtime layout for {}",
+                binary.version
+            )
+        })?;
+        let index = (0..MAX_GO_BINARIES)
+            .find(|i| self.slots.values().all(|s| s.index != *i))
+            .with_context(|| {
+                format!("more than {MAX_GO_BINARIES} distinct Go binaries probed at once")
+            })?;
+        probes.set_go_config(index, layout)?;
+        if verbose {
+            log::info!("{}", binary.layout_notice());
+        }
+        self.slots.insert(file, Slot { index, users: 0 });
+        Ok(index)
+    }
+
+    fn use_slot(&mut self, file: (u64, u64)) {
+        if let Some(s) = self.slots.get_mut(&file) {
+            s.users += 1;
+        }
+    }
+
+    fn drop_slot_user(&mut self, file: (u64, u64)) {
+        if let Some(s) = self.slots.get_mut(&file) {
+            s.users = s.users.saturating_sub(1);
+            if s.users == 0 {
+                self.slots.remove(&file);
+            }
+        }
+    }
+}
+
+/// Analysis side: Go records → `panic`, `recover`, `fatal`, `sigpanic` and
+/// `goexit` records, with the goroutine's frames as the runtime's
+/// traceback shows them.
+#[derive(Default)]
+pub struct Decoder {
+    /// The `_defer` chain (record, code pointer) of each goroutine's latest
+    /// panic, to name the deferred function that recovers it.
+    panic_defers: HashMap<(u32, u64), Vec<(u64, u64)>>,
+    /// (pid, faulting pc) → the return address a frameless faulting
+    /// function left on the stack, found in an earlier record's stack
+    /// snapshot (sigpanic, gopanic): the fatal panic's records, taken far
+    /// from that frame, reuse it.
+    leaf_callers: HashMap<(u32, u64), u64>,
+}
+
+impl Decoder {
+    pub fn forget(&mut self, pid: u32) {
+        self.panic_defers.retain(|(p, _), _| *p != pid);
+        self.leaf_callers.retain(|(p, _), _| *p != pid);
+    }
+
+    pub fn on_record(
+        &mut self,
+        r: &GoRecord,
+        procs: &mut Procs,
+        clock: &Clock,
+    ) -> Result<Option<Record>, String> {
+        let pid = r.header.pid;
+        let Some(probe) = GoProbe::from_u32(r.probe) else {
+            return Err(format!("unknown Go probe {}", r.probe));
+        };
+        // [pc in the runtime function, its caller (from [rsp]), then the
+        // frame-pointer walk, which starts at the caller's caller].
+        let depth = (r.stack_bytes as usize / 8).min(tracer_common::MAX_STACK_DEPTH);
+        let walked = &r.stack[..depth];
+        let stack = if r.flags & GO_STACK_FROM_SCHED != 0 {
+            sched_stack(procs, pid, walked)
+        } else {
+            // Kernels since 6.12 add the caller themselves for a probe on
+            // `push rbp`; older ones do not.
+            let mut stack = Vec::with_capacity(depth + 1);
+            stack.push(r.regs.ip);
+            if r.return_address != 0 && walked.get(1) != Some(&r.return_address) {
+                stack.push(r.return_address);
+            }
+            stack.extend(walked.iter().skip(1));
+            stack
+        };
+        procs.ensure_image(pid, &stack);
+        let (pcs, leaf_callers) = self.go_frame_pcs(
+            procs,
+            pid,
+            &stack,
+            &r.stack_snapshot,
+            r.flags & GO_STACK_FROM_SCHED == 0,
+        );
+        if self.leaf_callers.len() >= MAX_REMEMBERED {
+            self.leaf_callers.clear();
+        }
+        for (pc, ret) in leaf_callers {
+            self.leaf_callers.insert((pid, pc), ret);
+        }
+        let image = procs.image(pid);
+        let frames = image.map(|i| i.symbolize_pcs(&pcs).0).unwrap_or_default();
+        let exe = image.and_then(|i| i.exe.clone());
+        let string_len = (r.string_len as usize).min(r.string.len());
+        let text = &r.string[..string_len];
+        let body = match probe {
+            GoProbe::Gopanic => {
+                let chain: Vec<(u64, u64)> = r
+                    .defers
+                    .as_chunks::<2>()
+                    .0
+                    .iter()
+                    .take_while(|p| p[0] != 0)
+                    .map(|p| (p[0], p[1]))
+                    .collect();
+                if self.panic_defers.len() >= MAX_REMEMBERED {
+                    self.panic_defers.clear();
+                }
+                self.panic_defers.insert((pid, r.goid), chain);
+                let (message, value_type) = describe_panic_value(procs, pid, r, text);
+                Body::Panic(GoPanic {
+                    message,
+                    value_type,
+                    frames,
+                })
+            }
+            GoProbe::Throw | GoProbe::Fatal => {
+                let mut message = String::from_utf8_lossy(text).into_owned();
+                if r.string_full_len > string_len as u64 {
+                    message.push('…');
+                }
+                Body::Fatal(GoFatal {
+                    message,
+                    source: if probe == GoProbe::Throw {
+                        "throw"
+                    } else {
+                        "fatal"
+                    },
+                    recovered: false,
+                    frames,
+                    on_system_stack: r.on_system_stack != 0,
+                })
+            }
+            // A Goexit is in the panic chain but the runtime prints nothing for it.
+            GoProbe::Printpanics if r.flags & GO_PANIC_GOEXIT != 0 => return Ok(None),
+            GoProbe::Printpanics => {
+                let (message, _) = describe_panic_value(procs, pid, r, text);
+                Body::Fatal(GoFatal {
+                    message,
+                    source: "panic",
+                    recovered: r.flags & GO_PANIC_RECOVERED != 0,
+                    frames,
+                    on_system_stack: r.on_system_stack != 0,
+                })
+            }
+            GoProbe::Recovery => {
+                let recovered_by = self.recovering_function(procs, pid, r);
+                Body::Recover(GoRecover {
+                    recovered_by,
+                    frames,
+                })
+            }
+            GoProbe::Sigpanic => {
+                // arg0 = g.sig; value = [sigcode0, sigcode1, sigpc].
+                let signo = i32::try_from(r.arg0).unwrap_or(0);
+                let words: Vec<u64> = le_words(&r.value).take(3).collect();
+                let (code, addr, fault_pc) = match words[..] {
+                    [c, a, p] => (c as i64 as i32, a, p),
+                    _ => (0, 0, 0),
+                };
+                Body::Sigpanic(GoSigpanic {
+                    signal: SignalInfo {
+                        number: signo,
+                        name: signals::display_name(signo),
+                        code: signals::code_name(signo, code).map(str::to_owned),
+                        addr: signals::is_fault(signo).then(|| format!("{addr:#x}")),
+                        sender_pid: None,
+                        sender_comm: None,
+                        disposition: "handler",
+                    },
+                    fault_pc: format!("{fault_pc:#x}"),
+                    frames,
+                })
+            }
+            GoProbe::Goexit => Body::Goexit(GoGoexit { frames }),
+            // Kept in the kernel, never sent.
+            GoProbe::DeferCall => return Ok(None),
+        };
+        // Goroutine ids start at 1; 0 means no user goroutine (e.g. the
+        // scheduler found a deadlock on the system stack).
+        Ok(Some(kernel_record(
+            clock,
+            &r.header,
+            exe,
+            (r.goid != 0).then_some(r.goid),
+            body,
+        )))
+    }
+
+    /// The pcs of a goroutine's stack as the Go runtime's traceback walks
+    /// them: autogenerated wrappers dropped (unless they called a panic
+    /// function), and the frame a `sigpanic` was injected above looked up at
+    /// its exact pc (the faulting instruction), not as a return address.
+    fn go_frame_pcs(
+        &self,
+        procs: &Procs,
+        pid: u32,
+        stack: &[u64],
+        snapshot: &[u8],
+        first_is_exact: bool,
+    ) -> (Vec<(u64, PcKind)>, LeafCallers) {
+        let kind_at = |i: usize| {
+            if i == 0 && first_is_exact {
+                PcKind::Exact
+            } else {
+                PcKind::ReturnAddress
+            }
+        };
+        let binary = procs.go(pid);
+        let table = binary.and_then(|b| b.pclntab.as_ref());
+        let (Some(binary), Some(table)) = (binary, table) else {
+            let pcs = stack
+                .iter()
+                .enumerate()
+                .map(|(i, &pc)| (pc, kind_at(i)))
+                .collect();
+            return (pcs, Vec::new());
+        };
+        let bias = procs.exe_load_bias(pid);
+        let mut out = Vec::with_capacity(stack.len());
+        let mut found = Vec::new();
+        let mut callee: Option<golang::pclntab::FuncInfo> = None;
+        for (i, &pc) in stack.iter().enumerate() {
+            let after_sigpanic = callee
+                .as_ref()
+                .is_some_and(|c| c.name == "runtime.sigpanic");
+            let kind = if after_sigpanic {
+                PcKind::Exact
+            } else {
+                kind_at(i)
+            };
+            let lookup = pc.wrapping_sub(bias);
+            let func = table.find(if kind == PcKind::Exact {
+                lookup
+            } else {
+                lookup.wrapping_sub(1)
+            });
+            if let Some(f) = &func
+                && i > 0
+                && table.hides(f, callee.as_ref())
+            {
+                callee = func;
+                continue;
+            }
+            out.push((pc, kind));
+            // A fault in a function without a frame pointer: sigpanic's
+            // frame links straight to the caller's caller. The runtime
+            // pushed the faulting pc where the function's return address
+            // sits right above it; take that from the stack snapshot.
+            if after_sigpanic
+                && let Some(f) = &func
+                && !binary.frame_pointer_set(f.entry, pc.wrapping_sub(bias))
+                && let Some(ret) =
+                    word_after(snapshot, pc).or_else(|| self.leaf_callers.get(&(pid, pc)).copied())
+                && stack.get(i + 1) != Some(&ret)
+            {
+                out.push((ret, PcKind::ReturnAddress));
+                found.push((pc, ret));
+            }
+            callee = func;
+        }
+        (out, found)
+    }
+
+    /// The deferred function that recovered, from the open-coded defer
+    /// state captured at runtime.recovery (Go 1.22+): the runtime runs a
+    /// frame's deferred calls from the highest slot down, clearing each bit
+    /// before the call, so the one that just returned and recovered is the
+    /// lowest filled slot above the bits still set. Defers kept in heap
+    /// records (in loops, or Go 1.21) leave no trace: then it is unknown.
+    fn recovering_function(
+        &mut self,
+        procs: &Procs,
+        pid: u32,
+        r: &GoRecord,
+    ) -> Option<crate::symbolize::Frame> {
+        let chain = self.panic_defers.remove(&(pid, r.goid));
+        let pc = if r.flags & GO_DEFER_BITS_VALID != 0 {
+            let bits = (r.flags & 0xff) as u8;
+            let code: Vec<u64> = le_words(&r.value).collect();
+            let above = if bits == 0 {
+                0
+            } else {
+                8 - bits.leading_zeros() as usize
+            };
+            (above..8)
+                .filter_map(|i| code.get(i).copied())
+                .find(|&pc| pc != 0)?
+        } else {
+            // A deferred call kept in a _defer record: the runtime popped
+            // it before the call, so it is the record just before the
+            // current head in the chain seen when the panic started.
+            let popped_record = chain.and_then(|chain| {
+                let head = r.defers[0];
+                let popped = match chain.iter().position(|&(d, _)| d == head) {
+                    Some(k) => k,
+                    None if head == 0 || chain.len() < tracer_common::GO_DEFER_RECORDS => {
+                        chain.len()
+                    }
+                    None => return None,
+                };
+                Some(chain.get(popped.checked_sub(1)?)?.1)
+            });
+            // Go 1.21, open-coded defers (no record was popped): the last
+            // deferred call runtime.deferCallSave ran for this goroutine.
+            let last_call = (r.flags & GO_DEFER_CALL_VALID != 0)
+                .then(|| le_words(&r.value).next())
+                .flatten();
+            popped_record.or(last_call)?
+        };
+        if pc == 0 {
+            return None;
+        }
+        let image = procs.image(pid)?;
+        let (frames, _) = image.symbolize_pcs(&[(pc, PcKind::Exact)]);
+        frames.into_iter().last()
+    }
+}
+
+/// A goroutine's stack walked from its saved context ([sched.pc, word at
+/// sched.sp, frame-pointer chain]): the word at sp is the caller's return
+/// address only when the goroutine stopped in a prologue's morestack call
+/// (stack overflow), before its own frame existed.
+fn sched_stack(procs: &Procs, pid: u32, walked: &[u64]) -> Vec<u64> {
+    let bias = procs.exe_load_bias(pid);
+    let in_prologue = match (walked.first(), procs.go(pid)) {
+        (Some(&pc), Some(go)) => go.returns_from_morestack(pc.wrapping_sub(bias)),
+        _ => false,
+    };
+    walked
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 1 || in_prologue)
+        .map(|(_, &pc)| pc)
+        .collect()
+}
+
+/// (message, value_type) for a gopanic record, from the binary's type
+/// metadata and the bytes captured at the probe.
+fn describe_panic_value(
+    procs: &Procs,
+    pid: u32,
+    r: &GoRecord,
+    text: &[u8],
+) -> (String, Option<String>) {
+    let Some(binary) = procs.go(pid) else {
+        return (String::from_utf8_lossy(text).into_owned(), None);
+    };
+    let bias = procs.exe_load_bias(pid);
+    let type_vaddr = r.arg0.wrapping_sub(bias);
+    let type_name = binary.type_name(type_vaddr);
+    let type_name_at = |t: u64| binary.type_name(t.wrapping_sub(bias));
+    let captured = Captured {
+        type_name: type_name.as_deref(),
+        kind: binary.type_kind(type_vaddr),
+        value: &r.value,
+        string: text,
+        string_full_len: r.string_full_len,
+        type_name_at: &type_name_at,
+    };
+    let message = golang::value::message(&captured).unwrap_or_else(|| match &type_name {
+        Some(t) => format!("({t}) {:#x}", r.arg1),
+        None => format!("(?) {:#x}", r.arg1),
+    });
+    (message, type_name)
+}
+
+/// Little-endian 64-bit words of `bytes` (a trailing partial word dropped).
+fn le_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .map(|w| u64::from_le_bytes(*w))
+}
+
+/// (faulting pc, return address) pairs recovered from a stack snapshot.
+type LeafCallers = Vec<(u64, u64)>;
+
+/// In a stack snapshot, the word right after the first slot holding `value`.
+fn word_after(snapshot: &[u8], value: u64) -> Option<u64> {
+    let words: Vec<u64> = le_words(snapshot).collect();
+    let i = words.iter().position(|&w| w == value)?;
+    words.get(i + 1).copied().filter(|&w| w != 0)
+}

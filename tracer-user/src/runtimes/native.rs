@@ -1,0 +1,235 @@
+//! Every process, whatever its language: fatal and fault signals (with the
+//! sender the kernel saw generate them), the crashing thread's stack
+//! unwound from the copy the kernel took, and libraries loaded later
+//! (libc's dlopen, followed by a return probe).
+
+use std::collections::{HashMap, HashSet};
+
+use tracer_common::{SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord};
+
+use super::{Procs, Stacks, kernel_record};
+use crate::{
+    probes::{kernel::KernelProbes, records},
+    record::{Body, Clock, Record, Registers, SignalEvent, SignalInfo},
+    signals,
+    symbolize::{Frame, process::ProcessImage},
+};
+
+/// Senders remembered while their signal is pending; bounded so a signal
+/// storm at a process that never dequeues cannot grow it without end.
+const MAX_PENDING_SENDERS: usize = 4096;
+/// Frames unwound from a stack copy at most.
+const MAX_UNWIND_DEPTH: usize = 256;
+
+/// Process side: the return probe on libc's dlopen, for a process that can
+/// call it (placing a uprobe on a library every process maps costs the
+/// kernel a walk over all of them: only where needed).
+pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
+    if !image.may_dlopen() {
+        return;
+    }
+    if let Some(libc) = image.libc()
+        && let Err(err) = probes.follow_dlopen(pid, &libc)
+        // (A failure because the process exec'd or died meanwhile is no news.)
+        && crate::procfs::comm(pid).is_some()
+    {
+        log::warn!("pid {pid}: dlopen not followed: {err:#}");
+    }
+}
+
+struct Sender {
+    pid: u32,
+    comm: String,
+    code: i32,
+}
+
+/// Analysis side: signal records → `signal` records.
+#[derive(Default)]
+pub struct Signals {
+    senders: HashMap<(u32, i32), Sender>,
+    /// Processes whose fatal signal has been recorded: the kernel's
+    /// per-thread group-exit deliveries that follow are the same news.
+    fatal_seen: HashSet<u32>,
+    /// Crash stacks unwound and symbolized, and the time it took.
+    pub crash_stacks: u64,
+    pub crash_stack_time: std::time::Duration,
+}
+
+impl Signals {
+    /// Who sent a signal to a traced process (matched at delivery).
+    pub fn on_generate(&mut self, r: &SignalGenerateRecord) {
+        if self.senders.len() >= MAX_PENDING_SENDERS {
+            self.senders.clear();
+        }
+        self.senders.insert(
+            (r.target_pid, r.signo),
+            Sender {
+                pid: r.header.pid,
+                comm: records::comm(&r.header),
+                code: r.code,
+            },
+        );
+    }
+
+    /// The process is gone: its fatal signal is history.
+    pub fn forget(&mut self, pid: u32) {
+        self.fatal_seen.remove(&pid);
+    }
+
+    pub fn on_deliver(
+        &mut self,
+        r: &SignalRecord,
+        procs: &mut Procs,
+        stacks: &mut Stacks,
+        clock: &Clock,
+    ) -> Option<Record> {
+        let pid = r.header.pid;
+        let group_exit = r.group_exiting != 0 && r.code == SIGINFO_NONE;
+        if group_exit && self.fatal_seen.contains(&pid) {
+            return None;
+        }
+        if group_exit || r.handler == 0 {
+            self.fatal_seen.insert(pid);
+        }
+        let pending = self.senders.remove(&(pid, r.signo));
+        // SIGKILL (and signals in an exiting process) arrive without siginfo:
+        // the sender recorded at generation time fills in.
+        let code = match (r.code, &pending) {
+            (SIGINFO_NONE, Some(s)) => Some(s.code),
+            (SIGINFO_NONE, None) => None,
+            (c, _) => Some(c),
+        };
+        let (sender_pid, sender_comm) = match code {
+            Some(c) if signals::sent_by_process(c) => {
+                let pid_from_info =
+                    (r.code != SIGINFO_NONE && r.sender_pid != 0).then_some(r.sender_pid);
+                let sender_pid = pid_from_info.or(pending.as_ref().map(|s| s.pid));
+                let comm = pending
+                    .as_ref()
+                    .filter(|s| Some(s.pid) == sender_pid)
+                    .map(|s| s.comm.clone());
+                (sender_pid, comm)
+            }
+            Some(SIGINFO_KERNEL) => (None, None),
+            _ => (None, None),
+        };
+        let addr = match code {
+            Some(c) if signals::is_fault(r.signo) && c > 0 && c != SIGINFO_KERNEL => {
+                Some(format!("{:#x}", r.fault_addr))
+            }
+            _ => None,
+        };
+        let started = std::time::Instant::now();
+        let had_copy = stacks.contains(pid, r.header.tid);
+        let (stack, walk_truncated) = signal_pcs(r, procs, stacks);
+        procs.ensure_image(pid, &stack);
+        let image = procs.image(pid);
+        let (frames, mut frames_truncated) = image
+            .map(|i| i.symbolize_stack(&stack))
+            .unwrap_or_else(|| (Vec::new(), true));
+        if had_copy {
+            self.crash_stacks += 1;
+            self.crash_stack_time += started.elapsed();
+        }
+        frames_truncated |= walk_truncated;
+        Some(kernel_record(
+            clock,
+            &r.header,
+            image.and_then(|i| i.exe.clone()),
+            None,
+            Body::Signal(Box::new(SignalEvent {
+                signal: SignalInfo {
+                    number: r.signo,
+                    name: signals::display_name(r.signo),
+                    code: code.and_then(|c| signals::code_name(r.signo, c).map(str::to_owned)),
+                    addr,
+                    sender_pid,
+                    sender_comm,
+                    disposition: match r.handler {
+                        0 => "default",
+                        1 => "ignored",
+                        _ => "handler",
+                    },
+                },
+                registers: Registers::from(&r.regs),
+                frames,
+                frames_truncated,
+            })),
+        ))
+    }
+}
+
+/// The crashing thread's frames: unwound with CFI from its stack copy
+/// when there is one, else the kernel's frame-pointer walk.
+fn signal_pcs(r: &SignalRecord, procs: &mut Procs, stacks: &mut Stacks) -> (Vec<u64>, bool) {
+    let depth = (r.stack_bytes as usize / 8).min(tracer_common::MAX_STACK_DEPTH);
+    let fp: Vec<u64> = if depth > 0 {
+        r.stack[..depth].to_vec()
+    } else {
+        vec![r.regs.ip]
+    };
+    let fp_truncated = depth == tracer_common::MAX_STACK_DEPTH;
+    let pid = r.header.pid;
+    // Go has frame pointers and no .eh_frame: its walk is the kernel's.
+    if procs.go(pid).is_some() {
+        stacks.take(pid, r.header.tid);
+        return (fp, fp_truncated);
+    }
+    match unwind_copy(procs, stacks, pid, r.header.tid, &r.regs, &fp) {
+        // The kernel's walk follows rbp even where it holds data, so
+        // its length means nothing once CFI has been used.
+        Some(u) if u.cfi_frames > 0 || u.pcs.len() >= fp.len() => (u.pcs, u.truncated),
+        _ => (fp, fp_truncated),
+    }
+}
+
+/// A thread's frames from the stack copy the kernel sent for it (CFI,
+/// frame pointers where there is none); `None` without a copy.
+pub fn unwind_copy(
+    procs: &mut Procs,
+    stacks: &mut Stacks,
+    pid: u32,
+    tid: u32,
+    regs: &tracer_common::Registers,
+    known: &[u64],
+) -> Option<crate::unwind::Unwound> {
+    let copy = stacks.take(pid, tid)?;
+    procs.ensure_image(pid, known);
+    let image = procs.image(pid)?;
+    let start = crate::unwind::Regs {
+        rip: regs.ip,
+        rsp: regs.sp,
+        rbp: regs.bp,
+        rbx: regs.bx,
+        r12_15: [regs.r12, regs.r13, regs.r14, regs.r15],
+    };
+    let stack = crate::unwind::StackCopy {
+        sp: copy.sp,
+        hole: copy.hole,
+        data: &copy.data,
+    };
+    Some(crate::unwind::unwind(
+        image,
+        start,
+        &stack,
+        MAX_UNWIND_DEPTH,
+    ))
+}
+
+/// Frames of a thread stopped at a probe (C++ throw, Rust panic), from
+/// the stack copy sent with it, and whether they are cut short.
+pub fn probe_stack(
+    procs: &mut Procs,
+    stacks: &mut Stacks,
+    pid: u32,
+    tid: u32,
+    regs: &tracer_common::Registers,
+) -> (Vec<Frame>, bool) {
+    let (pcs, walk_truncated) = unwind_copy(procs, stacks, pid, tid, regs, &[regs.ip])
+        .map_or((vec![regs.ip], true), |u| (u.pcs, u.truncated));
+    let (frames, truncated) = procs
+        .image(pid)
+        .map(|i| i.symbolize_stack(&pcs))
+        .unwrap_or_else(|| (Vec::new(), true));
+    (frames, truncated || walk_truncated)
+}
