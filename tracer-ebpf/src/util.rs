@@ -34,7 +34,7 @@ pub(crate) fn is_traced(tgid: u32) -> Option<TracedProcess> {
 
 #[inline(always)]
 pub(crate) fn count_lost(kind: EventKind) {
-    if let Some(counter) = LOST.get_ptr_mut(kind as u32) {
+    if let Some(counter) = LOST.get_ptr_mut(kind.lost_index()) {
         // SAFETY: per-CPU slot; programs do not preempt each other on one CPU
         // for these tracepoint programs.
         unsafe { *counter += 1 };
