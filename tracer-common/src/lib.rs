@@ -13,53 +13,78 @@ pub const MAX_STACK_DEPTH: usize = 127;
 /// Length of `task_struct::comm`.
 pub const COMM_LEN: usize = 16;
 
-/// Record kinds. Stored as `u32` in [`Header::kind`].
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A signal is being delivered to a traced thread ([`SignalRecord`]).
-    SignalDeliver = 1,
-    /// A signal was sent to a traced process ([`SignalGenerateRecord`]); the
-    /// header names the sender.
-    SignalGenerate = 2,
-    /// The last thread of a traced process exited ([`ExitRecord`]).
-    Exit = 3,
-    /// A traced process forked a new process ([`ForkRecord`]).
-    Fork = 4,
-    /// A traced process called execve ([`ExecRecord`]).
-    Exec = 5,
-    /// A Go runtime crash/unwind entry point was hit ([`GoRecord`]).
-    Go = 6,
-    /// The user stack of a thread a crash signal is being delivered to
-    /// ([`StackRecord`]); sent just before that thread's [`SignalRecord`].
-    Stack = 7,
-    /// A traced process's dlopen() returned a library ([`DlopenRecord`]).
-    Dlopen = 8,
-    /// A C++ exception is thrown, or std::terminate runs ([`CxxRecord`]).
-    Cxx = 9,
-    /// A Rust panic starts (`std::panicking::panic_with_hook`) ([`RustPanicRecord`]).
-    RustPanic = 10,
-    /// A Rust panic's formatted message, once std built it for the panic
-    /// hook ([`RustPanicMessageRecord`]); follows its [`RustPanicRecord`].
-    RustPanicMessage = 11,
+/// Declares [`EventKind`] from one list of variants and their discriminants,
+/// and derives from that list everything indexed by kind, on both sides:
+/// [`EventKind::ALL`], [`EventKind::from_u32`], [`EventKind::lost_index`]
+/// and [`LOST_COUNTERS`]. A new kind is one line here.
+macro_rules! event_kinds {
+    (
+        $(#[$enum_meta:meta])*
+        pub enum EventKind {
+            $($(#[$meta:meta])* $variant:ident = $value:literal,)*
+        }
+    ) => {
+        $(#[$enum_meta])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum EventKind {
+            $($(#[$meta])* $variant = $value,)*
+        }
+
+        impl EventKind {
+            /// All kinds, in the order declared, for iterating over drop counters.
+            pub const ALL: [EventKind; [$(EventKind::$variant),*].len()] =
+                [$(EventKind::$variant),*];
+
+            /// The kind a [`Header::kind`] names, if any.
+            pub const fn from_u32(v: u32) -> Option<Self> {
+                match v {
+                    $($value => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// Record kinds. Stored as `u32` in [`Header::kind`].
+    pub enum EventKind {
+        /// A signal is being delivered to a traced thread ([`SignalRecord`]).
+        SignalDeliver = 1,
+        /// A signal was sent to a traced process ([`SignalGenerateRecord`]); the
+        /// header names the sender.
+        SignalGenerate = 2,
+        /// The last thread of a traced process exited ([`ExitRecord`]).
+        Exit = 3,
+        /// A traced process forked a new process ([`ForkRecord`]).
+        Fork = 4,
+        /// A traced process called execve ([`ExecRecord`]).
+        Exec = 5,
+        /// A Go runtime crash/unwind entry point was hit ([`GoRecord`]).
+        Go = 6,
+        /// The user stack of a thread a crash signal is being delivered to
+        /// ([`StackRecord`]); sent just before that thread's [`SignalRecord`].
+        Stack = 7,
+        /// A traced process's dlopen() returned a library ([`DlopenRecord`]).
+        Dlopen = 8,
+        /// A C++ exception is thrown, or std::terminate runs ([`CxxRecord`]).
+        Cxx = 9,
+        /// A Rust panic starts (`std::panicking::panic_with_hook`) ([`RustPanicRecord`]).
+        RustPanic = 10,
+        /// A Rust panic's formatted message, once std built it for the panic
+        /// hook ([`RustPanicMessageRecord`]); follows its [`RustPanicRecord`].
+        RustPanicMessage = 11,
+    }
 }
 
 impl EventKind {
-    pub fn from_u32(v: u32) -> Option<Self> {
-        Some(match v {
-            1 => Self::SignalDeliver,
-            2 => Self::SignalGenerate,
-            3 => Self::Exit,
-            4 => Self::Fork,
-            5 => Self::Exec,
-            6 => Self::Go,
-            7 => Self::Stack,
-            8 => Self::Dlopen,
-            9 => Self::Cxx,
-            10 => Self::RustPanic,
-            11 => Self::RustPanicMessage,
-            _ => return None,
-        })
+    /// This kind's slot in the per-CPU drop-counter array (`LOST`): the
+    /// kernel counts a record that found the ring buffer full there, and
+    /// userspace sums the slot over CPUs. Always below [`LOST_COUNTERS`].
+    #[inline(always)]
+    pub const fn lost_index(self) -> u32 {
+        self as u32
     }
 }
 
@@ -547,25 +572,117 @@ pub const EXEC_DROPPED: u32 = 2;
 pub const EXEC_CANDIDATE: u32 = 4;
 
 /// Size of the per-CPU drop-counter array: records that found the ring
-/// buffer full, indexed by their [`EventKind`] (index 0 unused).
-pub const LOST_COUNTERS: u32 = 12;
+/// buffer full, indexed by [`EventKind::lost_index`] (index 0 unused).
+pub const LOST_COUNTERS: u32 = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < EventKind::ALL.len() {
+        if EventKind::ALL[i].lost_index() > max {
+            max = EventKind::ALL[i].lost_index();
+        }
+        i += 1;
+    }
+    max + 1
+};
 
-impl EventKind {
-    /// All kinds, for iterating over drop counters.
-    pub const ALL: [EventKind; 11] = [
-        EventKind::SignalDeliver,
-        EventKind::SignalGenerate,
-        EventKind::Exit,
-        EventKind::Fork,
-        EventKind::Exec,
-        EventKind::Go,
-        EventKind::Stack,
-        EventKind::Dlopen,
-        EventKind::Cxx,
-        EventKind::RustPanic,
-        EventKind::RustPanicMessage,
-    ];
+// The kinds' list is consistent: each kind decodes back to itself and has
+// a drop counter.
+const _: () = {
+    let mut i = 0;
+    while i < EventKind::ALL.len() {
+        let kind = EventKind::ALL[i];
+        match EventKind::from_u32(kind as u32) {
+            Some(k) => assert!(k as u32 == kind as u32, "a kind decodes to another"),
+            None => panic!("a kind does not decode"),
+        }
+        assert!(
+            kind.lost_index() < LOST_COUNTERS,
+            "a kind has no drop counter"
+        );
+        i += 1;
+    }
+    // Kinds are numbered from 1 without gaps: LOST has one slot per kind and
+    // the unused slot 0 (12 slots today).
+    assert!(
+        LOST_COUNTERS == EventKind::ALL.len() as u32 + 1,
+        "kinds are not numbered 1..=N"
+    );
+};
+
+/// Compile-time layout checks for the types the kernel side writes and
+/// userspace reads (ring-buffer records) or userspace writes and the kernel
+/// reads (`OFFSETS`, map keys and values). Both sides build this crate, for
+/// different targets: a size or offset that moved fails the build on either
+/// instead of decoding garbage at run time. `assert_layout!(T, size N,
+/// field @ offset, …)`.
+macro_rules! assert_layout {
+    ($ty:ty, size $size:expr $(, $field:ident @ $offset:expr)* $(,)?) => {
+        const _: () = {
+            assert!(
+                core::mem::size_of::<$ty>() == $size,
+                concat!("size of ", stringify!($ty), " changed")
+            );
+            $(assert!(
+                core::mem::offset_of!($ty, $field) == $offset,
+                concat!("offset of ", stringify!($ty), "::", stringify!($field), " changed")
+            );)*
+        };
+    };
 }
+
+assert_layout!(Header, size 40, kind @ 0, pid @ 4, tid @ 8, _pad @ 12, ts_ns @ 16, comm @ 24);
+// Eighteen u64, no padding possible: the size and the ends are enough.
+assert_layout!(Registers, size 144, ip @ 0, sp @ 8, r15 @ 136);
+assert_layout!(
+    SignalRecord, size 1240,
+    header @ 0, signo @ 40, code @ 44, errno @ 48, sender_pid @ 52, fault_addr @ 56,
+    handler @ 64, group_exiting @ 72, stack_bytes @ 76, regs @ 80, stack @ 224,
+);
+assert_layout!(StackRecord, size 36920, header @ 0, sp @ 40, len @ 48, hole @ 52, data @ 56);
+assert_layout!(
+    DlopenRecord, size 312,
+    header @ 0, load_bias @ 40, path_len @ 48, _pad @ 52, path @ 56,
+);
+assert_layout!(
+    CxxRecord, size 840,
+    header @ 0, probe @ 40, suppressed @ 44, regs @ 48, types @ 192, what_len @ 576,
+    _pad @ 580, what @ 584,
+);
+assert_layout!(
+    RustPanicRecord, size 624,
+    header @ 0, regs @ 40, line @ 184, col @ 188, file_len @ 192, msg_len @ 196,
+    can_unwind @ 200, _pad @ 204, file_ptr @ 208, file_size @ 216, msg_ptr @ 224,
+    msg_size @ 232, file @ 240, msg @ 368,
+);
+assert_layout!(
+    RustPanicMessageRecord, size 304,
+    header @ 0, msg_len @ 40, full_len @ 44, msg @ 48,
+);
+assert_layout!(
+    SignalGenerateRecord, size 64,
+    header @ 0, signo @ 40, code @ 44, target_pid @ 48, target_tid @ 52, result @ 56,
+    group @ 60,
+);
+assert_layout!(ExitRecord, size 48, header @ 0, status @ 40, _pad @ 44);
+assert_layout!(ForkRecord, size 48, header @ 0, child_pid @ 40, _pad @ 44);
+assert_layout!(
+    ExecRecord, size 352,
+    header @ 0, old_tid @ 40, flags @ 44, start_code @ 48, end_code @ 56, file @ 64,
+    ns_pid @ 80, filename_len @ 84, cgroup_id @ 88, filename @ 96,
+);
+assert_layout!(
+    GoRecord, size 2224,
+    header @ 0, probe @ 40, binary @ 44, goid @ 48, on_system_stack @ 56, string_len @ 60,
+    string_full_len @ 64, arg0 @ 72, arg1 @ 80, return_address @ 88, value @ 96,
+    string @ 160, stack_bytes @ 416, flags @ 420, regs @ 424, stack @ 568,
+    stack_snapshot @ 1584, defers @ 2096,
+);
+// The `OFFSETS` global (twenty u32) and `GO_CONFIG`'s values (nineteen u32),
+// written by userspace: all one type, so the size and the ends are enough.
+assert_layout!(KernelOffsets, size 80, task_pid @ 0, upid_size @ 76);
+assert_layout!(GoConfig, size 76, g_goid @ 0, g_sigcode0 @ 72);
+assert_layout!(TracedProcess, size 8, follow_forks @ 0, by_exe @ 4);
+assert_layout!(WatchedFile, size 16);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -439,7 +439,7 @@ impl KernelProbes {
     pub fn lost_count(&self, kind: EventKind) -> Result<u64> {
         let values = self
             .lost
-            .get(&(kind as u32), 0)
+            .get(&kind.lost_index(), 0)
             .context("reading the drop counters")?;
         Ok(values.iter().sum())
     }

@@ -1,0 +1,86 @@
+//! Every map and the `OFFSETS` global. Userspace finds them by these exact
+//! symbol names (`take_map("TRACED")`, `override_global("OFFSETS", …)`):
+//! do not rename them.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{
+    COMM_LEN, GoConfig, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, TracedProcess, WatchedFile,
+};
+
+/// Filled in by userspace from the running kernel's BTF before loading.
+#[unsafe(no_mangle)]
+pub(crate) static OFFSETS: KernelOffsets = KernelOffsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_signal: 0,
+    task_exit_code: 0,
+    signal_flags: 0,
+    signal_group_exit_code: 0,
+    signal_live: 0,
+    binprm_file: 0,
+    file_inode: 0,
+    inode_ino: 0,
+    inode_sb: 0,
+    sb_dev: 0,
+    task_mm: 0,
+    mm_start_code: 0,
+    mm_end_code: 0,
+    binprm_filename: 0,
+    task_thread_pid: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
+};
+
+/// Files whose processes are traced from their exec on (value: follow
+/// forks), keyed by (device, inode): `attach --exe`, the daemon.
+#[map]
+pub(crate) static WATCHED_FILES: HashMap<WatchedFile, u32> = HashMap::with_max_entries(1024, 0);
+
+/// Process names (comm, NUL-padded) whose processes are traced from their
+/// exec on (value: follow forks): the daemon's comm selector.
+#[map]
+pub(crate) static WATCHED_COMMS: HashMap<[u8; COMM_LEN], u32> = HashMap::with_max_entries(256, 0);
+
+/// Slot 0 non-zero: send an exec record for every exec on the host (the
+/// daemon's comm and "all Go programs" selectors look at each program).
+#[map]
+pub(crate) static EXEC_ALL: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Processes (tgid) being traced. Written by userspace at attach and by the
+/// fork program for children of processes traced with `follow_forks`.
+#[map]
+pub(crate) static TRACED: HashMap<u32, TracedProcess> = HashMap::with_max_entries(16384, 0);
+
+/// Userspace resizes this at load time (`--ring-buffer-size`).
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Go runtime layout per traced Go binary, indexed by the slot in the
+/// high half of each Go uprobe's cookie.
+#[map]
+pub(crate) static GO_CONFIG: Array<GoConfig> = Array::with_max_entries(MAX_GO_BINARIES, 0);
+
+/// Hits of the Go uprobes (per CPU), for `-v` and the benchmarks: what a
+/// traced program pays is this count times the cost of one hit.
+#[map]
+pub(crate) static GO_PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Go 1.21: the code pointer of the last open-coded deferred call a
+/// goroutine ran while panicking (runtime.deferCallSave), keyed by
+/// [`goroutine_key`](crate::go::goroutine_key); read and removed at runtime.recovery.
+#[map]
+pub(crate) static GO_LAST_DEFER_CALL: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Records that found the ring buffer full, per record kind, per CPU.
+#[map]
+pub(crate) static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_COUNTERS, 0);
+
+/// Per throw site (process, return address into the thrower): (window
+/// start ns, records in the window, suppressed since the last record). A
+/// loop that throws and catches is limited; a throw from anywhere else (the
+/// one that ends the process, typically) still gets through.
+#[map]
+pub(crate) static CXX_RATE: LruHashMap<[u64; 2], [u64; 3]> = LruHashMap::with_max_entries(8192, 0);

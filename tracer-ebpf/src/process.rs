@@ -1,0 +1,219 @@
+//! Process lifetime: `sched_process_exit`, `sched_process_fork` and
+//! `sched_process_exec` (which also starts and ends tracing by file or comm).
+use core::ptr::addr_of_mut;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_get_current_task_btf,
+    },
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use tracer_common::{
+    EXEC_CANDIDATE, EXEC_DROPPED, EXEC_FILENAME_BYTES, EXEC_WATCHED, EventKind, ExecRecord,
+    ExitRecord, ForkRecord, KernelOffsets, TracedProcess, WatchedFile,
+};
+
+use crate::maps::{EVENTS, EXEC_ALL, TRACED, WATCHED_COMMS, WATCHED_FILES};
+use crate::signals::SIGNAL_GROUP_EXIT;
+use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
+
+// ---------------------------------------------------------------------------
+// sched_process_exit(struct task_struct *p, bool group_dead)
+// Runs in every exiting thread; only the last one (signal->live == 0) is an
+// exit of the process. `live` rather than the newer `group_dead` argument so
+// that older kernels work too.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    try_sched_process_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_exit(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if is_traced(tgid).is_none() {
+        return;
+    }
+    let task: u64 = ctx.arg(0);
+    let off = offsets();
+    let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
+    let live: i32 = read_kernel(signal, off.signal_live).unwrap_or(0);
+    if live != 0 {
+        return;
+    }
+    let flags: u32 = read_kernel(signal, off.signal_flags).unwrap_or(0);
+    // As wait_task_zombie() computes the status the parent will see.
+    let status: u32 = if flags & SIGNAL_GROUP_EXIT != 0 {
+        read_kernel(signal, off.signal_group_exit_code).unwrap_or(0)
+    } else {
+        read_kernel(task, off.task_exit_code).unwrap_or(0)
+    };
+    // The pid may be reused: forget it now.
+    let _ = TRACED.remove(&tgid);
+
+    let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
+        count_lost(EventKind::Exit);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Exit);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).status).write(status);
+        addr_of_mut!((*rec)._pad).write(0);
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// sched_process_fork(struct task_struct *parent, struct task_struct *child)
+// New processes of traced processes are traced from their first instruction.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    try_sched_process_fork(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_sched_process_fork(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(traced) = is_traced(tgid) else {
+        return;
+    };
+    let child: u64 = ctx.arg(1);
+    let off = offsets();
+    let (Some(child_pid), Some(child_tgid)) = (
+        read_kernel::<u32>(child, off.task_pid),
+        read_kernel::<u32>(child, off.task_tgid),
+    ) else {
+        return;
+    };
+    if child_pid != child_tgid || child_tgid == tgid {
+        return; // a new thread, already covered by its process
+    }
+    if traced.follow_forks == 0 {
+        return;
+    }
+    let _ = TRACED.insert(&child_tgid, &traced, 0);
+
+    let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
+        count_lost(EventKind::Fork);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Fork);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).child_pid).write(child_tgid);
+        addr_of_mut!((*rec)._pad).write(0);
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *)
+// A traced process replaced its image: userspace must re-read its mappings.
+// A process exec'ing a watched file becomes traced here, before its first
+// instruction; one traced for the file it ran and now running another is
+// dropped. Every exec on the host passes here: untraced and unwatched ones
+// cost a map lookup or two.
+// ---------------------------------------------------------------------------
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    try_sched_process_exec(&ctx);
+    0
+}
+
+/// The task's pid in its innermost pid namespace: `thread_pid->numbers[level].nr`.
+#[inline(always)]
+fn ns_pid(task: u64, off: &KernelOffsets) -> Option<u32> {
+    let pid: u64 = read_kernel(task, off.task_thread_pid)?;
+    let level: u32 = read_kernel(pid, off.pid_level)?;
+    // Nesting is bounded by the kernel (MAX_PID_NS_LEVEL = 32).
+    let level = level & 31;
+    let at = off.pid_numbers + level * off.upid_size;
+    read_kernel::<i32>(pid, at).map(|nr| nr as u32)
+}
+
+/// (device, inode) of the file an exec runs.
+#[inline(always)]
+fn exec_file(bprm: u64) -> Option<WatchedFile> {
+    let off = offsets();
+    let file: u64 = read_kernel(bprm, off.binprm_file)?;
+    let inode: u64 = read_kernel(file, off.file_inode)?;
+    let ino: u64 = read_kernel(inode, off.inode_ino)?;
+    let sb: u64 = read_kernel(inode, off.inode_sb)?;
+    let dev: u32 = read_kernel(sb, off.sb_dev)?;
+    Some([dev as u64, ino])
+}
+
+#[inline(always)]
+fn try_sched_process_exec(ctx: &BtfTracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let traced = is_traced(tgid);
+    let bprm: u64 = ctx.arg(2);
+    let file = exec_file(bprm);
+    // SAFETY: the values are copied out before any map update.
+    let watched = file
+        .and_then(|f| unsafe { WATCHED_FILES.get(&f) }.copied())
+        .or_else(|| {
+            // The comm is the new program's by now (set during exec).
+            let comm = bpf_get_current_comm().ok()?;
+            unsafe { WATCHED_COMMS.get(&comm) }.copied()
+        });
+    let flags = match (traced, watched) {
+        (None, None) => match EXEC_ALL.get(0) {
+            Some(&v) if v != 0 => EXEC_CANDIDATE,
+            _ => return,
+        },
+        (None, Some(follow_forks)) => {
+            let t = TracedProcess {
+                follow_forks,
+                by_exe: 1,
+            };
+            if TRACED.insert(&tgid, &t, 0).is_err() {
+                count_lost(EventKind::Exec);
+                return;
+            }
+            EXEC_WATCHED
+        }
+        (Some(t), None) if t.by_exe != 0 => {
+            let _ = TRACED.remove(&tgid);
+            EXEC_DROPPED
+        }
+        (Some(_), _) => 0,
+    };
+    let old_tid: i32 = ctx.arg(1);
+    let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
+        count_lost(EventKind::Exec);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Exec);
+    let off = offsets();
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let mm: u64 = read_kernel(task, off.task_mm).unwrap_or(0);
+    let filename: u64 = read_kernel(bprm, off.binprm_filename).unwrap_or(0);
+    // SAFETY: writes into our reservation; kernel reads are checked helpers.
+    unsafe {
+        addr_of_mut!((*rec).old_tid).write(old_tid as u32);
+        addr_of_mut!((*rec).flags).write(flags);
+        addr_of_mut!((*rec).start_code).write(read_kernel(mm, off.mm_start_code).unwrap_or(0));
+        addr_of_mut!((*rec).end_code).write(read_kernel(mm, off.mm_end_code).unwrap_or(0));
+        addr_of_mut!((*rec).file).write(file.unwrap_or([0, 0]));
+        addr_of_mut!((*rec).ns_pid).write(ns_pid(task, &off).unwrap_or(0));
+        addr_of_mut!((*rec).cgroup_id)
+            .write(aya_ebpf::helpers::generated::bpf_get_current_cgroup_id());
+        let dst = addr_of_mut!((*rec).filename) as *mut u8;
+        let n = aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
+            dst as *mut _,
+            EXEC_FILENAME_BYTES as u32,
+            filename as *const _,
+        );
+        addr_of_mut!((*rec).filename_len).write(if n > 1 { (n - 1) as u32 } else { 0 });
+    }
+    entry.submit(0);
+}

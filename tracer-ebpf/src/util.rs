@@ -1,0 +1,88 @@
+//! Helpers every program uses: kernel and user memory reads, the kernel
+//! offsets, the `TRACED` check, drop counting and the record header.
+use core::ptr::{addr_of, addr_of_mut, read_volatile};
+
+use aya_ebpf::{
+    bindings::pt_regs,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_probe_read_user,
+    },
+};
+use tracer_common::{COMM_LEN, EventKind, Header, KernelOffsets, Registers, TracedProcess};
+
+use crate::maps::{LOST, OFFSETS, TRACED};
+
+#[inline(always)]
+pub(crate) fn offsets() -> KernelOffsets {
+    // SAFETY: a plain read of our own read-only global; volatile so the
+    // compiler does not fold the zeros it was compiled with.
+    unsafe { read_volatile(addr_of!(OFFSETS)) }
+}
+
+#[inline(always)]
+pub(crate) fn read_kernel<T>(base: u64, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address; a fault is an Err.
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}
+
+#[inline(always)]
+pub(crate) fn is_traced(tgid: u32) -> Option<TracedProcess> {
+    // SAFETY: the value is copied out before any map update.
+    unsafe { TRACED.get(&tgid) }.copied()
+}
+
+#[inline(always)]
+pub(crate) fn count_lost(kind: EventKind) {
+    if let Some(counter) = LOST.get_ptr_mut(kind.lost_index()) {
+        // SAFETY: per-CPU slot; programs do not preempt each other on one CPU
+        // for these tracepoint programs.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// The record's copy of the user registers.
+#[inline(always)]
+pub(crate) fn registers(r: &pt_regs) -> Registers {
+    Registers {
+        ip: r.rip,
+        sp: r.rsp,
+        bp: r.rbp,
+        flags: r.eflags,
+        ax: r.rax,
+        bx: r.rbx,
+        cx: r.rcx,
+        dx: r.rdx,
+        si: r.rsi,
+        di: r.rdi,
+        r8: r.r8,
+        r9: r.r9,
+        r10: r.r10,
+        r11: r.r11,
+        r12: r.r12,
+        r13: r.r13,
+        r14: r.r14,
+        r15: r.r15,
+    }
+}
+
+#[inline(always)]
+pub(crate) fn fill_header(header: *mut Header, kind: EventKind) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let comm = bpf_get_current_comm().unwrap_or([0u8; COMM_LEN]);
+    // SAFETY: `header` points into a ring-buffer reservation of the record.
+    unsafe {
+        addr_of_mut!((*header).kind).write(kind as u32);
+        addr_of_mut!((*header).pid).write((pid_tgid >> 32) as u32);
+        addr_of_mut!((*header).tid).write(pid_tgid as u32);
+        addr_of_mut!((*header)._pad).write(0);
+        addr_of_mut!((*header).ts_ns).write(bpf_ktime_get_ns());
+        addr_of_mut!((*header).comm).write(comm);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn read_user<T>(addr: u64) -> Option<T> {
+    // SAFETY: bpf_probe_read_user checks the address; a fault is an Err.
+    unsafe { bpf_probe_read_user(addr as *const T) }.ok()
+}
