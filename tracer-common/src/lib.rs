@@ -66,8 +66,9 @@ event_kinds! {
         /// The user stack of a thread a crash signal is being delivered to
         /// ([`StackRecord`]); sent just before that thread's [`SignalRecord`].
         Stack = 7,
-        /// A traced process's dlopen() returned a library ([`DlopenRecord`]).
-        Dlopen = 8,
+        /// One object ld.so loaded into a traced process ([`ModuleRecord`]),
+        /// read from its `r_debug` list at a crash or a dlopen's return.
+        Module = 8,
         /// A C++ exception is thrown, or std::terminate runs ([`CxxRecord`]).
         Cxx = 9,
         /// A Rust panic starts (`std::panicking::panic_with_hook`) ([`RustPanicRecord`]).
@@ -185,21 +186,36 @@ pub struct StackRecord {
     pub data: [u8; STACK_SNAPSHOT_BYTES + STACK_CHUNK],
 }
 
-/// Bytes of a dlopen'ed library's path captured.
-pub const DLOPEN_PATH_BYTES: usize = 256;
+/// Bytes of a loaded object's path captured.
+pub const MODULE_PATH_BYTES: usize = 160;
+/// Objects of a process's `r_debug` list sent at most per event.
+pub const MODULES_MAX: u32 = 64;
+/// [`ModuleRecord::reason`]: the process is crashing (sent before the
+/// crash's stack and signal records).
+pub const MODULES_AT_CRASH: u32 = 1;
+/// [`ModuleRecord::reason`]: dlopen() returned (the list may hold the
+/// opened library's dependencies too).
+pub const MODULES_AT_DLOPEN: u32 = 2;
 
-/// dlopen() returned: the library's `struct link_map` fields `l_addr` (load
-/// bias) and `l_name` (path), read at the return, so the library can be
-/// symbolized even when the process crashes right after and is gone.
+/// One object of the process's dynamic linker list (`r_debug.r_map`, a
+/// `struct link_map` chain: `l_addr` load bias @0, `l_name` path @8,
+/// `l_ld` its dynamic section @16, `l_next` @24), read in the kernel while
+/// the process lives: with its path and bias a library is placed even when
+/// the process is gone before /proc could show its maps.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct DlopenRecord {
+pub struct ModuleRecord {
     pub header: Header,
-    pub load_bias: u64,
+    /// [`MODULES_AT_CRASH`] or [`MODULES_AT_DLOPEN`].
+    pub reason: u32,
+    /// Position in the list (0 is the executable itself).
+    pub index: u32,
+    pub l_addr: u64,
+    pub l_ld: u64,
     /// Bytes of `path` filled (without the NUL).
     pub path_len: u32,
     pub _pad: u32,
-    pub path: [u8; DLOPEN_PATH_BYTES],
+    pub path: [u8; MODULE_PATH_BYTES],
 }
 
 /// [`CxxRecord::probe`]: `__cxa_throw(obj, tinfo, dest)` entry.
@@ -379,6 +395,9 @@ pub struct KernelOffsets {
     pub pid_level: u32,
     pub pid_numbers: u32,
     pub upid_size: u32,
+    /// `mm_struct::saved_auxv`: the auxiliary vector the program started
+    /// with (where its program headers are, to find ld.so's `r_debug`).
+    pub mm_saved_auxv: u32,
 }
 
 /// Which Go runtime function a uprobe sits on (low 32 bits of its cookie;
@@ -488,6 +507,21 @@ pub const GO_STACK_FROM_SCHED: u32 = 0x200;
 /// code pointer of the last open-coded deferred call the goroutine ran
 /// (seen at runtime.deferCallSave).
 pub const GO_DEFER_CALL_VALID: u32 = 0x400;
+/// [`GoRecord::flags`]: read at the process's `exit_group(2)`, not at a
+/// probe: the program panicked before its Go probes were in place (the
+/// latest `_panic` of the goroutine that called exit, as printpanics would
+/// have seen it).
+pub const GO_FROM_EXIT: u32 = 0x800;
+
+/// A Go process's entry in `GO_PROCESSES`: its binary's layout slot, and
+/// whether a Go probe fired in it (then its panics are recorded by the
+/// probes, not read again at its exit).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GoProcess {
+    pub slot: u32,
+    pub probed: u32,
+}
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
 pub const GO_VALUE_BYTES: usize = 64;
@@ -498,7 +532,7 @@ pub const GO_STRING_BYTES: usize = 256;
 /// Bytes of the goroutine's stack captured from `rsp` at a Go probe: enough
 /// to cover the runtime frames between a fault and gopanic, where a
 /// frameless function's return address is not on the frame-pointer chain.
-pub const GO_STACK_SNAPSHOT: usize = 512;
+pub const GO_STACK_SNAPSHOT: usize = 1024;
 
 /// A Go runtime entry point was hit (uprobe right after the prologue's
 /// stack check, at `push rbp`: arguments still in their registers).
@@ -536,7 +570,9 @@ pub struct GoRecord {
     pub flags: u32,
     pub regs: Registers,
     pub stack: [u64; MAX_STACK_DEPTH],
-    /// `GO_STACK_SNAPSHOT` bytes from `regs.sp` (zeros where unreadable).
+    /// `GO_STACK_SNAPSHOT` bytes from `regs.sp`, or from the goroutine's
+    /// saved sp when the stack is walked from its context (zeros where
+    /// unreadable).
     pub stack_snapshot: [u8; GO_STACK_SNAPSHOT],
     /// gopanic: the goroutine's `_defer` chain, (record address, code
     /// pointer of its fn) pairs from the head, zeros after the end.
@@ -640,8 +676,9 @@ assert_layout!(
 );
 assert_layout!(StackRecord, size 36920, header @ 0, sp @ 40, len @ 48, hole @ 52, data @ 56);
 assert_layout!(
-    DlopenRecord, size 312,
-    header @ 0, load_bias @ 40, path_len @ 48, _pad @ 52, path @ 56,
+    ModuleRecord, size 232,
+    header @ 0, reason @ 40, index @ 44, l_addr @ 48, l_ld @ 56, path_len @ 64, _pad @ 68,
+    path @ 72,
 );
 assert_layout!(
     CxxRecord, size 840,
@@ -671,17 +708,18 @@ assert_layout!(
     ns_pid @ 80, filename_len @ 84, cgroup_id @ 88, filename @ 96,
 );
 assert_layout!(
-    GoRecord, size 2224,
+    GoRecord, size 2736,
     header @ 0, probe @ 40, binary @ 44, goid @ 48, on_system_stack @ 56, string_len @ 60,
     string_full_len @ 64, arg0 @ 72, arg1 @ 80, return_address @ 88, value @ 96,
     string @ 160, stack_bytes @ 416, flags @ 420, regs @ 424, stack @ 568,
-    stack_snapshot @ 1584, defers @ 2096,
+    stack_snapshot @ 1584, defers @ 2608,
 );
-// The `OFFSETS` global (twenty u32) and `GO_CONFIG`'s values (nineteen u32),
+// The `OFFSETS` global (twenty-one u32) and `GO_CONFIG`'s values (nineteen u32),
 // written by userspace: all one type, so the size and the ends are enough.
-assert_layout!(KernelOffsets, size 80, task_pid @ 0, upid_size @ 76);
+assert_layout!(KernelOffsets, size 84, task_pid @ 0, mm_saved_auxv @ 80);
 assert_layout!(GoConfig, size 76, g_goid @ 0, g_sigcode0 @ 72);
 assert_layout!(TracedProcess, size 8, follow_forks @ 0, by_exe @ 4);
+assert_layout!(GoProcess, size 8, slot @ 0, probed @ 4);
 assert_layout!(WatchedFile, size 16);
 
 #[cfg(feature = "user")]
@@ -690,4 +728,5 @@ mod pod {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::TracedProcess {}
     unsafe impl aya::Pod for super::GoConfig {}
+    unsafe impl aya::Pod for super::GoProcess {}
 }

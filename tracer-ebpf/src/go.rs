@@ -15,12 +15,13 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_NO_FIELD,
-    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
-    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoProbe, GoRecord, MAX_STACK_DEPTH,
+    EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_FROM_EXIT,
+    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
+    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord,
+    MAX_STACK_DEPTH,
 };
 
-use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS};
+use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
 use crate::util::{count_lost, fill_header, is_traced, read_user, registers};
 
 /// Frames walked by hand from a goroutine's saved context (a bounded loop).
@@ -50,6 +51,12 @@ fn try_go_probe(ctx: &ProbeContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
         return;
+    }
+    // The probes are live in this process: its panics are recorded here,
+    // not read again at its exit.
+    if let Some(p) = GO_PROCESSES.get_ptr_mut(&tgid) {
+        // SAFETY: a plain store into the map's value.
+        unsafe { (*p).probed = 1 };
     }
     // SAFETY: helper without preconditions in uprobe programs.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
@@ -210,14 +217,10 @@ fn try_go_probe(ctx: &ProbeContext) {
         // gopanic: the bytes the value's data word points to. For a string
         // value, and for most error types (errors.errorString,
         // fmt.wrapError, …), they start with a string header {ptr, len}.
-        let value = addr_of_mut!((*rec).value) as *mut u8;
         let (str_ptr, str_len) = if has_value {
-            if raw_probe_read_user(value as *mut _, GO_VALUE_BYTES as u32, data as *const _) < 0 {
-                core::ptr::write_bytes(value, 0, GO_VALUE_BYTES);
-            }
-            let words = value as *const u64;
-            (*words, *words.add(1))
+            write_value(rec, data)
         } else {
+            let value = addr_of_mut!((*rec).value) as *mut u8;
             core::ptr::write_bytes(value, 0, GO_VALUE_BYTES);
             if probe == GoProbe::Recovery as u32 || probe == GoProbe::Sigpanic as u32 {
                 core::ptr::copy_nonoverlapping(
@@ -233,50 +236,15 @@ fn try_go_probe(ctx: &ProbeContext) {
                 (0, 0)
             }
         };
-        addr_of_mut!((*rec).string_full_len).write(str_len);
-        let mut n = 0u32;
-        if str_ptr != 0 && str_len > 0 && str_len < (1 << 30) {
-            n = if str_len >= GO_STRING_BYTES as u64 {
-                GO_STRING_BYTES as u32
-            } else {
-                str_len as u32
-            };
-            let dst = addr_of_mut!((*rec).string) as *mut core::ffi::c_void;
-            if raw_probe_read_user(dst, n, str_ptr as *const _) < 0 {
-                n = 0;
-            }
-        }
-        addr_of_mut!((*rec).string_len).write(n);
+        write_string(rec, str_ptr, str_len);
 
-        let stack = addr_of_mut!((*rec).stack) as *mut u64;
         // On the system stack (throw from newstack, systemstack), the
         // goroutine's own frames are where it saved its context.
         // runtime.recovery runs on g0 through mcall, which saved the
         // recovering goroutine's context: walk that too, not g0's stack.
         let from_sched = on_system_stack != 0 || probe == GoProbe::Recovery as u32;
-        let sched_pc: u64 = if from_sched && g != 0 {
-            read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0)
-        } else {
-            0
-        };
-        if sched_pc != 0 {
-            let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
-            let mut bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
-            *stack = sched_pc;
-            *stack.add(1) = read_user(sched_sp).unwrap_or(0);
-            let mut n = 2usize;
-            while n < GO_SCHED_FRAMES && bp != 0 {
-                let ret: u64 = read_user(bp + 8).unwrap_or(0);
-                if ret == 0 {
-                    break;
-                }
-                *stack.add(n) = ret;
-                bp = read_user(bp).unwrap_or(0);
-                n += 1;
-            }
-            addr_of_mut!((*rec).stack_bytes).write((n * 8) as u32);
-            addr_of_mut!((*rec).flags).write(flags | GO_STACK_FROM_SCHED);
-        } else {
+        if !(from_sched && g != 0 && walk_sched(rec, g, &cfg, flags)) {
+            let stack = addr_of_mut!((*rec).stack) as *mut u64;
             let depth = bpf_get_stack(
                 ctx.as_ptr(),
                 stack as *mut core::ffi::c_void,
@@ -312,17 +280,191 @@ fn try_go_probe(ctx: &ProbeContext) {
             }
         }
 
-        // Only a panic needs the raw stack (a fault's frameless function).
+        // Only a panic needs the raw stack (a fault's frameless function):
+        // from the probe's sp, or where the panicking goroutine saved its
+        // context when printpanics runs on the system stack.
+        let snapshot_sp = if probe == GoProbe::Gopanic as u32 || probe == GoProbe::Sigpanic as u32 {
+            r.rsp
+        } else if probe == GoProbe::Printpanics as u32 && from_sched && g != 0 {
+            read_user(g + cfg.g_sched as u64).unwrap_or(0)
+        } else {
+            0
+        };
+        write_snapshot(rec, snapshot_sp);
+    }
+    entry.submit(0);
+}
+
+/// Copies [`GO_VALUE_BYTES`] from the value's data word into the record;
+/// returns the string header {ptr, len} they start with.
+///
+/// # Safety
+/// `rec` points into a ring-buffer reservation of a [`GoRecord`].
+#[inline(always)]
+unsafe fn write_value(rec: *mut GoRecord, data: u64) -> (u64, u64) {
+    unsafe {
+        let value = addr_of_mut!((*rec).value) as *mut u8;
+        if raw_probe_read_user(value as *mut _, GO_VALUE_BYTES as u32, data as *const _) < 0 {
+            core::ptr::write_bytes(value, 0, GO_VALUE_BYTES);
+        }
+        let words = value as *const u64;
+        (*words, *words.add(1))
+    }
+}
+
+/// Copies up to [`GO_STRING_BYTES`] of the string at `ptr` (`len` long).
+///
+/// # Safety
+/// As [`write_value`].
+#[inline(always)]
+unsafe fn write_string(rec: *mut GoRecord, ptr: u64, len: u64) {
+    unsafe {
+        addr_of_mut!((*rec).string_full_len).write(len);
+        let mut n = 0u32;
+        if ptr != 0 && len > 0 && len < (1 << 30) {
+            n = if len >= GO_STRING_BYTES as u64 {
+                GO_STRING_BYTES as u32
+            } else {
+                len as u32
+            };
+            let dst = addr_of_mut!((*rec).string) as *mut core::ffi::c_void;
+            if raw_probe_read_user(dst, n, ptr as *const _) < 0 {
+                n = 0;
+            }
+        }
+        addr_of_mut!((*rec).string_len).write(n);
+    }
+}
+
+/// [`GO_STACK_SNAPSHOT`] bytes of the stack from `sp` (zeros if 0 or
+/// unreadable): where a frameless function's return address is found.
+///
+/// # Safety
+/// As [`write_value`].
+#[inline(always)]
+unsafe fn write_snapshot(rec: *mut GoRecord, sp: u64) {
+    unsafe {
         let snapshot = addr_of_mut!((*rec).stack_snapshot) as *mut u8;
-        if (probe != GoProbe::Gopanic as u32 && probe != GoProbe::Sigpanic as u32)
-            || raw_probe_read_user(
-                snapshot as *mut _,
-                GO_STACK_SNAPSHOT as u32,
-                r.rsp as *const _,
-            ) < 0
+        if sp == 0
+            || raw_probe_read_user(snapshot as *mut _, GO_STACK_SNAPSHOT as u32, sp as *const _) < 0
         {
             core::ptr::write_bytes(snapshot, 0, GO_STACK_SNAPSHOT);
         }
+    }
+}
+
+/// The goroutine `g`'s frames from its saved context (`g.sched`): pc, the
+/// word at sp, then the frame-pointer chain. False when it saved none.
+///
+/// # Safety
+/// As [`write_value`].
+#[inline(always)]
+unsafe fn walk_sched(rec: *mut GoRecord, g: u64, cfg: &GoConfig, flags: u32) -> bool {
+    let sched_pc: u64 = read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0);
+    if sched_pc == 0 {
+        return false;
+    }
+    unsafe {
+        let stack = addr_of_mut!((*rec).stack) as *mut u64;
+        let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
+        let mut bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+        *stack = sched_pc;
+        *stack.add(1) = read_user(sched_sp).unwrap_or(0);
+        let mut n = 2usize;
+        while n < GO_SCHED_FRAMES && bp != 0 {
+            let ret: u64 = read_user(bp + 8).unwrap_or(0);
+            if ret == 0 {
+                break;
+            }
+            *stack.add(n) = ret;
+            bp = read_user(bp).unwrap_or(0);
+            n += 1;
+        }
+        addr_of_mut!((*rec).stack_bytes).write((n * 8) as u32);
+        addr_of_mut!((*rec).flags).write(flags | GO_STACK_FROM_SCHED);
+    }
+    true
+}
+
+/// A Go process calls `exit_group(2)` (a fatal panic) before any of its Go
+/// probes fired — it panicked within milliseconds of its start, before
+/// userspace could place them: the panic is read now, from the goroutine
+/// of the exiting thread (`fatalpanic` exits on the system stack of the
+/// panicking goroutine's M, so R14 is g0 and `m.curg` is the goroutine),
+/// as printpanics would have seen it. `regs` are the thread's user
+/// registers at its syscall.
+#[inline(always)]
+pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
+    // SAFETY: the value is copied out.
+    let Some(state) = (unsafe { GO_PROCESSES.get(&tgid) }).copied() else {
+        return;
+    };
+    if state.probed != 0 {
+        return;
+    }
+    let Some(cfg) = GO_CONFIG.get(state.slot).copied() else {
+        return;
+    };
+    let mut g = regs.r14;
+    let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
+    if m == 0 {
+        return;
+    }
+    let g0: u64 = read_user(m + cfg.m_g0 as u64).unwrap_or(0);
+    let gsignal: u64 = read_user(m + cfg.m_gsignal as u64).unwrap_or(0);
+    if g == g0 || g == gsignal {
+        g = read_user(m + cfg.m_curg as u64).unwrap_or(0);
+    }
+    if g == 0 {
+        return;
+    }
+    let p: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+    if p == 0 {
+        return;
+    }
+    let flag = |off: u32, bit: u32| -> u32 {
+        if off == GO_NO_FIELD {
+            return 0;
+        }
+        match read_user::<u8>(p + off as u64) {
+            Some(b) if b != 0 => bit,
+            _ => 0,
+        }
+    };
+    let flags = GO_FROM_EXIT
+        | flag(cfg.panic_recovered, GO_PANIC_RECOVERED)
+        | flag(cfg.panic_repanicked, GO_PANIC_REPANICKED)
+        | flag(cfg.panic_goexit, GO_PANIC_GOEXIT);
+    let ty: u64 = read_user(p + cfg.panic_arg as u64).unwrap_or(0);
+    let data: u64 = read_user(p + cfg.panic_arg as u64 + 8).unwrap_or(0);
+    let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
+        count_lost(EventKind::Go);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Go);
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    unsafe {
+        addr_of_mut!((*rec).probe).write(GoProbe::Printpanics as u32);
+        addr_of_mut!((*rec).binary).write(state.slot);
+        addr_of_mut!((*rec).goid).write(read_user(g + cfg.g_goid as u64).unwrap_or(0));
+        addr_of_mut!((*rec).on_system_stack).write(1);
+        addr_of_mut!((*rec).arg0).write(ty);
+        addr_of_mut!((*rec).arg1).write(data);
+        addr_of_mut!((*rec).flags).write(flags);
+        addr_of_mut!((*rec).return_address).write(0);
+        addr_of_mut!((*rec).regs).write(registers(regs));
+        let (str_ptr, str_len) = write_value(rec, data);
+        write_string(rec, str_ptr, str_len);
+        if !walk_sched(rec, g, &cfg, flags) {
+            addr_of_mut!((*rec).stack_bytes).write(0);
+        }
+        core::ptr::write_bytes(
+            addr_of_mut!((*rec).defers) as *mut u64,
+            0,
+            2 * GO_DEFER_RECORDS,
+        );
+        write_snapshot(rec, read_user(g + cfg.g_sched as u64).unwrap_or(0));
     }
     entry.submit(0);
 }

@@ -7,16 +7,17 @@
 //! counted in `LOST` so userspace can report exact drop counts.
 //!
 //! One module per probe family: `signals` (signal_deliver, signal_generate
-//! and the crash stack copy), `process` (exit, fork, exec), `go`, `dlopen`,
+//! and the crash stack copy), `process` (exit, fork, exec), `go`, `modules` (ld.so's list of
+//! loaded objects, at a crash and at dlopen's return),
 //! `cxx` and `rust`; `maps` holds every map and the `OFFSETS` global, `util`
 //! the helpers they share.
 #![no_std]
 #![no_main]
 
 mod cxx;
-mod dlopen;
 mod go;
 mod maps;
+mod modules;
 mod process;
 mod rust;
 mod signals;

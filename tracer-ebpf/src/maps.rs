@@ -6,7 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
-    COMM_LEN, GoConfig, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, TracedProcess, WatchedFile,
+    COMM_LEN, GoConfig, GoProcess, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, TracedProcess,
+    WatchedFile,
 };
 
 /// Filled in by userspace from the running kernel's BTF before loading.
@@ -32,6 +33,7 @@ pub(crate) static OFFSETS: KernelOffsets = KernelOffsets {
     pid_level: 0,
     pid_numbers: 0,
     upid_size: 0,
+    mm_saved_auxv: 0,
 };
 
 /// Files whose processes are traced from their exec on (value: follow
@@ -62,6 +64,12 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// high half of each Go uprobe's cookie.
 #[map]
 pub(crate) static GO_CONFIG: Array<GoConfig> = Array::with_max_entries(MAX_GO_BINARIES, 0);
+
+/// Traced Go processes (pid → layout slot, whether a probe fired), set by
+/// userspace as soon as it knows the program is Go, before its probes are
+/// placed: a panic in that window is read at the process's exit.
+#[map]
+pub(crate) static GO_PROCESSES: HashMap<u32, GoProcess> = HashMap::with_max_entries(16384, 0);
 
 /// Hits of the Go uprobes (per CPU), for `-v` and the benchmarks: what a
 /// traced program pays is this count times the cost of one hit.

@@ -3,8 +3,10 @@
 use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
+    bindings::pt_regs,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_get_current_task_btf,
+        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
@@ -38,6 +40,16 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     }
     let task: u64 = ctx.arg(0);
     let off = offsets();
+    // The thread that called exit_group(2) in a Go program: a panic its
+    // probes may have come too late for.
+    // SAFETY: the helper takes the task; we only read through it.
+    let regs_ptr = unsafe { bpf_task_pt_regs(task as *mut _) } as u64;
+    if read_kernel::<u64>(regs_ptr, PT_REGS_ORIG_AX) == Some(SYS_EXIT_GROUP)
+        && read_kernel::<u64>(regs_ptr, PT_REGS_DI) == Some(2)
+        && let Some(regs) = read_kernel::<pt_regs>(regs_ptr, 0)
+    {
+        crate::go::exit_panic(tgid, &regs);
+    }
     let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
     let live: i32 = read_kernel(signal, off.signal_live).unwrap_or(0);
     if live != 0 {
@@ -52,6 +64,7 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     };
     // The pid may be reused: forget it now.
     let _ = TRACED.remove(&tgid);
+    let _ = crate::maps::GO_PROCESSES.remove(&tgid);
 
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
         count_lost(EventKind::Exit);
@@ -66,6 +79,12 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     }
     entry.submit(0);
 }
+
+/// `pt_regs.orig_ax` and `.di` on x86_64: the syscall number and its first
+/// argument.
+const PT_REGS_ORIG_AX: u32 = 120;
+const PT_REGS_DI: u32 = 112;
+const SYS_EXIT_GROUP: u64 = 231;
 
 // ---------------------------------------------------------------------------
 // sched_process_fork(struct task_struct *parent, struct task_struct *child)

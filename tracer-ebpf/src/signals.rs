@@ -141,6 +141,9 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
     // SIGTERM): copy the stack first, so userspace has it when the signal
     // record arrives, and can unwind code without frame pointers.
     if wants_stack(sig) && !(group_exiting && info == 0) {
+        // What ld.so loaded, first: the process may be gone before /proc
+        // could show it.
+        crate::modules::send_modules(tracer_common::MODULES_AT_CRASH);
         let sp: u64 = read_kernel(regs_ptr, PT_REGS_SP).unwrap_or(0);
         if sp != 0 {
             snapshot_stack(sp);

@@ -221,6 +221,11 @@ pub struct Attach {
     pub probes: Vec<String>,
     /// Extension: why this process is traced ("run", "attach", "fork", "exec").
     pub reason: &'static str,
+    /// Extension: the runtime's probes came too late (the process had died
+    /// within milliseconds of its exec), and why: its crash is told from
+    /// the kernel's records only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes_late: Option<String>,
 }
 
 /// A Go panic starts (runtime.gopanic).

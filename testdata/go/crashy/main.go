@@ -78,6 +78,14 @@ func recurse(n int) int {
 	return recurse(n+1) + int(pad[0])
 }
 
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: crashy SCENARIO")
@@ -144,6 +152,13 @@ func main() {
 		fmt.Printf("ready %d\n", os.Getpid())
 		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 		panic("bad input: " + strings.TrimSpace(line))
+	case "panic-after":
+		// For programs started through wrappers: a panic N ms after start.
+		time.Sleep(time.Duration(atoi(os.Args[2])) * time.Millisecond)
+		panic("late panic: " + os.Args[2] + " ms")
+	case "nilptr-after":
+		time.Sleep(time.Duration(atoi(os.Args[2])) * time.Millisecond)
+		fmt.Println(loadRetries(nil))
 	case "deadlock":
 		ch := make(chan int)
 		<-ch

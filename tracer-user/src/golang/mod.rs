@@ -57,9 +57,24 @@ pub struct GoBinary {
     segments: Vec<(u64, u64, u64)>, // (vaddr, file offset, file size)
 }
 
+/// Where [`GoBinary::inspect_with`] takes the runtime's layout from first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LayoutFirst {
+    /// The binary's DWARF (the truth), the version table without it.
+    Dwarf,
+    /// The version table when it has the binary's version (no DWARF to
+    /// decompress: probes are placed within milliseconds of an exec;
+    /// [`GoBinary::dwarf_layout`] checks it afterwards), else DWARF.
+    Table,
+}
+
 impl GoBinary {
-    /// `Ok(None)` for a binary that is not Go.
+    /// `Ok(None)` for a binary that is not Go. The layout from DWARF.
     pub fn inspect(path: &Path) -> Result<Option<Self>> {
+        Self::inspect_with(path, LayoutFirst::Dwarf)
+    }
+
+    pub fn inspect_with(path: &Path, first: LayoutFirst) -> Result<Option<Self>> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: read-only mapping; see symbolize::elf.
         let map = unsafe { memmap2::Mmap::map(&file) }?;
@@ -68,10 +83,13 @@ impl GoBinary {
             return Ok(None);
         };
         let table = layout_for_version(&version);
-        let (layout, layout_source) = match layout_from_dwarf(&obj) {
-            Ok(Some(l)) => (Some(l), "dwarf"),
-            _ if table.is_some() => (table, "version table"),
-            _ => (None, "unknown"),
+        let (layout, layout_source) = match (first, table) {
+            (LayoutFirst::Table, Some(t)) => (Some(t), "version table"),
+            _ => match layout_from_dwarf(&obj) {
+                Ok(Some(l)) => (Some(l), "dwarf"),
+                _ if table.is_some() => (table, "version table"),
+                _ => (None, "unknown"),
+            },
         };
         let segments = obj
             .segments()
@@ -125,6 +143,13 @@ impl GoBinary {
             map,
             segments,
         }))
+    }
+
+    /// The runtime layout the binary's own DWARF gives (None without
+    /// DWARF): the check of a layout taken from the version table.
+    pub fn dwarf_layout(&self) -> Option<GoConfig> {
+        let obj = object::File::parse(&*self.map).ok()?;
+        layout_from_dwarf(&obj).ok().flatten()
     }
 
     /// Whether the function starting at ELF address `entry` has set up its

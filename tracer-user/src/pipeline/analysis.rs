@@ -185,7 +185,7 @@ impl Analysis {
                 None
             }
             // Process work handled these (images, probes, attach records).
-            KernelRecord::Fork(_) | KernelRecord::Exec(_) | KernelRecord::Dlopen(_) => None,
+            KernelRecord::Fork(_) | KernelRecord::Exec(_) | KernelRecord::Module(_) => None,
         };
         if let Some(record) = record {
             self.emit(record);
@@ -238,6 +238,7 @@ impl Analysis {
                 debuginfo,
                 probes: info.probes,
                 reason: info.reason,
+                probes_late: info.late,
             }),
         };
         self.emit(record);

@@ -159,11 +159,15 @@ impl CaptureLoop {
                 }
                 FromCapture::Exec(r, capture)
             }
-            KernelRecord::Dlopen(d) => {
-                let len = (d.path_len as usize).min(d.path.len());
-                let path = String::from_utf8_lossy(&d.path[..len]).into_owned();
-                let file = open_in_process(d.header.pid, &path);
-                FromCapture::Dlopen(d, file)
+            KernelRecord::Module(m) => {
+                let len = (m.path_len as usize).min(m.path.len());
+                let path = String::from_utf8_lossy(&m.path[..len]).into_owned();
+                // Index 0 is the executable (known from its exec); names
+                // without a slash are the vDSO.
+                let file = (m.index > 0 && path.starts_with('/'))
+                    .then(|| open_in_process(m.header.pid, &path))
+                    .flatten();
+                FromCapture::Module(m, file)
             }
             other => FromCapture::Record(other),
         }

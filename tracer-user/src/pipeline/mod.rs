@@ -32,7 +32,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use tracer_common::{DlopenRecord, EventKind, ExecRecord};
+use tracer_common::{EventKind, ExecRecord, ModuleRecord};
 
 use crate::{
     Failure,
@@ -52,8 +52,9 @@ pub enum FromCapture {
     /// An exec, with what was captured of the process at once (None: it
     /// was gone already).
     Exec(Box<ExecRecord>, Option<Capture>),
-    /// A dlopen, with the library opened at once.
-    Dlopen(Box<DlopenRecord>, Option<OpenFile>),
+    /// An object ld.so loaded, with its file opened at once (through the
+    /// process's root while it lives).
+    Module(Box<ModuleRecord>, Option<OpenFile>),
     /// A second look at a process after its exec.
     Relook(Capture),
     Malformed(String),
@@ -65,7 +66,7 @@ impl FromCapture {
         match self {
             Self::Record(r) => EventKind::from_u32(r.header().kind),
             Self::Exec(..) => Some(EventKind::Exec),
-            Self::Dlopen(..) => Some(EventKind::Dlopen),
+            Self::Module(..) => Some(EventKind::Module),
             Self::Relook(_) | Self::Malformed(_) | Self::End => None,
         }
     }
@@ -100,6 +101,8 @@ pub struct AttachInfo {
     pub pid: u32,
     pub tid: Option<u32>,
     pub reason: &'static str,
+    /// Why its runtime's probes are missing (they came too late).
+    pub late: Option<String>,
     pub comm: Option<String>,
     pub runtime: &'static str,
     pub runtime_version: Option<String>,

@@ -5,7 +5,7 @@
 //! It forwards records to analysis in their order, each process's image
 //! ahead of its records.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, os::fd::AsRawFd as _, path::PathBuf, sync::Arc};
 
 use anyhow::{Context as _, Result};
 use crossbeam_channel::{Receiver, Sender};
@@ -41,6 +41,10 @@ struct Tracked {
     go_done: bool,
     /// Its working directory when last read (relative exec paths).
     cwd: Option<PathBuf>,
+    /// The kernel's time of its exec (CLOCK_MONOTONIC ns), if it exec'd.
+    exec_ns: Option<u64>,
+    /// Why its runtime's probes are missing, if they came too late.
+    late: Option<String>,
 }
 
 pub struct ProcessWork {
@@ -92,6 +96,7 @@ impl ProcessWork {
             crossbeam_channel::select_biased! {
                 recv(records) -> msg => match msg {
                     Ok(FromCapture::End) | Err(_) => {
+                        self.go.check_layouts(&mut self.probes, self.verbose);
                         self.poll_lost();
                         let stats = ProcessStats {
                             go_probe_hits: self.go.any().then(|| self.probes.go_probe_hits()),
@@ -106,7 +111,10 @@ impl ProcessWork {
                     // The coordinator is gone; the capture thread's End follows.
                     Err(_) => commands = crossbeam_channel::never(),
                 },
-                recv(ticker) -> _ => self.poll_lost(),
+                recv(ticker) -> _ => {
+                    self.poll_lost();
+                    self.go.check_layouts(&mut self.probes, self.verbose);
+                }
             }
         }
     }
@@ -126,7 +134,7 @@ impl ProcessWork {
             FromCapture::Record(KernelRecord::Fork(r)) => self.on_fork(r.header.pid, r.child_pid),
             FromCapture::Record(rec) => self.send(Event::Record(rec)),
             FromCapture::Exec(r, capture) => self.on_exec(&r, capture),
-            FromCapture::Dlopen(d, file) => self.on_dlopen(d.header.pid, d.load_bias, file),
+            FromCapture::Module(m, file) => self.on_module(&m, file),
             FromCapture::Relook(c) => self.on_relook(c),
             FromCapture::Malformed(err) => self.send(Event::Lost {
                 count: 1,
@@ -213,6 +221,8 @@ impl ProcessWork {
                 go,
                 go_done: false,
                 cwd,
+                exec_ns: None,
+                late: None,
             },
         );
     }
@@ -238,10 +248,12 @@ impl ProcessWork {
             None => ("native", None, None),
         };
         probes.extend(self.probes.process_probe_names(pid));
+        let late = t.late.clone();
         self.send(Event::Attached(Box::new(AttachInfo {
             pid,
             tid,
             reason,
+            late,
             comm: procfs::comm(pid),
             runtime,
             runtime_version,
@@ -260,47 +272,30 @@ impl ProcessWork {
         }
     }
 
-    /// The probes a process's runtimes need. A failure is reported and the
-    /// process stays traced at the kernel level.
+    /// The probes a process's runtimes need. Its runtime is told from its
+    /// file whether or not it still runs; probes are placed while it does.
+    /// A failure is reported and the process stays traced at the kernel
+    /// level.
     fn place_probes(&mut self, pid: u32) {
-        // Gone already (a short-lived child, or a zombie): nothing to
-        // attach to, nothing worth a warning; its exit record follows.
-        if procfs::comm(pid).is_none() {
-            return;
-        }
+        let alive = procfs::comm(pid).is_some();
         let Some(t) = self.procs.get(&pid) else {
             return;
         };
         if !t.go_done {
-            let go = t.image.exe_module().map(|exe| (self.go.binary(&exe), exe));
-            match go {
-                Some((Ok(Some(binary)), exe)) => {
-                    let watched = self.watched_key(exe.identity);
-                    match self
-                        .go
-                        .place(&mut self.probes, pid, &exe, &binary, watched, self.verbose)
-                    {
-                        Ok(()) => {}
-                        Err(err) if procfs::comm(pid).is_some() => {
-                            log::warn!("pid {pid}: Go probes not attached: {err:#}")
-                        }
-                        Err(_) => {}
-                    }
-                    if let Some(t) = self.procs.get_mut(&pid) {
-                        t.go = Some(binary);
-                        t.go_done = true;
-                    }
-                }
-                Some((Ok(None), _)) => {
-                    if let Some(t) = self.procs.get_mut(&pid) {
-                        t.go_done = true;
-                    }
-                }
-                Some((Err(err), _)) if procfs::comm(pid).is_some() => {
-                    log::warn!("pid {pid}: Go probes not attached: {err:#}")
-                }
-                _ => {}
+            let exe = t.image.exe_module();
+            let exec_ns = t.exec_ns;
+            let (go, late) = match exe {
+                Some(exe) => self.place_go(pid, exe.identity, &exe.fd_path(), exec_ns, alive),
+                None => (None, None),
+            };
+            if let Some(t) = self.procs.get_mut(&pid) {
+                t.go_done = true;
+                t.go = go;
+                t.late = late;
             }
+        }
+        if !alive {
+            return;
         }
         let Some(t) = self.procs.get(&pid) else {
             return;
@@ -310,6 +305,69 @@ impl ProcessWork {
         }
         cxx::place_probes(&mut self.probes, pid, &t.image);
         native::place_probes(&mut self.probes, pid, &t.image);
+    }
+
+    /// Whether `pid`'s executable (the file `identity`, open at `path`) is
+    /// a Go program, and its Go probes placed while it runs. Returns the
+    /// binary, and why its probes are missing if it was gone already.
+    fn place_go(
+        &mut self,
+        pid: u32,
+        identity: (u64, u64),
+        path: &std::path::Path,
+        exec_ns: Option<u64>,
+        alive: bool,
+    ) -> (Option<Arc<GoBinary>>, Option<String>) {
+        let binary = match self.go.binary(identity, path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return (None, None),
+            Err(err) => {
+                if alive {
+                    log::warn!("pid {pid}: cannot read its Go build: {err:#}");
+                }
+                return (None, None);
+            }
+        };
+        // Gone already (it died within milliseconds): its Go runtime is
+        // still said, with the probes that came too late.
+        if !alive {
+            let late = exec_ns.map_or_else(
+                || "the process had exited before its Go probes could be placed".to_owned(),
+                |at| {
+                    format!(
+                        "the process had exited {} ms after its exec, before its Go probes could be placed",
+                        ms_since(at)
+                    )
+                },
+            );
+            return (Some(binary), Some(late));
+        }
+        let watched = self.watched_key(identity);
+        match self.go.place(
+            &mut self.probes,
+            pid,
+            (identity, path),
+            &binary,
+            watched,
+            self.verbose,
+        ) {
+            Ok(()) => {
+                if let Some(at) = exec_ns {
+                    log::info!(
+                        "pid {pid}: Go probes in place {} ms after its exec",
+                        ms_since(at)
+                    );
+                }
+                // Now that they are: a layout from the version table is
+                // checked against the binary's DWARF.
+                self.go.check_layouts(&mut self.probes, self.verbose);
+            }
+            Err(err) if procfs::comm(pid).is_some() => {
+                log::warn!("pid {pid}: Go probes not attached: {err:#}")
+            }
+            Err(_) => {}
+        }
+        (Some(binary), None)
     }
 
     /// The watched file with this identity, as the kernel keys it.
@@ -354,6 +412,14 @@ impl ProcessWork {
             }
             return;
         }
+        // A Go program's probes first, straight from the executable the
+        // capture holds: it may panic within milliseconds of its start.
+        let early_go = capture.as_ref().and_then(|c| {
+            let exe = c.files.first()?;
+            let path = PathBuf::from(format!("/proc/self/fd/{}", exe.file.as_raw_fd()));
+            let alive = procfs::comm(pid).is_some();
+            Some(self.place_go(pid, exe.id.inode(), &path, Some(r.header.ts_ns), alive))
+        });
         let (image, cwd) = match capture {
             Some(c) => {
                 let cwd = c.cwd.clone();
@@ -375,6 +441,14 @@ impl ProcessWork {
             image.container = self.container_from_exec(r);
         }
         self.track(pid, image, cwd, None);
+        if let Some(t) = self.procs.get_mut(&pid) {
+            t.exec_ns = Some(r.header.ts_ns);
+            if let Some((go, late)) = early_go {
+                t.go_done = true;
+                t.go = go;
+                t.late = late;
+            }
+        }
         self.placed(pid, Some(r.header.tid), "exec");
     }
 
@@ -434,20 +508,43 @@ impl ProcessWork {
         (c != Container::default()).then(|| Arc::new(c))
     }
 
-    /// A library the process just loaded: into its image at once, so a
-    /// crash right after is symbolized even if the process is gone.
-    fn on_dlopen(&mut self, pid: u32, load_bias: u64, file: Option<OpenFile>) {
+    /// An object ld.so loaded (listed at a crash or a dlopen): into the
+    /// process's image at once if it is not there yet, so a crash right
+    /// after is symbolized even if the process is gone. The file is the
+    /// one meant when its dynamic section sits where ld.so says (`l_ld`).
+    fn on_module(&mut self, m: &tracer_common::ModuleRecord, file: Option<OpenFile>) {
         let Some(f) = file else {
             return;
         };
+        let pid = m.header.pid;
+        let Some(t) = self.procs.get(&pid) else {
+            return;
+        };
+        if t.image.has_path(&f.path) {
+            return;
+        }
         let path = f.path.clone();
         let Some(module) = self.cache.open(f.id, f.file, &path) else {
             return;
         };
-        if let Some(t) = self.procs.get_mut(&pid) {
-            t.image.add_library(&path, module, load_bias);
-            self.send_image(pid);
+        if module
+            .dynamic_vaddr()
+            .is_some_and(|d| m.l_addr.wrapping_add(d) != m.l_ld)
+        {
+            log::info!("pid {pid}: {path} is not the file ld.so loaded there");
+            return;
         }
+        let added = self
+            .procs
+            .get_mut(&pid)
+            .is_some_and(|t| t.image.add_library(&path, module, m.l_addr));
+        if !added {
+            return;
+        }
+        if m.reason == tracer_common::MODULES_AT_DLOPEN {
+            self.place_probes(pid);
+        }
+        self.send_image(pid);
     }
 
     /// A second look after an exec: ld.so has mapped the libraries.
@@ -536,7 +633,7 @@ impl ProcessWork {
                             .into_owned();
                         self.cache.open(id, f, &display)
                     })
-                    .map(|m| self.go.binary(&m));
+                    .map(|m| self.go.binary(m.identity, &m.fd_path()));
                 match go {
                     Some(Ok(go)) => {
                         let is_go = go.is_some();
@@ -681,6 +778,18 @@ impl ProcessWork {
     }
 }
 
+/// Milliseconds from a kernel timestamp (CLOCK_MONOTONIC ns) to now.
+fn ms_since(ts_ns: u64) -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let now = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    now.saturating_sub(ts_ns) / 1_000_000
+}
+
 /// What a dropped record would have become (the `event` field of `lost`).
 fn lost_kind_name(kind: EventKind) -> &'static str {
     match kind {
@@ -691,7 +800,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Exec => "exec",
         EventKind::Go => "go",
         EventKind::Stack => "stack",
-        EventKind::Dlopen => "dlopen",
+        EventKind::Module => "module",
         EventKind::Cxx => "exception",
         EventKind::RustPanic => "rust_panic",
         EventKind::RustPanicMessage => "rust_panic_message",

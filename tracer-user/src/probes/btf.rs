@@ -41,6 +41,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         pid_level: member_offset(btf, &pid, "level")?,
         pid_numbers: member_offset(btf, &pid, "numbers")?,
         upid_size: upid.size() as u32,
+        mm_saved_auxv: member_offset(btf, &mm, "saved_auxv")?,
     })
 }
 

@@ -16,7 +16,7 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
-use tracer_common::{EventKind, GoConfig, GoProbe, TracedProcess, WatchedFile};
+use tracer_common::{EventKind, GoConfig, GoProbe, GoProcess, TracedProcess, WatchedFile};
 
 use super::btf::{VMLINUX_BTF, kernel_offsets};
 use crate::symbolize::ElfModule;
@@ -235,6 +235,19 @@ impl KernelProbes {
         self.go_config
             .set(slot, &config, 0)
             .with_context(|| format!("writing Go layout slot {slot}"))
+    }
+
+    /// Marks `pid` as a Go program whose runtime layout is in `slot`, before
+    /// its probes are placed: a panic it dies of meanwhile is read at its
+    /// exit (see the kernel's `exit_panic`).
+    pub fn mark_go_process(&mut self, pid: u32, slot: u32) -> Result<()> {
+        let mut map: HashMap<&mut MapData, u32, GoProcess> = HashMap::try_from(
+            self.ebpf
+                .map_mut("GO_PROCESSES")
+                .context("map GO_PROCESSES missing")?,
+        )?;
+        map.insert(&pid, &GoProcess { slot, probed: 0 }, 0)
+            .with_context(|| format!("marking pid {pid} as a Go process"))
     }
 
     /// Attaches the Go probe to `points` (file offsets) of `binary`, firing

@@ -1,7 +1,7 @@
 //! Decoding of ring-buffer records. The bytes come from the kernel but are
 //! still checked: a short or unknown record is an error, never a panic.
 
-use tracer_common::{CxxRecord, DlopenRecord, RustPanicMessageRecord, RustPanicRecord};
+use tracer_common::{CxxRecord, ModuleRecord, RustPanicMessageRecord, RustPanicRecord};
 use tracer_common::{
     EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, STACK_SNAPSHOT_BYTES,
     SignalGenerateRecord, SignalRecord, StackRecord,
@@ -15,7 +15,7 @@ pub enum KernelRecord {
     Exec(Box<ExecRecord>),
     Go(Box<GoRecord>),
     Stack(StackSnapshot),
-    Dlopen(Box<DlopenRecord>),
+    Module(Box<ModuleRecord>),
     Cxx(Box<CxxRecord>),
     RustPanic(Box<RustPanicRecord>),
     RustPanicMessage(Box<RustPanicMessageRecord>),
@@ -32,7 +32,7 @@ impl KernelRecord {
             Self::Exec(r) => &r.header,
             Self::Go(r) => &r.header,
             Self::Stack(r) => &r.header,
-            Self::Dlopen(r) => &r.header,
+            Self::Module(r) => &r.header,
             Self::Cxx(r) => &r.header,
             Self::RustPanic(r) => &r.header,
             Self::RustPanicMessage(r) => &r.header,
@@ -91,7 +91,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Fork => KernelRecord::Fork(read(bytes, kind)?),
         EventKind::Exec => KernelRecord::Exec(Box::new(read(bytes, kind)?)),
         EventKind::Go => KernelRecord::Go(Box::new(read(bytes, kind)?)),
-        EventKind::Dlopen => KernelRecord::Dlopen(Box::new(read(bytes, kind)?)),
+        EventKind::Module => KernelRecord::Module(Box::new(read(bytes, kind)?)),
         EventKind::Cxx => KernelRecord::Cxx(Box::new(read(bytes, kind)?)),
         EventKind::RustPanic => KernelRecord::RustPanic(Box::new(read(bytes, kind)?)),
         EventKind::RustPanicMessage => KernelRecord::RustPanicMessage(Box::new(read(bytes, kind)?)),

@@ -4,7 +4,7 @@
 //! the runtime's own traceback would print. The binary itself is read by
 //! [`crate::golang`].
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 use anyhow::{Context as _, Result};
 use aya::programs::uprobe::UProbeLinkId;
@@ -15,11 +15,11 @@ use tracer_common::{
 
 use super::{Procs, kernel_record};
 use crate::{
-    golang::{self, GoBinary, value::Captured},
+    golang::{self, GoBinary, LayoutFirst, value::Captured},
     probes::kernel::KernelProbes,
     record::{Body, Clock, GoFatal, GoGoexit, GoPanic, GoRecover, GoSigpanic, Record, SignalInfo},
     signals,
-    symbolize::{ElfModule, PcKind},
+    symbolize::PcKind,
 };
 
 /// Bounds for what is remembered between records of a goroutine.
@@ -43,32 +43,85 @@ pub struct GoFiles {
 struct Slot {
     index: u32,
     users: usize,
+    /// A table layout checked against DWARF (see [`GoFiles::check_layouts`]).
+    checked: bool,
 }
 
 impl GoFiles {
-    /// The Go binary in `exe`'s file (read once per file; `None` if it is
-    /// not Go).
-    pub fn binary(&mut self, exe: &ElfModule) -> Result<Option<Arc<GoBinary>>> {
-        if let Some(known) = self.binaries.get(&exe.identity) {
+    /// The Go binary in the file `identity` (device, inode), read through
+    /// `path` once per file; `None` if it is not Go.
+    pub fn binary(&mut self, identity: (u64, u64), path: &Path) -> Result<Option<Arc<GoBinary>>> {
+        if let Some(known) = self.binaries.get(&identity) {
             return Ok(known.clone());
         }
-        let binary = GoBinary::inspect(&exe.fd_path())?.map(Arc::new);
+        let binary = GoBinary::inspect_with(path, LayoutFirst::Table)?.map(Arc::new);
         if self.binaries.len() >= 4096 {
             // Bounded: a daemon sees many files over months.
             self.binaries.retain(|k, _| self.slots.contains_key(k));
         }
-        self.binaries.insert(exe.identity, binary.clone());
+        self.binaries.insert(identity, binary.clone());
         Ok(binary)
     }
 
-    /// Places the Go probes for `pid`, a process of `exe` (Go `binary`).
-    /// With `watched` (the file is watched) they are placed once for the
-    /// file, for every process of it from its first instruction.
+    /// Layouts taken from the version table to place probes at once are
+    /// checked against the binary's DWARF once the probes are in place;
+    /// where they differ, DWARF's is written to the binary's slot.
+    pub fn check_layouts(&mut self, probes: &mut KernelProbes, verbose: bool) {
+        let unchecked: Vec<((u64, u64), u32)> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.checked)
+            .map(|(f, s)| (*f, s.index))
+            .collect();
+        for (file, index) in unchecked {
+            if let Some(s) = self.slots.get_mut(&file) {
+                s.checked = true;
+            }
+            let Some(Some(binary)) = self.binaries.get(&file) else {
+                continue;
+            };
+            if binary.layout_source != "version table" {
+                continue;
+            }
+            let minor = binary
+                .version
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".");
+            match binary.dwarf_layout() {
+                Some(dwarf) if Some(dwarf) == binary.layout => {
+                    if verbose {
+                        log::info!(
+                            "{}: runtime layout from DWARF matches the {minor} table",
+                            binary.version
+                        );
+                    }
+                }
+                Some(dwarf) => {
+                    log::warn!(
+                        "{}: runtime layout from DWARF differs from the {minor} table: using DWARF's",
+                        binary.version
+                    );
+                    if let Err(err) = probes.set_go_config(index, dwarf) {
+                        log::warn!("{err:#}");
+                    }
+                }
+                None if verbose => log::info!("{}", binary.layout_notice()),
+                None => {}
+            }
+        }
+    }
+
+    /// Places the Go probes for `pid`, a process of the file `identity`
+    /// (Go `binary`, open at `path`). With `watched` (the file is watched)
+    /// they are placed once for the file, for every process of it from its
+    /// first instruction.
     pub fn place(
         &mut self,
         probes: &mut KernelProbes,
         pid: u32,
-        exe: &ElfModule,
+        (identity, path): ((u64, u64), &Path),
         binary: &GoBinary,
         watched: Option<WatchedFile>,
         verbose: bool,
@@ -79,18 +132,21 @@ impl GoFiles {
         if points.is_empty() {
             return Ok(());
         }
-        let slot = self.slot_for(probes, exe.identity, binary, verbose)?;
+        let slot = self.slot_for(probes, identity, binary, verbose)?;
+        // From now on a panic it dies of is read at its exit, if the probes
+        // below come too late for it.
+        probes.mark_go_process(pid, slot)?;
         match watched {
             Some(file) => {
                 if let std::collections::hash_map::Entry::Vacant(e) = self.file_links.entry(file) {
-                    e.insert(probes.attach_go(None, &exe.fd_path(), slot, &points)?);
-                    self.use_slot(exe.identity);
+                    e.insert(probes.attach_go(None, path, slot, &points)?);
+                    self.use_slot(identity);
                 }
             }
             None => {
-                let link = probes.attach_go(Some(pid), &exe.fd_path(), slot, &points)?;
-                self.process_links.insert(pid, (exe.identity, link));
-                self.use_slot(exe.identity);
+                let link = probes.attach_go(Some(pid), path, slot, &points)?;
+                self.process_links.insert(pid, (identity, link));
+                self.use_slot(identity);
             }
         }
         Ok(())
@@ -155,10 +211,18 @@ impl GoFiles {
                 format!("more than {MAX_GO_BINARIES} distinct Go binaries probed at once")
             })?;
         probes.set_go_config(index, layout)?;
-        if verbose {
+        // (A layout from the version table is said once DWARF checked it.)
+        if verbose && binary.layout_source != "version table" {
             log::info!("{}", binary.layout_notice());
         }
-        self.slots.insert(file, Slot { index, users: 0 });
+        self.slots.insert(
+            file,
+            Slot {
+                index,
+                users: 0,
+                checked: false,
+            },
+        );
         Ok(index)
     }
 

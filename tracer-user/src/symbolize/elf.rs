@@ -51,6 +51,8 @@ pub struct ElfModule {
     file: File,
     /// (device, inode) of the file.
     pub identity: (u64, u64),
+    /// ELF address of its dynamic section (PT_DYNAMIC), if it has one.
+    dynamic_vaddr: Option<u64>,
     pub debuginfo: DebugInfo,
     /// GNU build id, else Go's (`.note.go.buildid`), tagged by kind: the
     /// same build in two places (containers, copies) is one module.
@@ -111,6 +113,17 @@ impl ElfModule {
             bail!("{display} is not an ELF file");
         }
 
+        let dynamic_vaddr = match &obj {
+            object::File::Elf64(elf) => {
+                use object::read::elf::ProgramHeader as _;
+                let endian = elf.endian();
+                elf.elf_program_headers()
+                    .iter()
+                    .find(|p| p.p_type(endian) == object::elf::PT_DYNAMIC)
+                    .map(|p| p.p_vaddr(endian))
+            }
+            _ => None,
+        };
         let segments = obj
             .segments()
             .map(|s| {
@@ -193,6 +206,7 @@ impl ElfModule {
         Ok(Self {
             file,
             identity,
+            dynamic_vaddr,
             is_go,
             imports_dlopen,
             stmt_rows: Mutex::default(),
@@ -343,6 +357,12 @@ impl ElfModule {
         let start = start_code & !(PAGE - 1);
         let end = end_code.max(start + 1).div_ceil(PAGE).checked_mul(PAGE)?;
         Some((start, end, seg.file_offset & !(PAGE - 1)))
+    }
+
+    /// ELF address of the dynamic section (where ld.so's `l_ld` points,
+    /// less the load bias).
+    pub fn dynamic_vaddr(&self) -> Option<u64> {
+        self.dynamic_vaddr
     }
 
     /// The executable segments: (file offset, ELF address, size).

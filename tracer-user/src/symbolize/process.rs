@@ -128,8 +128,10 @@ impl ProcessImage {
 
     /// Adds a library the process loaded (dlopen, or ld.so at startup),
     /// placed as ld.so placed it: its executable segments at `load_bias`.
-    pub fn add_library(&mut self, path: &str, module: Arc<ElfModule>, load_bias: u64) {
+    /// Returns whether it added anything (false: that code was known).
+    pub fn add_library(&mut self, path: &str, module: Arc<ElfModule>, load_bias: u64) -> bool {
         const PAGE: u64 = 4096;
+        let mut added = false;
         let (dev, inode) = module.identity;
         for (offset, vaddr, size) in module.exec_segments() {
             let start = load_bias.wrapping_add(vaddr) & !(PAGE - 1);
@@ -149,7 +151,9 @@ impl ProcessImage {
                 },
                 module: Some(Arc::clone(&module)),
             });
+            added = true;
         }
+        added
     }
 
     /// The executable's module.
