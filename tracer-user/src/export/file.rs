@@ -53,8 +53,11 @@ impl FileSink {
     }
 
     /// Writes one record; a failure is counted (and said when writing
-    /// starts and stops failing), never passed on: tracing goes on.
-    pub fn offer(&mut self, record: &Record, value: &Value) {
+    /// starts and stops failing), never passed on: tracing goes on. A
+    /// report of what exporters lost (`counted` false) that cannot be
+    /// written is not itself counted, or a full disk would report its own
+    /// reports without end.
+    pub fn offer(&mut self, record: &Record, value: &Value, counted: bool) {
         match self.write(record, value) {
             Ok(()) if self.failing => {
                 self.failing = false;
@@ -66,7 +69,9 @@ impl FileSink {
             }
             Ok(()) => {}
             Err(err) => {
-                self.dropped += 1;
+                if counted {
+                    self.dropped += 1;
+                }
                 if !self.failing {
                     self.failing = true;
                     log::warn!("{err:#}: records are counted as lost until it works again");
@@ -91,9 +96,12 @@ impl FileSink {
             self.rotate()?;
         }
         // One write per record: a tailing reader never sees half a line.
-        self.file
-            .write_all(&self.line)
-            .with_context(|| format!("writing {}", self.path.display()))?;
+        if let Err(err) = self.file.write_all(&self.line) {
+            // Part of the line may be in (a full disk): cut it off, so the
+            // file stays whole lines and the next record starts clean.
+            let _ = self.file.set_len(self.written);
+            return Err(err).with_context(|| format!("writing {}", self.path.display()));
+        }
         self.written += self.line.len() as u64;
         Ok(())
     }

@@ -61,8 +61,15 @@ impl Exporters {
         if let Some(m) = &self.metrics {
             m.observe(&value);
         }
+        let about_exports = matches!(
+            record.body,
+            crate::record::Body::Lost {
+                event: "export",
+                ..
+            }
+        );
         for f in &mut self.files {
-            f.offer(record, &value);
+            f.offer(record, &value, !about_exports);
         }
         for (sink, _) in &self.sinks {
             sink.offer(&value);
@@ -74,7 +81,10 @@ impl Exporters {
         let mut out = Vec::new();
         for (f, seen) in self.files.iter().zip(&mut self.reported_file_drops) {
             if f.dropped > *seen {
-                out.push((format!("file {}", f.path().display()), f.dropped - *seen));
+                out.push((
+                    format!("file {} (could not be written)", f.path().display()),
+                    f.dropped - *seen,
+                ));
                 *seen = f.dropped;
             }
         }
@@ -84,7 +94,10 @@ impl Exporters {
                 .dropped
                 .load(std::sync::atomic::Ordering::Relaxed);
             if now > *seen {
-                out.push((sink.name.clone(), now - *seen));
+                out.push((
+                    format!("{} (queue full or unreachable)", sink.name),
+                    now - *seen,
+                ));
                 *seen = now;
             }
         }

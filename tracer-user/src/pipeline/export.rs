@@ -105,11 +105,7 @@ impl Export {
     /// Reports what exporters dropped since the last call.
     pub fn poll_drops(&mut self) {
         for (sink, count) in self.exporters.new_drops() {
-            let record = self.lost_record(
-                count,
-                format!("not exported: {sink} (queue full or unreachable)"),
-                "export",
-            );
+            let record = self.lost_record(count, format!("not exported: {sink}"), "export");
             self.write(&record);
         }
     }
@@ -121,11 +117,7 @@ impl Export {
         let mut exporters = std::mem::take(&mut self.exporters);
         exporters.close(limit).await;
         for (sink, count) in exporters.new_drops() {
-            let record = self.lost_record(
-                count,
-                format!("not exported: {sink} (queue full or unreachable)"),
-                "export",
-            );
+            let record = self.lost_record(count, format!("not exported: {sink}"), "export");
             self.write_output(&record);
         }
         if self.out_failed > 0 {
