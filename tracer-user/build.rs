@@ -32,6 +32,11 @@ fn main() -> anyhow::Result<()> {
         .as_str()
         .to_owned();
     println!("cargo::rerun-if-env-changed=PATH");
+    // aya-build forwards the inner cargo's stderr as `cargo::warning`
+    // lines: quiet, it has nothing to say unless something is wrong (the
+    // compiler's own diagnostics still come through).
+    // SAFETY: the build script is single-threaded at this point.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "tracer-ebpf",

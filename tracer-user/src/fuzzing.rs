@@ -158,7 +158,12 @@ pub fn unwind(data: &[u8]) {
     let mut starts = interesting_addresses(elf_bytes, 32);
     starts.insert(0, regs.rip);
     for rip in starts {
-        let _ = crate::unwind::unwind_module(&module, Regs { rip, ..regs }, &stack, 64);
+        let _ = crate::unwind::walk(
+            |pc| Some((Arc::clone(&module), pc)),
+            Regs { rip, ..regs },
+            &stack,
+            64,
+        );
     }
 }
 

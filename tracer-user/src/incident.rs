@@ -128,6 +128,16 @@ impl Correlator {
                         .map(|(k, _)| *k),
                     _ => None,
                 }
+                .or_else(|| {
+                    // No sigpanic seen (its probe came late): a runtime
+                    // error after a fault the runtime's handler took is
+                    // that fault's panic, on whichever thread the goroutine
+                    // went on panicking (it may move between threads).
+                    let thread_story = (pid, Key::Thread(tid));
+                    (runtime_error(record) && !self.open.contains_key(&thread_story))
+                        .then(|| self.handled_fault_story(pid))
+                        .flatten()
+                })
                 .unwrap_or((pid, Key::Thread(tid)));
                 if !self.open.contains_key(&key)
                     && let Some(mut story) = self.open.remove(&fault_story)
@@ -187,6 +197,28 @@ impl Correlator {
         }
     }
 
+    /// The latest open story of `pid` that a fault with a handler (a Go
+    /// runtime's) started, not yet joined by a goroutine.
+    fn handled_fault_story(&self, pid: u32) -> Option<(u32, Key)> {
+        self.open
+            .iter()
+            .filter(|((p, k), _)| *p == pid && matches!(k, Key::Thread(_)))
+            .filter_map(|(k, story)| {
+                let first = story.events.first()?;
+                match &first.body {
+                    Body::Signal(s)
+                        if signals::is_fault(s.signal.number)
+                            && s.signal.disposition == "handler" =>
+                    {
+                        Some((first.ts_ns, *k))
+                    }
+                    _ => None,
+                }
+            })
+            .max_by_key(|(ts, _)| *ts)
+            .map(|(_, k)| k)
+    }
+
     fn push(&mut self, key: (u32, Key), record: &Record) {
         self.open
             .entry(key)
@@ -199,6 +231,16 @@ impl Correlator {
     #[cfg(test)]
     pub fn open_count(&self) -> usize {
         self.open.len()
+    }
+}
+
+/// A Go panic or fatal panic whose value is a runtime error (what a fault
+/// becomes).
+fn runtime_error(record: &Record) -> bool {
+    match &record.body {
+        Body::Panic(p) => p.message.starts_with("runtime error:"),
+        Body::Fatal(f) => f.source == "panic" && f.message.starts_with("runtime error:"),
+        _ => false,
     }
 }
 
@@ -720,6 +762,31 @@ mod tests {
         assert_eq!(
             outcome(&inc),
             (Outcome::Crashed, "concurrent map writes".into(), 2)
+        );
+    }
+
+    /// A fault the Go runtime's handler took on one thread, then the fatal
+    /// panic it became printed from another (the goroutine moved, and no
+    /// sigpanic was seen: its probe came late): one crashed story.
+    #[test]
+    fn runtime_error_after_a_handled_fault_on_another_thread_is_its_story() {
+        let mut c = Correlator::default();
+        c.observe(&signal(11, "SEGV_MAPERR", None, "handler"));
+        let mut printed = go(
+            "fatal",
+            1,
+            105,
+            "runtime error: invalid memory address or nil pointer dereference",
+        );
+        if let Body::Fatal(f) = &mut printed.body {
+            f.source = "panic";
+        }
+        c.observe(&printed);
+        let incidents = c.observe(&exit(2 << 8));
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(
+            outcome(&incidents[0]),
+            (Outcome::Crashed, "SIGSEGV".into(), 3)
         );
     }
 }

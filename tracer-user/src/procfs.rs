@@ -11,8 +11,36 @@ use std::{fs::File, path::PathBuf};
 use crate::{
     maps::{self, MapEntry},
     record::Container,
-    symbolize::FileId,
 };
+
+/// A file's identity: device and inode (what /proc/PID/maps and the
+/// kernel name it by), with size and modification time so that a file
+/// rewritten in place is a new file, not a stale cached one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// `st_dev` as userspace sees it (glibc's `makedev` encoding).
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileId {
+    pub fn of(file: &std::fs::File) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = file.metadata()?;
+        Ok(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        })
+    }
+
+    pub fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+}
 
 /// A mapped file, opened while its process lived.
 pub struct OpenFile {

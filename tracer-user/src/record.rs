@@ -5,9 +5,29 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::symbolize::Frame;
-
 pub const SCHEMA: &str = "crashtrace.v1";
+
+/// One frame as the contract's NDJSON spells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    /// Runtime address (hex string).
+    pub pc: String,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub inlined: bool,
+    pub module: Option<String>,
+    /// A frame a tail call removed from the stack, restored from DWARF
+    /// call-site information (as gdb does); `pc` is the address after the
+    /// jump.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tail_call: bool,
+    /// Extension: where `pc` is in `module`'s file (hex), so a frame can be
+    /// symbolized later, elsewhere (`crashtrace report`), without knowing
+    /// where the module was loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_offset: Option<String>,
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {

@@ -242,7 +242,7 @@ fn early_go_panics_through_wrappers_are_go_stories() {
                             .into_iter()
                             .find(|i| i["pid"] == pid)
                             .unwrap_or_else(|| panic!("{ctx}: no incident"));
-                        assert_eq!(incident["outcome"], "crashed", "{ctx}");
+                        assert_eq!(incident["outcome"], "crashed", "{ctx}: {records:#?}");
                         let (_, runtime) = go_traceback(&stderr);
                         let runtime: Vec<_> = runtime
                             .into_iter()

@@ -1,8 +1,8 @@
 //! The analysis thread: owns what turns kernel records into the contract's
 //! records — processes' images (as process work built them), stack copies,
 //! the runtime decoders, the incident correlator, redaction and rate
-//! limits — and hands finished records to export. When nothing is waiting
-//! it parses DWARF ahead of the first crash (the file cache's warm-up).
+//! limits — and hands finished records to export. DWARF is parsed ahead of
+//! the first crash on a thread of its own ([`super::warm`]).
 
 use std::{
     collections::HashMap,
@@ -71,11 +71,6 @@ impl Analysis {
             let event = match events.try_recv() {
                 Ok(e) => Some(e),
                 Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) if self.cache.has_cold_modules() => {
-                    // Nothing waiting: parse DWARF ahead, a short step.
-                    self.cache.warm_step();
-                    None
-                }
                 Err(TryRecvError::Empty) => match events.recv_timeout(TICK) {
                     Ok(e) => Some(e),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -194,6 +189,7 @@ impl Analysis {
 
     fn on_exit(&mut self, r: &tracer_common::ExitRecord) -> Option<Record> {
         let pid = r.header.pid;
+
         if let Some(shed) = self.rate.forget(pid) {
             self.emit_lost(shed.0, shed.1, "rate_limit");
         }
@@ -330,6 +326,7 @@ impl Analysis {
             && self.summary.latencies_us.len() < 100_000
         {
             let us = self.clock.now_mono().saturating_sub(first.ts_ns) / 1000;
+
             self.summary.latencies_us.push(us);
         }
     }

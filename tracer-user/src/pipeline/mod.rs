@@ -12,7 +12,9 @@
 //!                 dlopen      kernel maps     rate limits  SIGHUP)
 //! ```
 //!
-//! Hand-offs are bounded channels. The capture thread never blocks: when
+//! A warm-up thread ([`warm`], lower priority) parses the DWARF of every
+//! binary the file cache opens ahead of the first crash. Hand-offs are
+//! bounded channels. The capture thread never blocks: when
 //! process work is behind, what it cannot pass on is counted and reported
 //! as `lost`. The later stages apply back-pressure to each other (the
 //! kernel's ring and the capture thread absorb it). [`Tracer`] is the
@@ -23,6 +25,7 @@ pub mod analysis;
 pub mod capture;
 pub mod export;
 pub mod process;
+pub mod warm;
 
 use std::{
     collections::HashMap,
@@ -188,9 +191,10 @@ impl Summary {
                 l.sort_unstable();
                 let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize];
                 details.push_str(&format!(
-                    ", crash-to-incident latency p50 {} us p99 {} us",
+                    ", crash-to-incident latency p50 {} us p99 {} us max {} us",
                     at(0.5),
-                    at(0.99)
+                    at(0.99),
+                    at(1.0)
                 ));
             }
             details.push_str(&format!(
@@ -232,6 +236,7 @@ pub struct Tracer {
     summary: Option<Box<Summary>>,
     gauges: Arc<Gauges>,
     tick: tokio::time::Interval,
+    warm_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Tracer {
@@ -275,6 +280,8 @@ impl Tracer {
             .spawn(move || work.run(from_capture, command_rx))
             .map_err(spawn_err)?;
         let (stopper, capture) = capture::spawn(ring, to_process, drops).map_err(spawn_err)?;
+        let warm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        warm::spawn(Arc::clone(&cache), Arc::clone(&warm_stop)).map_err(spawn_err)?;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Self {
@@ -287,6 +294,7 @@ impl Tracer {
             summary: None,
             gauges,
             tick,
+            warm_stop,
         })
     }
 
@@ -404,6 +412,8 @@ impl Tracer {
     /// exporters deliver (at most `flush`), and stops: programs and links
     /// are released with the process-work thread.
     pub async fn finish(mut self, flush: Duration) -> Summary {
+        self.warm_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.stopper.stop();
         while self.summary.is_none() {
             match self.out.recv().await {

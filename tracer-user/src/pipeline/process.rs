@@ -688,7 +688,37 @@ impl ProcessWork {
         }
         let key = self.probes.watch_file(path, true)?;
         self.watched.insert(key, path.to_path_buf());
+        self.prepare_watched(key, path);
         Ok(procfs::processes_running(key))
+    }
+
+    /// Ahead of the processes of a watched file: its binary, its
+    /// interpreter and the libraries it needs opened (their DWARF parsed
+    /// in idle time, so the first crash is symbolized warm), and for a Go
+    /// program its probes placed on the file.
+    fn prepare_watched(&mut self, key: WatchedFile, path: &std::path::Path) {
+        let display = path.to_string_lossy().into_owned();
+        let Some(module) = self.cache.open_path(path, &display) else {
+            return;
+        };
+        for lib in module.needed_paths(path) {
+            let _ = self.cache.open_path(&lib, &lib.to_string_lossy());
+        }
+        match self.go.binary(module.identity, &module.fd_path()) {
+            Ok(Some(binary)) => {
+                if let Err(err) = self.go.place_file(
+                    &mut self.probes,
+                    key,
+                    (module.identity, &module.fd_path()),
+                    &binary,
+                    self.verbose,
+                ) {
+                    log::warn!("{display}: Go probes not attached: {err:#}");
+                }
+            }
+            Ok(None) => {}
+            Err(err) => log::warn!("{display}: cannot read its Go build: {err:#}"),
+        }
     }
 
     /// Stops tracing new processes of a watched file (running ones stay

@@ -152,6 +152,29 @@ impl GoFiles {
         Ok(())
     }
 
+    /// Places the Go probes on the watched file `file` (identity, open at
+    /// `path`) for all its processes, before any of them runs: no process
+    /// of a watched file runs without them.
+    pub fn place_file(
+        &mut self,
+        probes: &mut KernelProbes,
+        file: WatchedFile,
+        (identity, path): ((u64, u64), &Path),
+        binary: &GoBinary,
+        verbose: bool,
+    ) -> Result<()> {
+        let points: Vec<(GoProbe, u64)> =
+            binary.points.iter().map(|&(p, _, off)| (p, off)).collect();
+        if points.is_empty() || self.file_links.contains_key(&file) {
+            return Ok(());
+        }
+        let slot = self.slot_for(probes, identity, binary, verbose)?;
+        self.file_links
+            .insert(file, probes.attach_go(None, path, slot, &points)?);
+        self.use_slot(identity);
+        Ok(())
+    }
+
     /// The process exited or exec'd: its probes go, and its binary's slot
     /// when nothing else uses it.
     pub fn release(&mut self, probes: &mut KernelProbes, pid: u32) {

@@ -208,12 +208,7 @@ pub fn unwind_copy(
         hole: copy.hole,
         data: &copy.data,
     };
-    Some(crate::unwind::unwind(
-        image,
-        start,
-        &stack,
-        MAX_UNWIND_DEPTH,
-    ))
+    Some(image.unwind(start, &stack, MAX_UNWIND_DEPTH))
 }
 
 /// Frames of a thread stopped at a probe (C++ throw, Rust panic), from

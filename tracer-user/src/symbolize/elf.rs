@@ -53,6 +53,11 @@ pub struct ElfModule {
     pub identity: (u64, u64),
     /// ELF address of its dynamic section (PT_DYNAMIC), if it has one.
     dynamic_vaddr: Option<u64>,
+    /// Its DT_NEEDED libraries and DT_RUNPATH/DT_RPATH directories, and
+    /// its program interpreter (PT_INTERP: ld.so).
+    needed: Vec<String>,
+    interp: Option<String>,
+    runpath: Vec<String>,
     pub debuginfo: DebugInfo,
     /// GNU build id, else Go's (`.note.go.buildid`), tagged by kind: the
     /// same build in two places (containers, copies) is one module.
@@ -113,17 +118,28 @@ impl ElfModule {
             bail!("{display} is not an ELF file");
         }
 
-        let dynamic_vaddr = match &obj {
+        let (dynamic_vaddr, interp) = match &obj {
             object::File::Elf64(elf) => {
                 use object::read::elf::ProgramHeader as _;
                 let endian = elf.endian();
-                elf.elf_program_headers()
+                let headers = elf.elf_program_headers();
+                let dynamic = headers
                     .iter()
                     .find(|p| p.p_type(endian) == object::elf::PT_DYNAMIC)
-                    .map(|p| p.p_vaddr(endian))
+                    .map(|p| p.p_vaddr(endian));
+                let interp = headers
+                    .iter()
+                    .find(|p| p.p_type(endian) == object::elf::PT_INTERP)
+                    .and_then(|p| p.data(endian, elf.data()).ok())
+                    .map(|b| {
+                        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                        String::from_utf8_lossy(&b[..end]).into_owned()
+                    });
+                (dynamic, interp)
             }
-            _ => None,
+            _ => (None, None),
         };
+        let (needed, runpath) = dynamic_entries(&obj);
         let segments = obj
             .segments()
             .map(|s| {
@@ -207,6 +223,9 @@ impl ElfModule {
             file,
             identity,
             dynamic_vaddr,
+            needed,
+            interp,
+            runpath,
             is_go,
             imports_dlopen,
             stmt_rows: Mutex::default(),
@@ -305,6 +324,8 @@ impl ElfModule {
     /// first crash does not pay for it. Returns true when every function has
     /// been looked up once. Meant for idle time, a step at a time.
     pub fn warm(&self, budget: std::time::Duration) -> bool {
+        // The CFI index first: every native crash unwinds through it.
+        let _ = self.cfi();
         let Some(dwarf) = &self.dwarf else {
             return true;
         };
@@ -357,6 +378,47 @@ impl ElfModule {
         let start = start_code & !(PAGE - 1);
         let end = end_code.max(start + 1).div_ceil(PAGE).checked_mul(PAGE)?;
         Some((start, end, seg.file_offset & !(PAGE - 1)))
+    }
+
+    /// Its interpreter (ld.so) and the libraries ld.so will load for it
+    /// (DT_NEEDED), found as ld.so finds them: its RUNPATH (`$ORIGIN` is
+    /// the directory of `path`), then the system's library directories.
+    /// Missing ones are left out. (Their own dependencies are not followed.)
+    pub fn needed_paths(&self, path: &Path) -> Vec<std::path::PathBuf> {
+        const SYSTEM: [&str; 4] = [
+            "/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu",
+            "/lib64",
+            "/usr/lib",
+        ];
+        let origin = path.parent().map(|p| p.to_string_lossy().into_owned());
+        let dirs: Vec<String> = self
+            .runpath
+            .iter()
+            .flat_map(|r| r.split(':'))
+            .map(|d| match &origin {
+                Some(o) => d.replace("$ORIGIN", o).replace("${ORIGIN}", o),
+                None => d.to_owned(),
+            })
+            .chain(SYSTEM.iter().map(|s| (*s).to_owned()))
+            .collect();
+        let interp = self
+            .interp
+            .as_ref()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_file());
+        interp
+            .into_iter()
+            .chain(self.needed.iter().filter_map(|lib| {
+                if lib.contains('/') {
+                    let p = std::path::PathBuf::from(lib);
+                    return p.is_file().then_some(p);
+                }
+                dirs.iter()
+                    .map(|d| Path::new(d).join(lib))
+                    .find(|p| p.is_file())
+            }))
+            .collect()
     }
 
     /// ELF address of the dynamic section (where ld.so's `l_ld` points,
@@ -489,10 +551,51 @@ impl ElfModule {
     }
 }
 
+impl crate::unwind::CfiSource for ElfModule {
+    fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
+        ElfModule::cfi(self)
+    }
+}
+
 /// A lock that a panic elsewhere (a bug) does not make unusable: the
 /// guarded caches are rebuilt on demand, never left half-written.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// DT_NEEDED names and DT_RUNPATH/DT_RPATH entries of a dynamic ELF file.
+fn dynamic_entries(obj: &object::File<'_>) -> (Vec<String>, Vec<String>) {
+    use object::read::elf::{Dyn as _, FileHeader as _};
+    let object::File::Elf64(elf) = obj else {
+        return (Vec::new(), Vec::new());
+    };
+    let endian = elf.endian();
+    let data = elf.data();
+    let sections = match elf.elf_header().sections(endian, data) {
+        Ok(s) => s,
+        Err(_) => return (Vec::new(), Vec::new()),
+    };
+    let Ok(Some((dyns, link))) = sections.dynamic(endian, data) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Ok(strings) = sections.strings(endian, data, link) else {
+        return (Vec::new(), Vec::new());
+    };
+    let text = |d: &object::elf::Dyn64<object::Endianness>| {
+        let at = u32::try_from(d.d_val(endian)).ok()?;
+        let bytes = strings.get(at).ok()?;
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    };
+    let (mut needed, mut runpath) = (Vec::new(), Vec::new());
+    for d in dyns {
+        let tag = d.d_tag(endian);
+        if tag == object::elf::DT_NEEDED {
+            needed.extend(text(d));
+        } else if tag == object::elf::DT_RUNPATH || tag == object::elf::DT_RPATH {
+            runpath.extend(text(d));
+        }
+    }
+    (needed, runpath)
 }
 
 /// The GNU build id, or the Go toolchain's (Go links internally without a

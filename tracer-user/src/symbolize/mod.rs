@@ -22,27 +22,7 @@ use serde::Serialize;
 
 pub use elf::ElfModule;
 
-/// One frame as the contract's NDJSON spells it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Frame {
-    /// Runtime address (hex string).
-    pub pc: String,
-    pub function: Option<String>,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    pub inlined: bool,
-    pub module: Option<String>,
-    /// A frame a tail call removed from the stack, restored from DWARF
-    /// call-site information (as gdb does); `pc` is the address after the
-    /// jump.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub tail_call: bool,
-    /// Extension: where `pc` is in `module`'s file (hex), so a frame can be
-    /// symbolized later, elsewhere (`crashtrace report`), without knowing
-    /// where the module was loaded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_offset: Option<String>,
-}
+pub use crate::record::Frame;
 
 /// Where a frame's address came from: the faulting instruction itself, or a
 /// return address (look up `pc - 1` to land in the call instruction, as gdb
@@ -86,34 +66,7 @@ pub struct SourceLocation {
     pub line: Option<u32>,
 }
 
-/// A file's identity: device and inode (what /proc/PID/maps and the
-/// kernel name it by), with size and modification time so that a file
-/// rewritten in place is a new file, not a stale cached one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FileId {
-    /// `st_dev` as userspace sees it (glibc's `makedev` encoding).
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-}
-
-impl FileId {
-    pub fn of(file: &std::fs::File) -> std::io::Result<Self> {
-        use std::os::unix::fs::MetadataExt as _;
-        let m = file.metadata()?;
-        Ok(Self {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        })
-    }
-
-    pub fn inode(&self) -> (u64, u64) {
-        (self.dev, self.ino)
-    }
-}
+pub use crate::procfs::FileId;
 
 /// The kernel's `s_dev` encoding (`major << 20 | minor`, what the exec
 /// record carries) as userspace's `st_dev`.
@@ -135,6 +88,8 @@ const IDLE_MODULES: usize = 64;
 #[derive(Default)]
 pub struct FileCache {
     inner: std::sync::Mutex<CacheInner>,
+    /// Signalled when a module with DWARF to parse ahead is added.
+    cold_added: std::sync::Condvar,
 }
 
 #[derive(Default)]
@@ -211,6 +166,7 @@ impl FileCache {
                             inner.by_build_id.insert(b.clone(), Arc::downgrade(&m));
                         }
                         inner.cold.push_back(Arc::clone(&m));
+                        self.cold_added.notify_all();
                         m
                     }
                 }
@@ -250,6 +206,14 @@ impl FileCache {
         !self.inner().cold.is_empty()
     }
 
+    /// Waits (at most `limit`) until some opened binary has DWARF to parse.
+    pub fn wait_for_cold(&self, limit: Duration) {
+        let inner = self.inner();
+        if inner.cold.is_empty() {
+            let _ = self.cold_added.wait_timeout(inner, limit);
+        }
+    }
+
     /// One bounded step of DWARF warm-up (a few milliseconds): call it when
     /// there is nothing else to do. Outside the cache's lock.
     pub fn warm_step(&self) {
@@ -267,6 +231,13 @@ impl FileCache {
                 inner.cold.pop_front();
             }
             inner.warmed_modules += 1;
+            if inner.cold.is_empty() {
+                log::info!(
+                    "warm: DWARF of {} binaries parsed ahead in {} ms",
+                    inner.warmed_modules,
+                    inner.warm_time.as_millis()
+                );
+            }
         }
     }
 

@@ -241,6 +241,17 @@ impl ProcessImage {
             .any(|m| pc >= m.entry.start && pc < m.entry.end)
     }
 
+    /// A crashed thread's frames from a copy of its stack, with the CFI of
+    /// the module each pc is in (frame pointers where it has none).
+    pub fn unwind(
+        &self,
+        start: crate::unwind::Regs,
+        stack: &crate::unwind::StackCopy<'_>,
+        max: usize,
+    ) -> crate::unwind::Unwound {
+        crate::unwind::walk(|pc| self.module_at(pc), start, stack, max)
+    }
+
     /// The module mapped at runtime address `pc`, and `pc` as an address in
     /// that module's ELF address space.
     pub fn module_at(&self, pc: u64) -> Option<(Arc<ElfModule>, u64)> {

@@ -9,8 +9,6 @@ pub mod cfi;
 
 use std::sync::Arc;
 
-use crate::symbolize::{elf::ElfModule, process::ProcessImage};
-
 /// x86_64 DWARF register numbers.
 const RBX: u16 = 3;
 const RBP: u16 = 6;
@@ -92,24 +90,15 @@ enum Step {
     Stuck,
 }
 
-pub fn unwind(image: &ProcessImage, start: Regs, stack: &StackCopy<'_>, max: usize) -> Unwound {
-    walk(|pc| image.module_at(pc), start, stack, max)
-}
-
-/// Unwinds through one module placed at its own (ELF) addresses: for the
-/// fuzz target of the CFI interpreter.
-pub fn unwind_module(
-    module: &Arc<ElfModule>,
-    start: Regs,
-    stack: &StackCopy<'_>,
-    max: usize,
-) -> Unwound {
-    walk(|pc| Some((Arc::clone(module), pc)), start, stack, max)
+/// What the walk needs of a module: its call frame information.
+/// (`symbolize::ElfModule` has it; the unwinder knows nothing else of it.)
+pub trait CfiSource {
+    fn cfi(&self) -> Option<&cfi::Cfi>;
 }
 
 /// The walk, given where each pc's module is and the pc's address in it.
-fn walk(
-    module_at: impl Fn(u64) -> Option<(Arc<ElfModule>, u64)>,
+pub fn walk<M: CfiSource>(
+    module_at: impl Fn(u64) -> Option<(Arc<M>, u64)>,
     start: Regs,
     stack: &StackCopy<'_>,
     max: usize,

@@ -13,13 +13,18 @@ use crate::util::{run, workspace_root};
 
 /// The Go benchmark program (testdata/go/bench), built with `go`.
 pub(crate) fn build_go_bench(go: &Path, version: &str) -> Result<PathBuf> {
+    build_go_program(go, version, "bench")
+}
+
+/// testdata/go/NAME built with `go` into target/bench.
+pub(crate) fn build_go_program(go: &Path, version: &str, name: &str) -> Result<PathBuf> {
     let root = workspace_root();
-    let bin = root.join(format!("target/bench/bench-go{version}"));
+    let bin = root.join(format!("target/bench/{name}-go{version}"));
     fs::create_dir_all(root.join("target/bench"))?;
     run(Command::new(go)
         .args(["build", "-o"])
         .arg(&bin)
-        .arg(root.join("testdata/go/bench/main.go"))
+        .arg(root.join(format!("testdata/go/{name}/main.go")))
         .env("GOTOOLCHAIN", "local")
         .env("GOPROXY", "off")
         .env("GO111MODULE", "off")

@@ -5,6 +5,7 @@
 mod events;
 mod footprint;
 mod go;
+mod latency;
 mod symbolize;
 mod throughput;
 mod unwind;
@@ -17,6 +18,7 @@ pub(crate) use self::go::build_go_bench;
 use self::{
     events::bench_events,
     footprint::bench_footprint,
+    latency::bench_latency,
     symbolize::{bench_symbolize, bench_symbolize_native},
     throughput::bench_throughput,
     unwind::bench_unwind,
@@ -54,6 +56,9 @@ pub(crate) enum BenchPart {
     /// Event throughput: signals from 4 processes at rising rates, recorded
     /// + counted lost = generated, the highest rate with nothing lost.
     Throughput,
+    /// Crash-to-incident latency under attach --exe: a C and a Go program,
+    /// 50 crashing processes each, warmed at attach.
+    Latency,
 }
 
 pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
@@ -67,6 +72,9 @@ pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     }
     if wanted(BenchPart::Throughput) {
         bench_throughput(&crashtrace)?;
+    }
+    if wanted(BenchPart::Latency) {
+        bench_latency(&crashtrace)?;
     }
     if !wanted(BenchPart::Go) && !wanted(BenchPart::Symbolize) {
         if wanted(BenchPart::Unwind) {
