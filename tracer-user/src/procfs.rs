@@ -6,7 +6,13 @@
 //! is enough to symbolize its crash afterwards, from files it no longer
 //! holds, whatever the rest of crashtrace was busy with meanwhile.
 
-use std::{fs::File, path::PathBuf};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, Result};
+use tracer_common::WatchedFile;
 
 use crate::{
     maps::{self, MapEntry},
@@ -187,16 +193,23 @@ pub fn is_kernel_thread(pid: u32) -> bool {
         .is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
+/// A file's identity as the kernel's exec path sees it: (`s_dev` in the
+/// kernel's encoding, `(major << 20) | minor`, inode).
+pub fn file_key(path: &Path) -> Result<WatchedFile> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    let dev = meta.dev();
+    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
+    Ok([kernel_dev, meta.ino()])
+}
+
 /// The processes whose executable is the file `key` names (the kernel's
 /// device encoding and inode).
-pub fn processes_running(key: tracer_common::WatchedFile) -> Vec<u32> {
+pub fn processes_running(key: WatchedFile) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            crate::probes::kernel::file_key(std::path::Path::new(&format!("/proc/{pid}/exe")))
-                .is_ok_and(|k| k == key)
-        })
+        .filter(|pid| file_key(Path::new(&format!("/proc/{pid}/exe"))).is_ok_and(|k| k == key))
         .collect()
 }

@@ -113,7 +113,7 @@ impl ExecSelect {
 pub fn keys_of(paths: &[PathBuf]) -> HashSet<WatchedFile> {
     paths
         .iter()
-        .filter_map(|p| crate::probes::kernel::file_key(p).ok())
+        .filter_map(|p| crate::procfs::file_key(p).ok())
         .collect()
 }
 

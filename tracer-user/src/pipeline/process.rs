@@ -675,7 +675,7 @@ impl ProcessWork {
     /// (to attach to them). Go probes for it are placed once, for all its
     /// processes.
     fn watch(&mut self, path: &std::path::Path) -> Result<Vec<u32>> {
-        if let Ok(key) = crate::probes::kernel::file_key(path)
+        if let Ok(key) = crate::procfs::file_key(path)
             && self.watched.contains(&key)
         {
             return Ok(Vec::new());

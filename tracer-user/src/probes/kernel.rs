@@ -323,7 +323,7 @@ impl KernelProbes {
         let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?);
         let path = libstdcxx.fd_path();
         for (prog, symbol) in CXX_PROGRAMS {
-            let skip = emulated_entry_offset(&path, symbol);
+            let skip = emulated_entry_offset(libstdcxx, symbol);
             let program: &mut UProbe = self
                 .ebpf
                 .program_mut(prog)
@@ -458,15 +458,7 @@ impl KernelProbes {
     }
 }
 
-/// A file's identity as the kernel's exec path sees it: (`s_dev` in the
-/// kernel's encoding, `(major << 20) | minor`, inode).
-pub fn file_key(path: &Path) -> Result<WatchedFile> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-    let dev = meta.dev();
-    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
-    Ok([kernel_dev, meta.ino()])
-}
+pub use crate::procfs::file_key;
 
 /// A thread that closes links handed to it (see `KernelProbes::reaper`).
 /// When crashtrace exits, links still queued close with the process.
@@ -482,41 +474,31 @@ fn spawn_reaper() -> std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink> 
     tx
 }
 
-/// Where to put a probe on `symbol` in `path` so the kernel emulates the
+/// Where to put a probe on `symbol` in `module` so the kernel emulates the
 /// probed instruction instead of single-stepping it (~0.7 µs a hit instead
 /// of ~13.5 µs on these VMs): past a leading `endbr64` (a no-op for the
 /// probe: registers and stack are as at entry) when a `push` follows, which
 /// the kernel emulates. 0 (the entry) otherwise.
-pub fn emulated_entry_offset(path: &Path, symbol: &str) -> u64 {
-    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
-    let Ok(data) = std::fs::read(path) else {
-        return 0;
-    };
-    let Ok(obj) = object::File::parse(&*data) else {
-        return 0;
-    };
-    let Some(sym) = obj
-        .dynamic_symbols()
-        .chain(obj.symbols())
-        .find(|s| s.name() == Ok(symbol) && s.is_definition())
-    else {
-        return 0;
-    };
-    let Some(bytes) = obj.sections().find_map(|sec| {
-        let start = sec.address();
-        let off = sym.address().checked_sub(start)?;
-        (off < sec.size())
-            .then(|| sec.data().ok()?.get(off as usize..off as usize + 6))
-            .flatten()
-    }) else {
-        return 0;
-    };
+pub fn emulated_entry_offset(module: &ElfModule, symbol: &str) -> u64 {
     const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
     // push %reg: 0x50+r, or 0x41 0x50+r for r8–r15.
     let push = |b: &[u8]| matches!(b, [0x50..=0x57, ..] | [0x41, 0x50..=0x57, ..]);
-    if bytes[..4] == ENDBR64 && push(&bytes[4..]) {
-        4
-    } else {
-        0
+    match module.function_bytes(symbol, 6) {
+        Some(bytes) if bytes[..4] == ENDBR64 && push(&bytes[4..]) => 4,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Debian 12's libstdc++: __cxa_throw starts `endbr64; push %r13`, so
+    /// its probe goes 4 bytes in, where the kernel emulates the push;
+    /// std::terminate starts `endbr64; sub $8,%rsp`: at its entry.
+    #[test]
+    fn cxx_throw_probe_skips_endbr64_in_the_systems_libstdcxx() {
+        let path = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libstdc++.so.6");
+        let module = crate::symbolize::ElfModule::open(path, "libstdc++.so.6").expect("libstdc++");
+        assert_eq!(super::emulated_entry_offset(&module, "__cxa_throw"), 4);
+        assert_eq!(super::emulated_entry_offset(&module, "_ZSt9terminatev"), 0);
     }
 }

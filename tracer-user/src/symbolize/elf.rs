@@ -308,6 +308,13 @@ impl ElfModule {
             .find_map(|g| g.offset_of(sym.address, 1))
     }
 
+    /// The first `len` bytes of the function named `name` (its symbol's
+    /// exact name, not demangled), from the mapped file.
+    pub fn function_bytes(&self, name: &str, len: usize) -> Option<&[u8]> {
+        let sym = self.symbols.iter().find(|s| s.name == name)?;
+        self.read_vaddr(sym.address, len)
+    }
+
     /// The module's call frame information (parsed on first use).
     pub fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
         self.cfi
