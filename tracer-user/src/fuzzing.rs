@@ -210,8 +210,10 @@ pub fn config(data: &[u8]) {
 /// NDJSON lines as `crashtrace report` renders them.
 pub fn report(data: &[u8]) {
     for line in String::from_utf8_lossy(data).lines() {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            let _ = crate::report::render(&v);
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+            && let Ok(record) = crate::record::Record::from_value(v)
+        {
+            let _ = crate::output::render_human(&mut Vec::new(), &record);
         }
     }
 }

@@ -3,12 +3,18 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "crashtrace.v1";
 
+/// A word of one of crashtrace's closed vocabularies ("go", "handler",
+/// "panic" …). An alias, not `&'static str` spelled out, so that serde's
+/// derive does not take it for a string borrowed from the input: these
+/// are read back through [`vocabulary::word`].
+pub type Word = &'static str;
+
 /// One frame as the contract's NDJSON spells it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
     /// Runtime address (hex string).
     pub pc: String,
@@ -20,7 +26,7 @@ pub struct Frame {
     /// A frame a tail call removed from the stack, restored from DWARF
     /// call-site information (as gdb does); `pc` is the address after the
     /// jump.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tail_call: bool,
     /// Extension: where `pc` is in `module`'s file (hex), so a frame can be
     /// symbolized later, elsewhere (`crashtrace report`), without knowing
@@ -54,7 +60,7 @@ pub struct Record {
 /// path), `container_id` (the 64-hex id a container runtime put in that
 /// path), `ns_pid` (its pid inside its own pid namespace, when that differs
 /// from `pid`, the host's).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
@@ -230,17 +236,20 @@ impl Body {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Attach {
-    pub runtime: &'static str,
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub runtime: Word,
     pub runtime_version: Option<String>,
     /// Extension: the Go main module path from the build info.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
-    pub debuginfo: &'static str,
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub debuginfo: Word,
     pub probes: Vec<String>,
     /// Extension: why this process is traced ("run", "attach", "fork", "exec").
-    pub reason: &'static str,
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub reason: Word,
     /// Extension: the runtime's probes came too late (the process had died
     /// within milliseconds of its exec), and why: its crash is told from
     /// the kernel's records only.
@@ -249,7 +258,7 @@ pub struct Attach {
 }
 
 /// A Go panic starts (runtime.gopanic).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoPanic {
     /// The value as Go prints it; for a type whose Error()/String() method
     /// would have to run, the type name in parentheses.
@@ -259,32 +268,34 @@ pub struct GoPanic {
 }
 
 /// A Go panic was recovered (runtime.recovery ran for this goroutine).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoRecover {
     pub recovered_by: Option<Frame>,
     pub frames: Vec<Frame>,
 }
 
 /// An unrecoverable Go runtime error (runtime.throw / runtime.fatal).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoFatal {
     pub message: String,
     /// Extension: what the runtime was doing: "throw" or "fatal" (a fatal
     /// error, printed `fatal error: MESSAGE`), or "panic" (printing an
     /// unrecovered panic: `panic: MESSAGE`, once per panic in the chain).
-    pub source: &'static str,
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub source: Word,
     /// Extension, for source "panic": the runtime prints ` [recovered]`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recovered: bool,
     pub frames: Vec<Frame>,
     /// Extension: the probe ran on the system stack (g0/gsignal); `frames`
     /// are that stack's, `goid` the user goroutine's.
+    #[serde(default)]
     pub on_system_stack: bool,
 }
 
 /// Extension (type "sigpanic"): the Go runtime's signal handler turned a
 /// fault into a panic on this goroutine; the panic record follows.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoSigpanic {
     /// The fault as the runtime saw it (g.sig, g.sigcode0, g.sigcode1):
     /// number, name, code and address; never sender fields.
@@ -298,15 +309,16 @@ pub struct GoSigpanic {
 /// Extension (type "goexit"): a goroutine called runtime.Goexit, which runs
 /// its deferred calls and ends it. On the main goroutine it leads to the
 /// runtime's "no goroutines (main called runtime.Goexit) - deadlock!".
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoGoexit {
     pub frames: Vec<Frame>,
 }
 
 /// `exception` (CONTRACT.md): a C++ throw.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Exception {
-    pub language: &'static str,
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub language: Word,
     /// `what()` where it can be read without calling code
     /// (`std::runtime_error`, `std::logic_error` and their subclasses);
     /// null otherwise, and `message_unavailable` says why.
@@ -318,10 +330,11 @@ pub struct Exception {
     pub location: Option<String>,
     pub frames: Vec<Frame>,
     /// Extension: the unwinder stopped before the outermost frame.
+    #[serde(default)]
     pub frames_truncated: bool,
     /// Extension: throws from the same site not recorded since the last
     /// record from it (at most 5 a second per site are kept).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub suppressed: u32,
 }
 
@@ -329,17 +342,18 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SignalEvent {
     pub signal: SignalInfo,
     pub registers: Registers,
     pub frames: Vec<Frame>,
     /// Extension: the unwinder stopped before the outermost frame (depth
     /// limit, or a frame-pointer chain that left executable memory).
+    #[serde(default)]
     pub frames_truncated: bool,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignalInfo {
     pub number: i32,
     pub name: String,
@@ -354,7 +368,8 @@ pub struct SignalInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_comm: Option<String>,
     /// Extension: the disposition at delivery: "default", "ignored" or "handler".
-    pub disposition: &'static str,
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub disposition: Word,
 }
 
 impl SignalInfo {
@@ -364,7 +379,7 @@ impl SignalInfo {
 }
 
 /// x86_64 user registers as hex strings, pc/sp/fp first as the contract names them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Registers {
     pub pc: String,
     pub sp: String,
@@ -413,7 +428,7 @@ impl From<&tracer_common::Registers> for Registers {
 }
 
 /// How a process ended, decoded from its wait(2) status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ExitStatus {
     Code {
@@ -422,7 +437,8 @@ pub enum ExitStatus {
     Signal {
         signal: i32,
         /// Extension: the signal's name.
-        signal_name: &'static str,
+        #[serde(deserialize_with = "vocabulary::word")]
+        signal_name: Word,
         core_dumped: bool,
     },
 }
@@ -467,7 +483,7 @@ impl ExitStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Recovered,
@@ -487,20 +503,20 @@ impl Outcome {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cause {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[serde(rename = "type", deserialize_with = "vocabulary::word")]
+    pub kind: Word,
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Thread {
     pub tid: Option<u32>,
     pub goid: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Incident {
     pub outcome: Outcome,
     pub cause: Cause,
@@ -509,6 +525,150 @@ pub struct Incident {
     pub frames: Vec<Frame>,
     pub events: Vec<Record>,
     pub thread: Thread,
+}
+
+/// Reading records back (`crashtrace report`): the same types, parsed.
+/// Fields of crashtrace's closed vocabularies (runtimes, sources,
+/// dispositions, record and cause types, signal names) are read back as
+/// the words crashtrace writes; a word it never writes reads as "unknown".
+impl Record {
+    pub fn from_value(v: serde_json::Value) -> Result<Self, serde_json::Error> {
+        use serde::de::Error as _;
+        use serde_json::from_value;
+        #[derive(Deserialize)]
+        struct Common {
+            schema: String,
+            #[serde(rename = "type")]
+            kind: String,
+            time: String,
+            ts_ns: u64,
+            pid: Option<u32>,
+            tid: Option<u32>,
+            comm: Option<String>,
+            exe: Option<String>,
+            goid: Option<u64>,
+            #[serde(flatten)]
+            container: Container,
+        }
+        #[derive(Deserialize)]
+        struct Exit {
+            exit: ExitStatus,
+        }
+        #[derive(Deserialize)]
+        struct Lost {
+            count: u64,
+            reason: String,
+            #[serde(deserialize_with = "vocabulary::word")]
+            event: Word,
+        }
+        let common: Common = from_value(v.clone())?;
+        if !common.schema.starts_with("crashtrace.") {
+            return Err(serde_json::Error::custom("not a crashtrace record"));
+        }
+        let body = match common.kind.as_str() {
+            "attach" => Body::Attach(from_value(v)?),
+            "signal" => Body::Signal(Box::new(from_value(v)?)),
+            "exit" => Body::Exit {
+                exit: from_value::<Exit>(v)?.exit,
+            },
+            "panic" => Body::Panic(from_value(v)?),
+            "recover" => Body::Recover(from_value(v)?),
+            "fatal" => Body::Fatal(from_value(v)?),
+            "sigpanic" => Body::Sigpanic(from_value(v)?),
+            "goexit" => Body::Goexit(from_value(v)?),
+            "exception" => Body::Exception(from_value(v)?),
+            "incident" => Body::Incident(Box::new(from_value(v)?)),
+            "lost" => {
+                let l: Lost = from_value(v)?;
+                Body::Lost {
+                    count: l.count,
+                    reason: l.reason,
+                    event: l.event,
+                }
+            }
+            other => {
+                return Err(serde_json::Error::custom(format!(
+                    "unknown record type {other:?}"
+                )));
+            }
+        };
+        Ok(Record {
+            schema: SCHEMA,
+            kind: body.kind(),
+            time: common.time,
+            ts_ns: common.ts_ns,
+            pid: common.pid,
+            tid: common.tid,
+            comm: common.comm,
+            exe: common.exe,
+            goid: common.goid,
+            container: (common.container != Container::default())
+                .then(|| std::sync::Arc::new(common.container)),
+            body,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Record::from_value(v).map_err(serde::de::Error::custom)
+    }
+}
+
+mod vocabulary {
+    use serde::Deserialize as _;
+
+    /// Every word crashtrace writes in a closed-vocabulary field.
+    const WORDS: &[&str] = &[
+        // record and cause types, lost events
+        "attach",
+        "signal",
+        "exit",
+        "panic",
+        "recover",
+        "fatal",
+        "sigpanic",
+        "goexit",
+        "exception",
+        "incident",
+        "lost",
+        "signal_sender",
+        "fork",
+        "exec",
+        "go",
+        "stack",
+        "module",
+        "rust_panic",
+        "rust_panic_message",
+        "rate_limit",
+        "export",
+        "output",
+        // runtimes, debug info, reasons, sources, languages, dispositions
+        "native",
+        "dwarf",
+        "gopclntab",
+        "symtab",
+        "none",
+        "run",
+        "throw",
+        "c++",
+        "rust",
+        "default",
+        "ignored",
+        "handler",
+        "oom",
+    ];
+
+    pub fn word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(WORDS
+            .iter()
+            .copied()
+            .chain((1..=64).filter_map(crate::signals::name))
+            .find(|w| *w == text)
+            .unwrap_or("unknown"))
+    }
 }
 
 /// Kernel monotonic timestamps → wall-clock RFC 3339.
@@ -688,5 +848,140 @@ mod redact_tests {
         };
         assert_eq!(p.message, "card [redacted] declined for [redacted]");
         assert!(Redactor::new(&["(".into()]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    fn frame(function: &str) -> Frame {
+        Frame {
+            pc: "0x401000".into(),
+            function: Some(function.into()),
+            file: Some("/src/app.c".into()),
+            line: Some(7),
+            inlined: false,
+            module: Some("/bin/app".into()),
+            tail_call: false,
+            file_offset: Some("0x1000".into()),
+        }
+    }
+
+    fn record(body: Body) -> Record {
+        Record {
+            schema: SCHEMA,
+            kind: body.kind(),
+            time: "2026-12-01T00:00:00.000000001Z".into(),
+            ts_ns: 42,
+            pid: Some(7),
+            tid: Some(8),
+            comm: Some("app".into()),
+            exe: Some("/bin/app".into()),
+            goid: None,
+            container: Some(std::sync::Arc::new(Container {
+                cgroup: Some("/system.slice/app.service".into()),
+                container_id: None,
+                ns_pid: Some(1),
+            })),
+            body,
+        }
+    }
+
+    /// Every record type crashtrace writes reads back into the same record
+    /// (what `report` relies on): serialized again, it is the same JSON.
+    #[test]
+    fn every_record_type_reads_back_as_written() {
+        let signal = SignalInfo {
+            number: 11,
+            name: "SIGSEGV".into(),
+            code: Some("SEGV_MAPERR".into()),
+            addr: Some("0x0".into()),
+            sender_pid: None,
+            sender_comm: None,
+            disposition: "handler",
+        };
+        let zero = tracer_common::Registers::default();
+        let signal_record = record(Body::Signal(Box::new(SignalEvent {
+            signal: signal.clone(),
+            registers: Registers::from(&zero),
+            frames: vec![frame("handle")],
+            frames_truncated: false,
+        })));
+        let exit = ExitStatus::from_wait_status(11 | 0x80);
+        let bodies = vec![
+            Body::Attach(Attach {
+                runtime: "go",
+                runtime_version: Some("go1.24.11".into()),
+                module: None,
+                debuginfo: "gopclntab",
+                probes: vec!["tp_btf/signal_deliver".into()],
+                reason: "exec",
+                probes_late: Some("too late".into()),
+            }),
+            signal_record.body.clone(),
+            Body::Exit { exit },
+            Body::Panic(GoPanic {
+                message: "boom".into(),
+                value_type: Some("string".into()),
+                frames: vec![frame("main.main")],
+            }),
+            Body::Recover(GoRecover {
+                recovered_by: Some(frame("main.f.func1")),
+                frames: vec![],
+            }),
+            Body::Fatal(GoFatal {
+                message: "concurrent map writes".into(),
+                source: "throw",
+                recovered: true,
+                frames: vec![],
+                on_system_stack: true,
+            }),
+            Body::Sigpanic(GoSigpanic {
+                signal,
+                fault_pc: "0x401000".into(),
+                frames: vec![],
+            }),
+            Body::Goexit(GoGoexit { frames: vec![] }),
+            Body::Exception(Exception {
+                language: "c++",
+                message: None,
+                message_unavailable: Some("what() …".into()),
+                value_type: Some("std::bad_cast".into()),
+                location: None,
+                frames: vec![],
+                frames_truncated: true,
+                suppressed: 3,
+            }),
+            Body::Incident(Box::new(Incident {
+                outcome: Outcome::Crashed,
+                cause: Cause {
+                    kind: "signal",
+                    message: "SIGSEGV".into(),
+                },
+                recovered_by: None,
+                exit: Some(exit),
+                frames: vec![frame("handle")],
+                events: vec![signal_record.clone()],
+                thread: Thread {
+                    tid: Some(8),
+                    goid: None,
+                },
+            })),
+            Body::Lost {
+                count: 3,
+                reason: "ring buffer full".into(),
+                event: "signal",
+            },
+        ];
+        for body in bodies {
+            let written = serde_json::to_value(record(body)).unwrap();
+            let read =
+                Record::from_value(written.clone()).unwrap_or_else(|e| panic!("{e}: {written:#}"));
+            assert_eq!(serde_json::to_value(&read).unwrap(), written);
+        }
+        assert!(
+            Record::from_value(serde_json::json!({"schema": "other", "type": "exit"})).is_err()
+        );
     }
 }

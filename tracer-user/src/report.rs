@@ -18,7 +18,6 @@ use serde_json::Value;
 use crate::{
     Failure,
     cli::{Common, ReportArgs},
-    export::traceback,
     symbolize::{ElfModule, PcKind},
 };
 
@@ -46,23 +45,26 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
             if line.trim().is_empty() {
                 continue;
             }
-            let Ok(mut record) = serde_json::from_str::<Value>(&line) else {
+            let Ok(mut value) = serde_json::from_str::<Value>(&line) else {
                 skipped += 1;
                 continue;
             };
-            if !record["schema"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("crashtrace."))
-            {
+            resymbolize(&mut value, &mut modules);
+            let Ok(mut record) = crate::record::Record::from_value(value) else {
+                skipped += 1;
+                continue;
+            };
+            if !redactor.is_empty() {
+                redactor.apply(&mut record);
+            }
+            // The live timeline's renderer: what `run` showed is what
+            // `report` shows.
+            let mut text = Vec::new();
+            if crate::output::render_human(&mut text, &record).is_err() {
                 skipped += 1;
                 continue;
             }
-            resymbolize(&mut record, &mut modules);
-            let mut text = render(&record);
-            if !redactor.is_empty() {
-                text = redactor.mask_text(&text);
-            }
-            if out.write_all(text.as_bytes()).is_err() {
+            if out.write_all(&text).is_err() {
                 return Ok(0); // a closed pipe (| head): done
             }
         }
@@ -141,115 +143,4 @@ fn resolve_frame(
             f
         })
         .collect()
-}
-
-/// One record as the human timeline shows it (no colour).
-pub fn render(r: &Value) -> String {
-    let kind = r["type"].as_str().unwrap_or("?");
-    let time = r["time"].as_str().unwrap_or("");
-    let clock = time.get(11..26).unwrap_or(time);
-    let pid = num(&r["pid"]);
-    let who = format!(
-        "pid {pid} tid {} ({})",
-        num(&r["tid"]),
-        r["comm"].as_str().unwrap_or("?")
-    );
-    let goroutine = r["goid"]
-        .as_u64()
-        .map(|g| format!(" goroutine {g}"))
-        .unwrap_or_default();
-    let mut text = match kind {
-        "attach" => format!(
-            "==> attached to pid {pid} {} [{}, debuginfo: {}, {}]\n",
-            r["exe"].as_str().unwrap_or("?"),
-            r["runtime_version"]
-                .as_str()
-                .or(r["runtime"].as_str())
-                .unwrap_or("?"),
-            r["debuginfo"].as_str().unwrap_or("?"),
-            r["reason"].as_str().unwrap_or("?")
-        ),
-        "incident" => {
-            let summary = traceback::summary(r);
-            let outcome = r["outcome"].as_str().unwrap_or("incident");
-            let rest = summary
-                .strip_prefix(&format!("{outcome}: "))
-                .unwrap_or(&summary);
-            let end = match (&r["exit"], &r["recovered_by"]) {
-                (e, _) if e.is_object() => format!("pid {pid} {}", exit_text(e)),
-                (_, by) if by.is_object() => {
-                    format!("recovered by {}", traceback::describe_frame(by))
-                }
-                _ => "recovered".to_owned(),
-            };
-            let goid = r["thread"]["goid"]
-                .as_u64()
-                .map(|g| format!(" (goroutine {g})"))
-                .unwrap_or_default();
-            format!("{}: {rest} — {end}{goid}\n", outcome.to_uppercase())
-        }
-        "exit" => format!("{clock} pid {pid} {}\n", exit_text(&r["exit"])),
-        "lost" => format!(
-            "{clock} lost {} {} events ({})\n",
-            num(&r["count"]),
-            r["event"].as_str().unwrap_or("?"),
-            r["reason"].as_str().unwrap_or("?")
-        ),
-        _ => {
-            let summary = traceback::summary(r);
-            let what = summary
-                .strip_prefix(&format!("{kind}: "))
-                .map(|w| match kind {
-                    "panic" => format!("panic: {w}"),
-                    "fatal" => format!("fatal: {w}"),
-                    _ => w.to_owned(),
-                })
-                .unwrap_or(summary);
-            format!("{clock} {who}{goroutine} {what}\n")
-        }
-    };
-    if kind != "incident" {
-        for f in r["frames"].as_array().into_iter().flatten() {
-            let loc = match (f["file"].as_str(), f["line"].as_u64()) {
-                (Some(file), Some(line)) => format!(" ({file}:{line})"),
-                (Some(file), None) => format!(" ({file})"),
-                _ => f["module"]
-                    .as_str()
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default(),
-            };
-            let inl = if f["inlined"].as_bool() == Some(true) {
-                " [inlined]"
-            } else {
-                ""
-            };
-            text.push_str(&format!(
-                "    {} {}{loc}{inl}\n",
-                f["pc"].as_str().unwrap_or("?"),
-                f["function"].as_str().unwrap_or("??")
-            ));
-        }
-    }
-    text
-}
-
-fn num(v: &Value) -> String {
-    v.as_u64().map_or_else(|| "?".to_owned(), |n| n.to_string())
-}
-
-fn exit_text(e: &Value) -> String {
-    if let Some(code) = e["code"].as_i64() {
-        return format!("exited with status {code}");
-    }
-    let name = e["signal_name"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| e["signal"].as_u64().map(|n| format!("signal {n}")))
-        .unwrap_or_else(|| "a signal".to_owned());
-    let core = if e["core_dumped"].as_bool() == Some(true) {
-        " (core dumped)"
-    } else {
-        ""
-    };
-    format!("killed by {name}{core}")
 }
