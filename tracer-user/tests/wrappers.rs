@@ -268,3 +268,122 @@ fn early_go_panics_through_wrappers_are_go_stories() {
         }
     }
 }
+
+/// The same early crashes with the program selected by file instead of
+/// started by crashtrace: `attach --exe` and the daemon's `exe` selector
+/// trace it from its exec; a crash at 0 ms, in a worker thread and in
+/// libc, is named like gdb names it, every run.
+#[test]
+fn early_crashes_under_attach_exe_and_the_daemon_are_named_like_gdb() {
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of its own: other tests run early_crash at the same time.
+    let bin = dir.path().join("early_crash");
+    std::fs::copy(build_c("early_crash"), &bin).unwrap();
+    let gdb: Vec<(&str, Vec<GdbFrame>)> = ["worker", "libc"]
+        .into_iter()
+        .map(|place| (place, gdb_frames_args(&bin, &["0", place])))
+        .collect();
+    let config = dir.path().join("crashtrace.toml");
+    std::fs::write(
+        &config,
+        format!("[select]\nexe = [\"{}\"]\n", bin.display()),
+    )
+    .unwrap();
+    let modes: [(&str, Vec<String>); 2] = [
+        (
+            "attach --exe",
+            vec![
+                "attach".into(),
+                "--exe".into(),
+                bin.to_string_lossy().into(),
+            ],
+        ),
+        (
+            "daemon",
+            vec![
+                "daemon".into(),
+                "--config".into(),
+                config.to_string_lossy().into(),
+            ],
+        ),
+    ];
+    for (mode, args) in modes {
+        let name = mode.replace(' ', "_");
+        let out = dir.path().join(format!("{name}.ndjson"));
+        let err = dir.path().join(format!("{name}.stderr"));
+        let mut tracer = KillOnDrop(
+            Command::new(crashtrace_bin())
+                .args(["-v", "--format", "ndjson", "-o"])
+                .arg(&out)
+                .args(&args)
+                .stderr(std::fs::File::create(&err).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        // Ready once the watched file's DWARF is parsed ahead ("warm:").
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("warm:")
+        {
+            assert!(std::time::Instant::now() < deadline, "{mode} did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let runs = repeat(3);
+        let mut pids = Vec::new();
+        for (place, _) in &gdb {
+            for _ in 0..runs {
+                let child = Command::new(&bin)
+                    .args(["0", place])
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                pids.push((child.id(), *place));
+                let _ = { child }.wait();
+            }
+        }
+        // Every crash's signal record, then stop the tracer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let records = loop {
+            let records = read_records(&out);
+            let crashes = of_type(&records, "signal")
+                .iter()
+                .filter(|s| s["signal"]["name"] == "SIGSEGV")
+                .count();
+            if crashes >= pids.len() || std::time::Instant::now() > deadline {
+                break records;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        Command::new("kill")
+            .args(["-INT", &tracer.0.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = tracer.take().wait();
+        for (pid, place) in &pids {
+            let ctx = format!("{mode}, {place}, pid {pid}");
+            let sig = of_type(&records, "signal")
+                .into_iter()
+                .find(|s| s["pid"] == *pid && s["signal"]["name"] == "SIGSEGV")
+                .unwrap_or_else(|| panic!("{ctx}: no SIGSEGV in {records:#?}"));
+            let ours: Vec<GdbFrame> = sig["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(frame_key)
+                .collect();
+            let gdb = &gdb.iter().find(|(p, _)| p == place).unwrap().1;
+            assert!(
+                ours.len() >= gdb.len(),
+                "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
+            );
+            for (o, g) in ours.iter().zip(gdb) {
+                assert_eq!(
+                    o.function, g.function,
+                    "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
+                );
+                assert_eq!(o.line, g.line, "{ctx}: line of {}", o.function);
+            }
+        }
+    }
+}
