@@ -343,6 +343,8 @@ impl ProcessWork {
             return (Some(binary), Some(late));
         }
         let watched = self.watched_key(identity);
+        // (Its panics are read at exit from here on: `place` marks it first.)
+        let marked = exec_ns.map(ms_since);
         match self.go.place(
             &mut self.probes,
             pid,
@@ -352,9 +354,9 @@ impl ProcessWork {
             self.verbose,
         ) {
             Ok(()) => {
-                if let Some(at) = exec_ns {
+                if let (Some(at), Some(marked)) = (exec_ns, marked) {
                     log::info!(
-                        "pid {pid}: Go probes in place {} ms after its exec",
+                        "pid {pid}: Go program known {marked} ms after its exec, its probes in place {} ms after",
                         ms_since(at)
                     );
                 }
