@@ -36,7 +36,16 @@ pub struct Correlator {
     /// The last C++ throw per thread: most are caught; it becomes a story
     /// when std::terminate runs or the thread aborts.
     exceptions: HashMap<(u32, u32), Record>,
+    /// Signals another process (or the terminal) sent that the program's
+    /// own handler took, by (pid, signal): a handler that re-raises the
+    /// signal (Go's runtime, C daemons cleaning up) or exits on it makes
+    /// that delivery the cause — a kill, with its original sender.
+    handled: HashMap<(u32, i32), Record>,
 }
+
+/// How long a handled signal from elsewhere stays the likely cause of the
+/// process's end.
+const HANDLED_SIGNAL_WINDOW_NS: u64 = 10_000_000_000;
 
 /// Pending Goexit calls kept at most (a program may Goexit many goroutines).
 const MAX_PENDING_GOEXITS: usize = 1024;
@@ -62,6 +71,21 @@ impl Correlator {
                 // static libstdc++).
                 if ev.signal.number == 6 && !self.open.contains_key(&key) {
                     self.uncaught(pid, tid);
+                }
+                if ev.signal.disposition == "handler" && sent_from_elsewhere(&ev.signal, pid) {
+                    if self.handled.len() >= MAX_PENDING_GOEXITS {
+                        self.handled.clear();
+                    }
+                    self.handled.insert((pid, ev.signal.number), record.clone());
+                }
+                // The handler re-raises what it was sent (default action
+                // now): the original delivery, with its sender, is the cause.
+                if ev.signal.disposition == "default"
+                    && !sent_from_elsewhere(&ev.signal, pid)
+                    && !self.open.contains_key(&key)
+                    && let Some(original) = self.recent_handled(pid, ev.signal.number, record.ts_ns)
+                {
+                    self.push(key, &original);
                 }
                 if opens_story(&ev.signal) || self.open.contains_key(&key) {
                     self.push(key, record);
@@ -171,6 +195,27 @@ impl Correlator {
                     .collect();
                 let mut stories: Vec<Story> =
                     keys.iter().filter_map(|k| self.open.remove(k)).collect();
+                // Nothing open, but a signal from elsewhere was handled and
+                // the program ended on it (Go's SIGQUIT dump and exit 2, a
+                // daemon exiting non-zero on SIGTERM): killed by it. A clean
+                // exit after a handled signal is a shutdown, not an incident.
+                let handled = self
+                    .handled
+                    .iter()
+                    .filter(|((p, _), r)| {
+                        *p == pid && record.ts_ns.saturating_sub(r.ts_ns) < HANDLED_SIGNAL_WINDOW_NS
+                    })
+                    .max_by_key(|(_, r)| r.ts_ns)
+                    .map(|(_, r)| r.clone());
+                self.handled.retain(|(p, _), _| *p != pid);
+                if stories.is_empty()
+                    && let Some(handled) = handled
+                    && !matches!(exit, ExitStatus::Code { code: 0 })
+                {
+                    stories.push(Story {
+                        events: vec![handled],
+                    });
+                }
                 // The oldest story first: it is most likely the cause.
                 stories.sort_by_key(|s| s.events.first().map_or(0, |e| e.ts_ns));
                 if stories.is_empty() {
@@ -195,6 +240,12 @@ impl Correlator {
                 .events
                 .insert(0, throw);
         }
+    }
+
+    /// The handled delivery of `signo` to `pid` from elsewhere, if recent.
+    fn recent_handled(&mut self, pid: u32, signo: i32, now: u64) -> Option<Record> {
+        let r = self.handled.remove(&(pid, signo))?;
+        (now.saturating_sub(r.ts_ns) < HANDLED_SIGNAL_WINDOW_NS).then_some(r)
     }
 
     /// The latest open story of `pid` that a fault with a handler (a Go
@@ -420,12 +471,23 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
         {
             Outcome::Crashed
         }
+        // It exited on a signal sent from elsewhere that its handler took
+        // (Go exits 2 on a SIGSEGV or SIGQUIT sent by kill): a kill.
+        ExitStatus::Code { .. } if matches!(&first.body, Body::Signal(ev) if sent_from_elsewhere(&ev.signal, pid.unwrap_or(0))) => {
+            Outcome::Killed
+        }
         ExitStatus::Code { .. } => Outcome::Exited,
         ExitStatus::Signal { signal, .. } => {
-            let killing = story.events.iter().rev().find_map(|r| match &r.body {
-                Body::Signal(ev) if ev.signal.number == signal => Some(&ev.signal),
-                _ => None,
-            });
+            // The delivery from elsewhere, when the program re-raised it.
+            let deliveries = || {
+                story.events.iter().filter_map(|r| match &r.body {
+                    Body::Signal(ev) if ev.signal.number == signal => Some(&ev.signal),
+                    _ => None,
+                })
+            };
+            let killing = deliveries()
+                .find(|s| sent_from_elsewhere(s, pid.unwrap_or(0)))
+                .or_else(|| deliveries().last());
             signal_outcome(signal, killing, pid)
         }
     };
@@ -452,13 +514,22 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
     Some(record)
 }
 
+/// Whether `sig` came from outside the process `pid`: another process
+/// (kill, a supervisor), or the kernel for a reason other than the
+/// program's own fault (the terminal's Ctrl-C and Ctrl-\\, a resource
+/// limit, the OOM killer's SIGKILL).
+fn sent_from_elsewhere(sig: &SignalInfo, pid: u32) -> bool {
+    sig.sent_by_other_process(Some(pid))
+        || (sig.code.as_deref() == Some("SI_KERNEL") && !signals::is_fault(sig.number))
+}
+
 /// Crashed or killed, for a process that died of `signal`: killed when
-/// another process sent it, or the kernel sent SIGKILL (the OOM killer);
+/// another process sent it, or the kernel did for a reason that is not the
+/// program's own fault (the terminal, SIGKILL from the OOM killer);
 /// crashed for faults and signals the process sent itself (abort, raise).
 fn signal_outcome(signal: i32, killing: Option<&SignalInfo>, pid: Option<u32>) -> Outcome {
     match killing {
-        Some(info) if info.sent_by_other_process(pid) => Outcome::Killed,
-        Some(info) if signal == 9 && info.code.as_deref() == Some("SI_KERNEL") => Outcome::Killed,
+        Some(info) if sent_from_elsewhere(info, pid.unwrap_or(0)) => Outcome::Killed,
         Some(_) => Outcome::Crashed,
         None if signals::default_dumps_core(signal) => Outcome::Crashed,
         None => Outcome::Killed,
@@ -788,5 +859,59 @@ mod tests {
             outcome(&incidents[0]),
             (Outcome::Crashed, "SIGSEGV".into(), 3)
         );
+    }
+
+    fn sender_of(r: &Record) -> Option<u32> {
+        match &r.body {
+            Body::Incident(i) => match &i.events[0].body {
+                Body::Signal(ev) => ev.signal.sender_pid,
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `kill -TERM` to a Go service: the runtime's handler re-raises SIGTERM
+    /// to itself (SI_TKILL, default action now) and dies of it. A kill by
+    /// the original sender, not a crash.
+    #[test]
+    fn a_re_raised_signal_is_a_kill_by_its_original_sender() {
+        let mut c = Correlator::default();
+        c.observe(&signal(15, "SI_USER", Some(999), "handler"));
+        c.observe(&signal(15, "SI_TKILL", Some(100), "default"));
+        let inc = c.observe(&exit(15)).pop().unwrap();
+        assert_eq!(outcome(&inc), (Outcome::Killed, "SIGTERM".into(), 3));
+        assert_eq!(sender_of(&inc), Some(999));
+    }
+
+    /// `kill -QUIT` to a Go program: the runtime dumps its goroutines and
+    /// exits 2; `kill -SEGV`: the runtime takes it as a crash request and
+    /// exits 2. Both are kills.
+    #[test]
+    fn a_handled_signal_from_elsewhere_then_an_exit_is_a_kill() {
+        for (sig, code) in [(3, "SI_USER"), (11, "SI_USER")] {
+            let mut c = Correlator::default();
+            c.observe(&signal(sig, code, Some(999), "handler"));
+            let inc = c.observe(&exit(2 << 8)).pop().unwrap();
+            assert_eq!(outcome(&inc).0, Outcome::Killed, "signal {sig}");
+            assert_eq!(sender_of(&inc), Some(999));
+        }
+    }
+
+    /// signal.Notify and a clean exit: a shutdown, no incident.
+    #[test]
+    fn a_handled_signal_then_a_clean_exit_is_no_incident() {
+        let mut c = Correlator::default();
+        c.observe(&signal(15, "SI_USER", Some(999), "handler"));
+        assert!(c.observe(&exit(0)).is_empty());
+    }
+
+    /// Ctrl-C in a terminal: SIGINT from the kernel (the tty), not a crash.
+    #[test]
+    fn ctrl_c_from_the_terminal_is_a_kill() {
+        let mut c = Correlator::default();
+        c.observe(&signal(2, "SI_KERNEL", None, "default"));
+        let inc = c.observe(&exit(2)).pop().unwrap();
+        assert_eq!(outcome(&inc), (Outcome::Killed, "SIGINT".into(), 2));
     }
 }

@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -18,6 +19,13 @@ func main() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		// A service until something stops it (kill -TERM, like every
+		// Kubernetes pod shutdown): no signal.Notify, the runtime's
+		// default handling.
+		fmt.Printf("ready %d\n", os.Getpid())
+		log.Fatal(http.Serve(ln, http.NotFoundHandler()))
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
