@@ -487,7 +487,7 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
             };
             let killing = deliveries()
                 .find(|s| sent_from_elsewhere(s, pid.unwrap_or(0)))
-                .or_else(|| deliveries().last());
+                .or_else(|| deliveries().next_back());
             signal_outcome(signal, killing, pid)
         }
     };
