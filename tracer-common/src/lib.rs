@@ -514,13 +514,13 @@ pub const GO_DEFER_CALL_VALID: u32 = 0x400;
 pub const GO_FROM_EXIT: u32 = 0x800;
 
 /// A Go process's entry in `GO_PROCESSES`: its binary's layout slot, and
-/// whether a Go probe fired in it (then its panics are recorded by the
-/// probes, not read again at its exit).
+/// whether its printpanics probe fired (then its fatal panic is recorded
+/// by the probes, not read again at its exit).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GoProcess {
     pub slot: u32,
-    pub probed: u32,
+    pub printed: u32,
 }
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
@@ -719,7 +719,7 @@ assert_layout!(
 assert_layout!(KernelOffsets, size 84, task_pid @ 0, mm_saved_auxv @ 80);
 assert_layout!(GoConfig, size 76, g_goid @ 0, g_sigcode0 @ 72);
 assert_layout!(TracedProcess, size 8, follow_forks @ 0, by_exe @ 4);
-assert_layout!(GoProcess, size 8, slot @ 0, probed @ 4);
+assert_layout!(GoProcess, size 8, slot @ 0, printed @ 4);
 assert_layout!(WatchedFile, size 16);
 
 #[cfg(feature = "user")]

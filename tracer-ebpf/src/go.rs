@@ -52,12 +52,6 @@ fn try_go_probe(ctx: &ProbeContext) {
     if is_traced(tgid).is_none() {
         return;
     }
-    // The probes are live in this process: its panics are recorded here,
-    // not read again at its exit.
-    if let Some(p) = GO_PROCESSES.get_ptr_mut(&tgid) {
-        // SAFETY: a plain store into the map's value.
-        unsafe { (*p).probed = 1 };
-    }
     // SAFETY: helper without preconditions in uprobe programs.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let probe = cookie as u32;
@@ -67,6 +61,15 @@ fn try_go_probe(ctx: &ProbeContext) {
     };
     // SAFETY: a uprobe's context is the user pt_regs.
     let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    // The runtime prints its panics here: they are recorded, not read
+    // again at the exit (a gopanic hit alone proves nothing: the probes
+    // are placed one by one, and printpanics may come too late).
+    if probe == GoProbe::Printpanics as u32
+        && let Some(p) = GO_PROCESSES.get_ptr_mut(&tgid)
+    {
+        // SAFETY: a plain store into the map's value.
+        unsafe { (*p).printed = 1 };
+    }
 
     // The user goroutine: the argument for recovery(gp), else g (R14),
     // or g.m.curg when running on the system stack (g0 or gsignal).
@@ -386,9 +389,9 @@ unsafe fn walk_sched(rec: *mut GoRecord, g: u64, cfg: &GoConfig, flags: u32) -> 
     true
 }
 
-/// A Go process calls `exit_group(2)` (a fatal panic) before any of its Go
-/// probes fired — it panicked within milliseconds of its start, before
-/// userspace could place them: the panic is read now, from the goroutine
+/// A Go process calls `exit_group(2)` (a fatal panic) and its printpanics
+/// probe never fired — it panicked within milliseconds of its start,
+/// before userspace could place its probes: the panic is read now, from the goroutine
 /// of the exiting thread (`fatalpanic` exits on the system stack of the
 /// panicking goroutine's M, so R14 is g0 and `m.curg` is the goroutine),
 /// as printpanics would have seen it. `regs` are the thread's user
@@ -399,7 +402,7 @@ pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
     let Some(state) = (unsafe { GO_PROCESSES.get(&tgid) }).copied() else {
         return;
     };
-    if state.probed != 0 {
+    if state.printed != 0 {
         return;
     }
     let Some(cfg) = GO_CONFIG.get(state.slot).copied() else {

@@ -246,7 +246,7 @@ impl KernelProbes {
                 .map_mut("GO_PROCESSES")
                 .context("map GO_PROCESSES missing")?,
         )?;
-        map.insert(&pid, &GoProcess { slot, probed: 0 }, 0)
+        map.insert(&pid, &GoProcess { slot, printed: 0 }, 0)
             .with_context(|| format!("marking pid {pid} as a Go process"))
     }
 
