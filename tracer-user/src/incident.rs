@@ -295,6 +295,47 @@ fn runtime_error(record: &Record) -> bool {
     }
 }
 
+/// The cause of a whole story: its first event's, told as the runtime
+/// tells it. A Go panic's message is the last one the runtime printed (an
+/// unrecovered chain is printed oldest first, each value as text by then:
+/// Error()/String() already called, custom error types included). A fault
+/// the Go runtime turned into a panic is that panic — its message, with the
+/// signal, si_code and address beside it, and the faulting goroutine's
+/// frames as the runtime saw them (sigpanic's).
+fn story_cause(story: &Story) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
+    let first = story.events.first()?;
+    let (mut cause, mut frames) = cause_of(first)?;
+    let printed = story.events.iter().rev().find_map(|e| match &e.body {
+        Body::Fatal(f) if f.source == "panic" => Some(f.message.clone()),
+        _ => None,
+    });
+    let panicked = story.events.iter().find_map(|e| match &e.body {
+        Body::Panic(p) => Some(p.message.clone()),
+        _ => None,
+    });
+    match &first.body {
+        Body::Panic(_) => {
+            if let Some(printed) = printed {
+                cause.message = printed;
+            }
+        }
+        Body::Signal(ev) if signals::is_fault(ev.signal.number) => {
+            if let Some(message) = printed.or(panicked) {
+                cause.message = message;
+                cause.signal = Some(ev.signal.clone());
+                if let Some(sigpanic) = story.events.iter().find_map(|e| match &e.body {
+                    Body::Sigpanic(sp) => Some(sp.frames.clone()),
+                    _ => None,
+                }) {
+                    frames = sigpanic;
+                }
+            }
+        }
+        _ => {}
+    }
+    Some((cause, frames))
+}
+
 /// The cause of a story: its first event's type and message.
 fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
     Some(match &first.body {
@@ -302,6 +343,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             Cause {
                 kind: "signal",
                 message: ev.signal.name.clone(),
+                signal: None,
             },
             ev.frames.clone(),
         ),
@@ -309,6 +351,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             Cause {
                 kind: "panic",
                 message: p.message.clone(),
+                signal: None,
             },
             p.frames.clone(),
         ),
@@ -316,6 +359,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             Cause {
                 kind: "fatal",
                 message: f.message.clone(),
+                signal: None,
             },
             f.frames.clone(),
         ),
@@ -324,6 +368,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             Cause {
                 kind: "sigpanic",
                 message: s.signal.name.clone(),
+                signal: None,
             },
             s.frames.clone(),
         ),
@@ -335,6 +380,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                         .clone()
                         .unwrap_or_else(|| "exception".to_owned())
                 }),
+                signal: None,
             },
             e.frames.clone(),
         ),
@@ -342,6 +388,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             Cause {
                 kind: "goexit",
                 message: "runtime.Goexit".to_owned(),
+                signal: None,
             },
             g.frames.clone(),
         ),
@@ -355,7 +402,7 @@ fn close_recovered(
     recovered_by: Option<crate::symbolize::Frame>,
 ) -> Option<Record> {
     let first = story.events.first()?.clone();
-    let (cause, frames) = cause_of(&first)?;
+    let (cause, frames) = story_cause(&story)?;
     Some(incident_record(
         &first,
         last,
@@ -425,6 +472,7 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
                 cause: Cause {
                     kind: "exit",
                     message: signal_name.to_owned(),
+                    signal: None,
                 },
                 recovered_by: None,
                 exit: Some(exit),
@@ -438,18 +486,7 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
         ));
     };
     let first = story.events.first()?.clone();
-    let (mut cause, frames) = cause_of(&first)?;
-    // The runtime prints an unrecovered panic chain oldest first, each value
-    // as text by then (Error()/String() already called): the last printed
-    // record is the cause's exact message, even for custom error types.
-    if cause.kind == "panic"
-        && let Some(printed) = story.events.iter().rev().find_map(|e| match &e.body {
-            Body::Fatal(f) if f.source == "panic" => Some(f.message.clone()),
-            _ => None,
-        })
-    {
-        cause.message = printed;
-    }
+    let (cause, frames) = story_cause(&story)?;
     let outcome = match exit {
         // The runtime declared it fatal (throw, fatal, or printing an
         // unrecovered panic) and then exit(2): the story is why it died. A
@@ -809,10 +846,16 @@ mod tests {
         ));
         let incidents = c.observe(&exit(2 << 8));
         assert_eq!(incidents.len(), 1);
+        // Told as the runtime tells it: the panic, the fault beside it.
         assert_eq!(
             outcome(&incidents[0]),
-            (Outcome::Crashed, "SIGSEGV".into(), 4)
+            (
+                Outcome::Crashed,
+                "runtime error: invalid memory address".into(),
+                4
+            )
         );
+        assert_eq!(fault_of(&incidents[0]), Some("SIGSEGV".to_owned()));
     }
 
     #[test]
@@ -857,8 +900,20 @@ mod tests {
         assert_eq!(incidents.len(), 1);
         assert_eq!(
             outcome(&incidents[0]),
-            (Outcome::Crashed, "SIGSEGV".into(), 3)
+            (
+                Outcome::Crashed,
+                "runtime error: invalid memory address or nil pointer dereference".into(),
+                3
+            )
         );
+        assert_eq!(fault_of(&incidents[0]), Some("SIGSEGV".to_owned()));
+    }
+
+    fn fault_of(r: &Record) -> Option<String> {
+        match &r.body {
+            Body::Incident(i) => i.cause.signal.as_ref().map(|s| s.name.clone()),
+            _ => None,
+        }
     }
 
     fn sender_of(r: &Record) -> Option<u32> {

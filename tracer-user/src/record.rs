@@ -508,6 +508,11 @@ pub struct Cause {
     #[serde(rename = "type", deserialize_with = "vocabulary::word")]
     pub kind: Word,
     pub message: String,
+    /// Extension: for a fault a runtime turned into a panic (Go), the
+    /// fault itself — signal, si_code, address — as the runtime prints it
+    /// beside the panic's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<SignalInfo>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -958,6 +963,7 @@ mod parse_tests {
                 cause: Cause {
                     kind: "signal",
                     message: "SIGSEGV".into(),
+                    signal: None,
                 },
                 recovered_by: None,
                 exit: Some(exit),

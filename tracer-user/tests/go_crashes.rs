@@ -23,6 +23,8 @@ const UNRECOVERED: &[(&str, &str)] = &[
     ("customerr", "panic"),
     ("repanic", "panic"),
     ("concurrent-map", "fatal"),
+    ("divzero", "panic"),
+    ("panicnil", "panic"),
 ];
 
 fn run_scenario(bin: &Path, scenario: &str) -> (Traced, String) {
@@ -108,9 +110,13 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
                     .last()
                     .unwrap_or_else(|| panic!("{ctx}: no printed panic in {incident:#}"));
                 if scenario == "nilptr" {
-                    // SIGSEGV → sigpanic → panic: the story starts at the fault.
+                    // SIGSEGV → sigpanic → panic: the story starts at the
+                    // fault and is told as the runtime tells it: the panic's
+                    // message, the signal beside it.
                     assert_eq!(incident["cause"]["type"], "signal", "{ctx}");
-                    assert_eq!(incident["cause"]["message"], "SIGSEGV", "{ctx}");
+                    assert_eq!(incident["cause"]["message"], oldest["message"], "{ctx}");
+                    assert_eq!(incident["cause"]["signal"]["name"], "SIGSEGV", "{ctx}");
+                    assert_eq!(incident["cause"]["signal"]["code"], "SEGV_MAPERR", "{ctx}");
                     assert_eq!(cause["message"], oldest["message"], "{ctx}");
                 } else {
                     assert_eq!(incident["cause"]["message"], oldest["message"], "{ctx}");
@@ -225,6 +231,34 @@ fn recovered_panics_are_incidents_with_outcome_recovered() {
             );
         }
         assert!(t.of_type("exit")[0]["exit"]["code"] == 0, "{ctx}");
+    }
+}
+
+/// A fault the program recovers from (debug.SetPanicOnFault: a bad,
+/// non-nil address becomes a recoverable runtime.errorAddressString): the
+/// story is the fault told as the panic it became — the message the
+/// program's own recover() printed, with the signal beside it.
+#[test]
+fn recovered_fault_is_the_panic_it_became() {
+    for build in go_builds("crashy") {
+        let (ctx, bin) = (&build.label, &build.path);
+        let plain = run_plain(bin, &["fault-recovered"]);
+        let (t, _) = run_scenario(bin, "fault-recovered");
+        assert_eq!(t.output.status.code(), Some(0), "{ctx}");
+        assert_eq!(t.output.stdout, plain.stdout, "{ctx}: stdout untouched");
+        let stdout = String::from_utf8_lossy(&plain.stdout);
+        let printed = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("recovered: "))
+            .unwrap_or_else(|| panic!("{ctx}: {stdout}"));
+        let panic = t.one("panic");
+        assert_eq!(panic["message"], printed, "{ctx}");
+        assert_eq!(panic["value_type"], "runtime.errorAddressString", "{ctx}");
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "recovered", "{ctx}");
+        assert_eq!(incident["cause"]["message"], printed, "{ctx}: {incident:#}");
+        assert_eq!(incident["cause"]["signal"]["name"], "SIGSEGV", "{ctx}");
+        assert_eq!(incident["cause"]["signal"]["addr"], "0x1000", "{ctx}");
     }
 }
 

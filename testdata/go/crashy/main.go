@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 type config struct{ retries int }
@@ -69,6 +70,21 @@ func writer(m map[int]int, wg *sync.WaitGroup) {
 	for i := 0; i < 10_000_000; i++ {
 		m[i%100] = i
 	}
+}
+
+//go:noinline
+func divide(a, b int) int {
+	return a / b // integer divide by zero when b is 0
+}
+
+//go:noinline
+func readAt(addr uintptr) (v int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Println("recovered:", r)
+		}
+	}()
+	return *(*int)(unsafe.Pointer(addr))
 }
 
 //go:noinline
@@ -159,6 +175,15 @@ func main() {
 	case "nilptr-after":
 		time.Sleep(time.Duration(atoi(os.Args[2])) * time.Millisecond)
 		fmt.Println(loadRetries(nil))
+	case "divzero":
+		fmt.Println(divide(7, len(os.Args)-2))
+	case "panicnil":
+		panic(nil)
+	case "fault-recovered":
+		// A fault at a bad, non-nil address, turned into a recoverable
+		// panic (runtime.errorAddressString) by SetPanicOnFault.
+		debug.SetPanicOnFault(true)
+		fmt.Println(readAt(0x1000))
 	case "deadlock":
 		ch := make(chan int)
 		<-ch

@@ -182,6 +182,15 @@ impl GoBinary {
             .is_some_and(|f| f.name.starts_with("runtime.morestack"))
     }
 
+    /// The minor version ("go1.24.11" → 24; 0 if it cannot be read).
+    pub fn minor_version(&self) -> u32 {
+        self.version
+            .strip_prefix("go1.")
+            .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// One line for `-v`: where the runtime layout came from, and whether
     /// the version table agrees with DWARF (it must, for binaries without).
     pub fn layout_notice(&self) -> String {

@@ -16,6 +16,8 @@ pub struct Captured<'a> {
     pub string_full_len: u64,
     /// Resolves a type descriptor address found inside the value to its name.
     pub type_name_at: &'a dyn Fn(u64) -> Option<String>,
+    /// The binary's Go minor version (0: unknown): some messages changed.
+    pub go_minor: u32,
 }
 
 const KIND_BOOL: u8 = 1;
@@ -50,6 +52,14 @@ pub fn message(v: &Captured<'_>) -> Option<String> {
         // Named strings whose Error() is the string itself (or prefixed).
         "runtime.plainError" => Some(v.text()),
         "runtime.errorString" => Some(format!("runtime error: {}", v.text())),
+        // A fault with debug.SetPanicOnFault: {msg string, addr uintptr}.
+        "runtime.errorAddressString" => Some(format!("runtime error: {}", v.text())),
+        // panic(nil) since Go 1.21 (no fields; a constant Error(), which
+        // Go 1.27 prefixed like the other runtime errors).
+        "*runtime.PanicNilError" if v.go_minor >= 27 => {
+            Some("runtime error: panic called with nil argument".to_owned())
+        }
+        "*runtime.PanicNilError" => Some("panic called with nil argument".to_owned()),
         "*errors.errorString" | "*fmt.wrapError" | "*fmt.wrapErrors" => Some(v.text()),
         "runtime.boundsError" => bounds_error(v),
         "*runtime.TypeAssertionError" => type_assertion_error(v),
@@ -185,6 +195,7 @@ mod tests {
             string,
             string_full_len: string.len() as u64,
             type_name_at: &|t| Some(format!("T{t}")),
+            go_minor: 24,
         }
     }
 

@@ -193,7 +193,15 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                 "sigpanic" => format!("{} turned into a panic", inc.cause.message),
                 _ => inc.cause.message.clone(),
             };
-            if let Some(Body::Signal(ev)) = inc.events.first().map(|e| &e.body) {
+            if let Some(sig) = &inc.cause.signal {
+                // A fault a runtime turned into a panic: its message, and the
+                // fault beside it, as the Go runtime prints them.
+                let mut fault = format!("{} {}", sig.name, paren(sig.code.as_deref()));
+                if let Some(addr) = &sig.addr {
+                    fault.push_str(&format!(" at {addr}"));
+                }
+                cause = format!("panic: {} [{}]", inc.cause.message, fault.trim_end());
+            } else if let Some(Body::Signal(ev)) = inc.events.first().map(|e| &e.body) {
                 cause = format!("{} {}", ev.signal.name, paren(ev.signal.code.as_deref()));
                 if let Some(addr) = &ev.signal.addr {
                     cause.push_str(&format!(" at {addr}"));

@@ -585,6 +585,11 @@ fn describe_panic_value(
     let Some(binary) = procs.go(pid) else {
         return (String::from_utf8_lossy(text).into_owned(), None);
     };
+    // panic(nil) (with GODEBUG=panicnil=1, or before Go 1.21): a nil
+    // interface, printed "nil".
+    if r.arg0 == 0 {
+        return ("nil".to_owned(), None);
+    }
     let bias = procs.exe_load_bias(pid);
     let type_vaddr = r.arg0.wrapping_sub(bias);
     let type_name = binary.type_name(type_vaddr);
@@ -596,6 +601,7 @@ fn describe_panic_value(
         string: text,
         string_full_len: r.string_full_len,
         type_name_at: &type_name_at,
+        go_minor: binary.minor_version(),
     };
     let message = golang::value::message(&captured).unwrap_or_else(|| match &type_name {
         Some(t) => format!("({t}) {:#x}", r.arg1),
