@@ -35,6 +35,20 @@ pub struct Frame {
     pub file_offset: Option<String>,
 }
 
+impl Frame {
+    /// `main.parse (parse.go:42)`, as the one-line verdicts name a frame.
+    pub fn describe(&self) -> String {
+        let name = self.function.as_deref().unwrap_or("??");
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => {
+                let base = file.rsplit('/').next().unwrap_or(file);
+                format!("{name} ({base}:{line})")
+            }
+            _ => name.to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {
     pub schema: &'static str,
@@ -232,6 +246,40 @@ impl Body {
             Body::Exception(_) => "exception",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
+        }
+    }
+
+    /// The record's own stack (`frames`); empty for records without one.
+    pub fn frames(&self) -> &[Frame] {
+        match self {
+            Body::Signal(s) => &s.frames,
+            Body::Panic(p) => &p.frames,
+            Body::Recover(r) => &r.frames,
+            Body::Fatal(f) => &f.frames,
+            Body::Sigpanic(s) => &s.frames,
+            Body::Goexit(g) => &g.frames,
+            Body::Exception(e) => &e.frames,
+            Body::Incident(inc) => &inc.frames,
+            Body::Attach(_) | Body::Exit { .. } | Body::Lost { .. } => &[],
+        }
+    }
+
+    /// The signal a signal record is about, or the fault a sigpanic turned
+    /// into a panic.
+    pub fn signal(&self) -> Option<&SignalInfo> {
+        match self {
+            Body::Signal(s) => Some(&s.signal),
+            Body::Sigpanic(s) => Some(&s.signal),
+            _ => None,
+        }
+    }
+
+    /// How the process ended, on an exit record or an incident that saw it.
+    pub fn exit(&self) -> Option<ExitStatus> {
+        match self {
+            Body::Exit { exit } => Some(*exit),
+            Body::Incident(inc) => inc.exit,
+            _ => None,
         }
     }
 }
@@ -493,6 +541,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// As the contract spells it ("crashed" …).
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Recovered => "recovered",
+            Outcome::Crashed => "crashed",
+            Outcome::Killed => "killed",
+            Outcome::Exited => "exited",
+        }
+    }
+
     pub fn verdict(self) -> &'static str {
         match self {
             Outcome::Recovered => "RECOVERED",
@@ -750,6 +808,18 @@ mod tests {
         let v = serde_json::to_value(ExitStatus::from_wait_status(6 | 0x80)).unwrap();
         assert_eq!(v["signal"], 6);
         assert_eq!(v["core_dumped"], true);
+    }
+
+    #[test]
+    fn outcome_words_are_the_serialized_ones() {
+        for o in [
+            Outcome::Recovered,
+            Outcome::Crashed,
+            Outcome::Killed,
+            Outcome::Exited,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.word());
+        }
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use serde_json::Value;
 
 use crate::{output::Format, record::Record};
 
@@ -57,8 +56,8 @@ impl FileSink {
     /// report of what exporters lost (`counted` false) that cannot be
     /// written is not itself counted, or a full disk would report its own
     /// reports without end.
-    pub fn offer(&mut self, record: &Record, value: &Value, counted: bool) {
-        match self.write(record, value) {
+    pub fn offer(&mut self, record: &Record, counted: bool) {
+        match self.write(record) {
             Ok(()) if self.failing => {
                 self.failing = false;
                 log::warn!(
@@ -80,11 +79,12 @@ impl FileSink {
         }
     }
 
-    fn write(&mut self, record: &Record, value: &Value) -> Result<()> {
+    fn write(&mut self, record: &Record) -> Result<()> {
         self.line.clear();
         match self.format {
             Format::Ndjson => {
-                serde_json::to_writer(&mut self.line, value)?;
+                serde_json::to_writer(&mut self.line, record)
+                    .with_context(|| format!("encoding a {} record", record.kind))?;
                 self.line.push(b'\n');
             }
             Format::Human => crate::output::render_human(&mut self.line, record)?,

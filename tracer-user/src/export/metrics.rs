@@ -11,18 +11,18 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpListener,
 };
 
 use super::sinks::SinkStats;
+use crate::record::{Body, Record};
 
 #[derive(Default)]
 pub struct Metrics {
-    records: Mutex<BTreeMap<String, u64>>,
-    incidents: Mutex<BTreeMap<String, u64>>,
+    records: Mutex<BTreeMap<&'static str, u64>>,
+    incidents: Mutex<BTreeMap<&'static str, u64>>,
     lost: AtomicU64,
     pub traced_processes: AtomicU64,
     pub watched_files: AtomicU64,
@@ -33,20 +33,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn observe(&self, record: &Value) {
-        let kind = record["type"].as_str().unwrap_or("unknown").to_owned();
-        if kind == "lost" {
-            self.lost
-                .fetch_add(record["count"].as_u64().unwrap_or(0), Ordering::Relaxed);
-        }
-        if kind == "incident"
-            && let Ok(mut m) = self.incidents.lock()
-        {
-            let outcome = record["outcome"].as_str().unwrap_or("unknown").to_owned();
-            *m.entry(outcome).or_default() += 1;
+    pub fn observe(&self, record: &Record) {
+        match &record.body {
+            Body::Lost { count, .. } => {
+                self.lost.fetch_add(*count, Ordering::Relaxed);
+            }
+            Body::Incident(inc) => {
+                if let Ok(mut m) = self.incidents.lock() {
+                    *m.entry(inc.outcome.word()).or_default() += 1;
+                }
+            }
+            _ => {}
         }
         if let Ok(mut m) = self.records.lock() {
-            *m.entry(kind).or_default() += 1;
+            *m.entry(record.kind).or_default() += 1;
         }
     }
 
@@ -204,9 +204,14 @@ mod tests {
     #[test]
     fn counts_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.observe(&serde_json::json!({"type": "incident", "outcome": "crashed"}));
-        m.observe(&serde_json::json!({"type": "incident", "outcome": "crashed"}));
-        m.observe(&serde_json::json!({"type": "lost", "count": 7}));
+        let crashed = crate::export::fixture(serde_json::json!({"type": "incident",
+            "outcome": "crashed", "cause": {"type": "signal", "message": "SIGSEGV"}}));
+        m.observe(&crashed);
+        m.observe(&crashed);
+        m.observe(&crate::export::fixture(
+            serde_json::json!({"type": "lost", "count": 7,
+            "reason": "ring buffer full", "event": "signal"}),
+        ));
         let text = m.render();
         assert!(
             text.contains("crashtrace_records_total{type=\"incident\"} 2\n"),

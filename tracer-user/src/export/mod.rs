@@ -51,15 +51,8 @@ impl Exporters {
         if self.is_empty() {
             return;
         }
-        let value = match serde_json::to_value(record) {
-            Ok(v) => Arc::new(v),
-            Err(err) => {
-                log::warn!("cannot encode a {} record: {err}", record.kind);
-                return;
-            }
-        };
         if let Some(m) = &self.metrics {
-            m.observe(&value);
+            m.observe(record);
         }
         let about_exports = matches!(
             record.body,
@@ -69,10 +62,15 @@ impl Exporters {
             }
         );
         for f in &mut self.files {
-            f.offer(record, &value, !about_exports);
+            f.offer(record, !about_exports);
         }
+        if self.sinks.is_empty() {
+            return;
+        }
+        // One copy for every sink's queue, which outlives the caller's.
+        let shared = Arc::new(record.clone());
         for (sink, _) in &self.sinks {
-            sink.offer(&value);
+            sink.offer(&shared);
         }
     }
 
@@ -131,6 +129,36 @@ impl Exporters {
             .map(|(s, _)| (s.name.clone(), Arc::clone(&s.stats)))
             .collect()
     }
+}
+
+/// A record for a unit test, from the contract's JSON with what the test
+/// does not look at filled in where it is missing: the fields every record
+/// has (no pid, no time), an empty stack and story, an incident's thread
+/// and a signal record's registers; an incident's events likewise.
+#[cfg(test)]
+fn fixture(mut v: serde_json::Value) -> Record {
+    fn fill(v: &mut serde_json::Value) {
+        let Some(fields) = v.as_object_mut() else {
+            return;
+        };
+        let registers = crate::record::Registers::from(&tracer_common::Registers::default());
+        let defaults = serde_json::json!({
+            "schema": crate::record::SCHEMA, "time": "", "ts_ns": 0,
+            "pid": null, "tid": null, "comm": null, "exe": null,
+            "frames": [], "events": [], "thread": {"tid": null, "goid": null},
+            "registers": registers,
+        });
+        if let serde_json::Value::Object(defaults) = defaults {
+            for (key, value) in defaults {
+                fields.entry(key).or_insert(value);
+            }
+        }
+        if let Some(events) = fields.get_mut("events").and_then(|e| e.as_array_mut()) {
+            events.iter_mut().for_each(fill);
+        }
+    }
+    fill(&mut v);
+    Record::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v:#}"))
 }
 
 /// The host's name, for syslog and OTLP's `host.name`.

@@ -7,11 +7,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
-use serde_json::Value;
 
-use super::traceback::{
-    self, Language, array_field, cause_event, signal_description, str_field, u64_field,
-};
+use super::traceback::{self, Language, cause_event, signal_description};
+use crate::record::{Body, ExitStatus, Outcome, Record};
 use proto::{
     AnyValue, ExportLogsServiceRequest, InstrumentationScope, KeyValue, LogRecord, ResourceLogs,
     ScopeLogs, any_value,
@@ -35,11 +33,11 @@ const SEVERITY_FATAL: (i32, &str) = (21, "FATAL");
 
 /// The serialized `ExportLogsServiceRequest` for `records`: one
 /// ResourceLogs, one ScopeLogs, one LogRecord per record, in order.
-pub fn encode_request(records: &[&Value], resource: &Resource) -> Vec<u8> {
+pub fn encode_request(records: &[&Record], resource: &Resource) -> Vec<u8> {
     request(records, resource, now_unix_nanos()).encode_to_vec()
 }
 
-fn request(records: &[&Value], resource: &Resource, observed: u64) -> ExportLogsServiceRequest {
+fn request(records: &[&Record], resource: &Resource, observed: u64) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(proto::Resource {
@@ -81,12 +79,11 @@ fn resource_attributes(resource: &Resource) -> Vec<KeyValue> {
     attrs
 }
 
-fn log_record(r: &Value, observed: u64) -> LogRecord {
+fn log_record(r: &Record, observed: u64) -> LogRecord {
     let (severity_number, severity_text) = severity(r);
-    let kind = str_field(r, "type").unwrap_or("record");
     LogRecord {
         // 0 is the protocol's "unknown" for a time that does not parse.
-        time_unix_nano: str_field(r, "time").and_then(unix_nanos).unwrap_or(0),
+        time_unix_nano: unix_nanos(&r.time).unwrap_or(0),
         observed_time_unix_nano: observed,
         severity_number,
         severity_text: severity_text.to_owned(),
@@ -98,29 +95,31 @@ fn log_record(r: &Value, observed: u64) -> LogRecord {
         flags: 0,
         trace_id: Vec::new(),
         span_id: Vec::new(),
-        event_name: format!("crashtrace.{kind}"),
+        event_name: format!("crashtrace.{}", r.kind),
     }
 }
 
 /// An incident by how it ended (a crash is fatal to the process; a
 /// recovery or an external kill is an error worth a look; exiting on its
 /// own mid-story a warning), dropped events a warning, the rest info.
-fn severity(r: &Value) -> (i32, &'static str) {
-    match str_field(r, "type") {
-        Some("incident") => match str_field(r, "outcome") {
-            Some("crashed") => SEVERITY_FATAL,
-            Some("exited") => SEVERITY_WARN,
-            _ => SEVERITY_ERROR,
+fn severity(r: &Record) -> (i32, &'static str) {
+    match &r.body {
+        Body::Incident(inc) => match inc.outcome {
+            Outcome::Crashed => SEVERITY_FATAL,
+            Outcome::Exited => SEVERITY_WARN,
+            Outcome::Recovered | Outcome::Killed => SEVERITY_ERROR,
         },
-        Some("lost") => SEVERITY_WARN,
+        Body::Lost { .. } => SEVERITY_WARN,
         _ => SEVERITY_INFO,
     }
 }
 
-fn attributes(r: &Value) -> Vec<KeyValue> {
+fn attributes(r: &Record) -> Vec<KeyValue> {
     let mut attrs = Vec::new();
-    let kind = str_field(r, "type");
-    let incident = kind == Some("incident");
+    let incident = match &r.body {
+        Body::Incident(inc) => Some(inc.as_ref()),
+        _ => None,
+    };
 
     if let Some(ex) = exception(r) {
         if let Some(ty) = ex.ty {
@@ -130,13 +129,8 @@ fn attributes(r: &Value) -> Vec<KeyValue> {
             attrs.push(kv_str("exception.message", &message));
         }
     }
-    let frames = array_field(r, "frames");
-    let goid = if incident {
-        r.pointer("/thread/goid").and_then(Value::as_u64)
-    } else {
-        None
-    }
-    .or_else(|| u64_field(r, "goid"));
+    let frames = r.body.frames();
+    let goid = incident.and_then(|i| i.thread.goid).or(r.goid);
     if !frames.is_empty() {
         let language = traceback::language_of(r);
         attrs.push(kv_str(
@@ -145,49 +139,46 @@ fn attributes(r: &Value) -> Vec<KeyValue> {
         ));
     }
 
-    let tid = if incident {
-        r.pointer("/thread/tid").and_then(Value::as_u64)
-    } else {
-        None
-    }
-    .or_else(|| u64_field(r, "tid"));
-    push_int(&mut attrs, "thread.id", tid);
-    push_int(&mut attrs, "process.pid", u64_field(r, "pid"));
-    if let Some(exe) = str_field(r, "exe") {
+    let tid = incident.and_then(|i| i.thread.tid).or(r.tid);
+    push_int(&mut attrs, "thread.id", tid.map(u64::from));
+    push_int(&mut attrs, "process.pid", r.pid.map(u64::from));
+    if let Some(exe) = &r.exe {
         attrs.push(kv_str("process.executable.path", exe));
         let name = exe.rsplit('/').next().unwrap_or(exe);
         if !name.is_empty() {
             attrs.push(kv_str("process.executable.name", name));
         }
     }
-    if let Some(comm) = str_field(r, "comm") {
+    if let Some(comm) = &r.comm {
         attrs.push(kv_str("process.command", comm));
     }
-    if let Some(outcome) = str_field(r, "outcome") {
-        attrs.push(kv_str("crashtrace.outcome", outcome));
-    }
-    if let Some(cause) = r.pointer("/cause/type").and_then(Value::as_str) {
-        attrs.push(kv_str("crashtrace.cause.type", cause));
+    if let Some(inc) = incident {
+        attrs.push(kv_str("crashtrace.outcome", inc.outcome.word()));
+        attrs.push(kv_str("crashtrace.cause.type", inc.cause.kind));
     }
     push_int(&mut attrs, "crashtrace.goroutine.id", goid);
-    if let Some(by) = r.pointer("/recovered_by/function").and_then(Value::as_str) {
+    let recovered_by = match &r.body {
+        Body::Recover(rec) => rec.recovered_by.as_ref(),
+        _ => incident.and_then(|i| i.recovered_by.as_ref()),
+    };
+    if let Some(by) = recovered_by.and_then(|f| f.function.as_deref()) {
         attrs.push(kv_str("crashtrace.recovered_by", by));
     }
-    if let Some(exit) = r.get("exit").filter(|e| e.is_object()) {
-        if let Some(code) = exit.get("code").and_then(Value::as_i64) {
-            attrs.push(kv_int("process.exit.code", code));
-        } else if let Some(signal) = exit.get("signal").and_then(Value::as_i64) {
-            attrs.push(kv_int("crashtrace.exit.signal", signal));
-            if let Some(core) = exit.get("core_dumped").and_then(Value::as_bool) {
-                attrs.push(kv_bool("crashtrace.exit.core_dumped", core));
-            }
+    match r.body.exit() {
+        Some(ExitStatus::Code { code }) => attrs.push(kv_int("process.exit.code", code.into())),
+        Some(ExitStatus::Signal {
+            signal,
+            core_dumped,
+            ..
+        }) => {
+            attrs.push(kv_int("crashtrace.exit.signal", signal.into()));
+            attrs.push(kv_bool("crashtrace.exit.core_dumped", core_dumped));
         }
+        None => {}
     }
-    if kind == Some("lost") {
-        push_int(&mut attrs, "crashtrace.lost.count", u64_field(r, "count"));
-        if let Some(reason) = str_field(r, "reason") {
-            attrs.push(kv_str("crashtrace.lost.reason", reason));
-        }
+    if let Body::Lost { count, reason, .. } = &r.body {
+        push_int(&mut attrs, "crashtrace.lost.count", Some(*count));
+        attrs.push(kv_str("crashtrace.lost.reason", reason));
     }
     attrs
 }
@@ -199,50 +190,68 @@ struct Exception {
     message: Option<String>,
 }
 
-fn exception(r: &Value) -> Option<Exception> {
-    let (kind, event, cause_message, story) = match str_field(r, "type")? {
-        "incident" => (
-            r.pointer("/cause/type").and_then(Value::as_str)?,
-            cause_event(r),
-            r.pointer("/cause/message").and_then(Value::as_str),
-            array_field(r, "events"),
+fn exception(r: &Record) -> Option<Exception> {
+    let (kind, event, cause_message, story) = match &r.body {
+        Body::Incident(inc) => (
+            inc.cause.kind,
+            cause_event(inc),
+            Some(inc.cause.message.as_str()),
+            inc.events.as_slice(),
         ),
-        kind => (
-            kind,
-            Some(r),
-            str_field(r, "message"),
-            std::slice::from_ref(r),
-        ),
+        body => (r.kind, Some(r), message(body), std::slice::from_ref(r)),
     };
-    let event_str = |key| event.and_then(|e| str_field(e, key));
-    let signal = event
-        .and_then(|e| e.get("signal"))
-        .filter(|s| s.is_object());
-    let signal_name = signal.and_then(|s| str_field(s, "name"));
+    let event_value_type = event.and_then(|e| value_type(&e.body));
+    let signal = event.and_then(|e| e.body.signal());
+    let signal_name = signal.map(|s| s.name.as_str());
     let ty = match kind {
-        "panic" => event_str("value_type").map(str::to_owned),
+        "panic" => event_value_type.map(str::to_owned),
         "fatal" => Some("fatal error".to_owned()),
         "signal" => signal_name.or(cause_message).map(str::to_owned),
         // The runtime turns the fault into a panic: its type is the Go
         // error's when the panic record is in the story.
         "sigpanic" => story
             .iter()
-            .filter(|e| str_field(e, "type") == Some("panic"))
-            .find_map(|e| str_field(e, "value_type"))
+            .find_map(|e| match &e.body {
+                Body::Panic(p) => p.value_type.as_deref(),
+                _ => None,
+            })
             .or(signal_name)
             .map(str::to_owned),
-        "exception" => event_str("value_type").map(str::to_owned),
+        "exception" => event_value_type.map(str::to_owned),
         "goexit" => Some("runtime.Goexit".to_owned()),
         // An incident the exit alone opened (killed without a signal record).
         "exit" => None,
         _ => return None,
     };
     let message = match (kind, signal) {
-        ("signal" | "sigpanic", Some(signal)) => Some(signal_description(signal, r)),
-        ("exception", _) => event_str("message").or(cause_message).map(str::to_owned),
+        ("signal" | "sigpanic", Some(signal)) => Some(signal_description(signal, r.pid)),
+        ("exception", _) => event
+            .and_then(|e| message(&e.body))
+            .or(cause_message)
+            .map(str::to_owned),
         _ => cause_message.map(str::to_owned),
     };
     Some(Exception { ty, message })
+}
+
+/// The message of a record that carries one (panic value, fatal error,
+/// exception `what()`).
+fn message(body: &Body) -> Option<&str> {
+    match body {
+        Body::Panic(p) => Some(&p.message),
+        Body::Fatal(f) => Some(&f.message),
+        Body::Exception(e) => e.message.as_deref(),
+        _ => None,
+    }
+}
+
+/// The type of a panic's value or of a thrown exception.
+fn value_type(body: &Body) -> Option<&str> {
+    match body {
+        Body::Panic(p) => p.value_type.as_deref(),
+        Body::Exception(e) => e.value_type.as_deref(),
+        _ => None,
+    }
 }
 
 fn unix_nanos(time: &str) -> Option<u64> {
@@ -421,10 +430,11 @@ pub mod proto {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::proto::{ExportLogsServiceRequest, KeyValue, any_value::Value as V};
     use super::*;
+    use crate::export::fixture;
 
     fn go_incident() -> Value {
         json!({
@@ -461,7 +471,9 @@ mod tests {
     }
 
     fn decode(records: &[&Value], resource: &Resource) -> ExportLogsServiceRequest {
-        let bytes = encode_request(records, resource);
+        let records: Vec<Record> = records.iter().map(|&r| fixture(r.clone())).collect();
+        let refs: Vec<&Record> = records.iter().collect();
+        let bytes = encode_request(&refs, resource);
         ExportLogsServiceRequest::decode(bytes.as_slice()).unwrap()
     }
 
@@ -578,11 +590,12 @@ mod tests {
             "type": "incident", "time": "2026-01-01T00:00:00Z", "pid": 10, "tid": 10,
             "comm": "faults", "exe": "/opt/faults", "outcome": "crashed",
             "cause": {"type": "signal", "message": "SIGSEGV"},
-            "recovered_by": null, "exit": {"signal": 11, "core_dumped": false},
+            "recovered_by": null, "exit": {"signal": 11, "signal_name": "SIGSEGV", "core_dumped": false},
             "frames": [{"pc": "0x5555555551c8", "function": "deref", "file": "/src/faults.c",
                         "line": 8, "inlined": false, "module": "/opt/faults"}],
             "events": [{"type": "signal", "pid": 10, "tid": 10,
-                "signal": {"number": 11, "name": "SIGSEGV", "code": "SEGV_MAPERR", "addr": "0x0"}}],
+                "signal": {"number": 11, "name": "SIGSEGV", "code": "SEGV_MAPERR", "addr": "0x0",
+                    "disposition": "default"}}],
             "thread": {"tid": 10, "goid": null}
         });
         let req = decode(&[&incident], &Resource::default());
@@ -615,16 +628,18 @@ mod tests {
         let mut recovered = go_incident();
         recovered["outcome"] = json!("recovered");
         recovered["exit"] = Value::Null;
-        recovered["recovered_by"] = json!({"pc": "0x1", "function": "main.safe.func1"});
+        recovered["recovered_by"] =
+            json!({"pc": "0x1", "function": "main.safe.func1", "inlined": false});
         let mut killed = go_incident();
         killed["outcome"] = json!("killed");
         let mut exited = go_incident();
         exited["outcome"] = json!("exited");
         let lost = json!({"type": "lost", "count": 12, "reason": "ring buffer full",
-            "time": "garbage", "pid": null});
-        let attach = json!({"type": "attach", "pid": 3, "exe": "/bin/x"});
+            "event": "signal", "time": "garbage", "pid": null});
+        let attach = json!({"type": "attach", "pid": 3, "exe": "/bin/x", "runtime": "native",
+            "debuginfo": "dwarf", "probes": [], "reason": "run"});
         let fatal = json!({"type": "fatal", "goid": 1, "message": "concurrent map writes",
-            "frames": []});
+            "source": "throw", "frames": []});
         let records = [&recovered, &killed, &exited, &lost, &attach, &fatal];
         let req = decode(&records, &Resource::default());
         let logs = &req.resource_logs[0].scope_logs[0].log_records;
@@ -683,18 +698,6 @@ mod tests {
             logs[5].body.as_ref().and_then(|b| b.value.as_ref()),
             Some(&s("fatal: concurrent map writes"))
         );
-    }
-
-    #[test]
-    fn garbage_does_not_panic() {
-        let junk = [
-            json!(null),
-            json!([1, 2]),
-            json!({"type": 5, "frames": "x", "events": {}}),
-        ];
-        let refs: Vec<&Value> = junk.iter().collect();
-        let req = decode(&refs, &Resource::default());
-        assert_eq!(req.resource_logs[0].scope_logs[0].log_records.len(), 3);
     }
 
     /// The hand-declared messages put each field where the .proto files do:

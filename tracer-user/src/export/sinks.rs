@@ -13,7 +13,6 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpStream, UdpSocket, UnixDatagram, UnixStream},
@@ -21,6 +20,7 @@ use tokio::{
 };
 
 use super::{otlp, syslog};
+use crate::record::Record;
 
 /// Records a sink may hold before new ones are dropped.
 pub const QUEUE: usize = 4096;
@@ -44,15 +44,14 @@ pub struct SinkHandle {
     /// Which record types it exports (empty: all).
     pub types: Vec<String>,
     /// None once closed.
-    tx: Option<mpsc::Sender<Arc<Value>>>,
+    tx: Option<mpsc::Sender<Arc<Record>>>,
     pub stats: Arc<SinkStats>,
 }
 
 impl SinkHandle {
     /// Queues a record without waiting: full queue → dropped and counted.
-    pub fn offer(&self, record: &Arc<Value>) {
-        let kind = record["type"].as_str().unwrap_or("");
-        if !self.types.is_empty() && !self.types.iter().any(|t| t == kind) {
+    pub fn offer(&self, record: &Arc<Record>) {
+        if !self.types.is_empty() && !self.types.iter().any(|t| t == record.kind) {
             return;
         }
         let queued = self
@@ -114,7 +113,7 @@ pub fn spawn_syslog(
     format: syslog::Syslog,
     types: Vec<String>,
 ) -> (SinkHandle, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Arc<Value>>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Arc<Record>>(QUEUE);
     let stats = Arc::new(SinkStats::default());
     let task_stats = Arc::clone(&stats);
     let name = format!("syslog {address:?}");
@@ -216,11 +215,11 @@ pub fn spawn_otlp(
     types: Vec<String>,
 ) -> Result<(SinkHandle, tokio::task::JoinHandle<()>)> {
     let url = HttpUrl::parse(endpoint)?;
-    let (tx, mut rx) = mpsc::channel::<Arc<Value>>(QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Arc<Record>>(QUEUE);
     let stats = Arc::new(SinkStats::default());
     let task_stats = Arc::clone(&stats);
     let task = tokio::spawn(async move {
-        let mut batch: Vec<Arc<Value>> = Vec::new();
+        let mut batch: Vec<Arc<Record>> = Vec::new();
         loop {
             let closed = match rx.recv().await {
                 Some(r) => {
@@ -243,7 +242,7 @@ pub fn spawn_otlp(
                 None => true,
             };
             if !batch.is_empty() {
-                let refs: Vec<&Value> = batch.iter().map(|r| r.as_ref()).collect();
+                let refs: Vec<&Record> = batch.iter().map(|r| r.as_ref()).collect();
                 let body = otlp::encode_request(&refs, &resource);
                 let mut sent = false;
                 for attempt in 0..ATTEMPTS {

@@ -3,9 +3,8 @@
 //! collectors parse into fields. Framing and transport are the sink's;
 //! `frame_octet_counting` is the RFC 6587 framing for TCP.
 
-use serde_json::Value;
-
-use super::traceback::{self, cause_event, str_field, u64_field};
+use super::traceback::{self, cause_event};
+use crate::record::{Body, ExitStatus, Outcome, Record};
 
 /// RFC 5424's NILVALUE, for a header field or structured data we lack.
 const NIL: &str = "-";
@@ -38,21 +37,19 @@ pub struct Syslog {
 impl Syslog {
     /// One RFC 5424 message, without framing and without a BOM:
     /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG`.
-    pub fn format(&self, record: &Value) -> String {
+    pub fn format(&self, record: &Record) -> String {
         // A facility past 23 cannot be encoded; local7 is the nearest.
         let pri = u16::from(self.facility.min(23)) * 8 + u16::from(severity(record));
-        let timestamp = str_field(record, "time")
-            .and_then(timestamp)
-            .unwrap_or_else(|| NIL.to_owned());
+        let timestamp = timestamp(&record.time).unwrap_or_else(|| NIL.to_owned());
         // PROCID is the traced process's: the message is about it, not
         // about crashtrace.
-        let procid = u64_field(record, "pid").map(|p| p.to_string());
+        let procid = record.pid.map(|p| p.to_string());
         let mut msg = format!(
             "<{pri}>1 {timestamp} {} {} {} {} {}",
             header_field(Some(&self.hostname), HOSTNAME_MAX),
             header_field(Some(&self.app_name), APP_NAME_MAX),
             header_field(procid.as_deref(), PROCID_MAX),
-            header_field(str_field(record, "type"), MSGID_MAX),
+            header_field(Some(record.kind), MSGID_MAX),
             structured_data(record),
         );
         let summary = traceback::summary(record);
@@ -72,14 +69,14 @@ pub fn frame_octet_counting(msg: &str) -> String {
 
 /// A crash that killed the process is critical; a recovery or an external
 /// kill an error; exiting mid-story and dropped events warnings.
-fn severity(r: &Value) -> u8 {
-    match str_field(r, "type") {
-        Some("incident") => match str_field(r, "outcome") {
-            Some("crashed") => CRITICAL,
-            Some("exited") => WARNING,
-            _ => ERROR,
+fn severity(r: &Record) -> u8 {
+    match &r.body {
+        Body::Incident(inc) => match inc.outcome {
+            Outcome::Crashed => CRITICAL,
+            Outcome::Exited => WARNING,
+            Outcome::Recovered | Outcome::Killed => ERROR,
         },
-        Some("lost") => WARNING,
+        Body::Lost { .. } => WARNING,
         _ => INFORMATIONAL,
     }
 }
@@ -106,51 +103,51 @@ fn header_field(value: Option<&str>, max: usize) -> String {
 
 /// `[crashtrace@32473 pid="42" …]`, or NILVALUE when the record has none
 /// of the parameters. Missing values are left out, not sent empty.
-fn structured_data(r: &Value) -> String {
-    let incident = str_field(r, "type") == Some("incident");
+fn structured_data(r: &Record) -> String {
+    let incident = match &r.body {
+        Body::Incident(inc) => Some(inc.as_ref()),
+        _ => None,
+    };
     let mut params: Vec<(&str, String)> = Vec::new();
     let mut push = |name: &'static str, value: Option<String>| {
         if let Some(v) = value {
             params.push((name, v));
         }
     };
-    let num = |v: Option<&Value>| v.and_then(Value::as_i64).map(|n| n.to_string());
-
-    let tid = if incident {
-        r.pointer("/thread/tid").filter(|v| !v.is_null())
-    } else {
-        None
-    }
-    .or_else(|| r.get("tid"));
-    let goid = if incident {
-        r.pointer("/thread/goid").filter(|v| !v.is_null())
-    } else {
-        None
-    }
-    .or_else(|| r.get("goid"));
-    push("pid", num(r.get("pid")));
-    push("tid", num(tid));
-    push("comm", str_field(r, "comm").map(str::to_owned));
-    push("exe", str_field(r, "exe").map(str::to_owned));
-    push("outcome", str_field(r, "outcome").map(str::to_owned));
+    let tid = incident.and_then(|i| i.thread.tid).or(r.tid);
+    let goid = incident.and_then(|i| i.thread.goid).or(r.goid);
+    push("pid", r.pid.map(|p| p.to_string()));
+    push("tid", tid.map(|t| t.to_string()));
+    push("comm", r.comm.clone());
+    push("exe", r.exe.clone());
+    push("outcome", incident.map(|i| i.outcome.word().to_owned()));
+    push("cause_type", incident.map(|i| i.cause.kind.to_owned()));
+    push("goid", goid.map(|g| g.to_string()));
+    let exit = r.body.exit();
     push(
-        "cause_type",
-        r.pointer("/cause/type")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        "exit_code",
+        match exit {
+            Some(ExitStatus::Code { code }) => Some(code.to_string()),
+            _ => None,
+        },
     );
-    push("goid", num(goid));
-    let exit = r.get("exit").filter(|e| e.is_object());
-    push("exit_code", num(exit.and_then(|e| e.get("code"))));
-    push("exit_signal", num(exit.and_then(|e| e.get("signal"))));
+    push(
+        "exit_signal",
+        match exit {
+            Some(ExitStatus::Signal { signal, .. }) => Some(signal.to_string()),
+            _ => None,
+        },
+    );
     // The signal the story (or this signal record) is about.
-    let signal_source = if incident { cause_event(r) } else { Some(r) };
+    let signal_source = match incident {
+        Some(inc) => cause_event(inc),
+        None => Some(r),
+    };
     push(
         "signal",
         signal_source
-            .and_then(|e| e.pointer("/signal/name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+            .and_then(|e| e.body.signal())
+            .map(|s| s.name.clone()),
     );
 
     if params.is_empty() {
@@ -187,9 +184,10 @@ fn escape_param(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
+    use crate::export::fixture;
 
     fn syslog() -> Syslog {
         Syslog {
@@ -219,7 +217,7 @@ mod tests {
 
     #[test]
     fn incident_message() {
-        let m = syslog().format(&incident());
+        let m = syslog().format(&fixture(incident()));
         assert_eq!(
             m,
             "<26>1 2026-11-22T23:12:21.123456Z web-1 crashtrace 4242 incident \
@@ -235,7 +233,7 @@ mod tests {
         let s = syslog(); // daemon: 3 * 8 = 24
         let mut r = incident();
         let pri = |s: &Syslog, r: &Value| {
-            let m = s.format(r);
+            let m = s.format(&fixture(r.clone()));
             m[1..m.find('>').unwrap()].parse::<u16>().unwrap()
         };
         assert_eq!(pri(&s, &r), 24 + 2);
@@ -245,26 +243,31 @@ mod tests {
         assert_eq!(pri(&s, &r), 24 + 3);
         r["outcome"] = json!("exited");
         assert_eq!(pri(&s, &r), 24 + 4);
-        assert_eq!(pri(&s, &json!({"type": "lost", "count": 3})), 24 + 4);
-        assert_eq!(pri(&s, &json!({"type": "attach"})), 24 + 6);
+        let lost =
+            json!({"type": "lost", "count": 3, "reason": "ring buffer full", "event": "signal"});
+        assert_eq!(pri(&s, &lost), 24 + 4);
+        let attach = json!({"type": "attach", "runtime": "native", "debuginfo": "dwarf",
+            "probes": [], "reason": "run"});
+        assert_eq!(pri(&s, &attach), 24 + 6);
+        let exit = json!({"type": "exit", "exit": {"code": 0}});
         let user = Syslog {
             facility: 1,
             ..syslog()
         };
-        assert_eq!(pri(&user, &json!({"type": "exit"})), 8 + 6);
+        assert_eq!(pri(&user, &exit), 8 + 6);
         // Out-of-range facilities are clamped to local7 (23).
         let bad = Syslog {
             facility: 200,
             ..syslog()
         };
-        assert_eq!(pri(&bad, &json!({"type": "exit"})), 23 * 8 + 6);
+        assert_eq!(pri(&bad, &exit), 23 * 8 + 6);
     }
 
     #[test]
     fn param_values_are_escaped() {
         let r = json!({"type": "signal", "pid": 1, "comm": "a\"b\\c]d",
-            "exe": "/x/[y]", "signal": {"name": "SIGSEGV", "number": 11}});
-        let m = syslog().format(&r);
+            "exe": "/x/[y]", "signal": {"name": "SIGSEGV", "number": 11, "disposition": "default"}});
+        let m = syslog().format(&fixture(r));
         assert!(
             m.contains(r#"comm="a\"b\\c\]d" exe="/x/[y\]" signal="SIGSEGV"]"#),
             "{m}"
@@ -278,12 +281,11 @@ mod tests {
             app_name: String::new(),
             hostname: "bad host\u{e9}".into(),
         };
-        let m = s.format(&json!({"type": "exit", "time": "yesterday"}));
+        let r = json!({"type": "exception", "time": "yesterday", "language": "c++"});
+        let m = s.format(&fixture(r));
         // Timestamp unparsable, hostname stripped of non-PRINTUSASCII,
         // app name empty, no pid, no structured data.
-        assert_eq!(m, "<14>1 - badhost - - exit - exit");
-        let m = s.format(&json!({}));
-        assert_eq!(m, "<14>1 - badhost - - - - record");
+        assert_eq!(m, "<14>1 - badhost - - exception - exception");
     }
 
     #[test]
@@ -293,7 +295,9 @@ mod tests {
             app_name: "a".repeat(60),
             hostname: "h".repeat(300),
         };
-        let m = s.format(&json!({"type": "x".repeat(40)}));
+        let mut r = fixture(json!({"type": "exit", "exit": {"code": 0}}));
+        r.kind = "x".repeat(40).leak();
+        let m = s.format(&r);
         let fields: Vec<&str> = m.split(' ').collect();
         assert_eq!(fields[2].len(), 255);
         assert_eq!(fields[3].len(), 48);
@@ -351,10 +355,11 @@ mod tests {
     fn signal_incident_names_signal_and_exit_signal() {
         let r = json!({"type": "incident", "pid": 9, "outcome": "crashed",
             "cause": {"type": "signal", "message": "SIGSEGV"},
-            "exit": {"signal": 11, "core_dumped": false},
-            "events": [{"type": "signal", "signal": {"name": "SIGSEGV", "code": "SEGV_MAPERR", "addr": "0x0"}}],
+            "exit": {"signal": 11, "signal_name": "SIGSEGV", "core_dumped": false},
+            "events": [{"type": "signal", "signal": {"number": 11, "name": "SIGSEGV", "code": "SEGV_MAPERR",
+                "addr": "0x0", "disposition": "default"}}],
             "frames": [], "thread": {"tid": 9, "goid": null}});
-        let m = syslog().format(&r);
+        let m = syslog().format(&fixture(r));
         assert!(
             m.contains(
                 r#"exit_signal="11" signal="SIGSEGV"] crashed: SIGSEGV (SEGV_MAPERR) at 0x0"#

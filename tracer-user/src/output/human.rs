@@ -146,7 +146,7 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             let by = rec
                 .recovered_by
                 .as_ref()
-                .map(|f| format!(" by {}", describe_frame(f)))
+                .map(|f| format!(" by {}", f.describe()))
                 .unwrap_or_default();
             writeln!(
                 w,
@@ -230,11 +230,11 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             if let Some(location) = rust_location {
                 cause.push_str(&format!(" at {location}"));
             } else if let Some(top) = top {
-                cause.push_str(&format!(" in {}", describe_frame(top)));
+                cause.push_str(&format!(" in {}", top.describe()));
             }
             let end = match (inc.exit, &inc.recovered_by) {
                 (Some(e), _) => format!("pid {} {}", opt(r.pid), e.describe()),
-                (None, Some(by)) => format!("recovered by {}", describe_frame(by)),
+                (None, Some(by)) => format!("recovered by {}", by.describe()),
                 (None, None) => "recovered".to_owned(),
             };
             writeln!(
@@ -274,17 +274,6 @@ fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()
         )?;
     }
     Ok(())
-}
-
-fn describe_frame(f: &Frame) -> String {
-    let name = f.function.as_deref().unwrap_or("??");
-    match (&f.file, f.line) {
-        (Some(file), Some(line)) => {
-            let base = file.rsplit('/').next().unwrap_or(file);
-            format!("{name} ({base}:{line})")
-        }
-        _ => name.to_owned(),
-    }
 }
 
 fn goroutine(r: &Record) -> String {
