@@ -116,21 +116,10 @@ fn try_go_probe(ctx: &ProbeContext) {
     // The value: gopanic's argument, or printpanics' p.arg (an `any` too).
     let (ty, data, flags) = if probe == GoProbe::Printpanics as u32 {
         let p = r.rax;
-        let flag = |off: u32, bit: u32| -> u32 {
-            if off == GO_NO_FIELD {
-                return 0;
-            }
-            match read_user::<u8>(p + off as u64) {
-                Some(b) if b != 0 => bit,
-                _ => 0,
-            }
-        };
         (
             read_user::<u64>(p + cfg.panic_arg as u64).unwrap_or(0),
             read_user::<u64>(p + cfg.panic_arg as u64 + 8).unwrap_or(0),
-            flag(cfg.panic_recovered, GO_PANIC_RECOVERED)
-                | flag(cfg.panic_repanicked, GO_PANIC_REPANICKED)
-                | flag(cfg.panic_goexit, GO_PANIC_GOEXIT),
+            panic_flags(p, &cfg),
         )
     } else if probe == GoProbe::Sigpanic as u32 {
         // g.sig and g.sigcode1 (the fault address); sigcode0 and sigpc
@@ -298,6 +287,24 @@ fn try_go_probe(ctx: &ProbeContext) {
     entry.submit(0);
 }
 
+/// The `_panic` at `p`'s state as printpanics prints it: recovered,
+/// repanicked (Go 1.25+), a Goexit.
+#[inline(always)]
+fn panic_flags(p: u64, cfg: &GoConfig) -> u32 {
+    let flag = |off: u32, bit: u32| -> u32 {
+        if off == GO_NO_FIELD {
+            return 0;
+        }
+        match read_user::<u8>(p + off as u64) {
+            Some(b) if b != 0 => bit,
+            _ => 0,
+        }
+    };
+    flag(cfg.panic_recovered, GO_PANIC_RECOVERED)
+        | flag(cfg.panic_repanicked, GO_PANIC_REPANICKED)
+        | flag(cfg.panic_goexit, GO_PANIC_GOEXIT)
+}
+
 /// Copies [`GO_VALUE_BYTES`] from the value's data word into the record;
 /// returns the string header {ptr, len} they start with.
 ///
@@ -425,19 +432,7 @@ pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
     if p == 0 {
         return;
     }
-    let flag = |off: u32, bit: u32| -> u32 {
-        if off == GO_NO_FIELD {
-            return 0;
-        }
-        match read_user::<u8>(p + off as u64) {
-            Some(b) if b != 0 => bit,
-            _ => 0,
-        }
-    };
-    let flags = GO_FROM_EXIT
-        | flag(cfg.panic_recovered, GO_PANIC_RECOVERED)
-        | flag(cfg.panic_repanicked, GO_PANIC_REPANICKED)
-        | flag(cfg.panic_goexit, GO_PANIC_GOEXIT);
+    let flags = GO_FROM_EXIT | panic_flags(p, &cfg);
     let ty: u64 = read_user(p + cfg.panic_arg as u64).unwrap_or(0);
     let data: u64 = read_user(p + cfg.panic_arg as u64 + 8).unwrap_or(0);
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {

@@ -590,6 +590,30 @@ pub struct Incident {
     pub thread: Thread,
 }
 
+impl Record {
+    /// A `lost` record: `count` records of kind `event` were dropped.
+    pub fn lost(clock: &Clock, count: u64, reason: String, event: &'static str) -> Self {
+        let ts = clock.now_mono();
+        Record {
+            schema: SCHEMA,
+            kind: "lost",
+            time: clock.rfc3339(ts),
+            ts_ns: ts,
+            pid: None,
+            tid: None,
+            comm: None,
+            exe: None,
+            goid: None,
+            container: None,
+            body: Body::Lost {
+                count,
+                reason,
+                event,
+            },
+        }
+    }
+}
+
 /// Reading records back (`crashtrace report`): the same types, parsed.
 /// Fields of crashtrace's closed vocabularies (runtimes, sources,
 /// dispositions, record and cause types, signal names) are read back as
@@ -766,7 +790,8 @@ impl Clock {
     }
 }
 
-fn monotonic_ns() -> u64 {
+/// CLOCK_MONOTONIC in ns: the kernel's `bpf_ktime_get_ns` clock.
+pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

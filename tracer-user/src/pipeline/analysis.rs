@@ -266,24 +266,7 @@ impl Analysis {
 
     fn emit_lost(&mut self, count: u64, reason: String, event: &'static str) {
         self.summary.lost += count;
-        let ts = self.clock.now_mono();
-        let record = Record {
-            schema: SCHEMA,
-            kind: "lost",
-            time: self.clock.rfc3339(ts),
-            ts_ns: ts,
-            pid: None,
-            tid: None,
-            comm: None,
-            exe: None,
-            goid: None,
-            container: None,
-            body: Body::Lost {
-                count,
-                reason,
-                event,
-            },
-        };
+        let record = Record::lost(&self.clock, count, reason, event);
         self.send(record);
     }
 

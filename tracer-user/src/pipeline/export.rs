@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::{
     export::Exporters,
     output::Output,
-    record::{Body, Clock, Record, SCHEMA},
+    record::{Clock, Record},
 };
 
 pub struct Export {
@@ -82,24 +82,7 @@ impl Export {
     /// A `lost` record for what an exporter or the output dropped.
     fn lost_record(&mut self, count: u64, reason: String, event: &'static str) -> Record {
         self.lost += count;
-        let ts = self.clock.now_mono();
-        Record {
-            schema: SCHEMA,
-            kind: "lost",
-            time: self.clock.rfc3339(ts),
-            ts_ns: ts,
-            pid: None,
-            tid: None,
-            comm: None,
-            exe: None,
-            goid: None,
-            container: None,
-            body: Body::Lost {
-                count,
-                reason,
-                event,
-            },
-        }
+        Record::lost(&self.clock, count, reason, event)
     }
 
     /// Reports what exporters dropped since the last call.

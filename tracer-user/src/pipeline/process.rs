@@ -812,14 +812,7 @@ impl ProcessWork {
 
 /// Milliseconds from a kernel timestamp (CLOCK_MONOTONIC ns) to now.
 fn ms_since(ts_ns: u64) -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let now = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
-    now.saturating_sub(ts_ns) / 1_000_000
+    crate::record::monotonic_ns().saturating_sub(ts_ns) / 1_000_000
 }
 
 /// What a dropped record would have become (the `event` field of `lost`).
