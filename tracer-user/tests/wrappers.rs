@@ -56,10 +56,6 @@ fn traced_through(wrapper: &str, command: &str) -> (std::process::Output, Vec<Va
     (output, read_records(&out))
 }
 
-fn basename(p: &str) -> &str {
-    p.rsplit('/').next().unwrap_or(p)
-}
-
 fn program_pid(records: &[Value], program: &Path) -> Option<u64> {
     let name = program.to_string_lossy();
     of_type(records, "attach")
@@ -92,29 +88,7 @@ fn early_native_crashes_through_wrappers_are_named_like_gdb() {
                         program_pid(&records, &bin),
                         "{ctx}: the crash is the program's ({records:#?})"
                     );
-                    let ours: Vec<GdbFrame> = sig["frames"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(frame_key)
-                        .collect();
-                    assert!(
-                        ours.len() >= gdb.len(),
-                        "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
-                    );
-                    for (o, g) in ours.iter().zip(&gdb) {
-                        assert_eq!(
-                            o.function, g.function,
-                            "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
-                        );
-                        assert_eq!(o.line, g.line, "{ctx}: line of {}", o.function);
-                        assert_eq!(
-                            o.file.as_deref().map(basename),
-                            g.file.as_deref().map(basename),
-                            "{ctx}: file of {}",
-                            o.function
-                        );
-                    }
+                    assert_frames_like_gdb(&ctx, &sig["frames"], &gdb);
                     let incident = of_type(&records, "incident")
                         .into_iter()
                         .find(|i| i["pid"] == sig["pid"])
@@ -141,30 +115,29 @@ fn crash_in_a_dependency_of_a_dlopened_library_is_named_like_gdb() {
     let codec = dir.join("libcodec.so");
     let frontend = dir.join("libfrontend.so");
     let host = dir.join("host");
+    const LIBRARY: [&str; 5] = ["-g", "-O2", "-fomit-frame-pointer", "-shared", "-fPIC"];
     gcc(&[
-        "-g",
-        "-O2",
-        "-fomit-frame-pointer",
-        "-shared",
-        "-fPIC",
-        "-o",
-        codec.to_str().unwrap(),
-        src.join("codec.c").to_str().unwrap(),
-    ]);
+        &LIBRARY[..],
+        &[
+            "-o",
+            codec.to_str().unwrap(),
+            src.join("codec.c").to_str().unwrap(),
+        ],
+    ]
+    .concat());
     gcc(&[
-        "-g",
-        "-O2",
-        "-fomit-frame-pointer",
-        "-shared",
-        "-fPIC",
-        "-o",
-        frontend.to_str().unwrap(),
-        src.join("frontend.c").to_str().unwrap(),
-        "-Wl,--no-as-needed",
-        &format!("-L{}", dir.display()),
-        "-lcodec",
-        "-Wl,-rpath,$ORIGIN",
-    ]);
+        &LIBRARY[..],
+        &[
+            "-o",
+            frontend.to_str().unwrap(),
+            src.join("frontend.c").to_str().unwrap(),
+            "-Wl,--no-as-needed",
+            &format!("-L{}", dir.display()),
+            "-lcodec",
+            "-Wl,-rpath,$ORIGIN",
+        ],
+    ]
+    .concat());
     gcc(&[
         "-g",
         "-O2",
@@ -366,24 +339,8 @@ fn early_crashes_under_attach_exe_and_the_daemon_are_named_like_gdb() {
                 .into_iter()
                 .find(|s| s["pid"] == *pid && s["signal"]["name"] == "SIGSEGV")
                 .unwrap_or_else(|| panic!("{ctx}: no SIGSEGV in {records:#?}"));
-            let ours: Vec<GdbFrame> = sig["frames"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(frame_key)
-                .collect();
             let gdb = &gdb.iter().find(|(p, _)| p == place).unwrap().1;
-            assert!(
-                ours.len() >= gdb.len(),
-                "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
-            );
-            for (o, g) in ours.iter().zip(gdb) {
-                assert_eq!(
-                    o.function, g.function,
-                    "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
-                );
-                assert_eq!(o.line, g.line, "{ctx}: line of {}", o.function);
-            }
+            assert_frames_like_gdb(&ctx, &sig["frames"], gdb);
         }
     }
 }

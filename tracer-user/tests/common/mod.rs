@@ -343,6 +343,36 @@ end
         .collect()
 }
 
+/// crashtrace's frames (from a record's `frames`) equal gdb's, innermost
+/// first, as far as gdb's go: function and line, and the file's base name.
+pub fn assert_frames_like_gdb(ctx: &str, frames: &Value, gdb: &[GdbFrame]) {
+    let ours: Vec<GdbFrame> = frames
+        .as_array()
+        .map(|f| f.iter().map(frame_key).collect())
+        .unwrap_or_default();
+    assert!(
+        ours.len() >= gdb.len(),
+        "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
+    );
+    let base = |f: &Option<String>| {
+        f.as_deref()
+            .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
+    };
+    for (o, g) in ours.iter().zip(gdb) {
+        assert_eq!(
+            o.function, g.function,
+            "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
+        );
+        assert_eq!(o.line, g.line, "{ctx}: line of {}", o.function);
+        assert_eq!(
+            base(&o.file),
+            base(&g.file),
+            "{ctx}: file of {}",
+            o.function
+        );
+    }
+}
+
 /// (function, file, line) of a crashtrace frame.
 pub fn frame_key(f: &Value) -> GdbFrame {
     GdbFrame {
