@@ -192,7 +192,13 @@ listen = "127.0.0.1:{metrics_port}"
     }
     thread::sleep(Duration::from_secs(1));
     let rss_late = rss_kib(daemon_pid);
-    let metrics = http_get(metrics_port, "/metrics").unwrap();
+    let metrics = http_get(metrics_port, "/metrics").unwrap_or_else(|| {
+        panic!(
+            "/metrics unreachable at the end; daemon alive: {}; its stderr:\n{}",
+            std::fs::metadata(format!("/proc/{daemon_pid}")).is_ok(),
+            std::fs::read_to_string(dir.join("daemon.stderr")).unwrap_or_default()
+        )
+    });
     Command::new("kill")
         .args(["-TERM", &daemon_pid.to_string()])
         .status()
@@ -222,7 +228,12 @@ listen = "127.0.0.1:{metrics_port}"
             std::fs::read_to_string(dir.join("daemon.stderr")).unwrap_or_default()
         );
     }
-    assert_eq!(incidents.len(), N, "lost or duplicated: {per_pid:?}");
+    assert_eq!(
+        incidents.len(),
+        N,
+        "lost or duplicated: {per_pid:?}; daemon's stderr:\n{}",
+        std::fs::read_to_string(dir.join("daemon.stderr")).unwrap_or_default()
+    );
     assert!(per_pid.values().all(|&n| n == 1), "{per_pid:?}");
     for pid in &direct_pids {
         assert!(per_pid.contains_key(pid), "no incident for pid {pid}");

@@ -188,24 +188,35 @@ impl KernelProbes {
     }
 
     /// Processes exec'ing a program with this comm (15 bytes at most) are
-    /// traced from their exec on; an empty list watches none.
+    /// traced from their exec on; an empty list watches none. Only what
+    /// changed is touched: a comm named before and now stays in the map
+    /// throughout (a reload or rescan must not open a window in which its
+    /// processes go untraced).
     pub fn watch_comms(&mut self, comms: &[String]) -> Result<()> {
         let mut map: HashMap<&mut MapData, [u8; tracer_common::COMM_LEN], u32> = HashMap::try_from(
             self.ebpf
                 .map_mut("WATCHED_COMMS")
                 .context("map WATCHED_COMMS missing")?,
         )?;
+        let wanted: Vec<[u8; tracer_common::COMM_LEN]> = comms
+            .iter()
+            .map(|c| {
+                let mut key = [0u8; tracer_common::COMM_LEN];
+                let bytes = c.as_bytes();
+                let n = bytes.len().min(tracer_common::COMM_LEN - 1);
+                key[..n].copy_from_slice(&bytes[..n]);
+                key
+            })
+            .collect();
         let old: Vec<[u8; tracer_common::COMM_LEN]> = map.keys().filter_map(|k| k.ok()).collect();
-        for k in old {
-            let _ = map.remove(&k);
+        for k in old.iter().filter(|k| !wanted.contains(k)) {
+            let _ = map.remove(k);
         }
-        for c in comms {
-            let mut key = [0u8; tracer_common::COMM_LEN];
-            let bytes = c.as_bytes();
-            let n = bytes.len().min(tracer_common::COMM_LEN - 1);
-            key[..n].copy_from_slice(&bytes[..n]);
-            map.insert(&key, &1, 0)
-                .with_context(|| format!("watching comm {c:?}"))?;
+        for (key, c) in wanted.iter().zip(comms) {
+            if !old.contains(key) {
+                map.insert(key, &1, 0)
+                    .with_context(|| format!("watching comm {c:?}"))?;
+            }
         }
         Ok(())
     }
