@@ -512,6 +512,11 @@ pub const GO_DEFER_CALL_VALID: u32 = 0x400;
 /// latest `_panic` of the goroutine that called exit, as printpanics would
 /// have seen it).
 pub const GO_FROM_EXIT: u32 = 0x800;
+/// [`GoRecord::flags`] at gopanic: the goroutine's previous panic (the
+/// head of its `_panic` chain) had been recovered — this panic comes from
+/// the deferred function that recovered it (log and re-panic), whose
+/// `runtime.recovery` will never run.
+pub const GO_PANIC_PREV_RECOVERED: u32 = 0x1000;
 
 /// A Go process's entry in `GO_PROCESSES`: its binary's layout slot, and
 /// whether its printpanics probe fired (then its fatal panic is recorded

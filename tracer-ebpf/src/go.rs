@@ -16,9 +16,9 @@ use aya_ebpf::{
 };
 use tracer_common::{
     EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_FROM_EXIT,
-    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_STACK_FROM_SCHED,
-    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord,
-    MAX_STACK_DEPTH,
+    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED,
+    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe,
+    GoRecord, MAX_STACK_DEPTH,
 };
 
 use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
@@ -108,9 +108,17 @@ fn try_go_probe(ctx: &ProbeContext) {
         }
         return;
     }
+    // A new panic: an earlier panic's or Goexit's deferred call is stale.
+    // The panic it follows, if any, is still the head of g._panic (this
+    // one is pushed after the probe): recovered, it was recovered by the
+    // deferred function that panics now.
+    let mut prev_recovered = 0u32;
     if probe == GoProbe::Gopanic as u32 {
-        // A new panic: an earlier panic's or Goexit's deferred call is stale.
         let _ = GO_LAST_DEFER_CALL.remove(&gkey);
+        let prev: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+        if prev != 0 && panic_flags(prev, &cfg) & GO_PANIC_RECOVERED != 0 {
+            prev_recovered = GO_PANIC_PREV_RECOVERED;
+        }
     }
 
     // The value: gopanic's argument, or printpanics' p.arg (an `any` too).
@@ -130,7 +138,7 @@ fn try_go_probe(ctx: &ProbeContext) {
             0,
         )
     } else {
-        (r.rax, r.rbx, 0)
+        (r.rax, r.rbx, prev_recovered)
     };
     let has_value = probe == GoProbe::Gopanic as u32 || probe == GoProbe::Printpanics as u32;
 

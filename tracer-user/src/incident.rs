@@ -14,7 +14,21 @@ use crate::{
 const MAIN_GOID: u64 = 1;
 
 struct Story {
+    /// Unique within the output stream (the incident's `story`).
+    id: u64,
+    /// Stories this one continues (the incident's `related`).
+    related: Vec<u64>,
     events: Vec<Record>,
+}
+
+impl Story {
+    fn new(id: u64, events: Vec<Record>) -> Self {
+        Self {
+            id,
+            related: Vec::new(),
+            events,
+        }
+    }
 }
 
 /// Whose story: a goroutine's (Go events carry a goid) or, for kernel
@@ -41,6 +55,8 @@ pub struct Correlator {
     /// signal (Go's runtime, C daemons cleaning up) or exits on it makes
     /// that delivery the cause — a kill, with its original sender.
     handled: HashMap<(u32, i32), Record>,
+    /// The last story id handed out.
+    last_story: u64,
 }
 
 /// How long a handled signal from elsewhere stays the likely cause of the
@@ -127,9 +143,41 @@ impl Correlator {
                 // goroutine's Goexit: that Goexit is the cause.
                 let goexit = self.goexits.remove(&(pid, MAIN_GOID));
                 let events = goexit.into_iter().chain([record.clone()]).collect();
+                let id = self.next_id();
                 self.open
-                    .insert((pid, Key::Goroutine(MAIN_GOID)), Story { events });
+                    .insert((pid, Key::Goroutine(MAIN_GOID)), Story::new(id, events));
                 Vec::new()
+            }
+            Body::Panic(p)
+                if p.after_recovered
+                    && self
+                        .open
+                        .contains_key(&(pid, Key::Goroutine(record.goid.unwrap_or(0)))) =>
+            {
+                // Recovered, then panicked again from the deferred function
+                // that recovered (runtime.recovery never ran): the earlier
+                // story ends recovered by that function, and this panic
+                // starts its own story, related to it.
+                let key = (pid, Key::Goroutine(record.goid.unwrap_or(0)));
+                let Some(old) = self.open.remove(&key) else {
+                    return Vec::new();
+                };
+                let recovered_by = p
+                    .frames
+                    .iter()
+                    .find(|f| {
+                        f.function
+                            .as_deref()
+                            .is_some_and(|n| !crate::golang::is_runtime_function(n))
+                    })
+                    .cloned();
+                let old_id = old.id;
+                let closed = close_recovered(old, record, recovered_by);
+                let id = self.next_id();
+                let mut story = Story::new(id, vec![record.clone()]);
+                story.related.push(old_id);
+                self.open.insert(key, story);
+                closed.into_iter().collect()
             }
             Body::Panic(_) | Body::Fatal(_) | Body::Sigpanic(_) => {
                 let goid = record.goid.unwrap_or(0);
@@ -212,18 +260,19 @@ impl Correlator {
                     && let Some(handled) = handled
                     && !matches!(exit, ExitStatus::Code { code: 0 })
                 {
-                    stories.push(Story {
-                        events: vec![handled],
-                    });
+                    stories.push(Story::new(self.next_id(), vec![handled]));
                 }
                 // The oldest story first: it is most likely the cause.
                 stories.sort_by_key(|s| s.events.first().map_or(0, |e| e.ts_ns));
                 if stories.is_empty() {
-                    return close(None, record, *exit).into_iter().collect();
+                    let id = self.next_id();
+                    return close(Story::new(id, Vec::new()), record, *exit)
+                        .into_iter()
+                        .collect();
                 }
                 stories
                     .into_iter()
-                    .filter_map(|story| close(Some(story), record, *exit))
+                    .filter_map(|story| close(story, record, *exit))
                     .collect()
             }
             _ => Vec::new(),
@@ -234,11 +283,14 @@ impl Correlator {
     /// starts the thread's story.
     pub fn uncaught(&mut self, pid: u32, tid: u32) {
         if let Some(throw) = self.exceptions.remove(&(pid, tid)) {
-            self.open
-                .entry((pid, Key::Thread(tid)))
-                .or_insert_with(|| Story { events: Vec::new() })
-                .events
-                .insert(0, throw);
+            let key = (pid, Key::Thread(tid));
+            if !self.open.contains_key(&key) {
+                let id = self.next_id();
+                self.open.insert(key, Story::new(id, Vec::new()));
+            }
+            if let Some(story) = self.open.get_mut(&key) {
+                story.events.insert(0, throw);
+            }
         }
     }
 
@@ -271,11 +323,18 @@ impl Correlator {
     }
 
     fn push(&mut self, key: (u32, Key), record: &Record) {
-        self.open
-            .entry(key)
-            .or_insert_with(|| Story { events: Vec::new() })
-            .events
-            .push(record.clone());
+        if !self.open.contains_key(&key) {
+            let id = self.next_id();
+            self.open.insert(key, Story::new(id, Vec::new()));
+        }
+        if let Some(story) = self.open.get_mut(&key) {
+            story.events.push(record.clone());
+        }
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.last_story += 1;
+        self.last_story
     }
 
     /// Stories still open (the process is alive).
@@ -305,10 +364,18 @@ fn runtime_error(record: &Record) -> bool {
 fn story_cause(story: &Story) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
     let first = story.events.first()?;
     let (mut cause, mut frames) = cause_of(first)?;
-    let printed = story.events.iter().rev().find_map(|e| match &e.body {
-        Body::Fatal(f) if f.source == "panic" => Some(f.message.clone()),
-        _ => None,
-    });
+    // printpanics is entered for the chain's head first and recurses to
+    // the oldest: the last record printed is the oldest panic's — of those
+    // not marked recovered (a recovered one ended a story of its own).
+    let printed_where = |recovered_too: bool| {
+        story.events.iter().rev().find_map(|e| match &e.body {
+            Body::Fatal(f) if f.source == "panic" && (recovered_too || !f.recovered) => {
+                Some(f.message.clone())
+            }
+            _ => None,
+        })
+    };
+    let printed = printed_where(false).or_else(|| printed_where(true));
     let panicked = story.events.iter().find_map(|e| match &e.body {
         Body::Panic(p) => Some(p.message.clone()),
         _ => None,
@@ -407,6 +474,8 @@ fn close_recovered(
         &first,
         last,
         Incident {
+            story: story.id,
+            related: story.related,
             outcome: Outcome::Recovered,
             cause,
             recovered_by,
@@ -451,9 +520,9 @@ fn opens_story(sig: &SignalInfo) -> bool {
     signals::is_fault(sig.number) || sig.number == 6 || sig.disposition == "default"
 }
 
-fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option<Record> {
+fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record> {
     let pid = exit_record.pid;
-    let Some(story) = story else {
+    if story.events.is_empty() {
         // No recorded cause (e.g. its record was lost): a death by signal
         // is still an incident; a plain exit is not.
         let ExitStatus::Signal {
@@ -468,6 +537,8 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
             exit_record,
             exit_record,
             Incident {
+                story: story.id,
+                related: story.related,
                 outcome: signal_outcome(signal, None, pid),
                 cause: Cause {
                     kind: "exit",
@@ -484,7 +555,7 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
                 },
             },
         ));
-    };
+    }
     let first = story.events.first()?.clone();
     let (cause, frames) = story_cause(&story)?;
     let outcome = match exit {
@@ -535,6 +606,8 @@ fn close(story: Option<Story>, exit_record: &Record, exit: ExitStatus) -> Option
         &first,
         exit_record,
         Incident {
+            story: story.id,
+            related: story.related,
             outcome,
             cause,
             recovered_by: None,
@@ -742,6 +815,7 @@ mod tests {
                 message: message.into(),
                 value_type: Some("string".into()),
                 frames: vec![],
+                after_recovered: false,
             }),
             "fatal" => Body::Fatal(GoFatal {
                 message: message.into(),
@@ -968,5 +1042,62 @@ mod tests {
         c.observe(&signal(2, "SI_KERNEL", None, "default"));
         let inc = c.observe(&exit(2)).pop().unwrap();
         assert_eq!(outcome(&inc), (Outcome::Killed, "SIGINT".into(), 2));
+    }
+
+    /// Recover, then panic again from the deferred function that recovered
+    /// (log and re-panic): runtime.recovery never runs. The first panic's
+    /// story ends recovered by that function; the second is the crash,
+    /// related to the first.
+    #[test]
+    fn recover_then_re_panic_is_two_stories() {
+        let mut c = Correlator::default();
+        assert!(c.observe(&go("panic", 1, 101, "original")).is_empty());
+        let mut again = go("panic", 1, 101, "re-panic: original");
+        if let Body::Panic(p) = &mut again.body {
+            p.after_recovered = true;
+            p.frames = vec![crate::record::Frame {
+                pc: "0x1".into(),
+                function: Some("main.main.func1".into()),
+                file: Some("main.go".into()),
+                line: Some(9),
+                inlined: false,
+                module: None,
+                tail_call: false,
+                file_offset: None,
+            }];
+        }
+        let recovered = c.observe(&again);
+        assert_eq!(recovered.len(), 1);
+        let (first_id, recovered_by) = match &recovered[0].body {
+            Body::Incident(i) => {
+                assert_eq!(i.outcome, Outcome::Recovered);
+                assert_eq!(i.cause.message, "original");
+                (i.story, i.recovered_by.clone())
+            }
+            _ => panic!(),
+        };
+        assert_eq!(
+            recovered_by.and_then(|f| f.function),
+            Some("main.main.func1".to_owned())
+        );
+        // printpanics: the chain, oldest first, then exit(2).
+        for message in ["original", "re-panic: original"] {
+            let mut printed = go("fatal", 1, 101, message);
+            if let Body::Fatal(f) = &mut printed.body {
+                f.source = "panic";
+            }
+            c.observe(&printed);
+        }
+        let crashed = c.observe(&exit(2 << 8));
+        assert_eq!(crashed.len(), 1);
+        match &crashed[0].body {
+            Body::Incident(i) => {
+                assert_eq!(i.outcome, Outcome::Crashed);
+                assert_eq!(i.cause.message, "re-panic: original");
+                assert_eq!(i.related, vec![first_id]);
+                assert_ne!(i.story, first_id);
+            }
+            _ => panic!(),
+        }
     }
 }

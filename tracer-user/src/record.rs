@@ -313,6 +313,11 @@ pub struct GoPanic {
     pub message: String,
     pub value_type: Option<String>,
     pub frames: Vec<Frame>,
+    /// Extension: the goroutine's previous panic had been recovered, and
+    /// this one comes from the deferred function that recovered it (log
+    /// and re-panic): the previous panic's story ends there, recovered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_recovered: bool,
 }
 
 /// A Go panic was recovered (runtime.recovery ran for this goroutine).
@@ -581,6 +586,13 @@ pub struct Thread {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Incident {
+    /// An id unique within the output stream, for `related`.
+    #[serde(default)]
+    pub story: u64,
+    /// Other stories this one continues (a panic re-panicked from a
+    /// recovered one), by their `story` ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<u64>,
     pub outcome: Outcome,
     pub cause: Cause,
     pub recovered_by: Option<Frame>,
@@ -940,6 +952,7 @@ mod redact_tests {
                 message: "card 4111111111111111 declined for user=alice@example.com".into(),
                 value_type: Some("string".into()),
                 frames: Vec::new(),
+                after_recovered: false,
             }),
         };
         r.apply(&mut rec);
@@ -1025,6 +1038,7 @@ mod parse_tests {
                 message: "boom".into(),
                 value_type: Some("string".into()),
                 frames: vec![frame("main.main")],
+                after_recovered: false,
             }),
             Body::Recover(GoRecover {
                 recovered_by: Some(frame("main.f.func1")),
@@ -1054,6 +1068,8 @@ mod parse_tests {
                 suppressed: 3,
             }),
             Body::Incident(Box::new(Incident {
+                story: 1,
+                related: vec![],
                 outcome: Outcome::Crashed,
                 cause: Cause {
                     kind: "signal",

@@ -82,11 +82,36 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
             assert!(!incidents.is_empty(), "{ctx}: no incident");
             let incident = *incidents
                 .iter()
-                .find(|i| i["thread"]["goid"].as_u64() == runtime_goid)
+                .find(|i| {
+                    i["thread"]["goid"].as_u64() == runtime_goid && i["outcome"] != "recovered"
+                })
                 .unwrap_or_else(|| {
                     panic!("{ctx}: no incident for goroutine {runtime_goid:?}: {incidents:#?}")
                 });
-            if scenario != "concurrent-map" {
+            if scenario == "repanic" {
+                // Recovered, then panicked again from the deferred function
+                // that recovered: two stories, the crash related to the
+                // recovered one, which names that function.
+                assert_eq!(incidents.len(), 2, "{ctx}: {incidents:#?}");
+                let recovered = incidents
+                    .iter()
+                    .find(|i| i["outcome"] == "recovered")
+                    .unwrap_or_else(|| panic!("{ctx}: {incidents:#?}"));
+                assert_eq!(recovered["cause"]["message"], "original", "{ctx}");
+                let by = &recovered["recovered_by"];
+                assert!(
+                    by["function"]
+                        .as_str()
+                        .is_some_and(|f| f.starts_with("main.main.func")),
+                    "{ctx}: {recovered:#}"
+                );
+                assert_eq!(
+                    by["line"],
+                    line_of("panic(fmt.Sprint(\"re-panic: \", r))"),
+                    "{ctx}"
+                );
+                assert_eq!(incident["related"][0], recovered["story"], "{ctx}");
+            } else if scenario != "concurrent-map" {
                 assert_eq!(incidents.len(), 1, "{ctx}: {incidents:#?}");
             }
             assert_eq!(incident["outcome"], "crashed", "{ctx}");
@@ -119,7 +144,19 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
                     assert_eq!(incident["cause"]["signal"]["code"], "SEGV_MAPERR", "{ctx}");
                     assert_eq!(cause["message"], oldest["message"], "{ctx}");
                 } else {
-                    assert_eq!(incident["cause"]["message"], oldest["message"], "{ctx}");
+                    // The runtime prints the chain oldest first; a panic
+                    // recovered before this one was re-panicked ended its
+                    // own story (repanic): the cause is the oldest of those
+                    // not recovered.
+                    let unrecovered = printed
+                        .iter()
+                        .rev()
+                        .find(|e| e["recovered"] != true)
+                        .unwrap_or(oldest);
+                    assert_eq!(
+                        incident["cause"]["message"], unrecovered["message"],
+                        "{ctx}"
+                    );
                 }
                 let suffix = if oldest["recovered"] == true {
                     " [recovered]"

@@ -351,6 +351,7 @@ impl Decoder {
                     message,
                     value_type,
                     frames,
+                    after_recovered: r.flags & tracer_common::GO_PANIC_PREV_RECOVERED != 0,
                 })
             }
             GoProbe::Throw | GoProbe::Fatal => {
