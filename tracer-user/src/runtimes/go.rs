@@ -627,6 +627,7 @@ fn describe_panic_value(
         string: text,
         string_full_len: r.string_full_len,
         type_name_at: &type_name_at,
+        go_minor: golang::go_minor(&binary.version),
     };
     let message = golang::value::message(&captured).unwrap_or_else(|| match &type_name {
         Some(t) => format!("({t}) {:#x}", r.arg1),
