@@ -423,10 +423,10 @@ pub enum GoProbe {
     Sigpanic = 6,
     /// `runtime.Goexit()`: the goroutine asked to end (runs its defers).
     Goexit = 7,
-    /// `runtime.deferCallSave(p *_panic, fn func())` (Go 1.21 only): a
+    /// `runtime.deferCallSave(p *_panic, fn func())` (Go 1.19–1.21 only): a
     /// panic or Goexit runs an open-coded deferred call; RBX = fn. Emits no
     /// record: the BPF side keeps the last one per goroutine for recovery,
-    /// the only trace of which deferred call recovered on Go 1.21.
+    /// the only trace of which deferred call recovered on Go 1.19–1.21.
     DeferCall = 8,
 }
 
@@ -503,10 +503,16 @@ pub const GO_DEFER_BITS_VALID: u32 = 0x100;
 /// `stack[1]` = the word at sched.sp, then the frame-pointer chain from
 /// sched.bp.
 pub const GO_STACK_FROM_SCHED: u32 = 0x200;
-/// [`GoRecord::flags`] at recovery (Go 1.21): `value`'s first word is the
+/// [`GoRecord::flags`] at recovery (Go 1.19–1.21): `value`'s first word is the
 /// code pointer of the last open-coded deferred call the goroutine ran
 /// (seen at runtime.deferCallSave).
 pub const GO_DEFER_CALL_VALID: u32 = 0x400;
+/// In the low 32 bits of a Go probe's attach cookie, with the
+/// [`GoProbe`]: the probe sits on the stack check's `jbe` to morestack (Go
+/// 1.17–1.20, whose frame setup `sub rsp` the kernel would single-step),
+/// which runs again after morestack grew the stack: a hit whose branch is
+/// taken (CF or ZF set) is no call yet and is skipped.
+pub const GO_PROBE_AT_STACK_CHECK: u32 = 1 << 31;
 /// [`GoRecord::flags`]: read at the process's `exit_group(2)`, not at a
 /// probe: the program panicked before its Go probes were in place (the
 /// latest `_panic` of the goroutine that called exit, as printpanics would

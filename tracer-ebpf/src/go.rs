@@ -17,8 +17,8 @@ use aya_ebpf::{
 use tracer_common::{
     EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_FROM_EXIT,
     GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED,
-    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe,
-    GoRecord, MAX_STACK_DEPTH,
+    GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
+    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, MAX_STACK_DEPTH,
 };
 
 use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
@@ -34,7 +34,11 @@ const GO_SCHED_FRAMES: usize = 64;
 // Attached per process, right after each function's stack check, at its
 // `push rbp` (emulated by the kernel: ~0.7 µs a hit instead of ~13.5 µs for
 // a single-stepped instruction, and once per call even when the function
-// re-enters through morestack). None of these run on a healthy program.
+// re-enters through morestack). Go 1.17–1.20 set up frames with `sub rsp`
+// instead, which would be single-stepped: there the probe sits on the
+// stack check's `jbe` just before it (emulated), and a hit whose branch
+// goes to morestack is skipped (GO_PROBE_AT_STACK_CHECK). None of these
+// run on a healthy program.
 // ---------------------------------------------------------------------------
 #[uprobe]
 pub fn go_probe(ctx: ProbeContext) -> u32 {
@@ -44,6 +48,17 @@ pub fn go_probe(ctx: ProbeContext) -> u32 {
 
 #[inline(always)]
 fn try_go_probe(ctx: &ProbeContext) {
+    // SAFETY: helper without preconditions in uprobe programs.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    // On the stack check's `jbe` (Go 1.17–1.20): when it jumps to
+    // morestack (CF or ZF), the function re-enters once the stack has
+    // grown and the probe fires again then.
+    const CF_ZF: u64 = 0x41;
+    if cookie as u32 & GO_PROBE_AT_STACK_CHECK != 0 && r.eflags & CF_ZF != 0 {
+        return;
+    }
     if let Some(hits) = GO_PROBE_HITS.get_ptr_mut(0) {
         // SAFETY: per-CPU slot.
         unsafe { *hits += 1 };
@@ -52,15 +67,11 @@ fn try_go_probe(ctx: &ProbeContext) {
     if is_traced(tgid).is_none() {
         return;
     }
-    // SAFETY: helper without preconditions in uprobe programs.
-    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
-    let probe = cookie as u32;
+    let probe = cookie as u32 & !GO_PROBE_AT_STACK_CHECK;
     let binary = (cookie >> 32) as u32;
     let Some(cfg) = GO_CONFIG.get(binary).copied() else {
         return;
     };
-    // SAFETY: a uprobe's context is the user pt_regs.
-    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
     // The runtime prints its panics here: they are recorded, not read
     // again at the exit (a gopanic hit alone proves nothing: the probes
     // are placed one by one, and printpanics may come too late).
@@ -95,7 +106,7 @@ fn try_go_probe(ctx: &ProbeContext) {
     };
     let gkey = goroutine_key(tgid, goid);
 
-    // Go 1.21 deferCallSave(p, fn): remember fn's code for recovery; no record.
+    // Go 1.19–1.21 deferCallSave(p, fn): remember fn's code for recovery; no record.
     if probe == GoProbe::DeferCall as u32 {
         let funcval = r.rbx;
         let code: u64 = if funcval != 0 {
@@ -181,7 +192,7 @@ fn try_go_probe(ctx: &ProbeContext) {
         }
     }
 
-    // Go 1.21 has no defer bits: the last deferred call deferCallSave ran.
+    // Go 1.19–1.21 have no defer bits: the last deferred call deferCallSave ran.
     if probe == GoProbe::Recovery as u32 && cfg.panic_defer_bits == GO_NO_FIELD {
         // SAFETY: the value is copied out before the entry is removed.
         if let Some(code) = unsafe { GO_LAST_DEFER_CALL.get(&gkey) }.copied() {

@@ -119,9 +119,12 @@ struct ProbePoint {
     name: String,
     /// ELF address of the function, when found.
     address: Option<String>,
-    /// File offset the uprobe is placed at (the `push rbp` after the
-    /// stack check).
+    /// File offset the uprobe is placed at: the `push rbp` after the stack
+    /// check, or on Go 1.17–1.20 the stack check's `jbe` (`sub rsp` where
+    /// there is no stack check).
     file_offset: Option<String>,
+    /// That instruction: "push rbp", "stack check jbe", "sub rsp".
+    instruction: Option<&'static str>,
     found: bool,
 }
 
@@ -159,12 +162,13 @@ pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
             let probes = golang::PROBE_POINTS
                 .iter()
                 .map(|&(name, probe)| {
-                    let hit = b.points.iter().find(|&&(p, _, _)| p == probe);
+                    let hit = b.points.iter().find(|&&(p, _, _, _)| p == probe);
                     let func = b.pclntab.as_ref().and_then(|t| t.find_by_name(name));
                     ProbePoint {
                         name: name.to_owned(),
                         address: func.map(|f| format!("{:#x}", f.entry)),
-                        file_offset: hit.map(|&(_, _, off)| format!("{off:#x}")),
+                        file_offset: hit.map(|&(_, _, off, _)| format!("{off:#x}")),
+                        instruction: hit.map(|&(_, _, _, spot)| spot.instruction()),
                         found: hit.is_some(),
                     }
                 })
@@ -256,7 +260,8 @@ fn human_probes(r: &Probes<'_>) -> String {
             "\n  uprobe/{:<24} {}",
             p.name,
             match (&p.address, &p.file_offset) {
-                (Some(a), Some(o)) => format!("at {a} (file offset {o})"),
+                (Some(a), Some(o)) =>
+                    format!("at {a} (file offset {o}, {})", p.instruction.unwrap_or("?")),
                 (Some(a), None) => format!("at {a}: no probe spot found"),
                 _ => "missing (not in this binary)".to_owned(),
             }

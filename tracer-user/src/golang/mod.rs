@@ -24,8 +24,9 @@ pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
     ("runtime.printpanics", GoProbe::Printpanics),
     ("runtime.sigpanic", GoProbe::Sigpanic),
     ("runtime.Goexit", GoProbe::Goexit),
-    // Go 1.21 only (later versions have no such function): runs each
-    // open-coded deferred call of a panic, never on a healthy path.
+    // Go 1.19–1.21 only (Go 1.22 rewrote panics; later versions have no
+    // such function): runs each open-coded deferred call of a panic, never
+    // on a healthy path.
     ("runtime.deferCallSave", GoProbe::DeferCall),
 ];
 
@@ -47,8 +48,9 @@ pub struct GoBinary {
     pub layout_source: &'static str,
     /// The version table's layout for this version, if it has one.
     pub table_layout: Option<GoConfig>,
-    /// (probe, function name, file offset of the instruction to probe)
-    pub points: Vec<(GoProbe, &'static str, u64)>,
+    /// (probe, function name, file offset of the instruction to probe,
+    /// which instruction that is)
+    pub points: Vec<(GoProbe, &'static str, u64, ProbeSpot)>,
     /// Go's function table, for the runtime's frame elision rules.
     pub pclntab: Option<pclntab::Pclntab>,
     /// ELF address of `runtime.types` (base of type-name offsets).
@@ -104,13 +106,13 @@ impl GoBinary {
             }
             if let Some((_, probe)) = PROBE_POINTS.iter().find(|(n, _)| *n == name)
                 && let Some(off) = vaddr_to_offset(&segments, sym.address())
-                && let Some(at) = after_stack_check(&map, off)
+                && let Some((at, spot)) = probe_spot(&map, off)
             {
                 let static_name = PROBE_POINTS
                     .iter()
                     .find(|(n, _)| *n == name)
                     .map(|(n, _)| *n);
-                points.push((*probe, static_name.unwrap_or("?"), at));
+                points.push((*probe, static_name.unwrap_or("?"), at, spot));
             }
         }
         drop(obj);
@@ -120,14 +122,14 @@ impl GoBinary {
         if let Some(t) = &pclntab {
             types_base = types_base.or(t.table().types_base());
             for &(name, probe) in PROBE_POINTS {
-                if points.iter().any(|&(p, _, _)| p == probe) {
+                if points.iter().any(|&(p, _, _, _)| p == probe) {
                     continue;
                 }
                 if let Some(f) = t.find_by_name(name)
                     && let Some(off) = vaddr_to_offset(&segments, f.entry)
-                    && let Some(at) = after_stack_check(&map, off)
+                    && let Some((at, spot)) = probe_spot(&map, off)
                 {
-                    points.push((probe, name, at));
+                    points.push((probe, name, at, spot));
                 }
             }
         }
@@ -153,15 +155,23 @@ impl GoBinary {
     }
 
     /// Whether the function starting at ELF address `entry` has set up its
-    /// frame pointer (`push rbp; mov rbp, rsp`) by the time it executes
+    /// frame pointer by the time it executes
     /// `pc`. Go leaves it out of small leaf functions, which then do not
     /// appear on the frame-pointer chain.
     pub fn frame_pointer_set(&self, entry: u64, pc: u64) -> bool {
         let Some(len) = pc.checked_sub(entry).and_then(|l| usize::try_from(l).ok()) else {
             return false;
         };
-        self.bytes_at(entry, len.min(64))
-            .is_some_and(|code| code.windows(4).any(|w| w == [0x55, 0x48, 0x89, 0xe5]))
+        // `push rbp; mov rbp, rsp` (Go 1.21+) or `lea rbp, [rsp+disp]`
+        // (Go 1.17–1.20, after `sub rsp, N; mov [rsp+N-8], rbp`).
+        self.bytes_at(entry, len.min(64)).is_some_and(|code| {
+            code.windows(4).any(|w| {
+                w == [0x55, 0x48, 0x89, 0xe5]
+                    || (w[..2] == [0x48, 0x8d]
+                        && matches!(w[2], 0x2c | 0x6c | 0xac)
+                        && w[3] == 0x24)
+            })
+        })
     }
 
     /// Whether the instruction before `ret` (an ELF address) is a call of
@@ -182,13 +192,12 @@ impl GoBinary {
             .is_some_and(|f| f.name.starts_with("runtime.morestack"))
     }
 
-    /// The minor version ("go1.24.11" → 24; 0 if it cannot be read).
-    pub fn minor_version(&self) -> u32 {
-        self.version
-            .strip_prefix("go1.")
-            .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0)
+    /// Whether ELF address `pc` is the first instruction of a function.
+    pub fn is_function_entry(&self, pc: u64) -> bool {
+        self.pclntab
+            .as_ref()
+            .and_then(|t| t.find(pc))
+            .is_some_and(|f| f.entry == pc)
     }
 
     /// One line for `-v`: where the runtime layout came from, and whether
@@ -263,17 +272,125 @@ fn vaddr_to_offset(segments: &[(u64, u64, u64)], vaddr: u64) -> Option<u64> {
     })
 }
 
-/// The `push rbp; mov rbp, rsp` that follows Go's stack-bound check, within
-/// the first bytes of the function: the kernel emulates `push rbp` (cheap),
-/// and a call that first grows its stack through morestack passes it once.
-/// Registers (arguments, R14 = g) are still as at entry.
+/// Which instruction of a runtime function carries its probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeSpot {
+    /// Go 1.21+'s `push rbp` after the stack check (emulated by the kernel).
+    PushRbp,
+    /// Go 1.17–1.20's stack check `jbe` to the morestack block, right
+    /// before `sub rsp` (a conditional jump, emulated by the kernel; the
+    /// BPF side skips the hit that goes to morestack, which re-enters the
+    /// function: see `GO_PROBE_AT_STACK_CHECK`).
+    StackCheckJump,
+    /// Go 1.17–1.20's `sub rsp, N` of a function without a stack check
+    /// (nosplit: runtime.throw, runtime.fatal), single-stepped by the
+    /// kernel (dearer, and only on the way to a fatal error).
+    SubRsp,
+}
+
+impl ProbeSpot {
+    /// The instruction, as `crashtrace probes` names it.
+    pub fn instruction(self) -> &'static str {
+        match self {
+            Self::PushRbp => "push rbp",
+            Self::StackCheckJump => "stack check jbe",
+            Self::SubRsp => "sub rsp",
+        }
+    }
+}
+
+/// Where to probe the function at file offset `func_offset`: see
+/// [`ProbeSpot`]. All three run once per call, with the registers
+/// (arguments, R14 = g) and rsp (the return address at [rsp]) as at entry.
+fn probe_spot(map: &[u8], func_offset: u64) -> Option<(u64, ProbeSpot)> {
+    let at = after_stack_check(map, func_offset)?;
+    if map.get(usize::try_from(at).ok()?) == Some(&0x55) {
+        return Some((at, ProbeSpot::PushRbp));
+    }
+    let before = |n: u64| {
+        let from = usize::try_from(at.checked_sub(n)?).ok()?;
+        map.get(from..usize::try_from(at).ok()?)
+    };
+    // jbe rel32 / jbe rel8, ending right where the frame setup starts.
+    let jump = match (before(6), before(2)) {
+        (Some([0x0f, 0x86, a, b, c, d]), _) if at - 6 >= func_offset => {
+            Some((at - 6, i64::from(i32::from_le_bytes([*a, *b, *c, *d]))))
+        }
+        (_, Some([0x76, r])) if at - 2 >= func_offset => Some((at - 2, i64::from(*r as i8))),
+        _ => None,
+    };
+    match jump {
+        Some((jbe, rel))
+            if at
+                .checked_add_signed(rel)
+                .is_some_and(|target| reenters(map, target, func_offset)) =>
+        {
+            Some((jbe, ProbeSpot::StackCheckJump))
+        }
+        _ => Some((at, ProbeSpot::SubRsp)),
+    }
+}
+
+/// Whether the code at file offset `block` is a stack check's morestack
+/// block: within its first bytes, a `jmp` back to the function's entry
+/// (`call runtime.morestack_noctxt; jmp entry`, arguments spilled around).
+fn reenters(map: &[u8], block: u64, entry: u64) -> bool {
+    const WINDOW: u64 = 64;
+    (0..WINDOW).any(|i| {
+        let at = block + i;
+        let Some(code) = usize::try_from(at)
+            .ok()
+            .and_then(|a| map.get(a..a.checked_add(5)?))
+        else {
+            return false;
+        };
+        match code {
+            [0xe9, a, b, c, d] => {
+                (at + 5).checked_add_signed(i64::from(i32::from_le_bytes([*a, *b, *c, *d])))
+                    == Some(entry)
+            }
+            [0xeb, r, ..] => (at + 2).checked_add_signed(i64::from(*r as i8)) == Some(entry),
+            _ => false,
+        }
+    })
+}
+
+/// Where a function sets up its frame, right after Go's stack-bound check,
+/// within the first bytes of the function: Go 1.21+ `push rbp; mov rbp,
+/// rsp` (the kernel emulates `push rbp`: cheap), Go 1.17–1.20 `sub rsp, N;
+/// mov [rsp+N-8], rbp` (the `sub` is single-stepped out of line: dearer,
+/// still only on crash paths). Either way a call that first grows its stack
+/// through morestack passes it once, and registers (arguments, R14 = g)
+/// and rsp (the return address at [rsp]) are still as at entry.
 fn after_stack_check(map: &[u8], func_offset: u64) -> Option<u64> {
     const WINDOW: usize = 40;
     let start = usize::try_from(func_offset).ok()?;
     let code = map.get(start..start.checked_add(WINDOW)?)?;
-    code.windows(4)
-        .position(|w| w == [0x55, 0x48, 0x89, 0xe5])
+    (0..code.len())
+        .find(|&i| {
+            code[i..].starts_with(&[0x55, 0x48, 0x89, 0xe5])
+                || sub_rsp_saving_rbp(&code[i..]).is_some()
+        })
         .map(|i| func_offset + i as u64)
+}
+
+/// Go 1.17–1.20's frame setup at the start of `code`: `sub rsp, N` then
+/// `mov [rsp+N-8], rbp` (then `lea rbp, [rsp+N-8]`). Returns N.
+fn sub_rsp_saving_rbp(code: &[u8]) -> Option<u32> {
+    let (frame, rest) = match code {
+        // sub rsp, imm8 / imm32
+        [0x48, 0x83, 0xec, n, rest @ ..] => (u32::from(*n), rest),
+        [0x48, 0x81, 0xec, a, b, c, d, rest @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]), rest),
+        _ => return None,
+    };
+    // mov [rsp], rbp / [rsp+disp8] / [rsp+disp32]
+    let saved_at = match rest {
+        [0x48, 0x89, 0x2c, 0x24, ..] => 0,
+        [0x48, 0x89, 0x6c, 0x24, d, ..] => u32::from(*d),
+        [0x48, 0x89, 0xac, 0x24, a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
+        _ => return None,
+    };
+    (frame >= 8 && saved_at == frame - 8).then_some(frame)
 }
 
 fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
@@ -287,14 +404,22 @@ fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
+const BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
+
 /// Go version and main module from `.go.buildinfo` (Go 1.18+ layout, where
-/// both strings are stored inline after the 32-byte header).
+/// both strings are stored inline after the 32-byte header). `-s -w` keeps
+/// section headers; a binary stripped of them too has the blob found as Go's
+/// own debug/buildinfo finds it: in the first 64 KiB of the first writable,
+/// non-executable PT_LOAD segment, at a 16-byte boundary.
 pub fn build_info(obj: &object::File<'_>) -> Result<Option<(String, Option<String>)>> {
-    let Some(section) = obj.section_by_name(".go.buildinfo") else {
-        return Ok(None);
+    let data = match obj.section_by_name(".go.buildinfo") {
+        Some(section) => section.data().context("reading .go.buildinfo")?,
+        None => match buildinfo_in_data_segment(obj) {
+            Some(data) => data,
+            None => return Ok(None),
+        },
     };
-    let data = section.data().context("reading .go.buildinfo")?;
-    const MAGIC: &[u8] = b"\xff Go buildinf:";
+    const MAGIC: &[u8] = BUILDINFO_MAGIC;
     if data.len() < 32 || !data.starts_with(MAGIC) {
         bail!(".go.buildinfo without its magic");
     }
@@ -322,6 +447,27 @@ pub fn build_info(obj: &object::File<'_>) -> Result<Option<(String, Option<Strin
         field("mod\t").or_else(|| field("path\t"))
     });
     Ok(Some((version, module)))
+}
+
+/// The build info blob of a binary without section headers (see
+/// [`build_info`]); None for a binary without sections that is not Go.
+fn buildinfo_in_data_segment<'a>(obj: &object::File<'a>) -> Option<&'a [u8]> {
+    if obj.sections().next().is_some() {
+        return None;
+    }
+    const PF_X: u32 = 1;
+    const PF_W: u32 = 2;
+    let segment = obj.segments().find(|s| {
+        matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & (PF_X | PF_W) == PF_W)
+    })?;
+    let data = segment.data().ok()?;
+    let data = &data[..data.len().min(64 * 1024)];
+    let at = data
+        .windows(BUILDINFO_MAGIC.len())
+        .enumerate()
+        .find(|&(i, w)| i % 16 == 0 && w == BUILDINFO_MAGIC)
+        .map(|(i, _)| i)?;
+    Some(&data[at..])
 }
 
 /// Member offsets of runtime.g and runtime.m from the binary's DWARF.
@@ -442,16 +588,21 @@ pub fn layout_fields(c: &GoConfig) -> Vec<(&'static str, u32)> {
     ]
 }
 
-/// The runtime layout by Go version, for binaries without DWARF: the
-/// generated table (`layouts.rs`, from each version's DWARF). Struct
-/// layouts do not change within a minor version.
-pub fn layout_for_version(version: &str) -> Option<GoConfig> {
-    let minor: u32 = version
+/// The minor version of a Go version string: 19 for "go1.19.8".
+pub fn go_minor(version: &str) -> Option<u32> {
+    version
         .strip_prefix("go1.")?
         .split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()
-        .ok()?;
+        .ok()
+}
+
+/// The runtime layout by Go version, for binaries without DWARF: the
+/// generated table (`layouts.rs`, from each version's DWARF). Struct
+/// layouts do not change within a minor version.
+pub fn layout_for_version(version: &str) -> Option<GoConfig> {
+    let minor = go_minor(version)?;
     layouts::LAYOUTS
         .iter()
         .find(|(m, _, _)| *m == minor)
@@ -487,5 +638,40 @@ mod tests {
         ];
         assert_eq!(after_stack_check(&code, 0), Some(15));
         assert_eq!(after_stack_check(&[0u8; 40], 0), None);
+        // Go 1.19: lea r12,[rsp-0x38]; cmp r12,[r14+0x10]; jbe …;
+        // sub rsp,0xb8; mov [rsp+0xb0],rbp; lea rbp,[rsp+0xb0]
+        let mut code = vec![
+            0x4c, 0x8d, 0x64, 0x24, 0xc8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x02, 0x07, 0x00,
+            0x00, 0x48, 0x81, 0xec, 0xb8, 0x00, 0x00, 0x00, 0x48, 0x89, 0xac, 0x24, 0xb0, 0x00,
+            0x00, 0x00, 0x48, 0x8d, 0xac, 0x24, 0xb0, 0x00, 0x00, 0x00,
+        ];
+        code.resize(40, 0);
+        assert_eq!(after_stack_check(&code, 0), Some(15));
+        // Go 1.19, nosplit (no stack check): sub rsp,0x28; mov [rsp+0x20],rbp
+        let mut code = vec![0x48, 0x83, 0xec, 0x28, 0x48, 0x89, 0x6c, 0x24, 0x20];
+        code.resize(40, 0);
+        assert_eq!(after_stack_check(&code, 0), Some(0));
+        // Go 1.19, an 8-byte frame: sub rsp,8; mov [rsp],rbp
+        let mut code = vec![0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0xb7, 0, 0, 0];
+        code.extend([0x48, 0x83, 0xec, 0x08, 0x48, 0x89, 0x2c, 0x24]);
+        code.resize(40, 0);
+        assert_eq!(after_stack_check(&code, 0), Some(10));
+        // … whose stack check jumps to a morestack block that re-enters:
+        // the probe goes on the jbe.
+        let mut code = vec![0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x16, 0, 0, 0];
+        code.extend([0x48, 0x83, 0xec, 0x08, 0x48, 0x89, 0x2c, 0x24]);
+        code.resize(0x20, 0xcc);
+        // at 0x20: call morestack_noctxt; jmp 0 (e9, rel32 = -0x2a)
+        code.extend([0xe8, 0, 0, 0, 0, 0xe9]);
+        code.extend((-0x2ai32).to_le_bytes());
+        code.resize(0x80, 0xcc);
+        assert_eq!(probe_spot(&code, 0), Some((4, ProbeSpot::StackCheckJump)));
+        // Without the jump back to the entry it is not the stack check.
+        code[0x25] = 0xcc;
+        assert_eq!(probe_spot(&code, 0), Some((10, ProbeSpot::SubRsp)));
+        // A `sub rsp` that does not save rbp is not a frame setup.
+        let mut code = vec![0x48, 0x83, 0xec, 0x28, 0x48, 0x89, 0x6c, 0x24, 0x18];
+        code.resize(40, 0);
+        assert_eq!(after_stack_check(&code, 0), None);
     }
 }

