@@ -297,6 +297,8 @@ fn recovered_fault_is_the_panic_it_became() {
         assert_eq!(incident["cause"]["message"], printed, "{ctx}: {incident:#}");
         assert_eq!(incident["cause"]["signal"]["name"], "SIGSEGV", "{ctx}");
         assert_eq!(incident["cause"]["signal"]["addr"], "0x1000", "{ctx}");
+    }
+}
 
 /// A gopanic call that finds its goroutine's stack too small grows it
 /// through morestack and starts over from its entry: still one `panic`
