@@ -373,11 +373,14 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
         .exporters(common)
         .await
         .map_err(|e| Failure::Usage(format!("{e:#}")))?;
-    let mut metrics_task = start_metrics(&config, &mut tracer.export.exporters)
-        .await
-        .map_err(Failure::Other)?;
     let watched = tracer
         .apply(config.selection())
+        .await
+        .map_err(Failure::Other)?;
+    // /metrics answering is how supervisors and tests see readiness: only
+    // once the selection is applied, so a process started after it is
+    // traced.
+    let mut metrics_task = start_metrics(&config, &mut tracer.export.exporters)
         .await
         .map_err(Failure::Other)?;
     if !common.quiet {

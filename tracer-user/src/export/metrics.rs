@@ -165,22 +165,23 @@ pub async fn serve(listen: &str, metrics: Arc<Metrics>) -> Result<tokio::task::J
         .with_context(|| format!("metrics: cannot listen on {listen}"))?;
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = match tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    stream.read(&mut buf),
-                )
-                .await
-                {
-                    Ok(Ok(n)) => n,
-                    _ => return,
+                let Ok(Some(head)) =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), read_head(&mut stream))
+                        .await
+                else {
+                    return;
                 };
-                let request = String::from_utf8_lossy(&buf[..n]);
+                let request = String::from_utf8_lossy(&head);
                 let path = request.split_whitespace().nth(1).unwrap_or("");
                 let (status, body) = if path == "/metrics" {
                     ("200 OK", metrics.render())
@@ -192,14 +193,59 @@ pub async fn serve(listen: &str, metrics: Arc<Metrics>) -> Result<tokio::task::J
                     body.len()
                 );
                 let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.shutdown().await;
             });
         }
     }))
 }
 
+/// The request's head, up to its blank line. A client may send it in
+/// several segments; answering after the first one would close the
+/// connection on unread bytes, which resets it and loses the reply.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    const MAX_HEAD: usize = 8192;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scraper that writes its request in pieces still gets its reply
+    /// (answering the first piece used to reset the connection).
+    #[tokio::test]
+    async fn a_request_in_several_segments_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let task = serve(&format!("127.0.0.1:{port}"), Arc::new(Metrics::default()))
+            .await
+            .expect("listening");
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        for piece in ["GET ", "/metrics", " HTTP/1.1\r\nHost: x\r\n", "\r\n"] {
+            s.write_all(piece.as_bytes()).await.expect("write");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).await.expect("a reply, not a reset");
+        assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+        assert!(reply.contains("crashtrace_incidents_total"), "{reply}");
+        task.abort();
+    }
 
     #[test]
     fn counts_render_as_prometheus_text() {
