@@ -241,7 +241,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let mut reply = String::new();
-        s.read_to_string(&mut reply).await.expect("a reply, not a reset");
+        s.read_to_string(&mut reply)
+            .await
+            .expect("a reply, not a reset");
         assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
         assert!(reply.contains("crashtrace_incidents_total"), "{reply}");
         task.abort();
