@@ -12,6 +12,7 @@ pub enum Format {
 }
 
 /// `_func` fields by 32-bit word index (same in both formats).
+pub const PCSP: usize = 4;
 pub const NPCDATA: usize = 7;
 pub const PCFILE: usize = 5;
 pub const PCLN: usize = 6;
@@ -44,6 +45,11 @@ impl Format {
 
     pub fn func_id_offset(self) -> usize {
         self.func_size() - 4
+    }
+
+    /// `_func.flag` (abi.FuncFlag), the byte after the funcID.
+    pub fn func_flag_offset(self) -> usize {
+        self.func_size() - 3
     }
 
     /// Size of one `inlinedCall`.

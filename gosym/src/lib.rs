@@ -57,6 +57,8 @@ pub struct Func {
     pub name: String,
     /// The runtime's `abi.FuncID` (wrappers, runtime entry points …).
     pub func_id: u8,
+    /// The runtime's `abi.FuncFlag` bits ([`FUNC_FLAG_TOP_FRAME`] …).
+    pub flag: u8,
     /// Offset of its `_func` record from the start of the table.
     off: usize,
 }
@@ -96,6 +98,13 @@ pub struct Table<D> {
     types: Option<u64>,
     min_lc: u64,
 }
+
+/// `abi.FuncFlagTopFrame`: the outermost frame of a stack (goexit,
+/// mstart, rt0_go): a traceback ends there. Same bit since Go 1.17.
+pub const FUNC_FLAG_TOP_FRAME: u8 = 1 << 0;
+/// `abi.FuncFlagSPWrite`: the function writes SP in a way its pcsp table
+/// cannot describe (stack switches): a traceback cannot go past it.
+pub const FUNC_FLAG_SP_WRITE: u8 = 1 << 1;
 
 const FUNCDATA_INL_TREE: u8 = 3;
 const PCDATA_INL_TREE_INDEX: u32 = 2;
@@ -174,6 +183,7 @@ impl<D: Deref<Target = [u8]>> Table<D> {
             end: self.text.wrapping_add(end_off),
             name,
             func_id: *self.table().get(off + self.format.func_id_offset())?,
+            flag: *self.table().get(off + self.format.func_flag_offset())?,
             off,
         })
     }
@@ -241,6 +251,15 @@ impl<D: Deref<Target = [u8]>> Table<D> {
             }
             first = false;
         }
+    }
+
+    /// How far above the stack pointer `f`'s frame ends at `pc`, not
+    /// counting the return address: the runtime's `funcspdelta`, from the
+    /// pcsp table. At a call's return address, pass the address itself
+    /// (the runtime does: a call never ends a Go function).
+    pub fn sp_delta(&self, f: &Func, pc: u64) -> Option<i32> {
+        let table = self.field(f, format::PCSP)?;
+        self.pcvalue(f, table, pc)
     }
 
     /// The source position of `pc` in `f`'s tables (file and line of the

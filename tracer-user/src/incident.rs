@@ -360,7 +360,7 @@ fn runtime_error(record: &Record) -> bool {
 /// Error()/String() already called, custom error types included). A fault
 /// the Go runtime turned into a panic is that panic — its message, with the
 /// signal, si_code and address beside it, and the faulting goroutine's
-/// frames as the runtime saw them (sigpanic's).
+/// frames from the fault on.
 fn story_cause(story: &Story) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
     let first = story.events.first()?;
     let (mut cause, mut frames) = cause_of(first)?;
@@ -390,10 +390,20 @@ fn story_cause(story: &Story) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             if let Some(message) = printed.or(panicked) {
                 cause.message = message;
                 cause.signal = Some(ev.signal.clone());
+                // The signal's own frames are walked with Go's tables; where
+                // that walk came short (no stack copy), sigpanic's, without
+                // the runtime's frame the fault never called.
                 if let Some(sigpanic) = story.events.iter().find_map(|e| match &e.body {
-                    Body::Sigpanic(sp) => Some(sp.frames.clone()),
+                    Body::Sigpanic(sp) => Some(
+                        sp.frames
+                            .iter()
+                            .skip_while(|f| f.function.as_deref() == Some("runtime.sigpanic"))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    ),
                     _ => None,
-                }) {
+                }) && sigpanic.len() > frames.len()
+                {
                     frames = sigpanic;
                 }
             }

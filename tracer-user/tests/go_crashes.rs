@@ -229,6 +229,21 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
                 assert_eq!(sp["signal"]["addr"], field("addr="), "{ctx}");
                 assert_eq!(sp["fault_pc"], field("pc="), "{ctx}");
                 assert_eq!(user_frames(frames_of(sp)), theirs, "{ctx}: sigpanic frames");
+                // The kernel's signal record, walked with Go's own tables
+                // from its stack copy: the frameless leaf keeps its caller
+                // (a frame-pointer walk skips main.main here).
+                let signal = events.iter().find(|e| e["type"] == "signal").unwrap();
+                assert_eq!(
+                    user_frames(frames_of(signal)),
+                    theirs,
+                    "{ctx}: the signal's frames"
+                );
+                // The incident starts where the runtime's traceback does.
+                assert_eq!(
+                    frames_of(incident).first().map(|f| &f.function),
+                    theirs.first().map(|f| &f.function),
+                    "{ctx}: the incident's first frame"
+                );
             }
         }
     }

@@ -170,15 +170,15 @@ fn signal_pcs(r: &SignalRecord, procs: &mut Procs, stacks: &mut Stacks) -> (Vec<
     };
     let fp_truncated = depth == tracer_common::MAX_STACK_DEPTH;
     let pid = r.header.pid;
-    // Go has frame pointers and no .eh_frame: its walk is the kernel's.
-    if procs.go(pid).is_some() {
-        stacks.take(pid, r.header.tid);
-        return (fp, fp_truncated);
-    }
     match unwind_copy(procs, stacks, pid, r.header.tid, &r.regs, &fp) {
+        // Go code always keeps frame pointers: past the end of the copy
+        // (deep recursion), the kernel's walk goes further.
+        Some(u) if u.go_frames > 0 && u.truncated && fp.len() > u.pcs.len() => (fp, fp_truncated),
         // The kernel's walk follows rbp even where it holds data, so
-        // its length means nothing once CFI has been used.
-        Some(u) if u.cfi_frames > 0 || u.pcs.len() >= fp.len() => (u.pcs, u.truncated),
+        // its length means nothing once CFI or Go's tables were used.
+        Some(u) if u.cfi_frames > 0 || u.go_frames > 0 || u.pcs.len() >= fp.len() => {
+            (u.pcs, u.truncated)
+        }
         _ => (fp, fp_truncated),
     }
 }

@@ -67,7 +67,8 @@ pub struct ElfModule {
     /// addr2line's context caches parsed units in cells (not `Sync`): one
     /// lookup at a time, which is all the analysis thread does.
     dwarf: Option<Mutex<addr2line::Loader>>,
-    /// Go's own table, for Go binaries without DWARF (`-ldflags=-w`).
+    /// Go's own table: Go frames are walked with it, and it names them in
+    /// Go binaries without DWARF (`-ldflags=-w`).
     gopclntab: Option<gosym::Table<memmap2::Mmap>>,
     /// How many symbols [`ElfModule::warm`] has looked up so far.
     warmed: AtomicUsize,
@@ -182,10 +183,12 @@ impl ElfModule {
                 addr2line::Loader::new(debug_file).ok()
             }
         };
-        // No DWARF: a Go binary still has its own table, with lines and
-        // inlined calls (the runtime's tracebacks need it).
-        let gopclntab = if dwarf.is_none() && obj.section_by_name(".go.buildinfo").is_some()
-            || dwarf.is_none() && obj.sections().next().is_none()
+        // A Go binary has its own table: frame sizes for the unwinder, and
+        // without DWARF its lines and inlined calls (the runtime's
+        // tracebacks need it).
+        let gopclntab = if obj.section_by_name(".go.buildinfo").is_some()
+            || obj.section_by_name(".gopclntab").is_some()
+            || obj.sections().next().is_none()
         {
             // SAFETY: as above; a second read-only mapping the table owns.
             unsafe { memmap2::Mmap::map(&file) }
@@ -455,7 +458,7 @@ impl ElfModule {
             PcKind::Exact => vaddr,
             PcKind::ReturnAddress | PcKind::TailCall => vaddr.saturating_sub(1),
         };
-        if let Some(table) = &self.gopclntab {
+        if let Some(table) = self.gopclntab.as_ref().filter(|_| self.dwarf.is_none()) {
             return table
                 .locations(probe)
                 .into_iter()
@@ -558,9 +561,23 @@ impl ElfModule {
     }
 }
 
-impl crate::unwind::CfiSource for ElfModule {
+impl crate::unwind::UnwindInfo for ElfModule {
     fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
         ElfModule::cfi(self)
+    }
+
+    fn go_frame(&self, vaddr: u64) -> Option<crate::unwind::GoFrame> {
+        use crate::unwind::GoFrame;
+        let table = self.gopclntab.as_ref()?;
+        let f = table.find(vaddr)?;
+        if f.flag & gosym::FUNC_FLAG_TOP_FRAME != 0 {
+            return Some(GoFrame::Top);
+        }
+        if f.flag & gosym::FUNC_FLAG_SP_WRITE != 0 {
+            return Some(GoFrame::SpWrite);
+        }
+        let sp_delta = u64::try_from(table.sp_delta(&f, vaddr)?).ok()?;
+        Some(GoFrame::Sized { sp_delta })
     }
 }
 

@@ -3,7 +3,9 @@
 //! frame pointers where a module has no CFI for a pc. Release builds of C,
 //! C++ and Rust omit frame pointers, so the kernel's frame-pointer walk
 //! stops after a frame or two; the CFI the compiler emits for exceptions
-//! describes every frame.
+//! describes every frame. Go code is walked with Go's own tables (the
+//! pcsp table of `.gopclntab`), as the Go runtime's traceback walks it: a
+//! frameless leaf keeps its caller, and stripped Go binaries unwind too.
 
 pub mod cfi;
 
@@ -77,8 +79,11 @@ pub struct Unwound {
     /// The walk stopped before the outermost frame (copy too short, no
     /// rule for a pc, depth limit).
     pub truncated: bool,
-    /// Frames whose caller came from CFI (the rest from frame pointers).
+    /// Frames whose caller came from CFI.
     pub cfi_frames: usize,
+    /// Frames whose caller came from Go's pcsp table (the rest from frame
+    /// pointers).
+    pub go_frames: usize,
 }
 
 /// What one step learnt: the caller's registers, or that this frame is the
@@ -90,14 +95,29 @@ enum Step {
     Stuck,
 }
 
-/// What the walk needs of a module: its call frame information.
-/// (`symbolize::ElfModule` has it; the unwinder knows nothing else of it.)
-pub trait CfiSource {
+/// What the walk needs of a module: its call frame information, and for
+/// Go code the frame the Go runtime's tables describe.
+/// (`symbolize::ElfModule` has them; the unwinder knows nothing else of it.)
+pub trait UnwindInfo {
     fn cfi(&self) -> Option<&cfi::Cfi>;
+    /// The Go function frame at `vaddr`, when it is Go code.
+    fn go_frame(&self, vaddr: u64) -> Option<GoFrame>;
+}
+
+/// A Go function's frame at one pc, from `.gopclntab`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoFrame {
+    /// `sp_delta` bytes between sp and the return address.
+    Sized { sp_delta: u64 },
+    /// The outermost frame of a stack (goexit, mstart, rt0_go).
+    Top,
+    /// A function that switches stacks (systemstack, mcall, morestack …)
+    /// or otherwise writes sp: the runtime's traceback stops there too.
+    SpWrite,
 }
 
 /// The walk, given where each pc's module is and the pc's address in it.
-pub fn walk<M: CfiSource>(
+pub fn walk<M: UnwindInfo>(
     module_at: impl Fn(u64) -> Option<(Arc<M>, u64)>,
     start: Regs,
     stack: &StackCopy<'_>,
@@ -107,20 +127,29 @@ pub fn walk<M: CfiSource>(
     let mut regs = start;
     for depth in 0..max {
         out.pcs.push(regs.rip);
-        // A return address points after the call: look up the call itself.
-        let lookup = if depth == 0 {
-            regs.rip
+        // Go code: looked up at the pc itself, return addresses included,
+        // as the runtime's traceback does (Go never ends a function with a
+        // call, and the frame above sigpanic is at the faulting pc).
+        let go = module_at(regs.rip).and_then(|(module, vaddr)| module.go_frame(vaddr));
+        let step = if let Some(frame) = go {
+            out.go_frames += 1;
+            go_step(frame, &regs, stack)
         } else {
-            regs.rip.wrapping_sub(1)
-        };
-        let by_cfi =
-            module_at(lookup).and_then(|(module, vaddr)| module.cfi()?.step(vaddr, &regs, stack));
-        let step = match by_cfi {
-            Some(step) => {
-                out.cfi_frames += 1;
-                step
+            // A return address points after the call: look up the call itself.
+            let lookup = if depth == 0 {
+                regs.rip
+            } else {
+                regs.rip.wrapping_sub(1)
+            };
+            let by_cfi = module_at(lookup)
+                .and_then(|(module, vaddr)| module.cfi()?.step(vaddr, &regs, stack));
+            match by_cfi {
+                Some(step) => {
+                    out.cfi_frames += 1;
+                    step
+                }
+                None => frame_pointer_step(&regs, stack),
             }
-            None => frame_pointer_step(&regs, stack),
         };
         match step {
             Step::Outermost => return out,
@@ -140,6 +169,34 @@ pub fn walk<M: CfiSource>(
     }
     out.truncated = true;
     out
+}
+
+/// The caller of a Go frame: the return address sits `sp_delta` above sp
+/// (the runtime's `frame.fp = sp + funcspdelta + PtrSize`); a frame that
+/// has a size saved its caller's rbp just below it.
+fn go_step(frame: GoFrame, regs: &Regs, stack: &StackCopy<'_>) -> Step {
+    let sp_delta = match frame {
+        GoFrame::Top => return Step::Outermost,
+        GoFrame::SpWrite => return Step::Stuck,
+        GoFrame::Sized { sp_delta } => sp_delta,
+    };
+    let Some(ra_at) = regs.rsp.checked_add(sp_delta) else {
+        return Step::Stuck;
+    };
+    let Some(ra) = stack.read(ra_at) else {
+        return Step::Stuck;
+    };
+    let rbp = if sp_delta >= 8 {
+        stack.read(ra_at - 8).unwrap_or(regs.rbp)
+    } else {
+        regs.rbp
+    };
+    Step::Caller(Regs {
+        rip: ra,
+        rsp: ra_at.wrapping_add(8),
+        rbp,
+        ..*regs
+    })
 }
 
 /// The caller by the frame-pointer chain: [rbp] = caller's rbp, [rbp+8] =
@@ -181,6 +238,71 @@ mod tests {
         );
         assert_eq!(s.read(0x1019), None);
         assert_eq!(s.read(0xfff), None);
+    }
+
+    /// A module whose code is all Go: frame sizes by pc.
+    struct GoModule(Vec<(u64, GoFrame)>);
+
+    impl UnwindInfo for GoModule {
+        fn cfi(&self) -> Option<&cfi::Cfi> {
+            None
+        }
+        fn go_frame(&self, vaddr: u64) -> Option<GoFrame> {
+            self.0.iter().find(|(pc, _)| *pc == vaddr).map(|(_, f)| *f)
+        }
+    }
+
+    #[test]
+    fn go_frames_walk_by_frame_size_through_a_frameless_leaf() {
+        // leaf (pc 0x10, no frame, rbp not its own) → caller (pc 0x20,
+        // 0x18-byte frame, saved rbp below its return address) → goexit.
+        let mut data = vec![0u8; 64];
+        let put = |d: &mut Vec<u8>, off: usize, v: u64| {
+            d[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        };
+        put(&mut data, 0, 0x20); // leaf's return address, at sp
+        put(&mut data, 8 + 0x10, 0x5555); // caller's saved rbp
+        put(&mut data, 8 + 0x18, 0x30); // caller's return address
+        let module = Arc::new(GoModule(vec![
+            (0x10, GoFrame::Sized { sp_delta: 0 }),
+            (0x20, GoFrame::Sized { sp_delta: 0x18 }),
+            (0x30, GoFrame::Top),
+        ]));
+        let stack = StackCopy {
+            sp: 0x1000,
+            hole: 0,
+            data: &data,
+        };
+        let start = Regs {
+            rip: 0x10,
+            rsp: 0x1000,
+            // The leaf did not set up a frame: rbp is its caller's caller's.
+            rbp: 0x9999,
+            ..Default::default()
+        };
+        let u = walk(|pc| Some((Arc::clone(&module), pc)), start, &stack, 16);
+        assert_eq!(u.pcs, vec![0x10, 0x20, 0x30]);
+        assert!(!u.truncated);
+        assert_eq!(u.go_frames, 3);
+    }
+
+    #[test]
+    fn go_walk_stops_at_a_stack_switch() {
+        let data = 0x20u64.to_le_bytes().to_vec();
+        let module = Arc::new(GoModule(vec![(0x10, GoFrame::SpWrite)]));
+        let stack = StackCopy {
+            sp: 0x1000,
+            hole: 0,
+            data: &data,
+        };
+        let start = Regs {
+            rip: 0x10,
+            rsp: 0x1000,
+            ..Default::default()
+        };
+        let u = walk(|pc| Some((Arc::clone(&module), pc)), start, &stack, 16);
+        assert_eq!(u.pcs, vec![0x10]);
+        assert!(u.truncated);
     }
 
     #[test]
