@@ -143,9 +143,13 @@ fn ctrl_c_in_a_terminal_is_a_kill() {
     // terminal session's foreground job, ^C is written to the master.
     let script = format!(
         r#"
-import os, pty, sys, time
+import os, pty, signal, sys, time
 pid, fd = pty.fork()
 if pid == 0:
+    # As an interactive shell starts a foreground job: SIGINT at its
+    # default (a test run in the background inherits it ignored, and an
+    # ignored signal stays ignored across exec: sleep would never see ^C).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv("{ct}", ["{ct}", "--format", "ndjson", "-o", "{out}", "run", "--", "sleep", "30"])
 deadline = time.time() + 20
 while time.time() < deadline:
