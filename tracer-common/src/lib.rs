@@ -76,6 +76,9 @@ event_kinds! {
         /// A Rust panic's formatted message, once std built it for the panic
         /// hook ([`RustPanicMessageRecord`]); follows its [`RustPanicRecord`].
         RustPanicMessage = 11,
+        /// A goroutine the Go runtime is about to print in a fatal error's
+        /// or SIGQUIT's goroutine dump ([`GoroutineRecord`]).
+        Goroutine = 12,
     }
 }
 
@@ -428,6 +431,12 @@ pub enum GoProbe {
     /// record: the BPF side keeps the last one per goroutine for recovery,
     /// the only trace of which deferred call recovered on Go 1.19–1.21.
     DeferCall = 8,
+    /// `runtime.goroutineheader(gp *g)`: the runtime prints a goroutine's
+    /// `goroutine N [status]:` line, then its stack. RAX = gp. Records a
+    /// [`GoroutineRecord`] only while the process is dying of a fatal
+    /// error, a fatal panic or SIGQUIT ([`GoProcess::dumping`]); otherwise
+    /// (runtime.Stack, debug.Stack) the hit returns at once.
+    GoroutineHeader = 9,
 }
 
 impl GoProbe {
@@ -441,6 +450,7 @@ impl GoProbe {
             6 => Self::Sigpanic,
             7 => Self::Goexit,
             8 => Self::DeferCall,
+            9 => Self::GoroutineHeader,
             _ => return None,
         })
     }
@@ -484,6 +494,18 @@ pub struct GoConfig {
     /// turns into a panic.
     pub g_sig: u32,
     pub g_sigcode0: u32,
+    /// `g.atomicstatus` (u32), `g.waitreason` (u8), `g.waitsince` (i64,
+    /// nanotime when it blocked, 0 when unknown), `g.gopc` and `g.startpc`
+    /// (the `go` statement's pc and the goroutine's function),
+    /// `g.parentGoid` (Go 1.21+, else [`GO_NO_FIELD`]), `g.lockedm`: what
+    /// the runtime's goroutine header prints.
+    pub g_atomicstatus: u32,
+    pub g_waitreason: u32,
+    pub g_waitsince: u32,
+    pub g_gopc: u32,
+    pub g_startpc: u32,
+    pub g_parent_goid: u32,
+    pub g_lockedm: u32,
 }
 
 /// `_defer` records read at a gopanic (address, code pointer of fn).
@@ -532,6 +554,64 @@ pub const GO_PANIC_PREV_RECOVERED: u32 = 0x1000;
 pub struct GoProcess {
     pub slot: u32,
     pub printed: u32,
+    /// Set when the process starts dying: from then on the goroutines the
+    /// runtime prints are recorded. [`GO_DUMP_USER`] for a fatal error or
+    /// panic of the program's own, [`GO_DUMP_SYSTEM`] for a runtime throw
+    /// or a signal its handler dies of (then the runtime prints every
+    /// frame, as with GOTRACEBACK=system).
+    pub dumping: u32,
+    /// Goroutine headers the runtime printed since; beyond
+    /// [`GO_DUMP_MAX_GOROUTINES`] they are counted, not recorded.
+    pub headers: u32,
+}
+
+/// [`GoProcess::dumping`] values.
+pub const GO_DUMP_USER: u32 = 1;
+pub const GO_DUMP_SYSTEM: u32 = 2;
+
+/// Goroutines recorded per dump; the rest are counted
+/// ([`GO_GOROUTINE_SUMMARY`]).
+pub const GO_DUMP_MAX_GOROUTINES: u32 = 1000;
+/// Return addresses kept per dumped goroutine (the runtime prints 100).
+pub const GO_GOROUTINE_FRAMES: usize = 64;
+
+/// [`GoroutineRecord::flags`]: not a goroutine but the dump's end, sent at
+/// the process's exit: `index` = goroutine headers the runtime printed.
+pub const GO_GOROUTINE_SUMMARY: u32 = 1;
+/// [`GoroutineRecord::flags`]: `pcs` = [sched.pc, the word at sched.sp,
+/// the frame-pointer chain from sched.bp] (absent for a running goroutine,
+/// whose saved context is stale).
+pub const GO_GOROUTINE_FROM_SCHED: u32 = 2;
+/// [`GoroutineRecord::flags`]: `g.lockedm` is set (`locked to thread`).
+pub const GO_GOROUTINE_LOCKED: u32 = 4;
+/// [`GoroutineRecord::flags`]: the runtime prints this dump with every
+/// frame, its own and wrappers included ([`GO_DUMP_SYSTEM`]).
+pub const GO_GOROUTINE_SYSTEM: u32 = 8;
+
+/// One goroutine of the runtime's goroutine dump, read at
+/// `runtime.goroutineheader(gp)` ([`EventKind::Goroutine`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GoroutineRecord {
+    pub header: Header,
+    pub goid: u64,
+    /// 0 when unknown (before Go 1.21) or for goroutine 1.
+    pub parent_goid: u64,
+    /// nanotime (CLOCK_MONOTONIC, as [`Header::ts_ns`]) when it blocked; 0
+    /// when the runtime does not know.
+    pub wait_since: i64,
+    pub gopc: u64,
+    pub startpc: u64,
+    /// `g.atomicstatus` (with the `_Gscan` bit).
+    pub status: u32,
+    pub wait_reason: u32,
+    pub flags: u32,
+    /// 1-based: the how-manieth goroutine header of this dump.
+    pub index: u32,
+    /// Return addresses in `pcs`.
+    pub depth: u32,
+    pub binary: u32,
+    pub pcs: [u64; GO_GOROUTINE_FRAMES],
 }
 
 /// Bytes of the panic value (or of what it points to) captured at the probe.
@@ -725,12 +805,13 @@ assert_layout!(
     string @ 160, stack_bytes @ 416, flags @ 420, regs @ 424, stack @ 568,
     stack_snapshot @ 1584, defers @ 2608,
 );
-// The `OFFSETS` global (twenty-one u32) and `GO_CONFIG`'s values (nineteen u32),
+// The `OFFSETS` global (twenty-one u32) and `GO_CONFIG`'s values (twenty-six u32),
 // written by userspace: all one type, so the size and the ends are enough.
 assert_layout!(KernelOffsets, size 84, task_pid @ 0, mm_saved_auxv @ 80);
-assert_layout!(GoConfig, size 76, g_goid @ 0, g_sigcode0 @ 72);
+assert_layout!(GoConfig, size 104, g_goid @ 0, g_sigcode0 @ 72, g_lockedm @ 100);
+assert_layout!(GoProcess, size 16, slot @ 0, headers @ 12);
+assert_layout!(GoroutineRecord, size 104 + 8 * GO_GOROUTINE_FRAMES, header @ 0, goid @ 40, status @ 80, binary @ 100, pcs @ 104);
 assert_layout!(TracedProcess, size 8, follow_forks @ 0, by_exe @ 4);
-assert_layout!(GoProcess, size 8, slot @ 0, printed @ 4);
 assert_layout!(WatchedFile, size 16);
 
 #[cfg(feature = "user")]

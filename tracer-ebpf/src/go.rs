@@ -15,10 +15,12 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_FROM_EXIT,
-    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED,
-    GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
-    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, MAX_STACK_DEPTH,
+    EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_DUMP_MAX_GOROUTINES,
+    GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
+    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_NO_FIELD, GO_PANIC_GOEXIT,
+    GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_PROBE_AT_STACK_CHECK,
+    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe,
+    GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
 };
 
 use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
@@ -72,6 +74,10 @@ fn try_go_probe(ctx: &ProbeContext) {
     let Some(cfg) = GO_CONFIG.get(binary).copied() else {
         return;
     };
+    if probe == GoProbe::GoroutineHeader as u32 {
+        goroutine_header(&r, tgid, binary, &cfg);
+        return;
+    }
     // The runtime prints its panics here: they are recorded, not read
     // again at the exit (a gopanic hit alone proves nothing: the probes
     // are placed one by one, and printpanics may come too late).
@@ -80,6 +86,25 @@ fn try_go_probe(ctx: &ProbeContext) {
     {
         // SAFETY: a plain store into the map's value.
         unsafe { (*p).printed = 1 };
+    }
+    // The process is dying (a fatal error or panic): the goroutines the
+    // runtime prints from now on are its goroutine dump.
+    if (probe == GoProbe::Printpanics as u32
+        || probe == GoProbe::Throw as u32
+        || probe == GoProbe::Fatal as u32)
+        && let Some(p) = GO_PROCESSES.get_ptr_mut(&tgid)
+    {
+        let level = if probe == GoProbe::Throw as u32 {
+            GO_DUMP_SYSTEM
+        } else {
+            GO_DUMP_USER
+        };
+        // SAFETY: a plain read and store in the map's value.
+        unsafe {
+            if (*p).dumping < level {
+                (*p).dumping = level;
+            }
+        }
     }
 
     // The user goroutine: the argument for recovery(gp), else g (R14),
@@ -302,6 +327,126 @@ fn try_go_probe(ctx: &ProbeContext) {
             0
         };
         write_snapshot(rec, snapshot_sp);
+    }
+    entry.submit(0);
+}
+
+/// `runtime.goroutineheader(gp)` while the process is dying: one
+/// goroutine of the runtime's dump, with its frames walked from its saved
+/// context (a goroutine that is not running is parked in the scheduler,
+/// every frame on its stack has a frame pointer). Bounded per process: the
+/// headers past [`GO_DUMP_MAX_GOROUTINES`] are only counted.
+#[inline(always)]
+fn goroutine_header(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) {
+    let Some(state) = GO_PROCESSES.get_ptr_mut(&tgid) else {
+        return;
+    };
+    // SAFETY: the map value stays valid during the program; the runtime
+    // prints its dump from one thread.
+    let (index, level) = unsafe {
+        if (*state).dumping == 0 {
+            return;
+        }
+        (*state).headers += 1;
+        ((*state).headers, (*state).dumping)
+    };
+    if index > GO_DUMP_MAX_GOROUTINES {
+        return;
+    }
+    let gp = r.rax;
+    let Some(mut entry) = EVENTS.reserve::<GoroutineRecord>(0) else {
+        count_lost(EventKind::Goroutine);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Goroutine);
+    let field = |off: u32| -> u64 {
+        if off == GO_NO_FIELD {
+            0
+        } else {
+            read_user::<u64>(gp + off as u64).unwrap_or(0)
+        }
+    };
+    let status: u32 = read_user(gp + cfg.g_atomicstatus as u64).unwrap_or(u32::MAX);
+    const G_SCAN: u32 = 0x1000;
+    const G_RUNNING: u32 = 2;
+    let mut flags = if level >= GO_DUMP_SYSTEM {
+        GO_GOROUTINE_SYSTEM
+    } else {
+        0
+    };
+    if field(cfg.g_lockedm) != 0 {
+        flags |= GO_GOROUTINE_LOCKED;
+    }
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    unsafe {
+        addr_of_mut!((*rec).goid).write(field(cfg.g_goid));
+        addr_of_mut!((*rec).parent_goid).write(field(cfg.g_parent_goid));
+        addr_of_mut!((*rec).wait_since).write(field(cfg.g_waitsince) as i64);
+        addr_of_mut!((*rec).gopc).write(field(cfg.g_gopc));
+        addr_of_mut!((*rec).startpc).write(field(cfg.g_startpc));
+        addr_of_mut!((*rec).status).write(status);
+        addr_of_mut!((*rec).wait_reason)
+            .write(read_user::<u8>(gp + cfg.g_waitreason as u64).unwrap_or(0) as u32);
+        addr_of_mut!((*rec).index).write(index);
+        addr_of_mut!((*rec).binary).write(binary);
+        let pcs = addr_of_mut!((*rec).pcs) as *mut u64;
+        let mut n = 0usize;
+        // A running goroutine's saved context is stale: the runtime prints
+        // no stack for it either ("running on other thread").
+        if status & !G_SCAN != G_RUNNING {
+            let sched_pc: u64 = read_user(gp + cfg.g_sched as u64 + 8).unwrap_or(0);
+            let sched_sp: u64 = read_user(gp + cfg.g_sched as u64).unwrap_or(0);
+            let mut bp: u64 = read_user(gp + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+            if sched_pc != 0 {
+                flags |= GO_GOROUTINE_FROM_SCHED;
+                *pcs = sched_pc;
+                *pcs.add(1) = read_user(sched_sp).unwrap_or(0);
+                n = 2;
+                while n < GO_GOROUTINE_FRAMES && bp != 0 {
+                    let ret: u64 = read_user(bp + 8).unwrap_or(0);
+                    if ret == 0 {
+                        break;
+                    }
+                    *pcs.add(n) = ret;
+                    bp = read_user(bp).unwrap_or(0);
+                    n += 1;
+                }
+            }
+        }
+        addr_of_mut!((*rec).depth).write(n as u32);
+        addr_of_mut!((*rec).flags).write(flags);
+    }
+    entry.submit(0);
+}
+
+/// At a dying Go process's exit: how many goroutine headers the runtime
+/// printed (those past [`GO_DUMP_MAX_GOROUTINES`] were not recorded).
+#[inline(always)]
+pub(crate) fn dump_summary(tgid: u32) {
+    // SAFETY: the value is copied out.
+    let Some(state) = (unsafe { GO_PROCESSES.get(&tgid) }).copied() else {
+        return;
+    };
+    if state.dumping == 0 || state.headers == 0 {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<GoroutineRecord>(0) else {
+        count_lost(EventKind::Goroutine);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Goroutine);
+    // SAFETY: writes into our reservation.
+    unsafe {
+        core::ptr::write_bytes(
+            addr_of_mut!((*rec).goid) as *mut u8,
+            0,
+            core::mem::size_of::<GoroutineRecord>() - core::mem::size_of::<tracer_common::Header>(),
+        );
+        addr_of_mut!((*rec).flags).write(GO_GOROUTINE_SUMMARY);
+        addr_of_mut!((*rec).index).write(state.headers);
+        addr_of_mut!((*rec).binary).write(state.slot);
     }
     entry.submit(0);
 }

@@ -62,6 +62,7 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     } else {
         read_kernel(task, off.task_exit_code).unwrap_or(0)
     };
+    crate::go::dump_summary(tgid);
     // The pid may be reused: forget it now.
     let _ = TRACED.remove(&tgid);
     let _ = crate::maps::GO_PROCESSES.remove(&tgid);

@@ -112,6 +112,15 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
     if !is_interesting(sig, handler) {
         return;
     }
+    // Go's handler turns these into a crash that prints every goroutine
+    // (SIGQUIT's dump): from now on the goroutines it prints are recorded.
+    if matches!(sig, SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGSYS)
+        && handler > 1
+        && let Some(p) = crate::maps::GO_PROCESSES.get_ptr_mut(&tgid)
+    {
+        // SAFETY: a plain store into the map's value.
+        unsafe { (*p).dumping = tracer_common::GO_DUMP_SYSTEM };
+    }
 
     let off = offsets();
     // SAFETY: helper without preconditions in tracing programs.

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use crate::{
-    record::{Body, Cause, ExitStatus, Incident, Outcome, Record, SignalInfo, Thread},
+    record::{
+        Body, Cause, ExitStatus, GoGoroutines, Incident, Outcome, Record, SignalInfo, Thread,
+    },
     signals,
 };
 
@@ -55,6 +57,8 @@ pub struct Correlator {
     /// signal (Go's runtime, C daemons cleaning up) or exits on it makes
     /// that delivery the cause — a kill, with its original sender.
     handled: HashMap<(u32, i32), Record>,
+    /// The goroutine dump a dying Go process printed, until its exit.
+    dumps: HashMap<u32, GoGoroutines>,
     /// The last story id handed out.
     last_story: u64,
 }
@@ -232,51 +236,70 @@ impl Correlator {
                     .into_iter()
                     .collect()
             }
+            Body::Goroutines(dump) => {
+                if self.dumps.len() >= MAX_PENDING_GOEXITS {
+                    self.dumps.clear();
+                }
+                self.dumps.insert(pid, dump.clone());
+                Vec::new()
+            }
             Body::Exit { exit } => {
-                self.goexits.retain(|(p, _), _| *p != pid);
-                self.exceptions.retain(|(p, _), _| *p != pid);
-                let keys: Vec<_> = self
-                    .open
-                    .keys()
-                    .filter(|(p, _)| *p == pid)
-                    .copied()
-                    .collect();
-                let mut stories: Vec<Story> =
-                    keys.iter().filter_map(|k| self.open.remove(k)).collect();
-                // Nothing open, but a signal from elsewhere was handled and
-                // the program ended on it (Go's SIGQUIT dump and exit 2, a
-                // daemon exiting non-zero on SIGTERM): killed by it. A clean
-                // exit after a handled signal is a shutdown, not an incident.
-                let handled = self
-                    .handled
-                    .iter()
-                    .filter(|((p, _), r)| {
-                        *p == pid && record.ts_ns.saturating_sub(r.ts_ns) < HANDLED_SIGNAL_WINDOW_NS
-                    })
-                    .max_by_key(|(_, r)| r.ts_ns)
-                    .map(|(_, r)| r.clone());
-                self.handled.retain(|(p, _), _| *p != pid);
-                if stories.is_empty()
-                    && let Some(handled) = handled
-                    && !matches!(exit, ExitStatus::Code { code: 0 })
+                let mut closed = self.close_process(pid, record, *exit);
+                // The dump goes with the process's first incident (the
+                // oldest story: most likely the cause).
+                if let Some(dump) = self.dumps.remove(&pid)
+                    && let Some(Body::Incident(incident)) = closed.first_mut().map(|r| &mut r.body)
                 {
-                    stories.push(Story::new(self.next_id(), vec![handled]));
+                    incident.goroutines = Some(dump);
                 }
-                // The oldest story first: it is most likely the cause.
-                stories.sort_by_key(|s| s.events.first().map_or(0, |e| e.ts_ns));
-                if stories.is_empty() {
-                    let id = self.next_id();
-                    return close(Story::new(id, Vec::new()), record, *exit)
-                        .into_iter()
-                        .collect();
-                }
-                stories
-                    .into_iter()
-                    .filter_map(|story| close(story, record, *exit))
-                    .collect()
+                closed
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The process `pid` exited (`record`): its open stories become incidents.
+    fn close_process(&mut self, pid: u32, record: &Record, exit: ExitStatus) -> Vec<Record> {
+        self.goexits.retain(|(p, _), _| *p != pid);
+        self.exceptions.retain(|(p, _), _| *p != pid);
+        let keys: Vec<_> = self
+            .open
+            .keys()
+            .filter(|(p, _)| *p == pid)
+            .copied()
+            .collect();
+        let mut stories: Vec<Story> = keys.iter().filter_map(|k| self.open.remove(k)).collect();
+        // Nothing open, but a signal from elsewhere was handled and
+        // the program ended on it (Go's SIGQUIT dump and exit 2, a
+        // daemon exiting non-zero on SIGTERM): killed by it. A clean
+        // exit after a handled signal is a shutdown, not an incident.
+        let handled = self
+            .handled
+            .iter()
+            .filter(|((p, _), r)| {
+                *p == pid && record.ts_ns.saturating_sub(r.ts_ns) < HANDLED_SIGNAL_WINDOW_NS
+            })
+            .max_by_key(|(_, r)| r.ts_ns)
+            .map(|(_, r)| r.clone());
+        self.handled.retain(|(p, _), _| *p != pid);
+        if stories.is_empty()
+            && let Some(handled) = handled
+            && !matches!(exit, ExitStatus::Code { code: 0 })
+        {
+            stories.push(Story::new(self.next_id(), vec![handled]));
+        }
+        // The oldest story first: it is most likely the cause.
+        stories.sort_by_key(|s| s.events.first().map_or(0, |e| e.ts_ns));
+        if stories.is_empty() {
+            let id = self.next_id();
+            return close(Story::new(id, Vec::new()), record, exit)
+                .into_iter()
+                .collect();
+        }
+        stories
+            .into_iter()
+            .filter_map(|story| close(story, record, exit))
+            .collect()
     }
 
     /// std::terminate runs on `tid`: its last throw was not caught, and
@@ -495,6 +518,7 @@ fn close_recovered(
                 tid: first.tid,
                 goid: story_goid(&story.events),
             },
+            goroutines: None,
             events: story.events,
         },
     ))
@@ -563,6 +587,7 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
                     tid: exit_record.tid,
                     goid: None,
                 },
+                goroutines: None,
             },
         ));
     }
@@ -628,6 +653,7 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
                 tid: first.tid,
                 goid,
             },
+            goroutines: None,
         },
     );
     record.goid = goid;

@@ -220,6 +220,9 @@ pub enum Body {
     Sigpanic(GoSigpanic),
     /// Extension: a goroutine called runtime.Goexit.
     Goexit(GoGoexit),
+    /// Extension: the goroutines a dying Go program printed (a fatal
+    /// error's or SIGQUIT's goroutine dump), identical stacks grouped.
+    Goroutines(GoGoroutines),
     /// A C++ exception is thrown (or a Rust panic starts).
     Exception(Exception),
     Incident(Box<Incident>),
@@ -243,6 +246,7 @@ impl Body {
             Body::Fatal(_) => "fatal",
             Body::Sigpanic(_) => "sigpanic",
             Body::Goexit(_) => "goexit",
+            Body::Goroutines(_) => "goroutines",
             Body::Exception(_) => "exception",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
@@ -260,7 +264,7 @@ impl Body {
             Body::Goexit(g) => &g.frames,
             Body::Exception(e) => &e.frames,
             Body::Incident(inc) => &inc.frames,
-            Body::Attach(_) | Body::Exit { .. } | Body::Lost { .. } => &[],
+            Body::Attach(_) | Body::Exit { .. } | Body::Lost { .. } | Body::Goroutines(_) => &[],
         }
     }
 
@@ -365,6 +369,65 @@ pub struct GoSigpanic {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoGoexit {
     pub frames: Vec<Frame>,
+}
+
+/// Extension (type "goroutines"): the goroutine dump of a Go program that
+/// dies of a fatal error (`fatal error: …`, every goroutine printed), a
+/// fatal panic under GOTRACEBACK=all, or a signal its runtime dumps
+/// goroutines for (SIGQUIT, SIGABRT …), read as the runtime printed each
+/// goroutine. Written just before the process's `exit` record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GoGoroutines {
+    /// Goroutines the runtime printed.
+    pub printed: u64,
+    /// Of those, the ones not recorded here: past crashtrace's bound
+    /// (1000 per dump) or lost in a full ring buffer.
+    pub left_out: u64,
+    /// Which frames the runtime printed, in GOTRACEBACK's words: "all"
+    /// (a fatal error of the program's own: runtime frames hidden) or
+    /// "system" (a runtime throw or a fatal signal such as SIGQUIT: every
+    /// frame, wrappers included). `frames` below are what it walked.
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub traceback: Word,
+    /// Goroutines with the same status, stack and creator, in the order
+    /// the runtime printed their first.
+    pub groups: Vec<GoroutineGroup>,
+}
+
+/// Goroutines that look the same in the runtime's dump (as panicparse
+/// groups them).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GoroutineGroup {
+    pub count: u64,
+    pub goids: Vec<u64>,
+    /// As the runtime's header prints it: "chan receive", "select",
+    /// "running", "semacquire"…
+    pub status: String,
+    /// How long the longest-waiting of them has waited, in whole minutes,
+    /// where the runtime knows (it prints it from 1 minute on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_minutes: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked_to_thread: bool,
+    /// The `go` statement that started them (none for goroutine 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<CreatedBy>,
+    /// Innermost first, runtime frames included (the runtime's dump hides
+    /// them unless GOTRACEBACK=system). Empty for a goroutine running on
+    /// another thread (the runtime prints no stack for it either).
+    pub frames: Vec<Frame>,
+}
+
+/// Where a goroutine was started: `created by F in goroutine N` and the
+/// `go` statement's file:line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CreatedBy {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The goroutine that ran the `go` statement (Go 1.21+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goid: Option<u64>,
 }
 
 /// `exception` (CONTRACT.md): a C++ throw.
@@ -600,6 +663,11 @@ pub struct Incident {
     pub frames: Vec<Frame>,
     pub events: Vec<Record>,
     pub thread: Thread,
+    /// Extension: the goroutine dump the Go runtime printed as the process
+    /// died (a `goroutines` record's body), on the process's first
+    /// incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goroutines: Option<GoGoroutines>,
 }
 
 impl Record {
@@ -675,6 +743,7 @@ impl Record {
             "fatal" => Body::Fatal(from_value(v)?),
             "sigpanic" => Body::Sigpanic(from_value(v)?),
             "goexit" => Body::Goexit(from_value(v)?),
+            "goroutines" => Body::Goroutines(from_value(v)?),
             "exception" => Body::Exception(from_value(v)?),
             "incident" => Body::Incident(Box::new(from_value(v)?)),
             "lost" => {
@@ -740,6 +809,8 @@ mod vocabulary {
         "module",
         "rust_panic",
         "rust_panic_message",
+        "goroutine",
+        "goroutines",
         "rate_limit",
         "export",
         "output",
@@ -757,6 +828,9 @@ mod vocabulary {
         "ignored",
         "handler",
         "oom",
+        // goroutine dumps' traceback levels
+        "all",
+        "system",
     ];
 
     pub fn word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
@@ -1022,6 +1096,25 @@ mod parse_tests {
             frames_truncated: false,
         })));
         let exit = ExitStatus::from_wait_status(11 | 0x80);
+        let dump = GoGoroutines {
+            printed: 1001,
+            left_out: 1,
+            traceback: "all",
+            groups: vec![GoroutineGroup {
+                count: 2,
+                goids: vec![18, 19],
+                status: "chan receive".into(),
+                wait_minutes: Some(3),
+                locked_to_thread: true,
+                created_by: Some(CreatedBy {
+                    function: Some("main.main".into()),
+                    file: Some("/src/main.go".into()),
+                    line: Some(10),
+                    goid: Some(1),
+                }),
+                frames: vec![frame("main.worker")],
+            }],
+        };
         let bodies = vec![
             Body::Attach(Attach {
                 runtime: "go",
@@ -1057,6 +1150,7 @@ mod parse_tests {
                 frames: vec![],
             }),
             Body::Goexit(GoGoexit { frames: vec![] }),
+            Body::Goroutines(dump.clone()),
             Body::Exception(Exception {
                 language: "c++",
                 message: None,
@@ -1084,6 +1178,7 @@ mod parse_tests {
                     tid: Some(8),
                     goid: None,
                 },
+                goroutines: Some(dump),
             })),
             Body::Lost {
                 count: 3,

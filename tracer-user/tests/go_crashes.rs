@@ -115,6 +115,31 @@ fn unrecovered_panics_and_fatal_errors_match_the_runtime() {
             } else if scenario != "concurrent-map" {
                 assert_eq!(incidents.len(), 1, "{ctx}: {incidents:#?}");
             }
+            if scenario == "concurrent-map" {
+                // A fatal error: the runtime prints every goroutine, and so
+                // does the dump. The writer that threw is first, with the
+                // runtime's frames; the other writers are there as the
+                // runtime saw them (running elsewhere, or preempted).
+                let dump = t.one("goroutines");
+                let theirs = go_goroutine_dump(&stderr);
+                assert_eq!(dump["printed"].as_u64(), Some(theirs.len() as u64), "{ctx}");
+                let ours = dumped_by_us(dump);
+                let thrower = &theirs[0];
+                let (status, frames, _) = &ours[&thrower.goid];
+                assert_eq!(status, "running", "{ctx}");
+                assert_eq!(
+                    user_frames(frames.clone()),
+                    user_frames(thrower.frames.clone()),
+                    "{ctx}: the writer that threw"
+                );
+                for g in &theirs {
+                    assert!(
+                        ours.contains_key(&g.goid),
+                        "{ctx}: goroutine {} missing",
+                        g.goid
+                    );
+                }
+            }
             assert_eq!(incident["outcome"], "crashed", "{ctx}");
             assert_eq!(incident["exit"]["code"], 2, "{ctx}");
             let events = incident["events"].as_array().unwrap();
@@ -395,6 +420,198 @@ fn runtime_fatal_errors() {
                 assert!(ours.len() >= 40 && theirs.len() >= 40, "{ctx}: {ours:#?}");
                 assert_eq!(ours[..40], theirs[..40], "{ctx}");
             }
+        }
+    }
+}
+
+/// A goroutine in our dump: status, frames, creator (function, line).
+type OurGoroutine = (String, Vec<GoFrame>, Option<(String, u32)>);
+
+/// Our `goroutines` record, one entry per goroutine id.
+fn dumped_by_us(dump: &Value) -> std::collections::HashMap<u64, OurGoroutine> {
+    let mut out = std::collections::HashMap::new();
+    for g in dump["groups"].as_array().unwrap() {
+        let created = g.get("created_by").filter(|c| !c.is_null()).map(|c| {
+            (
+                c["function"].as_str().unwrap_or_default().to_owned(),
+                c["line"].as_u64().unwrap_or(0) as u32,
+            )
+        });
+        for id in g["goids"].as_array().unwrap() {
+            out.insert(
+                id.as_u64().unwrap(),
+                (
+                    g["status"].as_str().unwrap().to_owned(),
+                    frames_of(g),
+                    created.clone(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Every goroutine the runtime printed is in our dump with its status,
+/// user frames (function, file, line) and creator; `user_only`: compare
+/// only frames outside the runtime (what GOTRACEBACK=single|all prints).
+fn assert_dump_matches(ctx: &str, dump: &Value, stderr: &str) {
+    let theirs = go_goroutine_dump(stderr);
+    assert!(
+        !theirs.is_empty(),
+        "{ctx}: no goroutine dump on stderr: {stderr}"
+    );
+    assert_eq!(
+        dump["printed"].as_u64(),
+        Some(theirs.len() as u64),
+        "{ctx}: {dump:#}"
+    );
+    assert_eq!(dump["left_out"], 0, "{ctx}");
+    let ours = dumped_by_us(dump);
+    for g in &theirs {
+        let Some((status, frames, created)) = ours.get(&g.goid) else {
+            panic!("{ctx}: goroutine {} missing from {dump:#}", g.goid);
+        };
+        assert_eq!(status, &g.status, "{ctx}: goroutine {}", g.goid);
+        assert_eq!(
+            user_frames(frames.clone()),
+            user_frames(g.frames.clone()),
+            "{ctx}: goroutine {} frames",
+            g.goid
+        );
+        let theirs_created = g.created_by.as_ref().map(|c| (c.function.clone(), c.line));
+        // The runtime names its own creators only at GOTRACEBACK=system.
+        if theirs_created.is_some() || created.as_ref().is_some_and(|c| !is_go_runtime(&c.0)) {
+            assert_eq!(
+                created, &theirs_created,
+                "{ctx}: goroutine {} creator",
+                g.goid
+            );
+        }
+    }
+}
+
+/// A deadlock with three goroutines blocked three ways: the runtime prints
+/// every goroutine (`fatal error: all goroutines are asleep`), and so does
+/// the incident, read from the process as the runtime printed each one.
+#[test]
+fn deadlock_dump_names_every_blocked_goroutine_as_the_runtime_does() {
+    for build in go_builds("crashy") {
+        let ctx = &build.label;
+        let (t, stderr) = run_scenario(&build.path, "deadlock3");
+        assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+        let dump = t.one("goroutines");
+        assert_dump_matches(ctx, dump, &stderr);
+        let theirs = go_goroutine_dump(&stderr);
+        assert_eq!(theirs.len(), 4, "{ctx}: {stderr}");
+        let statuses: Vec<&str> = theirs.iter().map(|g| g.status.as_str()).collect();
+        assert!(
+            statuses.contains(&"chan receive") && statuses.contains(&"select"),
+            "{ctx}: {statuses:?}"
+        );
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "crashed", "{ctx}");
+        for field in ["printed", "left_out", "groups"] {
+            assert_eq!(
+                incident["goroutines"][field], dump[field],
+                "{ctx}: the incident carries the dump"
+            );
+        }
+        // Each blocked goroutine's own function is named.
+        let named: Vec<String> = dumped_by_us(dump)
+            .values()
+            .flat_map(|(_, f, _)| user_frames(f.clone()))
+            .map(|f| f.function)
+            .collect();
+        for f in [
+            "main.consume",
+            "main.lockAndCount",
+            "main.waitBoth",
+            "main.main",
+        ] {
+            assert!(named.iter().any(|n| n == f), "{ctx}: {f} not in {named:?}");
+        }
+    }
+}
+
+/// 10,000 blocked goroutines: the dump is bounded (1000 recorded), the
+/// rest counted, and the program prints and exits as it does untraced.
+#[test]
+fn a_dump_of_ten_thousand_goroutines_is_bounded_and_counted() {
+    let build = go_builds("crashy").next().unwrap();
+    let ctx = &build.label;
+    let plain = run_plain(&build.path, &["deadlock10k"]);
+    let (t, stderr) = run_scenario(&build.path, "deadlock10k");
+    assert_eq!(t.output.status.code(), plain.status.code(), "{ctx}");
+    assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+    let theirs = go_goroutine_dump(&stderr);
+    assert_eq!(theirs.len(), 10_001, "{ctx}");
+    assert_eq!(
+        go_goroutine_dump(&String::from_utf8_lossy(&plain.stderr)).len(),
+        10_001,
+        "{ctx}: untraced"
+    );
+    assert_eq!(t.output.stdout, plain.stdout, "{ctx}");
+    let dump = t.one("goroutines");
+    assert_eq!(dump["printed"], 10_001, "{ctx}");
+    assert_eq!(dump["left_out"], 9_001, "{ctx}");
+    let recorded: u64 = dump["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(recorded, 1_000, "{ctx}");
+    assert!(
+        t.of_type("lost").is_empty(),
+        "{ctx}: {:#?}",
+        t.of_type("lost")
+    );
+}
+
+/// `kill -QUIT`: the Go runtime dumps every goroutine (system ones too)
+/// and exits 2; the incident is a kill by `kill`, with that dump.
+#[test]
+fn sigquit_dump_matches_the_runtime() {
+    for build in go_builds("crashy") {
+        let ctx = &build.label;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.ndjson");
+        let mut child = KillOnDrop(
+            Command::new(crashtrace_bin())
+                .args(["--format", "ndjson", "-o"])
+                .arg(&out)
+                .args(["run", "--"])
+                .arg(&build.path)
+                .arg("parked")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = read_ready_pid(&mut child.0);
+        // Both goroutines parked.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let sender = kill_from_other_process("QUIT", pid);
+        let output = child.take().wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{ctx}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let records = read_records(&out);
+        let dumps = of_type(&records, "goroutines");
+        assert_eq!(dumps.len(), 1, "{ctx}: {records:#?}");
+        assert_dump_matches(ctx, dumps[0], &stderr);
+        let incident = of_type(&records, "incident")[0];
+        assert_eq!(incident["outcome"], "killed", "{ctx}: {incident:#}");
+        assert_eq!(
+            incident["events"][0]["signal"]["sender_pid"], sender,
+            "{ctx}"
+        );
+        let named: Vec<String> = dumped_by_us(dumps[0])
+            .values()
+            .flat_map(|(_, f, _)| user_frames(f.clone()))
+            .map(|f| f.function)
+            .collect();
+        for f in ["main.consume", "main.lockAndCount", "main.main"] {
+            assert!(named.iter().any(|n| n == f), "{ctx}: {f} not in {named:?}");
         }
     }
 }

@@ -88,6 +88,44 @@ func readAt(addr uintptr) (v int) {
 }
 
 //go:noinline
+// consume blocks in `chan receive` (a deadlock dump's most common line).
+func consume(jobs <-chan int, wg *sync.WaitGroup) {
+	for j := range jobs {
+		fmt.Println("job", j)
+	}
+	if wg != nil {
+		wg.Done()
+	}
+}
+
+// lockAndCount blocks on a mutex its caller holds.
+func lockAndCount(mu *sync.Mutex, wg *sync.WaitGroup) {
+	mu.Lock()
+	counter++
+	mu.Unlock()
+	if wg != nil {
+		wg.Done()
+	}
+}
+
+var counter int
+
+// sleepLoop keeps a timer pending: the program is not deadlocked.
+func sleepLoop() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// waitBoth blocks in a select.
+func waitBoth(a <-chan int, b <-chan struct{}, wg *sync.WaitGroup) {
+	select {
+	case <-a:
+	case <-b:
+	}
+	wg.Done()
+}
+
 func recurse(n int) int {
 	var pad [64]byte
 	pad[n%64] = byte(n)
@@ -130,7 +168,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: crashy SCENARIO")
 		os.Exit(64)
 	}
-	if os.Args[1] != "wait" && os.Args[1] != "panic-on-input" {
+	if os.Args[1] != "wait" && os.Args[1] != "panic-on-input" && os.Args[1] != "parked" {
 		fmt.Println("scenario", os.Args[1])
 	}
 	switch os.Args[1] {
@@ -210,6 +248,36 @@ func main() {
 	case "deadlock":
 		ch := make(chan int)
 		<-ch
+	case "deadlock3":
+		// Three goroutines blocked three ways, main waiting for them: the
+		// runtime's deadlock dump prints all four.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		mu.Lock()
+		jobs := make(chan int)
+		wg.Add(3)
+		go consume(jobs, &wg)
+		go lockAndCount(&mu, &wg)
+		go waitBoth(jobs, make(chan struct{}), &wg)
+		time.Sleep(20 * time.Millisecond)
+		wg.Wait()
+	case "deadlock10k":
+		// 10,000 goroutines blocked, then main: a dump past any bound.
+		ch := make(chan int)
+		for i := 0; i < 10000; i++ {
+			go consume(ch, nil)
+		}
+		var never chan int
+		<-never
+	case "parked":
+		// Parked goroutines for SIGQUIT's dump.
+		var mu sync.Mutex
+		mu.Lock()
+		go lockAndCount(&mu, nil)
+		go consume(make(chan int), nil)
+		go sleepLoop()
+		fmt.Printf("ready %d\n", os.Getpid())
+		select {}
 	case "deep-recovered":
 		// A panic recovered at each stack depth up to 200 frames, each on a
 		// fresh goroutine (small stack): some gopanic calls find the stack

@@ -250,6 +250,7 @@ fn event_description(r: &Record) -> Option<String> {
             None => "recovered".to_owned(),
         }),
         Body::Goexit(_) => Some("runtime.Goexit called".to_owned()),
+        Body::Goroutines(d) => Some(format!("goroutine dump: {} goroutines", d.printed)),
         Body::Lost {
             count,
             reason,

@@ -28,6 +28,10 @@ pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
     // such function): runs each open-coded deferred call of a panic, never
     // on a healthy path.
     ("runtime.deferCallSave", GoProbe::DeferCall),
+    // Prints a goroutine's `goroutine N [status]:` line. On a healthy path
+    // only in runtime.Stack / debug.Stack, where the BPF side returns at
+    // once: it records only while the process is dying.
+    ("runtime.goroutineheader", GoProbe::GoroutineHeader),
 ];
 
 /// Functions of the Go runtime itself, which the runtime's own traceback
@@ -55,6 +59,13 @@ pub struct GoBinary {
     pub pclntab: Option<pclntab::Pclntab>,
     /// ELF address of `runtime.types` (base of type-name offsets).
     types_base: Option<u64>,
+    /// The runtime's `waitReasonStrings` (what a waiting goroutine's header
+    /// says: "chan receive", "select" …), read from the binary: the list
+    /// changes with every Go version. Read at the first goroutine dump
+    /// (without symbols it is searched for: not while probes wait).
+    wait_reasons: std::sync::OnceLock<Vec<String>>,
+    /// (address, size) of its symbol.
+    wait_reasons_at: Option<(u64, u64)>,
     map: memmap2::Mmap,
     segments: Vec<(u64, u64, u64)>, // (vaddr, file offset, file size)
 }
@@ -99,10 +110,14 @@ impl GoBinary {
             .collect::<Vec<_>>();
         let mut points = Vec::new();
         let mut types_base = None;
+        let mut wait_reasons_at = None;
         for sym in obj.symbols() {
             let Ok(name) = sym.name() else { continue };
             if name == "runtime.types" {
                 types_base = Some(sym.address());
+            }
+            if name == "runtime.waitReasonStrings" {
+                wait_reasons_at = Some((sym.address(), sym.size()));
             }
             if let Some((_, probe)) = PROBE_POINTS.iter().find(|(n, _)| *n == name)
                 && let Some(off) = vaddr_to_offset(&segments, sym.address())
@@ -142,9 +157,60 @@ impl GoBinary {
             table_layout: table,
             points,
             types_base,
+            wait_reasons: std::sync::OnceLock::new(),
+            wait_reasons_at,
             map,
             segments,
         }))
+    }
+
+    /// What the runtime's goroutine header says for `status` (with the
+    /// `_Gscan` bit) and `wait_reason`, as `goroutineheader` prints it:
+    /// "chan receive", "running", "select (no cases)"…
+    pub fn goroutine_status(&self, status: u32, wait_reason: u32) -> String {
+        const G_SCAN: u32 = 0x1000;
+        const G_WAITING: u32 = 4;
+        const G_LEAKED: u32 = 10;
+        // gStatusStrings: the same indices in every supported version
+        // (Go 1.26 added "leaked" and "waiting for cgo callback").
+        const STATUS: [&str; 12] = [
+            "idle",
+            "runnable",
+            "running",
+            "syscall",
+            "waiting",
+            "???",
+            "dead",
+            "???",
+            "copystack",
+            "preempted",
+            "leaked",
+            "waiting for cgo callback",
+        ];
+        let plain = status & !G_SCAN;
+        let mut text = STATUS
+            .get(plain as usize)
+            .copied()
+            .unwrap_or("???")
+            .to_owned();
+        if (plain == G_WAITING || plain == G_LEAKED)
+            && wait_reason != 0
+            && let Some(reason) = self
+                .wait_reasons
+                .get_or_init(|| {
+                    wait_reason_strings(&self.map, &self.segments, self.wait_reasons_at)
+                })
+                .get(wait_reason as usize)
+        {
+            text.clone_from(reason);
+        }
+        if plain == G_LEAKED {
+            text.push_str(" (leaked)");
+        }
+        if status & G_SCAN != 0 {
+            text.push_str(" (scan)");
+        }
+        text
     }
 
     /// The runtime layout the binary's own DWARF gives (None without
@@ -263,6 +329,75 @@ impl GoBinary {
     pub fn type_kind(&self, type_vaddr: u64) -> Option<u8> {
         self.bytes_at(type_vaddr, 24).map(|t| t[23] & 0x1f)
     }
+}
+
+/// The runtime's `waitReasonStrings` array of Go strings ({ptr, len}
+/// each): at its symbol, or, in a binary without symbols, found by its
+/// second entry, "GC assist marking" in every supported version, right
+/// after the empty first one. Empty when neither is found (PIE binaries,
+/// whose data holds relocations, not addresses): headers then say
+/// "waiting".
+fn wait_reason_strings(
+    map: &[u8],
+    segments: &[(u64, u64, u64)],
+    at: Option<(u64, u64)>,
+) -> Vec<String> {
+    const SECOND: &[u8] = b"GC assist marking";
+    const MAX: usize = 128;
+    let bytes_at = |vaddr: u64, len: u64| -> Option<&[u8]> {
+        let off = usize::try_from(vaddr_to_offset(segments, vaddr)?).ok()?;
+        map.get(off..off.checked_add(usize::try_from(len).ok()?)?)
+    };
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let start = at.map(|(a, size)| (a, usize::try_from(size / 16).unwrap_or(0).min(MAX)));
+    let start = start.or_else(|| {
+        // The string's address, then a {ptr, 17} entry pointing at it.
+        let text_at = map.windows(SECOND.len()).position(|w| w == SECOND)?;
+        let text_vaddr = segments.iter().find_map(|(va, off, size)| {
+            let rel = u64::try_from(text_at).ok()?.checked_sub(*off)?;
+            (rel < *size).then_some(va + rel)
+        })?;
+        let mut entry = [0u8; 16];
+        entry[..8].copy_from_slice(&text_vaddr.to_le_bytes());
+        entry[8..].copy_from_slice(&(SECOND.len() as u64).to_le_bytes());
+        // Go's data is 8-byte aligned in the file as in memory.
+        let hit = (0..map.len() / 8).find(|i| map.get(i * 8..i * 8 + 16) == Some(&entry[..]))?;
+        let first = (hit * 8).checked_sub(16)?;
+        if map.get(first..first + 16)? != [0u8; 16] {
+            return None;
+        }
+        let vaddr = segments.iter().find_map(|(va, off, size)| {
+            let rel = u64::try_from(first).ok()?.checked_sub(*off)?;
+            (rel < *size).then_some(va + rel)
+        })?;
+        Some((vaddr, MAX))
+    });
+    let Some((vaddr, count)) = start else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..count as u64 {
+        let Some(entry) = bytes_at(vaddr + 16 * i, 16) else {
+            break;
+        };
+        let (ptr, len) = (word(&entry[..8]), word(&entry[8..]));
+        if i == 0 {
+            if ptr != 0 || len != 0 {
+                return Vec::new();
+            }
+            out.push(String::new());
+            continue;
+        }
+        // Past the array's end (found without its symbol): not a string.
+        let Some(text) = (len > 0 && len < 80).then(|| bytes_at(ptr, len)).flatten() else {
+            break;
+        };
+        if !text.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            break;
+        }
+        out.push(String::from_utf8_lossy(text).into_owned());
+    }
+    out
 }
 
 fn vaddr_to_offset(segments: &[(u64, u64, u64)], vaddr: u64) -> Option<u64> {
@@ -557,6 +692,13 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
             gobuf_bp: get(&gobuf, "bp")?,
             g_sig: get(&g, "sig")?,
             g_sigcode0: get(&g, "sigcode0")?,
+            g_atomicstatus: get(&g, "atomicstatus")?,
+            g_waitreason: get(&g, "waitreason")?,
+            g_waitsince: get(&g, "waitsince")?,
+            g_gopc: get(&g, "gopc")?,
+            g_startpc: get(&g, "startpc")?,
+            g_parent_goid: get(&g, "parentGoid").unwrap_or(GO_NO_FIELD),
+            g_lockedm: get(&g, "lockedm")?,
         })
     })();
     Ok(layout)
@@ -585,6 +727,13 @@ pub fn layout_fields(c: &GoConfig) -> Vec<(&'static str, u32)> {
         ("gobuf_bp", c.gobuf_bp),
         ("g_sig", c.g_sig),
         ("g_sigcode0", c.g_sigcode0),
+        ("g_atomicstatus", c.g_atomicstatus),
+        ("g_waitreason", c.g_waitreason),
+        ("g_waitsince", c.g_waitsince),
+        ("g_gopc", c.g_gopc),
+        ("g_startpc", c.g_startpc),
+        ("g_parent_goid", c.g_parent_goid),
+        ("g_lockedm", c.g_lockedm),
     ]
 }
 
@@ -618,6 +767,32 @@ mod tests {
         assert_eq!(uvarint(&[0x05]), Some((5, 1)));
         assert_eq!(uvarint(&[0x96, 0x01]), Some((150, 2)));
         assert_eq!(uvarint(&[0x80]), None);
+    }
+
+    #[test]
+    fn wait_reasons_are_read_at_their_symbol_or_found_without_it() {
+        // One segment: ELF address 0x1000 + file offset.
+        let mut file = vec![0xffu8; 0x300];
+        file[0x100..0x111].copy_from_slice(b"GC assist marking");
+        file[0x120..0x127].copy_from_slice(b"IO wait");
+        let entries: [(u64, u64); 3] = [(0, 0), (0x1100, 17), (0x1120, 7)];
+        for (i, (ptr, len)) in entries.iter().enumerate() {
+            let at = 0x200 + 16 * i;
+            file[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
+            file[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+        }
+        let segments = [(0x1000, 0, 0x300)];
+        let expected = ["", "GC assist marking", "IO wait"];
+        assert_eq!(
+            wait_reason_strings(&file, &segments, Some((0x1200, 48))),
+            expected
+        );
+        // Without the symbol: found by its second entry, ended by the
+        // first word that is not a string.
+        assert_eq!(wait_reason_strings(&file, &segments, None), expected);
+        // A first entry that is not the empty string: not the array.
+        file[0x200] = 1;
+        assert!(wait_reason_strings(&file, &segments, None).is_empty());
     }
 
     #[test]

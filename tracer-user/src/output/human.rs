@@ -142,6 +142,71 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             )?;
             write_frames(w, &g.frames, &s)
         }
+        Body::Goroutines(dump) => {
+            let mut line = format!("goroutine dump: {} goroutines", dump.printed);
+            if dump.left_out > 0 {
+                line.push_str(&format!(" ({} not recorded)", dump.left_out));
+            }
+            writeln!(w, "{clock} {who} {}", s.paint(YELLOW, &line))?;
+            for g in &dump.groups {
+                let ids = g
+                    .goids
+                    .iter()
+                    .take(8)
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let more = if g.goids.len() > 8 { ", …" } else { "" };
+                let mut status = g.status.clone();
+                if let Some(m) = g.wait_minutes {
+                    status.push_str(&format!(", {m} minutes"));
+                }
+                if g.locked_to_thread {
+                    status.push_str(", locked to thread");
+                }
+                let head = if g.count == 1 {
+                    format!("goroutine {ids} [{status}]:")
+                } else {
+                    format!("{} goroutines {ids}{more} [{status}]:", g.count)
+                };
+                writeln!(w, "  {}", s.paint(BOLD, &head))?;
+                // As the runtime's dump shows them: its own frames hidden
+                // unless it printed them (all are in the NDJSON record).
+                let user: Vec<Frame> = g
+                    .frames
+                    .iter()
+                    .filter(|f| {
+                        f.function
+                            .as_deref()
+                            .is_some_and(|n| !crate::golang::is_runtime_function(n))
+                    })
+                    .cloned()
+                    .collect();
+                let shown = if user.is_empty() || dump.traceback == "system" {
+                    &g.frames
+                } else {
+                    &user
+                };
+                write_frames(w, shown, &s)?;
+                if let Some(c) = &g.created_by {
+                    let from = c
+                        .goid
+                        .map(|id| format!(" in goroutine {id}"))
+                        .unwrap_or_default();
+                    let loc = match (&c.file, c.line) {
+                        (Some(f), Some(l)) => format!(" ({f}:{l})"),
+                        _ => String::new(),
+                    };
+                    writeln!(
+                        w,
+                        "    created by {}{from}{}",
+                        c.function.as_deref().unwrap_or("??"),
+                        s.paint(DIM, &loc)
+                    )?;
+                }
+            }
+            Ok(())
+        }
         Body::Recover(rec) => {
             let by = rec
                 .recovered_by
@@ -227,8 +292,22 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                 Some(Body::Exception(e)) => e.location.clone(),
                 _ => None,
             };
+            // A fatal error raised off the user's goroutines (a deadlock,
+            // found by the scheduler): where the goroutines are stuck.
+            let stuck = (r.goid.is_some() || inc.cause.kind == "fatal")
+                .then(|| inc.goroutines.as_ref().map(stuck_goroutines))
+                .flatten()
+                .filter(|_| {
+                    top.is_none_or(|f| {
+                        f.function
+                            .as_deref()
+                            .is_some_and(crate::golang::is_runtime_function)
+                    })
+                });
             if let Some(location) = rust_location {
                 cause.push_str(&format!(" at {location}"));
+            } else if let Some(stuck) = stuck.filter(|s| !s.is_empty()) {
+                cause.push_str(&format!(" — {stuck}"));
             } else if let Some(top) = top {
                 cause.push_str(&format!(" in {}", top.describe()));
             }
@@ -250,6 +329,40 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
             )
         }
     }
+}
+
+/// "goroutine 1 [chan send] in main.main (d.go:14), 3 goroutines [chan
+/// receive] in main.worker (d.go:5)": the dump's goroutines that stand in
+/// user code, as a one-line verdict names them.
+fn stuck_goroutines(dump: &crate::record::GoGoroutines) -> String {
+    const SHOWN: usize = 3;
+    let located: Vec<String> = dump
+        .groups
+        .iter()
+        .filter_map(|g| {
+            let at = g.frames.iter().find(|f| {
+                f.function
+                    .as_deref()
+                    .is_some_and(|n| !crate::golang::is_runtime_function(n))
+            })?;
+            let who = if g.count == 1 {
+                format!("goroutine {}", g.goids.first().copied().unwrap_or(0))
+            } else {
+                format!("{} goroutines", g.count)
+            };
+            Some(format!("{who} [{}] in {}", g.status, at.describe()))
+        })
+        .collect();
+    let mut text = located
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if located.len() > SHOWN {
+        text.push_str(&format!(", {} more groups", located.len() - SHOWN));
+    }
+    text
 }
 
 fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()> {

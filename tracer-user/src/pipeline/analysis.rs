@@ -143,8 +143,18 @@ impl Analysis {
         let clock = &self.clock;
         let record = match rec {
             KernelRecord::SignalDeliver(r) => {
-                self.signals
-                    .on_deliver(&r, &mut self.procs, &mut self.stacks, clock)
+                let record = self
+                    .signals
+                    .on_deliver(&r, &mut self.procs, &mut self.stacks, clock);
+                // A Go runtime dying of a signal prints the goroutine it
+                // interrupted first, from the signal's context.
+                if let Some(rec) = &record
+                    && self.procs.go(r.header.pid).is_some()
+                {
+                    self.go
+                        .on_signal(r.header.pid, r.header.tid, rec.body.frames());
+                }
+                record
             }
             KernelRecord::SignalGenerate(r) => {
                 self.signals.on_generate(&r);
@@ -158,6 +168,10 @@ impl Analysis {
                     None
                 }
             },
+            KernelRecord::Goroutine(r) => {
+                self.go.on_goroutine(&r, &mut self.procs);
+                None
+            }
             KernelRecord::Cxx(c) => cxx::on_record(
                 &c,
                 &mut self.procs,
@@ -194,6 +208,11 @@ impl Analysis {
             self.emit_lost(shed.0, shed.1, "rate_limit");
         }
         let exit = ExitStatus::from_wait_status(r.status);
+        // The goroutines a dying Go program printed, before its exit closes
+        // its story.
+        if let Some(dump) = self.go.take_dump(r, &self.procs, &self.clock) {
+            self.emit(dump);
+        }
         let _ = self.out.blocking_send(Out::Exited(pid, exit));
         let exe = self.procs.image(pid).and_then(|i| i.exe.clone());
         let record =

@@ -824,6 +824,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Fork => "fork",
         EventKind::Exec => "exec",
         EventKind::Go => "go",
+        EventKind::Goroutine => "goroutine",
         EventKind::Stack => "stack",
         EventKind::Module => "module",
         EventKind::Cxx => "exception",

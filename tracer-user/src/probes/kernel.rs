@@ -259,8 +259,15 @@ impl KernelProbes {
                 .map_mut("GO_PROCESSES")
                 .context("map GO_PROCESSES missing")?,
         )?;
-        map.insert(&pid, &GoProcess { slot, printed: 0 }, 0)
-            .with_context(|| format!("marking pid {pid} as a Go process"))
+        map.insert(
+            &pid,
+            &GoProcess {
+                slot,
+                ..Default::default()
+            },
+            0,
+        )
+        .with_context(|| format!("marking pid {pid} as a Go process"))
     }
 
     /// Attaches the Go probe to `points` (file offsets) of `binary`, firing

@@ -3,8 +3,8 @@
 
 use tracer_common::{CxxRecord, ModuleRecord, RustPanicMessageRecord, RustPanicRecord};
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, Header, STACK_SNAPSHOT_BYTES,
-    SignalGenerateRecord, SignalRecord, StackRecord,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, GoroutineRecord, Header,
+    STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord,
 };
 
 pub enum KernelRecord {
@@ -14,6 +14,7 @@ pub enum KernelRecord {
     Fork(ForkRecord),
     Exec(Box<ExecRecord>),
     Go(Box<GoRecord>),
+    Goroutine(Box<GoroutineRecord>),
     Stack(StackSnapshot),
     Module(Box<ModuleRecord>),
     Cxx(Box<CxxRecord>),
@@ -31,6 +32,7 @@ impl KernelRecord {
             Self::Fork(r) => &r.header,
             Self::Exec(r) => &r.header,
             Self::Go(r) => &r.header,
+            Self::Goroutine(r) => &r.header,
             Self::Stack(r) => &r.header,
             Self::Module(r) => &r.header,
             Self::Cxx(r) => &r.header,
@@ -91,6 +93,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Fork => KernelRecord::Fork(read(bytes, kind)?),
         EventKind::Exec => KernelRecord::Exec(Box::new(read(bytes, kind)?)),
         EventKind::Go => KernelRecord::Go(Box::new(read(bytes, kind)?)),
+        EventKind::Goroutine => KernelRecord::Goroutine(Box::new(read(bytes, kind)?)),
         EventKind::Module => KernelRecord::Module(Box::new(read(bytes, kind)?)),
         EventKind::Cxx => KernelRecord::Cxx(Box::new(read(bytes, kind)?)),
         EventKind::RustPanic => KernelRecord::RustPanic(Box::new(read(bytes, kind)?)),

@@ -9,15 +9,20 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use anyhow::{Context as _, Result};
 use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
-    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
-    GO_STACK_FROM_SCHED, GoProbe, GoRecord, MAX_GO_BINARIES, WatchedFile,
+    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DUMP_MAX_GOROUTINES, GO_GOROUTINE_FRAMES,
+    GO_GOROUTINE_FROM_SCHED, GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM,
+    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe, GoRecord, GoroutineRecord,
+    MAX_GO_BINARIES, WatchedFile,
 };
 
 use super::{Procs, kernel_record};
 use crate::{
     golang::{self, GoBinary, LayoutFirst, value::Captured},
     probes::kernel::KernelProbes,
-    record::{Body, Clock, GoFatal, GoGoexit, GoPanic, GoRecover, GoSigpanic, Record, SignalInfo},
+    record::{
+        Body, Clock, CreatedBy, Frame, GoFatal, GoGoexit, GoGoroutines, GoPanic, GoRecover,
+        GoSigpanic, GoroutineGroup, Record, SignalInfo,
+    },
     signals,
     symbolize::PcKind,
 };
@@ -292,12 +297,176 @@ pub struct Decoder {
     /// snapshot (sigpanic, gopanic): the fatal panic's records, taken far
     /// from that frame, reuse it.
     leaf_callers: HashMap<(u32, u64), u64>,
+    /// The goroutine dump a dying process is printing, until its exit.
+    dumps: HashMap<u32, Dump>,
+    /// (pid, goid) → the frames of the fatal error or panic that goroutine
+    /// is dying of: its stack in the dump (it is running: its saved
+    /// context is stale).
+    dying: HashMap<(u32, u64), Vec<Frame>>,
+    /// (pid, tid) → the frames of the latest signal delivered to that
+    /// thread: what a signal's goroutine dump prints first.
+    signaled: HashMap<(u32, u32), Vec<Frame>>,
+}
+
+/// A goroutine dump being received.
+#[derive(Default)]
+struct Dump {
+    /// Goroutine headers the runtime printed (from the summary at exit).
+    printed: Option<u64>,
+    recorded: u64,
+    /// The runtime prints every frame (GOTRACEBACK=system's level).
+    system: bool,
+    groups: Vec<GoroutineGroup>,
 }
 
 impl Decoder {
     pub fn forget(&mut self, pid: u32) {
         self.panic_defers.retain(|(p, _), _| *p != pid);
         self.leaf_callers.retain(|(p, _), _| *p != pid);
+        self.dumps.remove(&pid);
+        self.dying.retain(|(p, _), _| *p != pid);
+        self.signaled.retain(|(p, _), _| *p != pid);
+    }
+
+    /// A signal was delivered to thread `tid` of the Go process `pid`,
+    /// interrupting it at `frames`.
+    pub fn on_signal(&mut self, pid: u32, tid: u32, frames: &[Frame]) {
+        if self.signaled.len() >= MAX_REMEMBERED {
+            self.signaled.clear();
+        }
+        self.signaled.insert((pid, tid), frames.to_vec());
+    }
+
+    /// One goroutine of a dying process's dump (or the dump's summary):
+    /// kept, grouped with the goroutines that look the same, until the
+    /// process exits ([`Decoder::take_dump`]).
+    pub fn on_goroutine(&mut self, r: &GoroutineRecord, procs: &mut Procs) {
+        let pid = r.header.pid;
+        if self.dumps.len() >= MAX_REMEMBERED && !self.dumps.contains_key(&pid) {
+            self.dumps.clear();
+        }
+        if r.flags & GO_GOROUTINE_SUMMARY != 0 {
+            self.dumps.entry(pid).or_default().printed = Some(u64::from(r.index));
+            return;
+        }
+        let depth = (r.depth as usize).min(GO_GOROUTINE_FRAMES);
+        let system = r.flags & GO_GOROUTINE_SYSTEM != 0;
+        // The signal handler's first goroutine is the one the signal
+        // interrupted, walked from the signal's context on this thread.
+        let interrupted = (system && r.index == 1)
+            .then(|| self.signaled.get(&(pid, r.header.tid)).cloned())
+            .flatten();
+        let frames = if let Some(mut frames) = interrupted {
+            // Goroutine 0 (the thread's system stack): the runtime's
+            // traceback ends where that stack was entered.
+            if r.goid == 0
+                && let Some(root) = frames.iter().position(|f| {
+                    matches!(
+                        f.function.as_deref(),
+                        Some("runtime.mcall" | "runtime.systemstack" | "runtime.mstart")
+                    )
+                })
+            {
+                frames.truncate(root + 1);
+            }
+            frames
+        } else if r.flags & GO_GOROUTINE_FROM_SCHED != 0 {
+            let stack = sched_stack(procs, pid, &r.pcs[..depth]);
+            procs.ensure_image(pid, &stack);
+            let (pcs, _) = self.go_frame_pcs(procs, pid, &stack, &[], false, system);
+            procs
+                .image(pid)
+                .map(|i| i.symbolize_pcs(&pcs).0)
+                .unwrap_or_default()
+        } else {
+            self.dying.get(&(pid, r.goid)).cloned().unwrap_or_default()
+        };
+        let status = procs.go(pid).map_or_else(
+            || "waiting".to_owned(),
+            |b| b.goroutine_status(r.status, r.wait_reason),
+        );
+        const G_SCAN: u32 = 0x1000;
+        const G_SYSCALL: u32 = 3;
+        const G_WAITING: u32 = 4;
+        const MINUTE_NS: i64 = 60_000_000_000;
+        let plain = r.status & !G_SCAN;
+        let wait_minutes = ((plain == G_WAITING || plain == G_SYSCALL) && r.wait_since != 0)
+            .then(|| (r.header.ts_ns as i64).saturating_sub(r.wait_since) / MINUTE_NS)
+            .and_then(|m| u64::try_from(m).ok())
+            .filter(|&m| m >= 1);
+        // `created by F in goroutine N` + the go statement's file:line, as
+        // the runtime prints it: F is the physical function, the line the
+        // innermost (inlined) one's. Goroutine 1 has none.
+        let created_by = (r.goid != 1 && r.gopc != 0)
+            .then(|| {
+                let image = procs.image(pid)?;
+                let (f, _) = image.symbolize_pcs(&[(r.gopc, PcKind::ReturnAddress)]);
+                let inner = f.first()?;
+                Some(CreatedBy {
+                    function: f.last().and_then(|o| o.function.clone()),
+                    file: inner.file.clone(),
+                    line: inner.line,
+                    goid: (r.parent_goid != 0).then_some(r.parent_goid),
+                })
+            })
+            .flatten();
+        let locked_to_thread = r.flags & GO_GOROUTINE_LOCKED != 0;
+        let dump = self.dumps.entry(pid).or_default();
+        dump.recorded += 1;
+        dump.system |= system;
+        let same = dump.groups.iter_mut().find(|g| {
+            g.status == status
+                && g.locked_to_thread == locked_to_thread
+                && g.frames == frames
+                && g.created_by == created_by
+        });
+        match same {
+            Some(g) => {
+                g.count += 1;
+                g.goids.push(r.goid);
+                g.wait_minutes = g.wait_minutes.max(wait_minutes);
+            }
+            None => dump.groups.push(GoroutineGroup {
+                count: 1,
+                goids: vec![r.goid],
+                status,
+                wait_minutes,
+                locked_to_thread,
+                created_by,
+                frames,
+            }),
+        }
+    }
+
+    /// The dump `pid` printed, as a `goroutines` record, at its exit.
+    pub fn take_dump(
+        &mut self,
+        exit: &tracer_common::ExitRecord,
+        procs: &Procs,
+        clock: &Clock,
+    ) -> Option<Record> {
+        let pid = exit.header.pid;
+        let dump = self.dumps.remove(&pid)?;
+        if dump.recorded == 0 {
+            return None;
+        }
+        let printed = dump.printed.unwrap_or(dump.recorded).max(dump.recorded);
+        // Past the kernel side's bound, or lost in a full ring.
+        let left_out = printed - dump.recorded.min(printed);
+        debug_assert!(dump.recorded <= u64::from(GO_DUMP_MAX_GOROUTINES));
+        let exe = procs.image(pid).and_then(|i| i.exe.clone());
+        Some(kernel_record(
+            clock,
+            &exit.header,
+            exe,
+            None,
+            Body::Goroutines(GoGoroutines {
+                printed,
+                left_out,
+                traceback: if dump.system { "system" } else { "all" },
+                groups: dump.groups,
+            }),
+        ))
     }
 
     pub fn on_record(
@@ -334,6 +503,7 @@ impl Decoder {
             &stack,
             &r.stack_snapshot,
             r.flags & GO_STACK_FROM_SCHED == 0,
+            false,
         );
         if self.leaf_callers.len() >= MAX_REMEMBERED {
             self.leaf_callers.clear();
@@ -344,6 +514,19 @@ impl Decoder {
         let image = procs.image(pid);
         let frames = image.map(|i| i.symbolize_pcs(&pcs).0).unwrap_or_default();
         let exe = image.and_then(|i| i.exe.clone());
+        // What a goroutine dies of: its stack in the goroutine dump.
+        if matches!(
+            probe,
+            GoProbe::Throw | GoProbe::Fatal | GoProbe::Printpanics
+        ) && r.goid != 0
+        {
+            if self.dying.len() >= MAX_REMEMBERED {
+                self.dying.clear();
+            }
+            self.dying
+                .entry((pid, r.goid))
+                .or_insert_with(|| frames.clone());
+        }
         let string_len = (r.string_len as usize).min(r.string.len());
         let text = &r.string[..string_len];
         let body = match probe {
@@ -427,8 +610,9 @@ impl Decoder {
                 })
             }
             GoProbe::Goexit => Body::Goexit(GoGoexit { frames }),
-            // Kept in the kernel, never sent.
-            GoProbe::DeferCall => return Ok(None),
+            // Kept in the kernel, never sent; goroutine headers come as
+            // their own records.
+            GoProbe::DeferCall | GoProbe::GoroutineHeader => return Ok(None),
         };
         // Goroutine ids start at 1; 0 means no user goroutine (e.g. the
         // scheduler found a deadlock on the system stack).
@@ -443,7 +627,8 @@ impl Decoder {
 
     /// The pcs of a goroutine's stack as the Go runtime's traceback walks
     /// them: autogenerated wrappers dropped (unless they called a panic
-    /// function), and the frame a `sigpanic` was injected above looked up at
+    /// function, or `show_wrappers`: the runtime's system-level traceback
+    /// of a throw or a fatal signal prints them), and the frame a `sigpanic` was injected above looked up at
     /// its exact pc (the faulting instruction), not as a return address.
     fn go_frame_pcs(
         &self,
@@ -452,6 +637,7 @@ impl Decoder {
         stack: &[u64],
         snapshot: &[u8],
         first_is_exact: bool,
+        show_wrappers: bool,
     ) -> (Vec<(u64, PcKind)>, LeafCallers) {
         let kind_at = |i: usize| {
             if i == 0 && first_is_exact {
@@ -502,8 +688,12 @@ impl Decoder {
             });
             if let Some(f) = &func
                 && i > 0
+                && !show_wrappers
                 && table.hides(f, callee.as_ref())
             {
+                // The wrapper's own frame goes; what was inlined into it
+                // (`go worker(c)`'s worker) stays, as the runtime shows it.
+                out.push((pc, PcKind::Wrapper));
                 callee = func;
                 continue;
             }

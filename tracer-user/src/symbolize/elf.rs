@@ -456,7 +456,7 @@ impl ElfModule {
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
         let probe = match kind {
             PcKind::Exact => vaddr,
-            PcKind::ReturnAddress | PcKind::TailCall => vaddr.saturating_sub(1),
+            PcKind::ReturnAddress | PcKind::TailCall | PcKind::Wrapper => vaddr.saturating_sub(1),
         };
         if let Some(table) = self.gopclntab.as_ref().filter(|_| self.dwarf.is_none()) {
             return table
@@ -570,7 +570,10 @@ impl crate::unwind::UnwindInfo for ElfModule {
         use crate::unwind::GoFrame;
         let table = self.gopclntab.as_ref()?;
         let f = table.find(vaddr)?;
-        if f.flag & gosym::FUNC_FLAG_TOP_FRAME != 0 {
+        // mcall switched to the thread's system stack for good (its fn
+        // never returns): the runtime's traceback of that stack ends here;
+        // the goroutine above is parked, not running on this thread.
+        if f.flag & gosym::FUNC_FLAG_TOP_FRAME != 0 || f.name == "runtime.mcall" {
             return Some(GoFrame::Top);
         }
         if f.flag & gosym::FUNC_FLAG_SP_WRITE != 0 {

@@ -34,6 +34,10 @@ pub enum PcKind {
     /// The address after a tail call's jump (a restored frame): looked up
     /// as a return address.
     TailCall,
+    /// A return address in a Go wrapper the runtime's traceback elides
+    /// (`go f(x)`'s gowrap, ABI wrappers): only the frames inlined into it
+    /// are shown.
+    Wrapper,
 }
 
 /// Which source answered for a binary.

@@ -355,10 +355,19 @@ impl ProcessImage {
             out.push(f);
             return;
         };
-        let locations = module
+        let wrapper = kind == PcKind::Wrapper;
+        let kind = if wrapper { PcKind::ReturnAddress } else { kind };
+        let mut locations = module
             .file_offset_to_vaddr(file_offset)
             .map(|vaddr| module.lookup(vaddr, kind))
             .unwrap_or_default();
+        if wrapper {
+            // The wrapper itself (the outermost, physical frame) goes.
+            locations.pop();
+            if locations.is_empty() {
+                return;
+            }
+        }
         if locations.is_empty() {
             let mut f = unknown(hex, module_name);
             f.file_offset = Some(format!("{file_offset:#x}"));
@@ -367,7 +376,6 @@ impl ProcessImage {
         }
         // A restored tail-call frame is one frame, named as gdb names it: by
         // the innermost function at the jump (inlined or not).
-        let mut locations = locations;
         if kind == PcKind::TailCall {
             locations.truncate(1);
         }

@@ -549,3 +549,70 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// One goroutine of the runtime's goroutine dump on stderr.
+#[derive(Debug, Clone)]
+pub struct DumpedGoroutine {
+    pub goid: u64,
+    /// What the header's brackets say before any ", N minutes".
+    pub status: String,
+    pub frames: Vec<GoFrame>,
+    /// `created by F`: (F, file, line).
+    pub created_by: Option<GoFrame>,
+}
+
+/// Every `goroutine N [status]:` block the runtime printed, in order.
+pub fn go_goroutine_dump(stderr: &str) -> Vec<DumpedGoroutine> {
+    let mut out: Vec<DumpedGoroutine> = Vec::new();
+    let mut lines = stderr.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.strip_prefix("goroutine ")
+            && line.ends_with("]:")
+        {
+            let goid = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u64::MAX);
+            let inside = &line[line.find('[').map_or(0, |i| i + 1)..line.len() - 2];
+            let status = inside.split(", ").next().unwrap_or(inside).to_owned();
+            out.push(DumpedGoroutine {
+                goid,
+                status,
+                frames: Vec::new(),
+                created_by: None,
+            });
+            continue;
+        }
+        let Some(current) = out.last_mut() else {
+            continue;
+        };
+        if line.is_empty() || line.starts_with('\t') || line.starts_with("...") {
+            continue;
+        }
+        let Some(loc) = lines.peek().filter(|l| l.starts_with('\t')).copied() else {
+            continue;
+        };
+        lines.next();
+        let loc = loc.trim().split(' ').next().unwrap_or_default();
+        let Some((file, line_no)) = loc.rsplit_once(':') else {
+            continue;
+        };
+        if let Some(creator) = line.strip_prefix("created by ") {
+            let function = creator.split(" in goroutine ").next().unwrap_or(creator);
+            current.created_by = Some(GoFrame {
+                function: function.to_owned(),
+                file: file.to_owned(),
+                line: line_no.parse().unwrap_or(0),
+            });
+        } else {
+            let function = line.rfind('(').map_or(line, |i| &line[..i]).to_owned();
+            current.frames.push(GoFrame {
+                function,
+                file: file.to_owned(),
+                line: line_no.parse().unwrap_or(0),
+            });
+        }
+    }
+    out
+}
