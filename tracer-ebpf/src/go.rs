@@ -87,6 +87,14 @@ fn try_go_probe(ctx: &ProbeContext) {
         // SAFETY: a plain store into the map's value.
         unsafe { (*p).printed = 1 };
     }
+    // A fault the runtime turns into a panic: not the crash its delivery
+    // announced (see signals.rs); a fatal panic marks it again at printpanics.
+    if probe == GoProbe::Sigpanic as u32
+        && let Some(p) = GO_PROCESSES.get_ptr_mut(&tgid)
+    {
+        // SAFETY: a plain store into the map's value.
+        unsafe { (*p).dumping = 0 };
+    }
     // The process is dying (a fatal error or panic): the goroutines the
     // runtime prints from now on are its goroutine dump.
     if (probe == GoProbe::Printpanics as u32

@@ -114,8 +114,13 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
     }
     // Go's handler turns these into a crash that prints every goroutine
     // (SIGQUIT's dump): from now on the goroutines it prints are recorded.
-    if matches!(sig, SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGSYS)
-        && handler > 1
+    // A fault in Go code becomes a panic instead: the sigpanic probe takes
+    // the mark back (a fault in C code of a cgo call, or sent by kill,
+    // crashes with the dump).
+    if matches!(
+        sig,
+        SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGSYS | SIGSEGV | SIGBUS | SIGFPE
+    ) && handler > 1
         && let Some(p) = crate::maps::GO_PROCESSES.get_ptr_mut(&tgid)
     {
         // SAFETY: a plain store into the map's value.

@@ -296,9 +296,32 @@ impl Correlator {
                 .into_iter()
                 .collect();
         }
+        // The Go runtime printed a system-level goroutine dump: its signal
+        // handler crashed on a signal it could not turn into a panic.
+        let runtime_crashed = self
+            .dumps
+            .get(&pid)
+            .is_some_and(|d| d.traceback == "system");
         stories
             .into_iter()
-            .filter_map(|story| close(story, record, exit))
+            .filter_map(|story| {
+                let crashed_in_handler = runtime_crashed
+                    && matches!(exit, ExitStatus::Code { code: 2 })
+                    && story.events.first().is_some_and(|e| {
+                        matches!(&e.body, Body::Signal(ev)
+                            if signals::is_fault(ev.signal.number)
+                                && ev.signal.disposition == "handler"
+                                && !sent_from_elsewhere(&ev.signal, pid))
+                    });
+                let mut incident = close(story, record, exit)?;
+                if crashed_in_handler
+                    && let Body::Incident(inc) = &mut incident.body
+                    && inc.outcome == Outcome::Exited
+                {
+                    inc.outcome = Outcome::Crashed;
+                }
+                Some(incident)
+            })
             .collect()
     }
 

@@ -616,6 +616,61 @@ fn sigquit_dump_matches_the_runtime() {
     }
 }
 
+/// C code of a cgo call dereferences NULL: the runtime's handler cannot
+/// make it a panic and crashes (exit 2) printing every goroutine. The
+/// incident is a crash at the C function, the dump has the calling
+/// goroutine's Go frames as the runtime printed them.
+#[test]
+fn a_fault_in_cgo_code_is_a_crash_with_the_go_frames_above_it() {
+    for build in go_builds("cgocrash") {
+        let ctx = &build.label;
+        let t = run_traced(&build.path, &[]);
+        let stderr = String::from_utf8_lossy(&t.output.stderr).into_owned();
+        assert_eq!(t.output.status.code(), Some(2), "{ctx}: {stderr}");
+        // Go 1.21+ crash in the handler; 1.19 makes it a sigpanic that
+        // throws at once.
+        assert!(
+            stderr.contains("signal arrived during cgo execution")
+                || stderr.contains("fatal error: unexpected signal during runtime execution"),
+            "{ctx}: {stderr}"
+        );
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "crashed", "{ctx}: {incident:#}");
+        assert_eq!(incident["events"][0]["signal"]["name"], "SIGSEGV", "{ctx}");
+        let top = &incident["frames"][0];
+        if build.stripped {
+            // No symbol for C code left: the pc, as the runtime prints it.
+            let pc = stderr
+                .split(|c: char| c.is_whitespace() || c == ']')
+                .find_map(|w| w.strip_prefix("PC=").or_else(|| w.strip_prefix("pc=")))
+                .unwrap_or_else(|| panic!("{ctx}: no pc in {stderr}"));
+            assert_eq!(top["pc"], pc, "{ctx}: {incident:#}");
+        } else {
+            assert_eq!(top["function"], "crash", "{ctx}: {incident:#}");
+            assert_eq!(top["line"], 9, "{ctx}");
+        }
+        // The goroutine that made the call: its Go frames, from
+        // runtime.cgocall up, are the runtime's.
+        let dump = t.one("goroutines");
+        assert_eq!(dump["traceback"], "system", "{ctx}");
+        let theirs = go_goroutine_dump(&stderr);
+        assert_eq!(dump["printed"].as_u64(), Some(theirs.len() as u64), "{ctx}");
+        let ours = dumped_by_us(dump);
+        let caller = &theirs[0];
+        let (status, frames, _) = &ours[&caller.goid];
+        assert_eq!(status, &caller.status, "{ctx}");
+        assert_eq!(
+            user_frames(frames.clone()),
+            user_frames(caller.frames.clone()),
+            "{ctx}: {frames:#?}"
+        );
+        assert!(
+            frames.iter().any(|f| f.function == "main.work"),
+            "{ctx}: {frames:#?}"
+        );
+    }
+}
+
 /// net/http recovers a handler's panic in its own deferred function.
 #[test]
 fn panic_recovered_by_net_http() {

@@ -352,10 +352,16 @@ impl Decoder {
         let depth = (r.depth as usize).min(GO_GOROUTINE_FRAMES);
         let system = r.flags & GO_GOROUTINE_SYSTEM != 0;
         // The signal handler's first goroutine is the one the signal
-        // interrupted, walked from the signal's context on this thread.
-        let interrupted = (system && r.index == 1)
-            .then(|| self.signaled.get(&(pid, r.header.tid)).cloned())
-            .flatten();
+        // interrupted, walked from the signal's context on this thread —
+        // when that context is its own: it was running, or it is the
+        // thread's system goroutine 0 (one in a syscall or a cgo call has
+        // its own saved context, where the runtime starts too).
+        const G_SCAN: u32 = 0x1000;
+        const G_RUNNING: u32 = 2;
+        let interrupted =
+            (system && r.index == 1 && (r.goid == 0 || r.status & !G_SCAN == G_RUNNING))
+                .then(|| self.signaled.get(&(pid, r.header.tid)).cloned())
+                .flatten();
         let frames = if let Some(mut frames) = interrupted {
             // Goroutine 0 (the thread's system stack): the runtime's
             // traceback ends where that stack was entered.
@@ -385,7 +391,6 @@ impl Decoder {
             || "waiting".to_owned(),
             |b| b.goroutine_status(r.status, r.wait_reason),
         );
-        const G_SCAN: u32 = 0x1000;
         const G_SYSCALL: u32 = 3;
         const G_WAITING: u32 = 4;
         const MINUTE_NS: i64 = 60_000_000_000;

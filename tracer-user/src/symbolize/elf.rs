@@ -458,8 +458,11 @@ impl ElfModule {
             PcKind::Exact => vaddr,
             PcKind::ReturnAddress | PcKind::TailCall | PcKind::Wrapper => vaddr.saturating_sub(1),
         };
-        if let Some(table) = self.gopclntab.as_ref().filter(|_| self.dwarf.is_none()) {
-            return table
+        // Go code: Go's own table, the runtime's truth (DWARF of cgo's
+        // rewritten files can disagree with what the runtime prints); C
+        // code of a cgo binary is not in it and goes on to DWARF.
+        if let Some(table) = self.gopclntab.as_ref() {
+            let found: Vec<SourceLocation> = table
                 .locations(probe)
                 .into_iter()
                 .map(|l| SourceLocation {
@@ -468,6 +471,9 @@ impl ElfModule {
                     line: l.line,
                 })
                 .collect();
+            if !found.is_empty() || self.dwarf.is_none() {
+                return found;
+            }
         }
         let mut out = Vec::new();
         let dwarf = self.dwarf.as_ref().map(lock);
