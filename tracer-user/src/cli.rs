@@ -46,6 +46,11 @@ pub struct Common {
     /// Ring buffer size in KiB (a power of two, at least 4).
     #[arg(long, value_name = "KIB", default_value_t = 4096, global = true, value_parser = ring_size)]
     pub ring_buffer_kib: u32,
+    /// Human output: show the Go runtime's own frames too (by default Go
+    /// stacks show what the runtime's traceback prints, as with
+    /// GOTRACEBACK=single; NDJSON always has every frame).
+    #[arg(long, global = true)]
+    pub all_frames: bool,
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {

@@ -65,7 +65,9 @@ pub fn start(common: &Common, out: Output) -> Result<Tracer, Failure> {
 }
 
 fn output(common: &Common) -> Result<Output, Failure> {
-    Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)
+    Output::new(common.format, common.output.as_deref())
+        .map(|o| o.with_all_frames(common.all_frames))
+        .map_err(Failure::Other)
 }
 
 pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {

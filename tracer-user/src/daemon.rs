@@ -366,6 +366,7 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
         crate::output::Output::discard()
     } else {
         crate::output::Output::new(common.format, common.output.as_deref())
+            .map(|o| o.with_all_frames(common.all_frames))
             .map_err(Failure::Other)?
     };
     let mut tracer = crate::commands::start(common, out)?;

@@ -671,6 +671,46 @@ fn a_fault_in_cgo_code_is_a_crash_with_the_go_frames_above_it() {
     }
 }
 
+/// The human timeline shows a Go stack as the runtime's traceback does:
+/// its own frames hidden, `panic` where a panic passes through a deferred
+/// call; `--all-frames` shows them all.
+#[test]
+fn human_go_stacks_read_like_the_runtimes_traceback() {
+    for build in go_builds("crashy") {
+        for scenario in ["nested", "nilptr"] {
+            let ctx = format!("{}, scenario {scenario}", build.label);
+            let run = |all: bool| {
+                let mut cmd = Command::new(crashtrace_bin());
+                if all {
+                    cmd.arg("--all-frames");
+                }
+                cmd.args(["run", "--"])
+                    .arg(&build.path)
+                    .arg(scenario)
+                    .output()
+                    .unwrap()
+            };
+            let out = run(false);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            // The dump's running goroutine: the frames the runtime printed.
+            let block: Vec<String> = stdout
+                .lines()
+                .skip_while(|l| !l.contains("goroutine dump"))
+                .skip(2)
+                .take_while(|l| l.starts_with("    0x"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+                .collect();
+            let (_, theirs) = go_traceback(&stderr);
+            let theirs: Vec<String> = theirs.into_iter().map(|f| f.function).collect();
+            assert_eq!(block, theirs, "{ctx}: {stdout}");
+            assert!(!stdout.contains("runtime.gopanic"), "{ctx}: {stdout}");
+            let all = String::from_utf8_lossy(&run(true).stdout).into_owned();
+            assert!(all.contains("runtime.gopanic"), "{ctx}: {all}");
+        }
+    }
+}
+
 /// net/http recovers a handler's panic in its own deferred function.
 #[test]
 fn panic_recovered_by_net_http() {

@@ -15,11 +15,15 @@ const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
-struct Style(bool);
+struct Style {
+    color: bool,
+    /// A Go record's frames, shown as the runtime's traceback shows them.
+    go: bool,
+}
 
 impl Style {
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.0 {
+        if self.color {
             format!("{code}{text}{RESET}")
         } else {
             text.to_owned()
@@ -27,8 +31,20 @@ impl Style {
     }
 }
 
-pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
-    let s = Style(color);
+/// How the timeline is rendered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub color: bool,
+    /// Go stacks with the runtime's own frames (else as its traceback
+    /// prints them).
+    pub all_frames: bool,
+}
+
+pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
+    let s = Style {
+        color: opts.color,
+        go: r.goid.is_some() && !opts.all_frames,
+    };
     let clock = r.time.get(11..26).unwrap_or(&r.time); // HH:MM:SS.ffffff
     let who = format!(
         "pid {} tid {} ({})",
@@ -172,22 +188,12 @@ pub fn write(w: &mut dyn Write, r: &Record, color: bool) -> io::Result<()> {
                 writeln!(w, "  {}", s.paint(BOLD, &head))?;
                 // As the runtime's dump shows them: its own frames hidden
                 // unless it printed them (all are in the NDJSON record).
-                let user: Vec<Frame> = g
-                    .frames
-                    .iter()
-                    .filter(|f| {
-                        f.function
-                            .as_deref()
-                            .is_some_and(|n| !crate::golang::is_runtime_function(n))
-                    })
-                    .cloned()
-                    .collect();
-                let shown = if user.is_empty() || dump.traceback == "system" {
-                    &g.frames
+                let shown = if dump.traceback == "system" || opts.all_frames {
+                    g.frames.clone()
                 } else {
-                    &user
+                    go_shown(&g.frames)
                 };
-                write_frames(w, shown, &s)?;
+                write_frames(w, &shown, &s)?;
                 if let Some(c) = &g.created_by {
                     let from = c
                         .goid
@@ -365,7 +371,51 @@ fn stuck_goroutines(dump: &crate::record::GoGoroutines) -> String {
     text
 }
 
+/// A Go stack as the runtime's traceback prints it (GOTRACEBACK=single or
+/// all): the runtime's unexported functions hidden, `runtime.gopanic`
+/// named `panic` where a panic passes through (not as the innermost
+/// frame); wrappers were left out when the stack was symbolized. Every
+/// frame when nothing else would be left.
+fn go_shown(frames: &[Frame]) -> Vec<Frame> {
+    let mut shown: Vec<Frame> = Vec::with_capacity(frames.len());
+    for f in frames {
+        let Some(name) = f.function.as_deref() else {
+            shown.push(f.clone());
+            continue;
+        };
+        if name == "runtime.gopanic" {
+            // The runtime shows it only below a frame it showed (a panic
+            // raised while another one runs deferred calls).
+            if !shown.is_empty() {
+                shown.push(Frame {
+                    function: Some("panic".to_owned()),
+                    ..f.clone()
+                });
+            }
+            continue;
+        }
+        let hidden = name
+            .strip_prefix("runtime.")
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_uppercase()));
+        if !hidden {
+            shown.push(f.clone());
+        }
+    }
+    if shown.is_empty() {
+        frames.to_vec()
+    } else {
+        shown
+    }
+}
+
 fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()> {
+    let shown;
+    let frames = if s.go {
+        shown = go_shown(frames);
+        &shown[..]
+    } else {
+        frames
+    };
     for f in frames {
         let loc = match (&f.file, f.line) {
             (Some(file), Some(line)) => format!(" ({file}:{line})"),

@@ -24,6 +24,8 @@ pub struct Output {
     format: Format,
     sink: Box<dyn Write>,
     color: bool,
+    /// Human view: Go runtime frames shown too (`--all-frames`).
+    all_frames: bool,
     /// The record being rendered.
     line: Vec<u8>,
 }
@@ -52,8 +54,15 @@ impl Output {
             format,
             sink,
             color,
+            all_frames: false,
             line: Vec::with_capacity(4096),
         })
+    }
+
+    /// Human view: show the Go runtime's own frames too.
+    pub fn with_all_frames(mut self, all: bool) -> Self {
+        self.all_frames = all;
+        self
     }
 
     /// Writes nothing (the daemon with its own outputs configured).
@@ -62,6 +71,7 @@ impl Output {
             format: Format::Ndjson,
             sink: Box::new(io::sink()),
             color: false,
+            all_frames: false,
             line: Vec::new(),
         }
     }
@@ -72,7 +82,14 @@ impl Output {
                 serde_json::to_writer(&mut self.line, record).context("encoding a record")?;
                 self.line.push(b'\n');
             }
-            Format::Human => human::write(&mut self.line, record, self.color)?,
+            Format::Human => human::write(
+                &mut self.line,
+                record,
+                human::Options {
+                    color: self.color,
+                    all_frames: self.all_frames,
+                },
+            )?,
         }
         self.flush_line()
     }
@@ -98,5 +115,5 @@ impl Output {
 
 /// A record as the human timeline renders it, without colour (files).
 pub fn render_human(out: &mut Vec<u8>, record: &Record) -> Result<()> {
-    human::write(out, record, false).context("rendering a record")
+    human::write(out, record, human::Options::default()).context("rendering a record")
 }
