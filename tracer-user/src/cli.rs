@@ -143,4 +143,9 @@ pub struct ReportArgs {
     /// NDJSON files written by crashtrace; - reads stdin.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// One line per crash fingerprint instead of the timeline: how many
+    /// incidents, first and last seen, which pids, and the verdict of the
+    /// latest (e.g. `crashtrace report --group /var/log/crashtrace/*.ndjson`).
+    #[arg(long)]
+    pub group: bool,
 }

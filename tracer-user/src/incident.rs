@@ -542,6 +542,7 @@ fn close_recovered(
                 goid: story_goid(&story.events),
             },
             goroutines: None,
+            fingerprint: String::new(),
             events: story.events,
         },
     ))
@@ -553,7 +554,8 @@ fn story_goid(events: &[Record]) -> Option<u64> {
     events.iter().find_map(|e| e.goid)
 }
 
-fn incident_record(first: &Record, last: &Record, incident: Incident) -> Record {
+fn incident_record(first: &Record, last: &Record, mut incident: Incident) -> Record {
+    incident.fingerprint = fingerprint(&incident);
     Record {
         schema: last.schema,
         kind: "incident",
@@ -566,6 +568,84 @@ fn incident_record(first: &Record, last: &Record, incident: Incident) -> Record 
         goid: first.goid,
         container: first.container.clone(),
         body: Body::Incident(Box::new(incident)),
+    }
+}
+
+/// The incident's `fingerprint` (CONTRACT.md): FNV-1a over the language,
+/// the cause's type (with the signal's name for a signal), and the function
+/// names of the top three application frames — the program's own code, not
+/// a language runtime's or the C library's. Stable across builds, hosts and
+/// Go versions; a message (which carries values) is left out.
+fn fingerprint(incident: &Incident) -> String {
+    let events = &incident.events;
+    let language = events
+        .iter()
+        .find_map(|e| match &e.body {
+            Body::Exception(x) => Some(x.language),
+            Body::Panic(_)
+            | Body::Recover(_)
+            | Body::Fatal(_)
+            | Body::Sigpanic(_)
+            | Body::Goexit(_) => Some("go"),
+            _ => None,
+        })
+        .or_else(|| incident.thread.goid.map(|_| "go"))
+        .unwrap_or("native");
+    let signal = match &incident.cause.signal {
+        Some(s) => Some(s.name.as_str()),
+        None => events
+            .first()
+            .and_then(|e| e.body.signal())
+            .map(|s| s.name.as_str()),
+    };
+    let named = || incident.frames.iter().filter_map(|f| f.function.as_deref());
+    let application: Vec<&str> = named()
+        .filter(|n| is_application_function(n, language))
+        .take(3)
+        .collect();
+    let top = if application.is_empty() {
+        named().take(3).collect()
+    } else {
+        application
+    };
+    let mut text = format!(
+        "v1|{language}|{}|{}",
+        incident.cause.kind,
+        signal.unwrap_or("")
+    );
+    for f in top {
+        text.push('|');
+        text.push_str(f);
+    }
+    // FNV-1a 64: the same on every host and build (no random hash keys).
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// A function of the program itself, not of its language's runtime or the
+/// C library's internals (`__pthread_kill_implementation`, `raise`,
+/// `abort`, `__cxa_throw`, std's panic machinery).
+fn is_application_function(name: &str, language: &str) -> bool {
+    const LIBC: &[&str] = &[
+        "raise",
+        "abort",
+        "__libc_start_main",
+        "__libc_start_call_main",
+        "_start",
+    ];
+    if name.starts_with("__") || LIBC.contains(&name) || name.starts_with("std::__") {
+        return false;
+    }
+    match language {
+        "go" => !crate::golang::is_runtime_function(name),
+        "rust" => ![
+            "std::", "core::", "alloc::", "rust_", "<std::", "<core::", "<alloc::",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p)),
+        _ => true,
     }
 }
 
@@ -611,6 +691,7 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
                     goid: None,
                 },
                 goroutines: None,
+                fingerprint: String::new(),
             },
         ));
     }
@@ -677,6 +758,7 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
                 goid,
             },
             goroutines: None,
+            fingerprint: String::new(),
         },
     );
     record.goid = goid;
@@ -813,6 +895,67 @@ mod tests {
         let inc = c.observe(&exit(11 | 0x80)).pop().expect("incident");
         assert_eq!(outcome(&inc), (Outcome::Crashed, "SIGSEGV".into(), 2));
         assert_eq!(c.open_count(), 0);
+    }
+
+    /// A crash's fingerprint: by language, cause and the top application
+    /// functions; not by addresses, lines, libc frames or the message.
+    #[test]
+    fn fingerprints_group_the_same_bug_and_only_it() {
+        let frame = |function: &str, pc: u64, line: u32| crate::symbolize::Frame {
+            pc: format!("{pc:#x}"),
+            function: Some(function.into()),
+            file: Some("/src/app.c".into()),
+            line: Some(line),
+            inlined: false,
+            module: Some("/bin/app".into()),
+            tail_call: false,
+            file_offset: None,
+        };
+        let crash = |frames: Vec<crate::symbolize::Frame>, signo: i32| {
+            let mut c = Correlator::default();
+            let mut sig = signal(signo, "SEGV_MAPERR", None, "default");
+            if let Body::Signal(ev) = &mut sig.body {
+                ev.frames = frames;
+            }
+            c.observe(&sig);
+            let inc = c
+                .observe(&exit(signo as u32 | 0x80))
+                .pop()
+                .expect("incident");
+            match inc.body {
+                Body::Incident(i) => i.fingerprint,
+                _ => unreachable!(),
+            }
+        };
+        let a = crash(
+            vec![
+                frame("__memcpy_avx_unaligned", 0x7f00, 0),
+                frame("parse", 0x401000, 10),
+                frame("main", 0x401100, 20),
+            ],
+            11,
+        );
+        // Another build: other addresses and lines, no libc frame on top.
+        let b = crash(
+            vec![frame("parse", 0x501000, 12), frame("main", 0x501200, 25)],
+            11,
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 16);
+        assert_ne!(
+            a,
+            crash(
+                vec![frame("load", 0x401000, 10), frame("main", 0x401100, 20)],
+                11
+            )
+        );
+        assert_ne!(
+            a,
+            crash(
+                vec![frame("parse", 0x401000, 10), frame("main", 0x401100, 20)],
+                7
+            )
+        );
     }
 
     #[test]

@@ -663,6 +663,12 @@ pub struct Incident {
     pub frames: Vec<Frame>,
     pub events: Vec<Record>,
     pub thread: Thread,
+    /// A stable signature of the crash for grouping (CONTRACT.md): from
+    /// the language, the cause's type (and signal) and the top application
+    /// frames' function names — no addresses, no lines, no message — so
+    /// equal across builds and hosts for the same bug. 16 hex digits.
+    #[serde(default)]
+    pub fingerprint: String,
     /// Extension: the goroutine dump the Go runtime printed as the process
     /// died (a `goroutines` record's body), on the process's first
     /// incident.
@@ -1179,6 +1185,7 @@ mod parse_tests {
                     goid: None,
                 },
                 goroutines: Some(dump),
+                fingerprint: String::new(),
             })),
             Body::Lost {
                 count: 3,

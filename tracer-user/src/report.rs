@@ -28,6 +28,7 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut skipped = 0u64;
+    let mut groups = Groups::default();
     for path in &args.files {
         let reader: Box<dyn std::io::BufRead> = if path == &PathBuf::from("-") {
             Box::new(BufReader::new(std::io::stdin()))
@@ -57,6 +58,10 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
             if !redactor.is_empty() {
                 redactor.apply(&mut record);
             }
+            if args.group {
+                groups.add(&record);
+                continue;
+            }
             // The live timeline's renderer: what `run` showed is what
             // `report` shows.
             let mut text = Vec::new();
@@ -72,7 +77,110 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
     if skipped > 0 {
         log::warn!("{skipped} lines were not crashtrace records");
     }
+    if args.group {
+        for line in groups.lines() {
+            if writeln!(out, "{line}").is_err() {
+                break;
+            }
+        }
+    }
     Ok(0)
+}
+
+/// `report --group`: incidents by fingerprint.
+#[derive(Default)]
+struct Groups {
+    /// In order of first appearance.
+    groups: Vec<Group>,
+}
+
+struct Group {
+    fingerprint: String,
+    count: u64,
+    first: String,
+    last: String,
+    pids: Vec<u32>,
+    /// The latest incident's verdict line.
+    verdict: String,
+}
+
+impl Groups {
+    fn add(&mut self, record: &crate::record::Record) {
+        let crate::record::Body::Incident(incident) = &record.body else {
+            return;
+        };
+        let mut text = Vec::new();
+        if crate::output::render_human(&mut text, record).is_err() {
+            return;
+        }
+        let verdict = String::from_utf8_lossy(&text).trim_end().to_owned();
+        // Records written before fingerprints: each its own group.
+        let key = if incident.fingerprint.is_empty() {
+            format!("-{}", self.groups.len())
+        } else {
+            incident.fingerprint.clone()
+        };
+        let group = match self.groups.iter_mut().find(|g| g.fingerprint == key) {
+            Some(g) => g,
+            None => {
+                self.groups.push(Group {
+                    fingerprint: key,
+                    count: 0,
+                    first: record.time.clone(),
+                    last: record.time.clone(),
+                    pids: Vec::new(),
+                    verdict: String::new(),
+                });
+                let last = self.groups.len() - 1;
+                &mut self.groups[last]
+            }
+        };
+        group.count += 1;
+        if record.time < group.first {
+            group.first.clone_from(&record.time);
+        }
+        if record.time >= group.last {
+            group.last.clone_from(&record.time);
+            group.verdict = verdict;
+        }
+        if let Some(pid) = record.pid
+            && !group.pids.contains(&pid)
+        {
+            group.pids.push(pid);
+        }
+    }
+
+    /// Most frequent first: `COUNT× FINGERPRINT first … last … pids …` and
+    /// the verdict.
+    fn lines(&self) -> Vec<String> {
+        let mut groups: Vec<&Group> = self.groups.iter().collect();
+        groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+        groups
+            .into_iter()
+            .map(|g| {
+                const SHOWN: usize = 10;
+                let mut pids = g
+                    .pids
+                    .iter()
+                    .take(SHOWN)
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if g.pids.len() > SHOWN {
+                    pids.push_str(&format!(",… ({} pids)", g.pids.len()));
+                }
+                let fingerprint = if g.fingerprint.starts_with('-') {
+                    "-"
+                } else {
+                    &g.fingerprint
+                };
+                format!(
+                    "{}× {fingerprint} first {} last {} pids {pids}\n    {}",
+                    g.count, g.first, g.last, g.verdict
+                )
+            })
+            .collect()
+    }
 }
 
 /// Frames without a function name, in a module present here, looked up

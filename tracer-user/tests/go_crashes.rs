@@ -711,6 +711,81 @@ fn human_go_stacks_read_like_the_runtimes_traceback() {
     }
 }
 
+/// The same bug has the same fingerprint on every Go version and build
+/// (addresses, lines and DWARF differ); another bug has another one.
+#[test]
+fn fingerprints_are_equal_across_go_versions_and_builds() {
+    let mut by_scenario = std::collections::HashMap::<&str, Vec<(String, String)>>::new();
+    for build in go_builds("crashy") {
+        for scenario in ["index", "nilmap"] {
+            let (t, _) = run_scenario(&build.path, scenario);
+            let incident = t.one("incident");
+            let fp = incident["fingerprint"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(fp.len(), 16, "{}: {incident:#}", build.label);
+            by_scenario
+                .entry(scenario)
+                .or_default()
+                .push((build.label.clone(), fp));
+        }
+    }
+    let index = &by_scenario["index"];
+    let nilmap = &by_scenario["nilmap"];
+    for (label, fp) in index {
+        assert_eq!(fp, &index[0].1, "{label} vs {}", index[0].0);
+    }
+    for (label, fp) in nilmap {
+        assert_eq!(fp, &nilmap[0].1, "{label} vs {}", nilmap[0].0);
+    }
+    assert_ne!(index[0].1, nilmap[0].1);
+
+    // `report --group`: one group per fingerprint, most frequent first,
+    // with every pid, from the records of three runs.
+    let build = go_builds("crashy").next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.ndjson");
+    let mut text = String::new();
+    let mut pids = Vec::new();
+    for scenario in ["index", "nilmap", "index"] {
+        let (t, _) = run_scenario(&build.path, scenario);
+        if scenario == "index" {
+            pids.push(t.one("incident")["pid"].as_u64().unwrap());
+        }
+        for r in &t.records {
+            text.push_str(&serde_json::to_string(r).unwrap());
+            text.push('\n');
+        }
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(crashtrace_bin())
+        .args(["report", "--group"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let heads: Vec<&str> = stdout.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(heads.len(), 2, "{stdout}");
+    assert!(
+        heads[0].starts_with(&format!("2× {} ", index[0].1)),
+        "{stdout}"
+    );
+    assert!(
+        heads[0].ends_with(&format!("pids {},{}", pids[0], pids[1])),
+        "{stdout}"
+    );
+    assert!(
+        heads[1].starts_with(&format!("1× {} ", nilmap[0].1)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CRASHED: panic: runtime error: index out of range"),
+        "{stdout}"
+    );
+}
+
 /// net/http recovers a handler's panic in its own deferred function.
 #[test]
 fn panic_recovered_by_net_http() {

@@ -155,6 +155,9 @@ fn attributes(r: &Record) -> Vec<KeyValue> {
     if let Some(inc) = incident {
         attrs.push(kv_str("crashtrace.outcome", inc.outcome.word()));
         attrs.push(kv_str("crashtrace.cause.type", inc.cause.kind));
+        if !inc.fingerprint.is_empty() {
+            attrs.push(kv_str("crashtrace.fingerprint", &inc.fingerprint));
+        }
     }
     push_int(&mut attrs, "crashtrace.goroutine.id", goid);
     let recovered_by = match &r.body {

@@ -122,6 +122,12 @@ fn structured_data(r: &Record) -> String {
     push("exe", r.exe.clone());
     push("outcome", incident.map(|i| i.outcome.word().to_owned()));
     push("cause_type", incident.map(|i| i.cause.kind.to_owned()));
+    push(
+        "fingerprint",
+        incident
+            .map(|i| i.fingerprint.clone())
+            .filter(|f| !f.is_empty()),
+    );
     push("goid", goid.map(|g| g.to_string()));
     let exit = r.body.exit();
     push(
