@@ -203,9 +203,14 @@ impl Summary {
                 self.warm_time.as_millis()
             ));
         }
+        let n = |count: u64, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
         format!(
-            "crashtrace: {} events, {} incidents{details}, {} lost events",
-            self.events, self.incidents, self.lost
+            "crashtrace: {}, {}{details}, {}",
+            n(self.events, "event", "events"),
+            n(self.incidents, "incident", "incidents"),
+            n(self.lost, "lost event", "lost events")
         )
     }
 }
