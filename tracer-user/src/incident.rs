@@ -697,7 +697,18 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
     }
     let first = story.events.first()?.clone();
     let (cause, frames) = story_cause(&story)?;
+    // A Rust panic that unwound a spawned thread (no abort, no signal):
+    // the thread ended, the process went on — whoever joined it handled
+    // it. Only the main thread's panic (exit 101) or an abort ends a Rust
+    // process, so that is never this story's doing.
+    let unwound_rust_thread = first.tid != first.pid
+        && matches!(&first.body, Body::Exception(x) if x.language == "rust")
+        && !story
+            .events
+            .iter()
+            .any(|e| matches!(e.body, Body::Signal(_)));
     let outcome = match exit {
+        ExitStatus::Code { .. } if unwound_rust_thread => Outcome::Recovered,
         // The runtime declared it fatal (throw, fatal, or printing an
         // unrecovered panic) and then exit(2): the story is why it died. A
         // panic still unwinding when the program exits on its own is not.
@@ -750,7 +761,7 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
             outcome,
             cause,
             recovered_by: None,
-            exit: Some(exit),
+            exit: (outcome != Outcome::Recovered).then_some(exit),
             frames,
             events,
             thread: Thread {

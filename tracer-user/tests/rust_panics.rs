@@ -115,9 +115,23 @@ fn rust_panic_in_a_thread_with_unwinding_and_with_abort() {
             .iter()
             .find(|i| i["thread"]["tid"] == first["tid"])
             .unwrap_or_else(|| panic!("{incidents:#?}"));
-        assert_eq!(inc["outcome"], "crashed", "panic={panic}");
         assert_eq!(inc["cause"]["type"], "exception");
         assert_eq!(inc["cause"]["message"], message.as_str());
+        if panic == "abort" {
+            assert_eq!(inc["outcome"], "crashed", "panic={panic}");
+        } else {
+            // The worker's panic unwound its thread and main's join()
+            // handled it: its own story, recovered; the process died of
+            // main's panic (unwrap of the join result), exit 101.
+            assert_eq!(inc["outcome"], "recovered", "panic={panic}: {inc:#}");
+            let main_inc = incidents
+                .iter()
+                .find(|i| i["thread"]["tid"] == i["pid"])
+                .unwrap_or_else(|| panic!("no incident of the main thread: {incidents:#?}"));
+            assert_eq!(main_inc["outcome"], "crashed", "{main_inc:#}");
+            assert_eq!(main_inc["exit"]["code"], 101);
+            assert_eq!(incidents.len(), 2, "{incidents:#?}");
+        }
 
         // Every panic Rust reported, in order, with its message: with
         // unwinding, main's `join().unwrap()` panics next with a message

@@ -310,7 +310,7 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                             .is_some_and(crate::golang::is_runtime_function)
                     })
                 });
-            if let Some(location) = rust_location {
+            if let Some(location) = &rust_location {
                 cause.push_str(&format!(" at {location}"));
             } else if let Some(stuck) = stuck.filter(|s| !s.is_empty()) {
                 cause.push_str(&format!(" — {stuck}"));
@@ -320,6 +320,9 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             let end = match (inc.exit, &inc.recovered_by) {
                 (Some(e), _) => format!("pid {} {}", opt(r.pid), e.describe()),
                 (None, Some(by)) => format!("recovered by {}", by.describe()),
+                (None, None) if rust_location.is_some() => {
+                    "its thread unwound, the process went on".to_owned()
+                }
                 (None, None) => "recovered".to_owned(),
             };
             writeln!(
