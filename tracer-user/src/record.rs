@@ -452,6 +452,12 @@ pub struct Exception {
     /// record from it (at most 5 a second per site are kept).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub suppressed: u32,
+    /// Extension, Rust: the thread's name as Rust's panic message says it
+    /// ("main" for the main thread, whose comm is the program's name;
+    /// "<unnamed>" for a spawned thread without a name, which keeps its
+    /// parent's comm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_name: Option<String>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -1166,6 +1172,7 @@ mod parse_tests {
                 frames: vec![],
                 frames_truncated: true,
                 suppressed: 3,
+                thread_name: Some("main".into()),
             }),
             Body::Incident(Box::new(Incident {
                 story: 1,

@@ -150,10 +150,18 @@ fn rust_panic_in_a_thread_with_unwinding_and_with_abort() {
             .collect();
         // The comm of the main thread is the program's name.
         let theirs: Vec<(String, String, String)> = reports
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|(t, l, m)| (if t == "main" { comm_of(&bin) } else { t }, l, m))
             .collect();
         assert_eq!(ours, theirs, "panic={panic}\n{stderr}");
+        // The thread as Rust names it: 'main', 'worker-7'.
+        let names: Vec<&str> = panics
+            .iter()
+            .map(|e| e["thread_name"].as_str().unwrap_or(""))
+            .collect();
+        let rust_names: Vec<&str> = reports.iter().map(|(t, _, _)| t.as_str()).collect();
+        assert_eq!(names, rust_names, "panic={panic}\n{stderr}");
         if panic == "unwind" {
             assert_eq!(panics[1]["value_type"], "String");
             assert_eq!(panics[0]["value_type"], "&str");

@@ -83,6 +83,7 @@ pub fn on_record(
             frames,
             frames_truncated,
             suppressed: r.suppressed,
+            thread_name: None,
         }),
     ))
 }

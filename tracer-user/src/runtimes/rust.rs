@@ -125,6 +125,7 @@ impl Panics {
                 frames,
                 frames_truncated,
                 suppressed: 0,
+                thread_name: Some(rust_thread_name(&r.header, image)),
             }),
         );
         // Held back in case std renders a formatted message next, which then
@@ -176,5 +177,28 @@ impl Panics {
         keys.into_iter()
             .filter_map(|k| self.pending.remove(&k).map(|(r, _)| r))
             .collect()
+    }
+}
+
+/// The panicking thread's name as Rust's hook prints it: "main" for the
+/// main thread (its comm is the program's name); a spawned thread's name
+/// is its comm (std names the OS thread, cut to 15 bytes), and one that
+/// still has the program's comm was never named: "<unnamed>".
+fn rust_thread_name(
+    h: &tracer_common::Header,
+    image: Option<&crate::symbolize::process::ProcessImage>,
+) -> String {
+    if h.tid == h.pid {
+        return "main".to_owned();
+    }
+    let comm = crate::probes::records::comm(h);
+    let program: Option<String> = image
+        .and_then(|i| i.exe.as_deref())
+        .and_then(|e| e.rsplit('/').next())
+        .map(|n| n.chars().take(15).collect());
+    if program.as_deref() == Some(comm.as_str()) {
+        "<unnamed>".to_owned()
+    } else {
+        comm
     }
 }
