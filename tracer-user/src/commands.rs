@@ -261,11 +261,12 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
             pids.push(tgid);
         }
     }
-    // Each file must be an ELF executable we can read: a typo is a usage
-    // error now, not a silent wait for processes that never come.
+    // Each file must be an ELF executable we can read: said now, not a
+    // silent wait for processes that never come. A bad file is a failure
+    // (1), as for `symbolize` and `probes`; a bad flag is a usage error (2).
     for exe in &args.exes {
         crate::symbolize::ElfModule::open(exe, &exe.to_string_lossy())
-            .map_err(|e| Failure::Usage(format!("--exe {}: {e:#}", exe.display())))?;
+            .map_err(|e| Failure::Other(anyhow::anyhow!("--exe {}: {e:#}", exe.display())))?;
     }
     let mut tracer = start(common, output(common)?)?;
     for &pid in &pids {

@@ -97,3 +97,34 @@ fn no_privilege_is_status_77_naming_the_capability() {
     assert_eq!(out.status.code(), Some(77));
     assert_one_line_error(&out, "missing capability CAP_SYS_PTRACE:");
 }
+
+/// A file that is not an ELF binary is a failure (1) for every command
+/// that takes one, said in words; a bad flag stays a usage error (2).
+#[test]
+fn bad_files_are_status_1_in_words_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let empty = empty.to_string_lossy().into_owned();
+    let cases: [(&str, &str); 4] = [
+        ("/usr", "/usr is a directory, not an ELF file"),
+        ("/dev/null", "/dev/null is not a regular file"),
+        (&empty, "is empty, not an ELF file"),
+        ("/etc/passwd", "/etc/passwd is not a valid ELF file"),
+    ];
+    for (file, says) in cases {
+        for cmd in [
+            vec!["symbolize", "--exe", file, "0x1000"],
+            vec!["probes", "--exe", file],
+            vec!["attach", "--exe", file],
+        ] {
+            let out = Command::new(crashtrace_bin())
+                .args(&cmd)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+            assert_one_line_error(&out, says);
+        }
+    }
+}

@@ -124,7 +124,10 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
         Body::Exception(e) if e.language == "rust" => {
             let line = format!(
                 "Rust panic in thread '{}': {}{}",
-                e.thread_name.as_deref().or(r.comm.as_deref()).unwrap_or("?"),
+                e.thread_name
+                    .as_deref()
+                    .or(r.comm.as_deref())
+                    .unwrap_or("?"),
                 e.message.as_deref().unwrap_or("(formatted message)"),
                 e.location
                     .as_deref()

@@ -106,6 +106,14 @@ impl ElfModule {
     /// the process knows it by (separate debug files are looked up by it).
     pub fn from_file(file: File, display: &str) -> Result<Self> {
         use std::os::fd::AsRawFd as _;
+        // Said in words before mmap says "No such device" or "Invalid
+        // argument".
+        match file.metadata() {
+            Ok(m) if m.is_dir() => bail!("{display} is a directory, not an ELF file"),
+            Ok(m) if !m.is_file() => bail!("{display} is not a regular file"),
+            Ok(m) if m.len() == 0 => bail!("{display} is empty, not an ELF file"),
+            _ => {}
+        }
         let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         let path = path.as_path();
         // SAFETY: the mapping is read-only; a binary truncated under us can
