@@ -9,10 +9,10 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use anyhow::{Context as _, Result};
 use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
-    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DUMP_MAX_GOROUTINES, GO_GOROUTINE_FRAMES,
-    GO_GOROUTINE_FROM_SCHED, GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM,
-    GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe, GoRecord, GoroutineRecord,
-    MAX_GO_BINARIES, WatchedFile,
+    GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
+    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_PANIC_GOEXIT,
+    GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe, GoRecord, GoroutineRecord, MAX_GO_BINARIES,
+    WatchedFile,
 };
 
 use super::{Procs, kernel_record};
@@ -458,7 +458,6 @@ impl Decoder {
         let printed = dump.printed.unwrap_or(dump.recorded).max(dump.recorded);
         // Past the kernel side's bound, or lost in a full ring.
         let left_out = printed - dump.recorded.min(printed);
-        debug_assert!(dump.recorded <= u64::from(GO_DUMP_MAX_GOROUTINES));
         let exe = procs.image(pid).and_then(|i| i.exe.clone());
         Some(kernel_record(
             clock,
