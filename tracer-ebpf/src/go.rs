@@ -403,23 +403,9 @@ fn goroutine_header(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) {
         // A running goroutine's saved context is stale: the runtime prints
         // no stack for it either ("running on other thread").
         if status & !G_SCAN != G_RUNNING {
-            let sched_pc: u64 = read_user(gp + cfg.g_sched as u64 + 8).unwrap_or(0);
-            let sched_sp: u64 = read_user(gp + cfg.g_sched as u64).unwrap_or(0);
-            let mut bp: u64 = read_user(gp + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
-            if sched_pc != 0 {
+            n = sched_frames(pcs, GO_GOROUTINE_FRAMES, gp, cfg);
+            if n > 0 {
                 flags |= GO_GOROUTINE_FROM_SCHED;
-                *pcs = sched_pc;
-                *pcs.add(1) = read_user(sched_sp).unwrap_or(0);
-                n = 2;
-                while n < GO_GOROUTINE_FRAMES && bp != 0 {
-                    let ret: u64 = read_user(bp + 8).unwrap_or(0);
-                    if ret == 0 {
-                        break;
-                    }
-                    *pcs.add(n) = ret;
-                    bp = read_user(bp).unwrap_or(0);
-                    n += 1;
-                }
             }
         }
         addr_of_mut!((*rec).depth).write(n as u32);
@@ -542,30 +528,48 @@ unsafe fn write_snapshot(rec: *mut GoRecord, sp: u64) {
 /// As [`write_value`].
 #[inline(always)]
 unsafe fn walk_sched(rec: *mut GoRecord, g: u64, cfg: &GoConfig, flags: u32) -> bool {
-    let sched_pc: u64 = read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0);
-    if sched_pc == 0 {
-        return false;
-    }
     unsafe {
         let stack = addr_of_mut!((*rec).stack) as *mut u64;
-        let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
-        let mut bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
-        *stack = sched_pc;
-        *stack.add(1) = read_user(sched_sp).unwrap_or(0);
-        let mut n = 2usize;
-        while n < GO_SCHED_FRAMES && bp != 0 {
-            let ret: u64 = read_user(bp + 8).unwrap_or(0);
-            if ret == 0 {
-                break;
-            }
-            *stack.add(n) = ret;
-            bp = read_user(bp).unwrap_or(0);
-            n += 1;
+        let n = sched_frames(stack, GO_SCHED_FRAMES, g, cfg);
+        if n == 0 {
+            return false;
         }
         addr_of_mut!((*rec).stack_bytes).write((n * 8) as u32);
         addr_of_mut!((*rec).flags).write(flags | GO_STACK_FROM_SCHED);
     }
     true
+}
+
+/// Writes up to `max` words to `out`: the goroutine `g`'s saved pc
+/// (`g.sched.pc`), the word at its saved sp, then the frame-pointer chain
+/// from its saved bp. Returns how many (0 when it saved no context).
+///
+/// # Safety
+/// `out` points to `max` writable words in a ring-buffer reservation.
+#[inline(always)]
+unsafe fn sched_frames(out: *mut u64, max: usize, g: u64, cfg: &GoConfig) -> usize {
+    let sched_pc: u64 = read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0);
+    if sched_pc == 0 || max < 2 {
+        return 0;
+    }
+    let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
+    let mut bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+    // SAFETY: n < max, as the caller promised room for.
+    unsafe {
+        *out = sched_pc;
+        *out.add(1) = read_user(sched_sp).unwrap_or(0);
+        let mut n = 2usize;
+        while n < max && bp != 0 {
+            let ret: u64 = read_user(bp + 8).unwrap_or(0);
+            if ret == 0 {
+                break;
+            }
+            *out.add(n) = ret;
+            bp = read_user(bp).unwrap_or(0);
+            n += 1;
+        }
+        n
+    }
 }
 
 /// A Go process calls `exit_group(2)` (a fatal panic) and its printpanics
