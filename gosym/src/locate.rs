@@ -126,8 +126,15 @@ fn find_table(
             Found::Section,
         ));
     }
-    // No section headers: scan read-only data segments for the header.
-    for seg in segs.iter().filter(|s| !s.writable && !s.executable) {
+    // No section headers: scan data segments for the header, read-only
+    // ones first; a PIE build keeps the table in .data.rel.ro, in the
+    // segment that is writable until the loader's relocations are done.
+    let data_segs = segs.iter().filter(|s| !s.executable);
+    for seg in data_segs
+        .clone()
+        .filter(|s| !s.writable)
+        .chain(data_segs.filter(|s| s.writable))
+    {
         let bytes = data.get(seg.offset..seg.offset.checked_add(seg.size)?)?;
         let mut at = 0;
         while at + 8 <= bytes.len() {

@@ -122,6 +122,9 @@ fn try_go_probe(ctx: &ProbeContext) {
     } else {
         r.r14
     };
+    // sigpanic reads the fault from getg(): the g the handler prepared,
+    // g0 itself when the fault came in a cgo call (Go 1.19 then throws).
+    let faulted_g = g;
     let mut on_system_stack = 0u32;
     let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
     if m != 0 {
@@ -177,8 +180,8 @@ fn try_go_probe(ctx: &ProbeContext) {
         // g.sig and g.sigcode1 (the fault address); sigcode0 and sigpc
         // follow in `value`.
         (
-            read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) as u64,
-            read_user::<u64>(g + cfg.g_sigcode0 as u64 + 8).unwrap_or(0),
+            read_user::<u32>(faulted_g + cfg.g_sig as u64).unwrap_or(0) as u64,
+            read_user::<u64>(faulted_g + cfg.g_sigcode0 as u64 + 8).unwrap_or(0),
             0,
         )
     } else {
@@ -235,9 +238,9 @@ fn try_go_probe(ctx: &ProbeContext) {
         }
     }
     if probe == GoProbe::Sigpanic as u32 {
-        defer_code[0] = read_user(g + cfg.g_sigcode0 as u64).unwrap_or(0);
+        defer_code[0] = read_user(faulted_g + cfg.g_sigcode0 as u64).unwrap_or(0);
         defer_code[1] = data;
-        defer_code[2] = read_user(g + cfg.g_sigcode0 as u64 + 16).unwrap_or(0);
+        defer_code[2] = read_user(faulted_g + cfg.g_sigcode0 as u64 + 16).unwrap_or(0);
     }
 
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {

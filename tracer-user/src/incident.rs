@@ -452,11 +452,41 @@ fn story_cause(story: &Story) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 {
                     frames = sigpanic;
                 }
+            } else if let Some(message) = fault_message_without_panic(story, &frames) {
+                cause.message = message;
+                cause.signal = Some(ev.signal.clone());
             }
         }
         _ => {}
     }
     Some((cause, frames))
+}
+
+/// A Go fault that no panic follows (C code called through cgo, or the
+/// runtime's own code), told as the Go runtime tells it:
+/// Go 1.21+ crash in the signal handler ("signal arrived during cgo
+/// execution", after `SIGSEGV: segmentation violation`); Go 1.19 calls
+/// sigpanic on the system stack, which throws "unexpected signal during
+/// runtime execution" (a fatal record of the story). None for a fault in
+/// Go code (it becomes a panic) or outside a cgo call.
+fn fault_message_without_panic(
+    story: &Story,
+    frames: &[crate::symbolize::Frame],
+) -> Option<String> {
+    if let Some(thrown) = story.events.iter().find_map(|e| match &e.body {
+        Body::Fatal(f) if f.source != "panic" => Some(f.message.clone()),
+        _ => None,
+    }) {
+        return Some(thrown);
+    }
+    // The fault's stack runs from the C code into the Go call that made it.
+    let cgocall = frames.iter().position(|f| {
+        matches!(
+            f.function.as_deref(),
+            Some("runtime.cgocall" | "runtime.asmcgocall")
+        )
+    })?;
+    (cgocall > 0).then(|| "signal arrived during cgo execution".to_owned())
 }
 
 /// The cause of a story: its first event's type and message.
@@ -876,6 +906,7 @@ mod tests {
             Body::Sigpanic(GoSigpanic {
                 signal: s.signal.clone(),
                 fault_pc: "0x497320".into(),
+                on_system_stack: false,
                 frames: vec![],
             }),
         );

@@ -359,6 +359,11 @@ pub struct GoSigpanic {
     pub signal: SignalInfo,
     /// Extension: the faulting instruction (g.sigpc), hex.
     pub fault_pc: String,
+    /// Extension: the fault came on the system stack (C code of a cgo
+    /// call, on Go 1.19): no panic follows, the runtime throws
+    /// "unexpected signal during runtime execution".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_system_stack: bool,
     /// The faulting goroutine's frames, the faulting function first.
     pub frames: Vec<Frame>,
 }
@@ -1159,6 +1164,7 @@ mod parse_tests {
             Body::Sigpanic(GoSigpanic {
                 signal,
                 fault_pc: "0x401000".into(),
+                on_system_stack: true,
                 frames: vec![],
             }),
             Body::Goexit(GoGoexit { frames: vec![] }),

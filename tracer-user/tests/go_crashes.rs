@@ -533,6 +533,46 @@ fn deadlock_dump_names_every_blocked_goroutine_as_the_runtime_does() {
     }
 }
 
+/// Position-independent Go executables (`-buildmode=pie`, how Arch,
+/// Alpine and Fedora ship Go programs), plain and `-s -w`: a stripped PIE
+/// keeps `.gopclntab` in `.data.rel.ro` (a segment writable until
+/// relocated), where it was not looked for — nothing was traced. A nil
+/// dereference and a deadlock are told as on the other builds: the
+/// runtime's message, frames and goroutine dump.
+#[test]
+fn position_independent_go_programs_are_traced_like_the_others() {
+    for build in go_pie_builds("crashy") {
+        let ctx = format!("{}, nilptr", build.label);
+        let (t, stderr) = run_scenario(&build.path, "nilptr");
+        assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+        assert_eq!(t.one("attach")["runtime"], "go", "{ctx}");
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "crashed", "{ctx}: {incident:#}");
+        let first_line = stderr.lines().next().unwrap_or_default();
+        assert_eq!(
+            format!(
+                "panic: {}",
+                incident["cause"]["message"].as_str().unwrap_or("")
+            ),
+            first_line,
+            "{ctx}"
+        );
+        assert_eq!(incident["cause"]["signal"]["name"], "SIGSEGV", "{ctx}");
+        let (goid, theirs) = go_traceback(&stderr);
+        assert_eq!(incident["thread"]["goid"].as_u64(), goid, "{ctx}");
+        let theirs = user_frames(theirs);
+        assert!(!theirs.is_empty(), "{ctx}: {stderr}");
+        assert_eq!(user_frames(frames_of(incident)), theirs, "{ctx}: {stderr}");
+
+        let ctx = format!("{}, deadlock3", build.label);
+        let (t, stderr) = run_scenario(&build.path, "deadlock3");
+        assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+        let dump = t.one("goroutines");
+        assert_dump_matches(&ctx, dump, &stderr);
+        assert_eq!(go_goroutine_dump(&stderr).len(), 4, "{ctx}: {stderr}");
+    }
+}
+
 /// 10,000 blocked goroutines: the dump is bounded (1000 recorded), the
 /// rest counted, and the program prints and exits as it does untraced.
 #[test]
@@ -637,6 +677,21 @@ fn a_fault_in_cgo_code_is_a_crash_with_the_go_frames_above_it() {
         let incident = t.one("incident");
         assert_eq!(incident["outcome"], "crashed", "{ctx}: {incident:#}");
         assert_eq!(incident["events"][0]["signal"]["name"], "SIGSEGV", "{ctx}");
+        // The cause in the runtime's words, the fault beside it.
+        let said = if stderr.contains("fatal error: unexpected signal during runtime execution") {
+            "unexpected signal during runtime execution"
+        } else {
+            "signal arrived during cgo execution"
+        };
+        assert_eq!(incident["cause"]["message"], said, "{ctx}: {incident:#}");
+        assert_eq!(incident["cause"]["signal"]["name"], "SIGSEGV", "{ctx}");
+        assert_eq!(incident["cause"]["signal"]["addr"], "0x0", "{ctx}");
+        // Go 1.19's sigpanic on the system stack reads the fault the
+        // handler left on g0 (it throws; no panic follows).
+        for sp in t.of_type("sigpanic") {
+            assert_eq!(sp["signal"]["name"], "SIGSEGV", "{ctx}: {sp:#}");
+            assert_eq!(sp["on_system_stack"], true, "{ctx}: {sp:#}");
+        }
         let top = &incident["frames"][0];
         if build.stripped {
             // No symbol for C code left: the pc, as the runtime prints it.
@@ -659,6 +714,12 @@ fn a_fault_in_cgo_code_is_a_crash_with_the_go_frames_above_it() {
         let caller = &theirs[0];
         let (status, frames, _) = &ours[&caller.goid];
         assert_eq!(status, &caller.status, "{ctx}");
+        // Its traceback starts in runtime.cgocall, as the runtime's does
+        // (not at the system-stack switch that saved its context).
+        assert_eq!(
+            frames[0].function, caller.frames[0].function,
+            "{ctx}: {frames:#?}"
+        );
         assert_eq!(
             user_frames(frames.clone()),
             user_frames(caller.frames.clone()),

@@ -112,7 +112,14 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             if let Some(addr) = &sig.addr {
                 line.push_str(&format!(" at {addr}"));
             }
-            line.push_str(&format!(" (pc {}) becomes a panic", sp.fault_pc));
+            if sp.on_system_stack {
+                line.push_str(&format!(
+                    " (pc {}) on the system stack: no panic",
+                    sp.fault_pc
+                ));
+            } else {
+                line.push_str(&format!(" (pc {}) becomes a panic", sp.fault_pc));
+            }
             writeln!(
                 w,
                 "{clock} {who}{} {}",
@@ -274,7 +281,24 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                 if let Some(addr) = &sig.addr {
                     fault.push_str(&format!(" at {addr}"));
                 }
-                cause = format!("panic: {} [{}]", inc.cause.message, fault.trim_end());
+                let fault = fault.trim_end();
+                let panicked = inc.events.iter().any(|e| {
+                    matches!(&e.body, Body::Panic(_))
+                        || matches!(&e.body, Body::Fatal(f) if f.source == "panic")
+                });
+                let thrown = inc
+                    .events
+                    .iter()
+                    .any(|e| matches!(&e.body, Body::Fatal(f) if f.source != "panic"));
+                cause = if panicked {
+                    format!("panic: {} [{fault}]", inc.cause.message)
+                } else if thrown {
+                    // The runtime could not make it a panic and threw.
+                    format!("fatal error: {} [{fault}]", inc.cause.message)
+                } else {
+                    // It crashed in the handler (a fault in C code).
+                    format!("{fault}: {}", inc.cause.message)
+                };
             } else if let Some(Body::Signal(ev)) = inc.events.first().map(|e| &e.body) {
                 cause = format!("{} {}", ev.signal.name, paren(ev.signal.code.as_deref()));
                 if let Some(addr) = &ev.signal.addr {

@@ -387,6 +387,16 @@ impl Decoder {
         } else {
             self.dying.get(&(pid, r.goid)).cloned().unwrap_or_default()
         };
+        // A goroutine in a cgo call saved its context in asmcgocall's
+        // switch to the system stack; the runtime's traceback starts at
+        // its syscall pc instead, in runtime.cgocall.
+        let mut frames = frames;
+        if frames.len() > 1
+            && frames[0].function.as_deref() == Some("runtime.systemstack_switch")
+            && frames[1].function.as_deref() == Some("runtime.cgocall")
+        {
+            frames.remove(0);
+        }
         let status = procs.go(pid).map_or_else(
             || "waiting".to_owned(),
             |b| b.goroutine_status(r.status, r.wait_reason),
@@ -610,6 +620,7 @@ impl Decoder {
                         disposition: "handler",
                     },
                     fault_pc: format!("{fault_pc:#x}"),
+                    on_system_stack: r.on_system_stack != 0,
                     frames,
                 })
             }

@@ -446,12 +446,35 @@ pub fn build_go(name: &str, version: &str) -> PathBuf {
 }
 
 pub fn build_go_flags(name: &str, version: &str, ldflags: Option<&str>) -> PathBuf {
+    build_go_with(name, version, ldflags, false)
+}
+
+/// Each tested Go version as a position-independent executable
+/// (`-buildmode=pie`, as Arch, Alpine and Fedora ship Go programs), plain
+/// and `-s -w`: the internal linker keeps the runtime's tables in
+/// `.data.rel.ro`, in the segment that is writable until relocated.
+pub fn go_pie_builds(name: &str) -> impl Iterator<Item = GoBuild> + '_ {
+    GO_VERSIONS.iter().flat_map(move |&version| {
+        [false, true].map(|stripped| GoBuild {
+            version,
+            stripped,
+            path: build_go_with(name, version, stripped.then_some("-s -w"), true),
+            label: format!("Go {version} pie{}", if stripped { " -s -w" } else { "" }),
+        })
+    })
+}
+
+fn build_go_with(name: &str, version: &str, ldflags: Option<&str>, pie: bool) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = workspace_root().join(format!("testdata/go/{name}/main.go"));
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = tmp.join("go");
     fs::create_dir_all(&dir).unwrap();
-    let suffix = if ldflags.is_some() { "-stripped" } else { "" };
+    let suffix = format!(
+        "{}{}",
+        if pie { "-pie" } else { "" },
+        if ldflags.is_some() { "-stripped" } else { "" }
+    );
     let out = dir.join(format!("{name}-go{version}{suffix}"));
     let fresh = fs::metadata(&out)
         .and_then(|o| Ok(o.modified()? >= fs::metadata(&src)?.modified()?))
@@ -463,6 +486,9 @@ pub fn build_go_flags(name: &str, version: &str, ldflags: Option<&str>) -> PathB
         ));
         let mut cmd = Command::new(go_tool(version));
         cmd.arg("build");
+        if pie {
+            cmd.arg("-buildmode=pie");
+        }
         if let Some(flags) = ldflags {
             cmd.arg(format!("-ldflags={flags}"));
         }
