@@ -79,6 +79,10 @@ event_kinds! {
         /// A goroutine the Go runtime is about to print in a fatal error's
         /// or SIGQUIT's goroutine dump ([`GoroutineRecord`]).
         Goroutine = 12,
+        /// The kernel's OOM killer chose a traced process as its victim
+        /// (`oom:mark_victim`) ([`OomRecord`]); the header names the
+        /// victim, the record the task whose allocation ran out.
+        Oom = 13,
     }
 }
 
@@ -401,7 +405,37 @@ pub struct KernelOffsets {
     /// `mm_struct::saved_auxv`: the auxiliary vector the program started
     /// with (where its program headers are, to find ld.so's `r_debug`).
     pub mm_saved_auxv: u32,
+    /// The OOM victim's memory: `task_struct::comm`, `mm_struct::rss_stat`
+    /// (an array of `percpu_counter`, `rss_stat_stride` bytes each,
+    /// `percpu_counter::count` in each) and the indexes of MM_FILEPAGES,
+    /// MM_ANONPAGES and MM_SHMEMPAGES in it.
+    pub task_comm: u32,
+    pub mm_rss_stat: u32,
+    pub rss_stat_stride: u32,
+    pub percpu_counter_count: u32,
+    pub mm_filepages: u32,
+    pub mm_anonpages: u32,
+    pub mm_shmempages: u32,
+    /// Its memory cgroup: `task_struct::cgroups` (a css_set),
+    /// `css_set::subsys[memory_cgrp_id]`, `cgroup_subsys_state::cgroup`
+    /// and `::parent`, `cgroup::kn`, `kernfs_node::id`, and the
+    /// `mem_cgroup`'s `css` and `memory` (a page_counter: `usage`, `max`).
+    /// [`OFFSET_UNKNOWN`] when the kernel has no memory cgroups.
+    pub task_cgroups: u32,
+    pub css_set_subsys: u32,
+    pub memory_cgrp_id: u32,
+    pub css_cgroup: u32,
+    pub css_parent: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    pub memcg_css: u32,
+    pub memcg_memory: u32,
+    pub page_counter_usage: u32,
+    pub page_counter_max: u32,
 }
+
+/// An offset the running kernel's BTF does not have: the field is not read.
+pub const OFFSET_UNKNOWN: u32 = u32::MAX;
 
 /// Which Go runtime function a uprobe sits on (low 32 bits of its cookie;
 /// the high 32 bits are the binary's slot in the Go config map).
@@ -614,6 +648,44 @@ pub struct GoroutineRecord {
     pub pcs: [u64; GO_GOROUTINE_FRAMES],
 }
 
+/// Memory cgroups recorded for an OOM kill: the victim's and its ancestors.
+pub const OOM_MEMCG_LEVELS: usize = 8;
+
+/// One memory cgroup at an OOM kill: the cgroup's id (its kernfs node id,
+/// the inode number of its directory) and its page counter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OomMemcg {
+    pub cgroup_id: u64,
+    /// Pages charged (`page_counter.usage`).
+    pub usage_pages: u64,
+    /// The limit in pages (`page_counter.max`; `PAGE_COUNTER_MAX` when
+    /// unlimited).
+    pub max_pages: u64,
+}
+
+/// `oom:mark_victim(task, uid)`: the OOM killer chose this process. The
+/// header is the victim's (pid, tid, comm, as the other records of the
+/// process); the task the kernel ran the OOM killer in — the one whose
+/// allocation or charge failed — is `trigger_*`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OomRecord {
+    pub header: Header,
+    pub trigger_pid: u32,
+    pub trigger_tid: u32,
+    pub trigger_comm: [u8; COMM_LEN],
+    /// The victim's resident pages by kind, as the kernel's own OOM report
+    /// counts them (`get_mm_counter`): anonymous, file, shared memory.
+    pub anon_pages: u64,
+    pub file_pages: u64,
+    pub shmem_pages: u64,
+    /// Memory cgroups in `memcg`: the victim's first, then its parents.
+    pub levels: u32,
+    pub _pad: u32,
+    pub memcg: [OomMemcg; OOM_MEMCG_LEVELS],
+}
+
 /// Bytes of the panic value (or of what it points to) captured at the probe.
 pub const GO_VALUE_BYTES: usize = 64;
 /// Bytes of the string captured at the probe (throw's message, a string
@@ -805,9 +877,15 @@ assert_layout!(
     string @ 160, stack_bytes @ 416, flags @ 420, regs @ 424, stack @ 568,
     stack_snapshot @ 1584, defers @ 2608,
 );
-// The `OFFSETS` global (twenty-one u32) and `GO_CONFIG`'s values (twenty-six u32),
+// The `OFFSETS` global (thirty-nine u32) and `GO_CONFIG`'s values (twenty-six u32),
 // written by userspace: all one type, so the size and the ends are enough.
-assert_layout!(KernelOffsets, size 84, task_pid @ 0, mm_saved_auxv @ 80);
+assert_layout!(KernelOffsets, size 156, task_pid @ 0, mm_saved_auxv @ 80, page_counter_max @ 152);
+assert_layout!(OomMemcg, size 24, cgroup_id @ 0, max_pages @ 16);
+assert_layout!(
+    OomRecord, size 288,
+    header @ 0, trigger_pid @ 40, trigger_tid @ 44, trigger_comm @ 48, anon_pages @ 64,
+    file_pages @ 72, shmem_pages @ 80, levels @ 88, _pad @ 92, memcg @ 96,
+);
 assert_layout!(GoConfig, size 104, g_goid @ 0, g_sigcode0 @ 72, g_lockedm @ 100);
 assert_layout!(GoProcess, size 16, slot @ 0, headers @ 12);
 assert_layout!(GoroutineRecord, size 104 + 8 * GO_GOROUTINE_FRAMES, header @ 0, goid @ 40, status @ 80, binary @ 100, pcs @ 104);

@@ -7,10 +7,10 @@
 //! counted in `LOST` so userspace can report exact drop counts.
 //!
 //! One module per probe family: `signals` (signal_deliver, signal_generate
-//! and the crash stack copy), `process` (exit, fork, exec), `go`, `modules` (ld.so's list of
-//! loaded objects, at a crash and at dlopen's return),
-//! `cxx` and `rust`; `maps` holds every map and the `OFFSETS` global, `util`
-//! the helpers they share.
+//! and the crash stack copy), `process` (exit, fork, exec), `oom` (the OOM
+//! killer's victims), `go`, `modules` (ld.so's list of loaded objects, at a
+//! crash and at dlopen's return), `cxx` and `rust`; `maps` holds every map
+//! and the `OFFSETS` global, `util` the helpers they share.
 #![no_std]
 #![no_main]
 
@@ -18,6 +18,7 @@ mod cxx;
 mod go;
 mod maps;
 mod modules;
+mod oom;
 mod process;
 mod rust;
 mod signals;

@@ -59,6 +59,8 @@ pub struct Correlator {
     handled: HashMap<(u32, i32), Record>,
     /// The goroutine dump a dying Go process printed, until its exit.
     dumps: HashMap<u32, GoGoroutines>,
+    /// The OOM killer chose this process (its `oom` record), until its exit.
+    ooms: HashMap<u32, Record>,
     /// The last story id handed out.
     last_story: u64,
 }
@@ -69,6 +71,8 @@ const HANDLED_SIGNAL_WINDOW_NS: u64 = 10_000_000_000;
 
 /// Pending Goexit calls kept at most (a program may Goexit many goroutines).
 const MAX_PENDING_GOEXITS: usize = 1024;
+
+const SIGKILL: i32 = 9;
 
 impl Correlator {
     /// Feeds one event; returns the incident records this event closes.
@@ -236,6 +240,13 @@ impl Correlator {
                     .into_iter()
                     .collect()
             }
+            Body::Oom(_) => {
+                if self.ooms.len() >= MAX_PENDING_GOEXITS {
+                    self.ooms.clear();
+                }
+                self.ooms.insert(pid, record.clone());
+                Vec::new()
+            }
             Body::Goroutines(dump) => {
                 if self.dumps.len() >= MAX_PENDING_GOEXITS {
                     self.dumps.clear();
@@ -282,6 +293,30 @@ impl Correlator {
             .max_by_key(|(_, r)| r.ts_ns)
             .map(|(_, r)| r.clone());
         self.handled.retain(|(p, _), _| *p != pid);
+        // Killed by the OOM killer: that is the story of its death, told
+        // from the kill on (with the SIGKILL's delivery and stack where
+        // that was recorded). Other stories still open stay their own.
+        if let Some(oom) = self.ooms.remove(&pid)
+            && matches!(
+                exit,
+                ExitStatus::Signal {
+                    signal: SIGKILL,
+                    ..
+                }
+            )
+        {
+            let killed = stories.iter().position(|s| {
+                s.events.first().is_some_and(
+                    |e| matches!(&e.body, Body::Signal(ev) if ev.signal.number == SIGKILL),
+                )
+            });
+            let mut story = match killed {
+                Some(i) => stories.remove(i),
+                None => Story::new(self.next_id(), Vec::new()),
+            };
+            story.events.insert(0, oom);
+            stories.push(story);
+        }
         if stories.is_empty()
             && let Some(handled) = handled
             && !matches!(exit, ExitStatus::Code { code: 0 })
@@ -427,6 +462,15 @@ fn story_cause(story: &Story) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
         _ => None,
     });
     match &first.body {
+        Body::Oom(_) => {
+            // Where the SIGKILL found it.
+            if let Some(kill) = story.events.iter().find_map(|e| match &e.body {
+                Body::Signal(ev) if ev.signal.number == SIGKILL => Some(ev.frames.clone()),
+                _ => None,
+            }) {
+                frames = kill;
+            }
+        }
         Body::Panic(_) => {
             if let Some(printed) = printed {
                 cause.message = printed;
@@ -497,6 +541,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 kind: "signal",
                 message: ev.signal.name.clone(),
                 signal: None,
+                oom: None,
             },
             ev.frames.clone(),
         ),
@@ -505,6 +550,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 kind: "panic",
                 message: p.message.clone(),
                 signal: None,
+                oom: None,
             },
             p.frames.clone(),
         ),
@@ -513,6 +559,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 kind: "fatal",
                 message: f.message.clone(),
                 signal: None,
+                oom: None,
             },
             f.frames.clone(),
         ),
@@ -522,6 +569,7 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                 kind: "sigpanic",
                 message: s.signal.name.clone(),
                 signal: None,
+                oom: None,
             },
             s.frames.clone(),
         ),
@@ -534,14 +582,26 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
                         .unwrap_or_else(|| "exception".to_owned())
                 }),
                 signal: None,
+                oom: None,
             },
             e.frames.clone(),
+        ),
+        // The kill's own delivery has the stack, if it was recorded.
+        Body::Oom(o) => (
+            Cause {
+                kind: "oom",
+                message: o.message(),
+                signal: None,
+                oom: Some(o.clone()),
+            },
+            Vec::new(),
         ),
         Body::Goexit(g) => (
             Cause {
                 kind: "goexit",
                 message: "runtime.Goexit".to_owned(),
                 signal: None,
+                oom: None,
             },
             g.frames.clone(),
         ),
@@ -643,9 +703,16 @@ fn fingerprint(incident: &Incident) -> String {
         incident.cause.kind,
         signal.unwrap_or("")
     );
-    for f in top {
-        text.push('|');
-        text.push_str(f);
+    if let Some(oom) = &incident.cause.oom {
+        // Where an OOM kill found the program is chance: the program and
+        // which memory ran out say it.
+        let comm = events.first().and_then(|e| e.comm.as_deref()).unwrap_or("");
+        text = format!("v1|{language}|oom|{}|{comm}", oom.scope);
+    } else {
+        for f in top {
+            text.push('|');
+            text.push_str(f);
+        }
     }
     // FNV-1a 64: the same on every host and build (no random hash keys).
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -711,6 +778,7 @@ fn close(story: Story, exit_record: &Record, exit: ExitStatus) -> Option<Record>
                     kind: "exit",
                     message: signal_name.to_owned(),
                     signal: None,
+                    oom: None,
                 },
                 recovered_by: None,
                 exit: Some(exit),

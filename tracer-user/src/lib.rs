@@ -16,6 +16,7 @@ mod hostile_tests;
 pub mod incident;
 pub mod inspect;
 pub mod maps;
+pub mod oom;
 pub mod output;
 pub mod pipeline;
 pub mod privilege;

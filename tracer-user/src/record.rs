@@ -82,18 +82,36 @@ pub struct Container {
     pub container_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ns_pid: Option<u32>,
+    /// Extension: its memory cgroup, where the memory controller is on a
+    /// cgroup v1 hierarchy (hybrid hosts: `cgroup` is then the v2 path,
+    /// often "/", and says nothing of the memory limit that applies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_cgroup: Option<String>,
+}
+
+/// The memory controller's v1 cgroup in /proc/PID/cgroup's text
+/// ("4:memory:/app"; none when memory is on cgroup v2).
+pub fn v1_memory_cgroup(proc_cgroup: &str) -> Option<String> {
+    proc_cgroup.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_owned())
+    })
 }
 
 impl Container {
     /// Read from /proc while the process lives.
     pub fn of_process(pid: u32) -> Option<Self> {
-        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix("0::"))
-                    .map(str::to_owned)
-            });
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok();
+        let memory_cgroup = text.as_deref().and_then(v1_memory_cgroup);
+        let cgroup = text.as_deref().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .map(str::to_owned)
+        });
         let ns_pid = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|text| {
@@ -106,6 +124,7 @@ impl Container {
             cgroup,
             container_id,
             ns_pid,
+            memory_cgroup,
         };
         (c != Self::default()).then_some(c)
     }
@@ -113,6 +132,23 @@ impl Container {
 
 #[cfg(test)]
 mod container_tests {
+    use super::v1_memory_cgroup;
+
+    #[test]
+    fn memory_cgroup_on_hybrid_hosts_only() {
+        let hybrid = "9:name=systemd:/\n4:memory:/process_api/8efe\n1:cpu,cpuacct:/\n0::/\n";
+        assert_eq!(
+            v1_memory_cgroup(hybrid).as_deref(),
+            Some("/process_api/8efe")
+        );
+        assert_eq!(
+            v1_memory_cgroup("5:cpuset,memory:/a/b\n").as_deref(),
+            Some("/a/b")
+        );
+        // Pure cgroup v2: `cgroup` already names it.
+        assert_eq!(v1_memory_cgroup("0::/system.slice/app.service\n"), None);
+    }
+
     #[test]
     fn container_ids_from_cgroup_paths() {
         let id = "4f1c2a3b5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708";
@@ -140,18 +176,42 @@ mod container_tests {
 pub struct CgroupPaths {
     paths: std::collections::HashMap<u64, String>,
     walked: Option<std::time::Instant>,
+    /// The memory controller's hierarchy rather than cgroup v2's.
+    memory: bool,
 }
 
 impl CgroupPaths {
+    /// Ids of the memory controller's hierarchy: its cgroup v1 mount on
+    /// hybrid hosts (/sys/fs/cgroup/memory), else cgroup v2's.
+    pub fn memory() -> Self {
+        Self {
+            memory: true,
+            ..Self::default()
+        }
+    }
+
     /// Where cgroup v2 is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified
-    /// on hosts in the hybrid v1/v2 layout.
-    fn root() -> Option<String> {
+    /// on hosts in the hybrid v1/v2 layout; for the memory hierarchy, a
+    /// cgroup v1 mount with the memory controller if there is one.
+    fn root(&self) -> Option<String> {
         let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-        mounts.lines().find_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, dir, kind) = (f.next()?, f.next()?, f.next()?);
-            (kind == "cgroup2").then(|| dir.to_owned())
-        })
+        let mount = |want_v1_memory: bool| {
+            mounts.lines().find_map(|l| {
+                let mut f = l.split_whitespace();
+                let (_, dir, kind, options) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                let found = if want_v1_memory {
+                    kind == "cgroup" && options.split(',').any(|o| o == "memory")
+                } else {
+                    kind == "cgroup2"
+                };
+                found.then(|| dir.to_owned())
+            })
+        };
+        if self.memory {
+            mount(true).or_else(|| mount(false))
+        } else {
+            mount(false)
+        }
     }
 
     pub fn path_of(&mut self, id: u64) -> Option<String> {
@@ -169,7 +229,7 @@ impl CgroupPaths {
         }
         self.walked = Some(std::time::Instant::now());
         self.paths.clear();
-        let root = Self::root()?;
+        let root = self.root()?;
         let mut stack = vec![std::path::PathBuf::from(&root)];
         while let Some(dir) = stack.pop() {
             use std::os::unix::fs::MetadataExt as _;
@@ -223,6 +283,8 @@ pub enum Body {
     /// Extension: the goroutines a dying Go program printed (a fatal
     /// error's or SIGQUIT's goroutine dump), identical stacks grouped.
     Goroutines(GoGoroutines),
+    /// Extension: the kernel's OOM killer chose this process.
+    Oom(OomKill),
     /// A C++ exception is thrown (or a Rust panic starts).
     Exception(Exception),
     Incident(Box<Incident>),
@@ -247,6 +309,7 @@ impl Body {
             Body::Sigpanic(_) => "sigpanic",
             Body::Goexit(_) => "goexit",
             Body::Goroutines(_) => "goroutines",
+            Body::Oom(_) => "oom",
             Body::Exception(_) => "exception",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
@@ -264,7 +327,11 @@ impl Body {
             Body::Goexit(g) => &g.frames,
             Body::Exception(e) => &e.frames,
             Body::Incident(inc) => &inc.frames,
-            Body::Attach(_) | Body::Exit { .. } | Body::Lost { .. } | Body::Goroutines(_) => &[],
+            Body::Attach(_)
+            | Body::Exit { .. }
+            | Body::Lost { .. }
+            | Body::Goroutines(_)
+            | Body::Oom(_) => &[],
         }
     }
 
@@ -374,6 +441,52 @@ pub struct GoSigpanic {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GoGoexit {
     pub frames: Vec<Frame>,
+}
+
+/// Extension (type "oom", and the cause of an OOM kill's incident): the
+/// kernel's OOM killer chose this process (`oom:mark_victim`), read at that
+/// moment: which memory ran out, how full it was, who asked for more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomKill {
+    /// "cgroup": a memory cgroup reached its limit (the kernel's "Memory
+    /// cgroup out of memory"); "global": the system ran out.
+    #[serde(deserialize_with = "vocabulary::word")]
+    pub scope: Word,
+    /// The memory cgroup at its limit (scope "cgroup"), as a path in the
+    /// memory controller's hierarchy (v1 or v2).
+    pub memcg: Option<String>,
+    /// That cgroup's charged memory and limit, in bytes, at the kill.
+    pub usage_bytes: Option<u64>,
+    pub limit_bytes: Option<u64>,
+    /// The victim's own memory cgroup (the one at its limit, or below it).
+    pub victim_memcg: Option<String>,
+    /// The victim's resident memory as the kernel's OOM report counts it.
+    pub rss_bytes: u64,
+    pub anon_rss_bytes: u64,
+    pub file_rss_bytes: u64,
+    pub shmem_rss_bytes: u64,
+    /// The task whose allocation (or charge) the kernel could not meet: it
+    /// ran the OOM killer, and may be another process than the victim.
+    pub trigger_pid: u32,
+    pub trigger_tid: u32,
+    pub trigger_comm: Option<String>,
+}
+
+impl OomKill {
+    /// "out of memory (memcg /x: 50.0 MiB limit)" / "out of memory (system)".
+    pub fn message(&self) -> String {
+        match (&self.memcg, self.limit_bytes) {
+            (Some(memcg), Some(limit)) if self.scope == "cgroup" => {
+                format!("out of memory (memcg {memcg}: {} limit)", mib(limit))
+            }
+            _ => "out of memory (system)".to_owned(),
+        }
+    }
+}
+
+/// Bytes as "50.0 MiB".
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// Extension (type "goroutines"): the goroutine dump of a Go program that
@@ -650,6 +763,10 @@ pub struct Cause {
     /// beside the panic's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<SignalInfo>,
+    /// For type "oom": the OOM kill (memory cgroup, usage, limit, the
+    /// victim's memory, the task that triggered it), as fields of the cause.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub oom: Option<OomKill>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -761,6 +878,7 @@ impl Record {
             "sigpanic" => Body::Sigpanic(from_value(v)?),
             "goexit" => Body::Goexit(from_value(v)?),
             "goroutines" => Body::Goroutines(from_value(v)?),
+            "oom" => Body::Oom(from_value(v)?),
             "exception" => Body::Exception(from_value(v)?),
             "incident" => Body::Incident(Box::new(from_value(v)?)),
             "lost" => {
@@ -845,6 +963,9 @@ mod vocabulary {
         "ignored",
         "handler",
         "oom",
+        // OOM kills' scopes
+        "cgroup",
+        "global",
         // goroutine dumps' traceback levels
         "all",
         "system",
@@ -1087,6 +1208,7 @@ mod parse_tests {
                 cgroup: Some("/system.slice/app.service".into()),
                 container_id: None,
                 ns_pid: Some(1),
+                memory_cgroup: Some("/app".into()),
             })),
             body,
         }
@@ -1169,6 +1291,20 @@ mod parse_tests {
             }),
             Body::Goexit(GoGoexit { frames: vec![] }),
             Body::Goroutines(dump.clone()),
+            Body::Oom(OomKill {
+                scope: "cgroup",
+                memcg: Some("/app".into()),
+                usage_bytes: Some(52_428_800),
+                limit_bytes: Some(52_428_800),
+                victim_memcg: Some("/app/worker".into()),
+                rss_bytes: 50_000_000,
+                anon_rss_bytes: 49_000_000,
+                file_rss_bytes: 1_000_000,
+                shmem_rss_bytes: 0,
+                trigger_pid: 7,
+                trigger_tid: 8,
+                trigger_comm: Some("alloc".into()),
+            }),
             Body::Exception(Exception {
                 language: "c++",
                 message: None,
@@ -1188,6 +1324,7 @@ mod parse_tests {
                     kind: "signal",
                     message: "SIGSEGV".into(),
                     signal: None,
+                    oom: None,
                 },
                 recovered_by: None,
                 exit: Some(exit),

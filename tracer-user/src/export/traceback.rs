@@ -251,6 +251,7 @@ fn event_description(r: &Record) -> Option<String> {
         }),
         Body::Goexit(_) => Some("runtime.Goexit called".to_owned()),
         Body::Goroutines(d) => Some(format!("goroutine dump: {} goroutines", d.printed)),
+        Body::Oom(o) => Some(o.message()),
         Body::Lost {
             count,
             reason,

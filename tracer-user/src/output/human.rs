@@ -223,6 +223,17 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             }
             Ok(())
         }
+        Body::Oom(oom) => {
+            let mut line = format!("OOM killer: {}", oom_detail(oom));
+            if oom.trigger_pid != r.pid.unwrap_or(0) {
+                line.push_str(&format!(
+                    ", triggered by pid {} ({})",
+                    oom.trigger_pid,
+                    oom.trigger_comm.as_deref().unwrap_or("?")
+                ));
+            }
+            writeln!(w, "{clock} {who} {}", s.paint(RED, &line))
+        }
         Body::Recover(rec) => {
             let by = rec
                 .recovered_by
@@ -337,7 +348,11 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                             .is_some_and(crate::golang::is_runtime_function)
                     })
                 });
-            if let Some(location) = &rust_location {
+            let oom = inc.cause.kind == "oom";
+            if oom {
+                // Where it was when killed is not why: the verdict says
+                // which memory ran out (the oom event line says more).
+            } else if let Some(location) = &rust_location {
                 cause.push_str(&format!(" at {location}"));
             } else if let Some(stuck) = stuck.filter(|s| !s.is_empty()) {
                 cause.push_str(&format!(" — {stuck}"));
@@ -345,6 +360,7 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                 cause.push_str(&format!(" in {}", top.describe()));
             }
             let end = match (inc.exit, &inc.recovered_by) {
+                (Some(_), _) if oom => format!("pid {} killed by the OOM killer", opt(r.pid)),
                 (Some(e), _) => format!("pid {} {}", opt(r.pid), e.describe()),
                 (None, Some(by)) => format!("recovered by {}", by.describe()),
                 (None, None) if rust_location.is_some() => {
@@ -365,6 +381,19 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             )
         }
     }
+}
+
+/// "memcg /x at 50.0 of 50.0 MiB, victim rss 48.2 MiB" / "the system is
+/// out of memory, victim rss 3.1 GiB".
+fn oom_detail(oom: &crate::record::OomKill) -> String {
+    use crate::record::mib;
+    let place = match (&oom.memcg, oom.usage_bytes, oom.limit_bytes) {
+        (Some(m), Some(usage), Some(limit)) if oom.scope == "cgroup" => {
+            format!("memcg {m} at {} of {}", mib(usage), mib(limit))
+        }
+        _ => "the system is out of memory".to_owned(),
+    };
+    format!("{place}, victim rss {}", mib(oom.rss_bytes))
 }
 
 /// "goroutine 1 [chan send] in main.main (d.go:14), 3 goroutines [chan

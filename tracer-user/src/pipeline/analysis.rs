@@ -32,6 +32,8 @@ pub struct Analysis {
     go: go::Decoder,
     rust: rust::Panics,
     correlator: Correlator,
+    /// Memory cgroup ids → paths, for OOM kills.
+    memcgs: crate::record::CgroupPaths,
     clock: Clock,
     redactor: Redactor,
     rate: RateLimit,
@@ -55,6 +57,7 @@ impl Analysis {
             go: go::Decoder::default(),
             rust: rust::Panics::default(),
             correlator: Correlator::default(),
+            memcgs: crate::record::CgroupPaths::memory(),
             clock: Clock::new(),
             redactor,
             rate: RateLimit::default(),
@@ -171,6 +174,10 @@ impl Analysis {
             KernelRecord::Goroutine(r) => {
                 self.go.on_goroutine(&r, &mut self.procs);
                 None
+            }
+            KernelRecord::Oom(r) => {
+                let exe = self.procs.image(r.header.pid).and_then(|i| i.exe.clone());
+                Some(crate::oom::record(&r, &mut self.memcgs, clock, exe))
             }
             KernelRecord::Cxx(c) => cxx::on_record(
                 &c,

@@ -29,6 +29,7 @@ pub const PROBES: &[&str] = &[
     "tp_btf/sched_process_exit",
     "tp_btf/sched_process_fork",
     "tp_btf/sched_process_exec",
+    "tp_btf/mark_victim",
 ];
 
 /// How often drop counters are read.
@@ -506,6 +507,11 @@ impl ProcessWork {
             container_id: cgroup.as_deref().and_then(crate::record::container_id),
             cgroup,
             ns_pid: (r.ns_pid != 0 && r.ns_pid != r.header.pid).then_some(r.ns_pid),
+            // Not in the exec record: from /proc while the process lives.
+            memory_cgroup: std::fs::read_to_string(format!("/proc/{}/cgroup", r.header.pid))
+                .ok()
+                .as_deref()
+                .and_then(crate::record::v1_memory_cgroup),
         };
         (c != Container::default()).then(|| Arc::new(c))
     }
@@ -825,6 +831,7 @@ fn lost_kind_name(kind: EventKind) -> &'static str {
         EventKind::Exec => "exec",
         EventKind::Go => "go",
         EventKind::Goroutine => "goroutine",
+        EventKind::Oom => "oom",
         EventKind::Stack => "stack",
         EventKind::Module => "module",
         EventKind::Cxx => "exception",

@@ -6,7 +6,7 @@
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use btf_rs::{Btf, Type};
-use tracer_common::KernelOffsets;
+use tracer_common::{KernelOffsets, OFFSET_UNKNOWN};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -42,7 +42,107 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         pid_numbers: member_offset(btf, &pid, "numbers")?,
         upid_size: upid.size() as u32,
         mm_saved_auxv: member_offset(btf, &mm, "saved_auxv")?,
+        task_comm: member_offset(btf, &task, "comm")?,
+        ..oom_offsets(btf)
     })
+}
+
+/// The fields the OOM-kill record reads (victim's memory and memory
+/// cgroup). A kernel without memory cgroups (or an older rss_stat layout)
+/// leaves them [`OFFSET_UNKNOWN`]: the record says less, nothing fails.
+fn oom_offsets(btf: &Btf) -> KernelOffsets {
+    let unknown = KernelOffsets {
+        mm_rss_stat: OFFSET_UNKNOWN,
+        task_cgroups: OFFSET_UNKNOWN,
+        ..KernelOffsets::default()
+    };
+    let rss = || -> Result<(u32, u32, u32)> {
+        let mm = named_struct(btf, "mm_struct")?;
+        let counter = named_struct(btf, "percpu_counter")?;
+        Ok((
+            member_offset(btf, &mm, "rss_stat")?,
+            counter.size() as u32,
+            member_offset(btf, &counter, "count")?,
+        ))
+    };
+    let memcg = || -> Result<[u32; 11]> {
+        let task = named_struct(btf, "task_struct")?;
+        let css_set = named_struct(btf, "css_set")?;
+        let css = named_struct(btf, "cgroup_subsys_state")?;
+        let cgroup = named_struct(btf, "cgroup")?;
+        let kn = named_struct(btf, "kernfs_node")?;
+        let mem_cgroup = named_struct(btf, "mem_cgroup")?;
+        let counter = named_struct(btf, "page_counter")?;
+        Ok([
+            member_offset(btf, &task, "cgroups")?,
+            member_offset(btf, &css_set, "subsys")?,
+            enum_value(btf, "cgroup_subsys_id", "memory_cgrp_id")?,
+            member_offset(btf, &css, "cgroup")?,
+            member_offset(btf, &css, "parent")?,
+            member_offset(btf, &cgroup, "kn")?,
+            member_offset(btf, &kn, "id")?,
+            member_offset(btf, &mem_cgroup, "css")?,
+            member_offset(btf, &mem_cgroup, "memory")?,
+            member_offset(btf, &counter, "usage")?,
+            member_offset(btf, &counter, "max")?,
+        ])
+    };
+    let mut off = unknown;
+    // enum mm_counter_type: MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS,
+    // MM_SHMEMPAGES — in this order since Linux 4.5.
+    if let Ok((rss_stat, stride, count)) = rss() {
+        off.mm_rss_stat = rss_stat;
+        off.rss_stat_stride = stride;
+        off.percpu_counter_count = count;
+        off.mm_filepages = 0;
+        off.mm_anonpages = 1;
+        off.mm_shmempages = 3;
+    }
+    if let Ok(
+        [
+            task_cgroups,
+            css_set_subsys,
+            memory_cgrp_id,
+            css_cgroup,
+            css_parent,
+            cgroup_kn,
+            kernfs_node_id,
+            memcg_css,
+            memcg_memory,
+            page_counter_usage,
+            page_counter_max,
+        ],
+    ) = memcg()
+    {
+        off.task_cgroups = task_cgroups;
+        off.css_set_subsys = css_set_subsys;
+        off.memory_cgrp_id = memory_cgrp_id;
+        off.css_cgroup = css_cgroup;
+        off.css_parent = css_parent;
+        off.cgroup_kn = cgroup_kn;
+        off.kernfs_node_id = kernfs_node_id;
+        off.memcg_css = memcg_css;
+        off.memcg_memory = memcg_memory;
+        off.page_counter_usage = page_counter_usage;
+        off.page_counter_max = page_counter_max;
+    }
+    off
+}
+
+/// The value of `member` in the enum named `name`.
+fn enum_value(btf: &Btf, name: &str, member: &str) -> Result<u32> {
+    btf.resolve_types_by_name(name)
+        .with_context(|| format!("kernel BTF has no type {name}"))?
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Enum(e) => e
+                .members
+                .iter()
+                .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == member))
+                .map(|m| m.val()),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("kernel BTF: no {member} in enum {name}"))
 }
 
 fn named_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct> {
@@ -101,5 +201,11 @@ mod tests {
         assert!(off.task_pid > 0 && (off.task_pid as usize) < task.size());
         assert_eq!(off.task_tgid, off.task_pid + 4, "pid and tgid are adjacent");
         assert_ne!(off.signal_flags, off.signal_group_exit_code);
+        // This kernel has memory cgroups (v1 or v2) and percpu rss counters.
+        assert_ne!(off.task_cgroups, OFFSET_UNKNOWN);
+        assert_ne!(off.mm_rss_stat, OFFSET_UNKNOWN);
+        assert!(off.rss_stat_stride >= 8, "{}", off.rss_stat_stride);
+        assert!(off.memory_cgrp_id > 0 && off.memory_cgrp_id < 16);
+        assert_ne!(off.page_counter_usage, off.page_counter_max);
     }
 }

@@ -32,6 +32,8 @@ const TRACEPOINTS: &[(&str, &str)] = &[
     ("sched_process_exit", "sched_process_exit"),
     ("sched_process_fork", "sched_process_fork"),
     ("sched_process_exec", "sched_process_exec"),
+    // oom:mark_victim (Linux 4.7+): the OOM killer's victims.
+    ("mark_victim", "mark_victim"),
 ];
 
 /// The uprobe program for Go runtime entry points.

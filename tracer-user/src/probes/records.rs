@@ -3,7 +3,7 @@
 
 use tracer_common::{CxxRecord, ModuleRecord, RustPanicMessageRecord, RustPanicRecord};
 use tracer_common::{
-    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, GoroutineRecord, Header,
+    EventKind, ExecRecord, ExitRecord, ForkRecord, GoRecord, GoroutineRecord, Header, OomRecord,
     STACK_SNAPSHOT_BYTES, SignalGenerateRecord, SignalRecord, StackRecord,
 };
 
@@ -15,6 +15,7 @@ pub enum KernelRecord {
     Exec(Box<ExecRecord>),
     Go(Box<GoRecord>),
     Goroutine(Box<GoroutineRecord>),
+    Oom(Box<OomRecord>),
     Stack(StackSnapshot),
     Module(Box<ModuleRecord>),
     Cxx(Box<CxxRecord>),
@@ -33,6 +34,7 @@ impl KernelRecord {
             Self::Exec(r) => &r.header,
             Self::Go(r) => &r.header,
             Self::Goroutine(r) => &r.header,
+            Self::Oom(r) => &r.header,
             Self::Stack(r) => &r.header,
             Self::Module(r) => &r.header,
             Self::Cxx(r) => &r.header,
@@ -94,6 +96,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
         EventKind::Exec => KernelRecord::Exec(Box::new(read(bytes, kind)?)),
         EventKind::Go => KernelRecord::Go(Box::new(read(bytes, kind)?)),
         EventKind::Goroutine => KernelRecord::Goroutine(Box::new(read(bytes, kind)?)),
+        EventKind::Oom => KernelRecord::Oom(Box::new(read(bytes, kind)?)),
         EventKind::Module => KernelRecord::Module(Box::new(read(bytes, kind)?)),
         EventKind::Cxx => KernelRecord::Cxx(Box::new(read(bytes, kind)?)),
         EventKind::RustPanic => KernelRecord::RustPanic(Box::new(read(bytes, kind)?)),
@@ -136,12 +139,13 @@ pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
 
 /// The `comm` bytes up to the first NUL, lossily as UTF-8.
 pub fn comm(header: &Header) -> String {
-    let end = header
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(header.comm.len());
-    String::from_utf8_lossy(&header.comm[..end]).into_owned()
+    comm_bytes(&header.comm)
+}
+
+/// A task's `comm` up to the first NUL, lossily as UTF-8.
+pub fn comm_bytes(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
 #[cfg(test)]
