@@ -74,6 +74,13 @@ pub(crate) static EXEC_ALL: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub(crate) static TRACED: HashMap<u32, TracedProcess> = HashMap::with_max_entries(16384, 0);
 
+/// Traced processes that exited lately (tgid → exit time): the OOM killer
+/// sends SIGKILL before it announces its victim (`mark_victim`), and a
+/// victim can be gone by then when the killing task was preempted between
+/// the two.
+#[map]
+pub(crate) static RECENT_EXITS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
+
 /// Userspace resizes this at load time (`--ring-buffer-size`).
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);

@@ -11,11 +11,13 @@
 use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::btf_tracepoint, programs::BtfTracePointContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use tracer_common::{COMM_LEN, EventKind, OFFSET_UNKNOWN, OOM_MEMCG_LEVELS, OomMemcg, OomRecord};
 
-use crate::maps::EVENTS;
+use crate::maps::{EVENTS, RECENT_EXITS};
 use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
 
 #[btf_tracepoint(function = "mark_victim")]
@@ -31,8 +33,17 @@ fn try_mark_victim(ctx: &BtfTracePointContext) {
     let Some(tgid) = read_kernel::<u32>(task, off.task_tgid) else {
         return;
     };
+    // Traced, or exited a moment ago (it died of the SIGKILL before the
+    // kernel got to announce it: see RECENT_EXITS).
+    const LATE_NS: u64 = 1_000_000_000;
     if is_traced(tgid).is_none() {
-        return;
+        // SAFETY: the value is copied out at once.
+        let exited = unsafe { RECENT_EXITS.get(&tgid) }.copied();
+        // SAFETY: a helper without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        if exited.is_none_or(|t| now.saturating_sub(t) > LATE_NS) {
+            return;
+        }
     }
     let tid = read_kernel::<u32>(task, off.task_pid).unwrap_or(tgid);
     let Some(mut entry) = EVENTS.reserve::<OomRecord>(0) else {

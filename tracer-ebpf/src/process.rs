@@ -5,7 +5,7 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
     macros::btf_tracepoint,
@@ -63,8 +63,9 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
         read_kernel(task, off.task_exit_code).unwrap_or(0)
     };
     crate::go::dump_summary(tgid);
-    // The pid may be reused: forget it now.
+    // The pid may be reused: forget it now (but for a late OOM report).
     let _ = TRACED.remove(&tgid);
+    remember_exit(tgid);
     let _ = crate::maps::GO_PROCESSES.remove(&tgid);
 
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
@@ -79,6 +80,14 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
         addr_of_mut!((*rec)._pad).write(0);
     }
     entry.submit(0);
+}
+
+/// Out of line: sched_process_exit's own stack is near the 512-byte limit.
+#[inline(never)]
+fn remember_exit(tgid: u32) {
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let _ = crate::maps::RECENT_EXITS.insert(&tgid, &now, 0);
 }
 
 /// `pt_regs.orig_ax` and `.di` on x86_64: the syscall number and its first

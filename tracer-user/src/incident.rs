@@ -269,6 +269,11 @@ impl Correlator {
         }
     }
 
+    /// Whether the OOM killer's record for `pid` is in.
+    pub fn oom_known(&self, pid: u32) -> bool {
+        self.ooms.contains_key(&pid)
+    }
+
     /// The process `pid` exited (`record`): its open stories become incidents.
     fn close_process(&mut self, pid: u32, record: &Record, exit: ExitStatus) -> Vec<Record> {
         self.goexits.retain(|(p, _), _| *p != pid);

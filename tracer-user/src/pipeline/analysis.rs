@@ -25,6 +25,11 @@ use crate::{
 /// and rate-limit counts are looked at.
 const TICK: Duration = Duration::from_millis(50);
 
+/// How long an exit by SIGKILL waits for the OOM record that may come
+/// after it: the OOM killer sends SIGKILL first and announces its victim
+/// (`mark_victim`) after, from a task that can be preempted in between.
+const OOM_RECORD_WAIT: Duration = Duration::from_millis(250);
+
 pub struct Analysis {
     procs: Procs,
     stacks: Stacks,
@@ -34,6 +39,9 @@ pub struct Analysis {
     correlator: Correlator,
     /// Memory cgroup ids → paths, for OOM kills.
     memcgs: crate::record::CgroupPaths,
+    /// Exits by SIGKILL held back until their OOM record (if any) is in,
+    /// with when they are released anyway.
+    held_kills: Vec<(Instant, tracer_common::ExitRecord)>,
     clock: Clock,
     redactor: Redactor,
     rate: RateLimit,
@@ -58,6 +66,7 @@ impl Analysis {
             rust: rust::Panics::default(),
             correlator: Correlator::default(),
             memcgs: crate::record::CgroupPaths::memory(),
+            held_kills: Vec::new(),
             clock: Clock::new(),
             redactor,
             rate: RateLimit::default(),
@@ -117,6 +126,9 @@ impl Analysis {
                 for r in self.rust.release_all() {
                     self.emit(r);
                 }
+                for (_, exit) in std::mem::take(&mut self.held_kills) {
+                    self.on_exit(&exit);
+                }
                 self.tick();
                 let mut summary = std::mem::take(&mut self.summary);
                 summary.crash_stacks = self.signals.crash_stacks;
@@ -131,6 +143,15 @@ impl Analysis {
     }
 
     fn on_record(&mut self, rec: KernelRecord) {
+        // A held exit goes before anything else of its pid (a reused pid's
+        // new process), but for the OOM record it waits for.
+        if !self.held_kills.is_empty() && !matches!(rec, KernelRecord::Oom(_)) {
+            let pid = match &rec {
+                KernelRecord::SignalGenerate(r) => r.target_pid,
+                other => other.header().pid,
+            };
+            self.release_held_exit(pid);
+        }
         // Whatever else a process does next comes after its panic's message.
         if self.rust.has_pending()
             && let Some(pid) = match &rec {
@@ -163,7 +184,15 @@ impl Analysis {
                 self.signals.on_generate(&r);
                 None
             }
-            KernelRecord::Exit(r) => self.on_exit(&r),
+            KernelRecord::Exit(r) => {
+                const SIGKILL: u32 = 9;
+                if r.status & 0x7f == SIGKILL && !self.correlator.oom_known(r.header.pid) {
+                    self.held_kills.push((Instant::now() + OOM_RECORD_WAIT, r));
+                    None
+                } else {
+                    self.on_exit(&r)
+                }
+            }
             KernelRecord::Go(r) => match self.go.on_record(&r, &mut self.procs, clock) {
                 Ok(rec) => rec,
                 Err(reason) => {
@@ -177,7 +206,11 @@ impl Analysis {
             }
             KernelRecord::Oom(r) => {
                 let exe = self.procs.image(r.header.pid).and_then(|i| i.exe.clone());
-                Some(crate::oom::record(&r, &mut self.memcgs, clock, exe))
+                let record = crate::oom::record(&r, &mut self.memcgs, clock, exe);
+                self.emit(record);
+                // Its victim may have died of the SIGKILL already.
+                self.release_held_exit(r.header.pid);
+                None
             }
             KernelRecord::Cxx(c) => cxx::on_record(
                 &c,
@@ -266,8 +299,24 @@ impl Analysis {
         self.emit(record);
     }
 
+    fn release_held_exit(&mut self, pid: u32) {
+        if let Some(i) = self
+            .held_kills
+            .iter()
+            .position(|(_, r)| r.header.pid == pid)
+        {
+            let (_, exit) = self.held_kills.remove(i);
+            self.on_exit(&exit);
+        }
+    }
+
     /// Held-back records that waited long enough, rate-limit counts, gauges.
     fn tick(&mut self) {
+        let now = Instant::now();
+        while let Some(i) = self.held_kills.iter().position(|(until, _)| *until <= now) {
+            let (_, exit) = self.held_kills.remove(i);
+            self.on_exit(&exit);
+        }
         for r in self.rust.release_overdue() {
             self.emit(r);
         }
