@@ -40,6 +40,38 @@ pub struct Config {
     #[serde(default)]
     pub output: Vec<Output>,
     pub metrics: Option<Metrics>,
+    #[serde(default)]
+    pub crashloop: CrashLoopConfig,
+}
+
+/// `[crashloop]`: a `crashloop` record (and the metric
+/// `crashtrace_crashloops_total{program=…}`) when one executable, or one
+/// cgroup for processes without a known executable, dies `deaths` times
+/// within `within_seconds` — restarts a supervisor hides. `deaths = 0`
+/// turns it off.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CrashLoopConfig {
+    #[serde(default = "default_crashloop_deaths")]
+    pub deaths: u32,
+    #[serde(default = "default_crashloop_seconds")]
+    pub within_seconds: u64,
+}
+
+fn default_crashloop_deaths() -> u32 {
+    5
+}
+fn default_crashloop_seconds() -> u64 {
+    60
+}
+
+impl Default for CrashLoopConfig {
+    fn default() -> Self {
+        Self {
+            deaths: default_crashloop_deaths(),
+            within_seconds: default_crashloop_seconds(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -343,6 +375,12 @@ impl Config {
             max_watched_files: self.limits.max_watched_files,
             max_records_per_sec: (self.limits.max_records_per_sec > 0)
                 .then_some(self.limits.max_records_per_sec),
+            crashloop: (self.crashloop.deaths > 1 && self.crashloop.within_seconds > 0).then(
+                || crate::crashloop::Rule {
+                    deaths: self.crashloop.deaths,
+                    window: Duration::from_secs(self.crashloop.within_seconds),
+                },
+            ),
         }
     }
 }
@@ -544,6 +582,13 @@ mod tests {
         let text = include_str!("../../packaging/crashtrace.toml");
         let c: Config = toml::from_str(text).unwrap();
         c.check().unwrap();
+        assert_eq!(
+            c.crashloop,
+            CrashLoopConfig {
+                deaths: 5,
+                within_seconds: 60
+            }
+        );
         let k8s = include_str!("../../packaging/daemonset.yaml");
         let embedded: String = k8s
             .split("crashtrace.toml: |\n")

@@ -939,6 +939,7 @@ mod tests {
                 registers: Registers::from(&zero),
                 frames: vec![],
                 frames_truncated: false,
+                truncated_by: None,
             })),
         )
     }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod crashloop;
 pub mod daemon;
 pub mod diag;
 pub mod export;

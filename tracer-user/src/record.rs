@@ -285,6 +285,8 @@ pub enum Body {
     Goroutines(GoGoroutines),
     /// Extension: the kernel's OOM killer chose this process.
     Oom(OomKill),
+    /// Extension (daemon): a program keeps dying.
+    CrashLoop(crate::crashloop::CrashLoop),
     /// A C++ exception is thrown (or a Rust panic starts).
     Exception(Exception),
     Incident(Box<Incident>),
@@ -310,6 +312,7 @@ impl Body {
             Body::Goexit(_) => "goexit",
             Body::Goroutines(_) => "goroutines",
             Body::Oom(_) => "oom",
+            Body::CrashLoop(_) => "crashloop",
             Body::Exception(_) => "exception",
             Body::Incident(_) => "incident",
             Body::Lost { .. } => "lost",
@@ -331,7 +334,8 @@ impl Body {
             | Body::Exit { .. }
             | Body::Lost { .. }
             | Body::Goroutines(_)
-            | Body::Oom(_) => &[],
+            | Body::Oom(_)
+            | Body::CrashLoop(_) => &[],
         }
     }
 
@@ -566,6 +570,10 @@ pub struct Exception {
     /// Extension: the unwinder stopped before the outermost frame.
     #[serde(default)]
     pub frames_truncated: bool,
+    /// Extension: why the stack is cut short ("the end of the 32 KiB stack
+    /// copy", "no unwind information for 0x…", "the 128-frame limit" …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<String>,
     /// Extension: throws from the same site not recorded since the last
     /// record from it (at most 5 a second per site are kept).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -591,6 +599,10 @@ pub struct SignalEvent {
     /// limit, or a frame-pointer chain that left executable memory).
     #[serde(default)]
     pub frames_truncated: bool,
+    /// Extension: why the stack is cut short ("the end of the 32 KiB stack
+    /// copy", "no unwind information for 0x…", "the 128-frame limit" …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -879,6 +891,7 @@ impl Record {
             "goexit" => Body::Goexit(from_value(v)?),
             "goroutines" => Body::Goroutines(from_value(v)?),
             "oom" => Body::Oom(from_value(v)?),
+            "crashloop" => Body::CrashLoop(from_value(v)?),
             "exception" => Body::Exception(from_value(v)?),
             "incident" => Body::Incident(Box::new(from_value(v)?)),
             "lost" => {
@@ -947,6 +960,7 @@ mod vocabulary {
         "goroutine",
         "goroutines",
         "rate_limit",
+        "crashloop",
         "export",
         "output",
         // runtimes, debug info, reasons, sources, languages, dispositions
@@ -1233,6 +1247,7 @@ mod parse_tests {
             registers: Registers::from(&zero),
             frames: vec![frame("handle")],
             frames_truncated: false,
+            truncated_by: None,
         })));
         let exit = ExitStatus::from_wait_status(11 | 0x80);
         let dump = GoGoroutines {
@@ -1313,6 +1328,7 @@ mod parse_tests {
                 location: None,
                 frames: vec![],
                 frames_truncated: true,
+                truncated_by: Some("the end of the 32 KiB stack copy".into()),
                 suppressed: 3,
                 thread_name: Some("main".into()),
             }),

@@ -22,6 +22,7 @@ pub struct SelectConfig {
     pub exec: Option<ExecSelect>,
     pub max_watched_files: usize,
     pub max_records_per_sec: Option<u32>,
+    pub crashloop: Option<crate::crashloop::Rule>,
 }
 
 /// Files watched, as the kernel keys them, and the paths they were named by.

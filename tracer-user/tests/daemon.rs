@@ -541,3 +541,76 @@ fn daemon_selects_by_cgroup() {
     assert_eq!(inc[0]["cgroup"], format!("/{name}").as_str());
     assert!(!records.iter().any(|r| r["pid"] == outside_pid));
 }
+
+/// `[crashloop]`: a program that dies `deaths` times within the window
+/// (a supervisor restarting it) is reported once as a crash loop: a
+/// `crashloop` record with its pids and crash fingerprints, and the
+/// metric `crashtrace_crashloops_total{program=…}`. A program that died
+/// fewer times is not.
+#[test]
+fn daemon_reports_a_program_in_a_crash_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let looping = bin_dir.join("looping");
+    let once = bin_dir.join("once");
+    for p in [&looping, &once] {
+        std::fs::copy(build_c("null_deref"), p).unwrap();
+    }
+    let port = free_port();
+    let (daemon, events) = start_daemon(
+        &format!(
+            "[select]\nexe = [\"{}/*\"]\n[crashloop]\ndeaths = 3\nwithin_seconds = 60\n\
+             [metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+            bin_dir.display()
+        ),
+        dir.path(),
+    );
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let child = Command::new(&looping)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        pids.push(u64::from(child.id()));
+        let status = KillOnDrop(child).0.wait().unwrap();
+        assert_eq!(status.code(), None, "it dies of SIGSEGV");
+    }
+    let _ = Command::new(&once)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metric = format!(
+        "crashtrace_crashloops_total{{program=\"{}\"}} 1",
+        looping.display()
+    );
+    let mut text = String::new();
+    while !text.contains(&metric) {
+        assert!(Instant::now() < deadline, "no {metric} in {text}");
+        thread::sleep(Duration::from_millis(100));
+        text = http_get(port, "/metrics").unwrap_or_default();
+    }
+    stop(daemon);
+    let records = read_records(&events);
+    let loops = of_type(&records, "crashloop");
+    assert_eq!(loops.len(), 1, "{loops:#?}");
+    let l = loops[0];
+    assert_eq!(l["program"], looping.display().to_string());
+    assert_eq!(l["deaths"], 3);
+    assert_eq!(l["window_seconds"], 60);
+    assert_eq!(l["pids"].as_array().unwrap(), &pids);
+    // The same bug each time: one fingerprint, the incidents'.
+    let fp = of_type(&records, "incident")
+        .iter()
+        .find(|i| i["pid"] == pids[0])
+        .map(|i| i["fingerprint"].clone())
+        .unwrap();
+    assert_eq!(l["fingerprints"], serde_json::json!([fp]));
+    assert!(
+        !text.contains(&format!("program=\"{}\"", once.display())),
+        "{text}"
+    );
+}

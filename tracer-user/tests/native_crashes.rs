@@ -176,6 +176,27 @@ fn stack_overflow_unwinds_the_recursion_and_says_truncated() {
         );
     }
     assert_eq!(sig["frames_truncated"], true);
+    // Why, in words; and the human view ends the stack with it.
+    assert_eq!(sig["truncated_by"], "the end of the 32 KiB stack copy");
+    let out = Command::new(crashtrace_bin())
+        .args(["run", "--"])
+        .arg(&bin)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    let cut: Vec<&str> = human
+        .lines()
+        .skip_while(|l| !l.contains("SIGSEGV (SEGV_MAPERR)"))
+        .skip(1)
+        .skip_while(|l| l.trim_start().starts_with("0x"))
+        .take(1)
+        .collect();
+    assert_eq!(
+        cut,
+        ["    … more frames not recovered: the end of the 32 KiB stack copy"],
+        "{human}"
+    );
 }
 
 /// C++: a thousand caught throws do not flood the trace (rate-limited per

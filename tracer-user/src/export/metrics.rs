@@ -23,6 +23,8 @@ use crate::record::{Body, Record};
 pub struct Metrics {
     records: Mutex<BTreeMap<&'static str, u64>>,
     incidents: Mutex<BTreeMap<&'static str, u64>>,
+    /// Crash loops reported, by program (executable or cgroup).
+    crashloops: Mutex<BTreeMap<String, u64>>,
     lost: AtomicU64,
     pub traced_processes: AtomicU64,
     pub watched_files: AtomicU64,
@@ -41,6 +43,13 @@ impl Metrics {
             Body::Incident(inc) => {
                 if let Ok(mut m) = self.incidents.lock() {
                     *m.entry(inc.outcome.word()).or_default() += 1;
+                }
+            }
+            Body::CrashLoop(c) => {
+                if let Ok(mut m) = self.crashloops.lock()
+                    && (m.len() < 1000 || m.contains_key(&c.program))
+                {
+                    *m.entry(c.program.clone()).or_default() += 1;
                 }
             }
             _ => {}
@@ -82,6 +91,20 @@ impl Metrics {
             for (k, v) in m.iter() {
                 out.push_str(&format!(
                     "crashtrace_incidents_total{{outcome=\"{}\"}} {v}\n",
+                    esc(k)
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "crashtrace_crashloops_total",
+            "counter",
+            "Crash loops reported (a program died N times in M seconds), by program.",
+        );
+        if let Ok(m) = self.crashloops.lock() {
+            for (k, v) in m.iter() {
+                out.push_str(&format!(
+                    "crashtrace_crashloops_total{{program=\"{}\"}} {v}\n",
                     esc(k)
                 ));
             }

@@ -252,6 +252,7 @@ fn event_description(r: &Record) -> Option<String> {
         Body::Goexit(_) => Some("runtime.Goexit called".to_owned()),
         Body::Goroutines(d) => Some(format!("goroutine dump: {} goroutines", d.printed)),
         Body::Oom(o) => Some(o.message()),
+        Body::CrashLoop(c) => Some(c.line()),
         Body::Lost {
             count,
             reason,

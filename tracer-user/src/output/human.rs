@@ -79,7 +79,8 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                 line.push_str(&format!(" [{}]", sig.disposition));
             }
             writeln!(w, "{clock} {who} {}", s.paint(YELLOW, line.trim_end()))?;
-            write_frames(w, &ev.frames, &s)
+            write_frames(w, &ev.frames, &s)?;
+            write_cut(w, ev.frames_truncated, ev.truncated_by.as_deref(), &s)
         }
         Body::Exit { exit } => writeln!(w, "{clock} pid {} {}", opt(r.pid), exit.describe()),
         Body::Panic(p) => {
@@ -142,7 +143,8 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                     .unwrap_or_default()
             );
             writeln!(w, "{clock} {who} {}", s.paint(YELLOW, &line))?;
-            write_frames(w, &e.frames, &s)
+            write_frames(w, &e.frames, &s)?;
+            write_cut(w, e.frames_truncated, e.truncated_by.as_deref(), &s)
         }
         Body::Exception(e) => {
             let mut line = format!(
@@ -157,7 +159,8 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                 line.push_str(&format!(" ({} earlier throws not shown)", e.suppressed));
             }
             writeln!(w, "{clock} {who} {}", s.paint(YELLOW, &line))?;
-            write_frames(w, &e.frames, &s)
+            write_frames(w, &e.frames, &s)?;
+            write_cut(w, e.frames_truncated, e.truncated_by.as_deref(), &s)
         }
         Body::Goexit(g) => {
             writeln!(
@@ -222,6 +225,15 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                 }
             }
             Ok(())
+        }
+        Body::CrashLoop(c) => {
+            let mut line = format!("CRASHLOOP: {}", c.line());
+            if c.fingerprints.len() == 1 {
+                line.push_str(", one crash each time");
+            } else {
+                line.push_str(&format!(", {} different crashes", c.fingerprints.len()));
+            }
+            writeln!(w, "{}", s.paint(RED, &line))
         }
         Body::Oom(oom) => {
             let mut line = format!("OOM killer: {}", oom_detail(oom));
@@ -465,6 +477,19 @@ fn go_shown(frames: &[Frame]) -> Vec<Frame> {
     } else {
         shown
     }
+}
+
+/// The line that ends a stack cut short: the frames above the last one
+/// shown are not known, and why.
+fn write_cut(w: &mut dyn Write, truncated: bool, why: Option<&str>, s: &Style) -> io::Result<()> {
+    if !truncated {
+        return Ok(());
+    }
+    let line = match why {
+        Some(why) => format!("    … more frames not recovered: {why}"),
+        None => "    … more frames not recovered".to_owned(),
+    };
+    writeln!(w, "{}", s.paint(DIM, &line))
 }
 
 fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()> {

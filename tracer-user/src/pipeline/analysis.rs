@@ -42,6 +42,8 @@ pub struct Analysis {
     /// Exits by SIGKILL held back until their OOM record (if any) is in,
     /// with when they are released anyway.
     held_kills: Vec<(Instant, tracer_common::ExitRecord)>,
+    /// Programs dying again and again (the daemon's rule).
+    crashloops: crate::crashloop::CrashLoops,
     clock: Clock,
     redactor: Redactor,
     rate: RateLimit,
@@ -67,6 +69,7 @@ impl Analysis {
             correlator: Correlator::default(),
             memcgs: crate::record::CgroupPaths::memory(),
             held_kills: Vec::new(),
+            crashloops: Default::default(),
             clock: Clock::new(),
             redactor,
             rate: RateLimit::default(),
@@ -122,6 +125,7 @@ impl Analysis {
                 event,
             } => self.emit_lost(count, reason, event),
             Event::RateLimit(limit) => self.rate.limit = limit,
+            Event::CrashLoop(rule) => self.crashloops.set_rule(rule),
             Event::End(process) => {
                 for r in self.rust.release_all() {
                     self.emit(r);
@@ -366,7 +370,11 @@ impl Analysis {
         for incident in incidents {
             self.summary.incidents += 1;
             self.note_latency(&incident);
+            let crashloop = self.crashloops.observe(&incident, &self.clock);
             self.send(incident);
+            if let Some(record) = crashloop {
+                self.send(record);
+            }
         }
     }
 

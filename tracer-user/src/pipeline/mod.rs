@@ -97,6 +97,8 @@ pub enum Event {
         event: &'static str,
     },
     RateLimit(Option<u32>),
+    /// The daemon's crash-loop rule (none: not reported).
+    CrashLoop(Option<crate::crashloop::Rule>),
     End(ProcessStats),
 }
 

@@ -747,6 +747,7 @@ impl ProcessWork {
     fn apply(&mut self, config: SelectConfig) -> Result<usize> {
         self.watched.max = config.max_watched_files;
         self.send(Event::RateLimit(config.max_records_per_sec));
+        self.send(Event::CrashLoop(config.crashloop));
         let wanted = crate::selection::keys_of(&config.executables);
         // Files picked at exec by other selectors are kept while those are.
         for (key, _) in self.watched.list() {

@@ -35,7 +35,7 @@ pub fn on_record(
         correlator.uncaught(pid, r.header.tid);
         return None;
     }
-    let (frames, frames_truncated) = native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
+    let (frames, cut) = native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
     let names: Vec<String> = r
         .types
         .iter()
@@ -81,7 +81,8 @@ pub fn on_record(
             value_type,
             location: None,
             frames,
-            frames_truncated,
+            frames_truncated: cut.is_some(),
+            truncated_by: cut.map(|c| c.to_string()),
             suppressed: r.suppressed,
             thread_name: None,
         }),

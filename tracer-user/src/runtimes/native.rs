@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use tracer_common::{SIGINFO_KERNEL, SIGINFO_NONE, SignalGenerateRecord, SignalRecord};
 
 use super::{Procs, Stacks, kernel_record};
+use crate::unwind::Cut;
 use crate::{
     probes::{kernel::KernelProbes, records},
     record::{Body, Clock, Record, Registers, SignalEvent, SignalInfo},
@@ -121,17 +122,18 @@ impl Signals {
         };
         let started = std::time::Instant::now();
         let had_copy = stacks.contains(pid, r.header.tid);
-        let (stack, walk_truncated) = signal_pcs(r, procs, stacks);
+        let (stack, walk_cut) = signal_pcs(r, procs, stacks);
         procs.ensure_image(pid, &stack);
         let image = procs.image(pid);
-        let (frames, mut frames_truncated) = image
+        let (frames, unmapped) = image
             .map(|i| i.symbolize_stack(&stack))
             .unwrap_or_else(|| (Vec::new(), true));
         if had_copy {
             self.crash_stacks += 1;
             self.crash_stack_time += started.elapsed();
         }
-        frames_truncated |= walk_truncated;
+        let cut = walk_cut.or(unmapped.then_some(Cut::Unmapped));
+        let frames_truncated = cut.is_some();
         Some(kernel_record(
             clock,
             &r.header,
@@ -154,6 +156,7 @@ impl Signals {
                 registers: Registers::from(&r.regs),
                 frames,
                 frames_truncated,
+                truncated_by: cut.map(|c| c.to_string()),
             })),
         ))
     }
@@ -161,25 +164,24 @@ impl Signals {
 
 /// The crashing thread's frames: unwound with CFI from its stack copy
 /// when there is one, else the kernel's frame-pointer walk.
-fn signal_pcs(r: &SignalRecord, procs: &mut Procs, stacks: &mut Stacks) -> (Vec<u64>, bool) {
+fn signal_pcs(r: &SignalRecord, procs: &mut Procs, stacks: &mut Stacks) -> (Vec<u64>, Option<Cut>) {
     let depth = (r.stack_bytes as usize / 8).min(tracer_common::MAX_STACK_DEPTH);
     let fp: Vec<u64> = if depth > 0 {
         r.stack[..depth].to_vec()
     } else {
         vec![r.regs.ip]
     };
-    let fp_truncated = depth == tracer_common::MAX_STACK_DEPTH;
+    let fp_cut = (depth == tracer_common::MAX_STACK_DEPTH)
+        .then_some(Cut::Depth(tracer_common::MAX_STACK_DEPTH));
     let pid = r.header.pid;
     match unwind_copy(procs, stacks, pid, r.header.tid, &r.regs, &fp) {
         // Go code always keeps frame pointers: past the end of the copy
         // (deep recursion), the kernel's walk goes further.
-        Some(u) if u.go_frames > 0 && u.truncated && fp.len() > u.pcs.len() => (fp, fp_truncated),
+        Some(u) if u.go_frames > 0 && u.truncated && fp.len() > u.pcs.len() => (fp, fp_cut),
         // The kernel's walk follows rbp even where it holds data, so
         // its length means nothing once CFI or Go's tables were used.
-        Some(u) if u.cfi_frames > 0 || u.go_frames > 0 || u.pcs.len() >= fp.len() => {
-            (u.pcs, u.truncated)
-        }
-        _ => (fp, fp_truncated),
+        Some(u) if u.cfi_frames > 0 || u.go_frames > 0 || u.pcs.len() >= fp.len() => (u.pcs, u.cut),
+        _ => (fp, fp_cut),
     }
 }
 
@@ -219,12 +221,14 @@ pub fn probe_stack(
     pid: u32,
     tid: u32,
     regs: &tracer_common::Registers,
-) -> (Vec<Frame>, bool) {
-    let (pcs, walk_truncated) = unwind_copy(procs, stacks, pid, tid, regs, &[regs.ip])
-        .map_or((vec![regs.ip], true), |u| (u.pcs, u.truncated));
-    let (frames, truncated) = procs
+) -> (Vec<Frame>, Option<Cut>) {
+    let (pcs, walk_cut) = unwind_copy(procs, stacks, pid, tid, regs, &[regs.ip])
+        .map_or((vec![regs.ip], Some(Cut::CopyEnd { bytes: 0 })), |u| {
+            (u.pcs, u.cut)
+        });
+    let (frames, unmapped) = procs
         .image(pid)
         .map(|i| i.symbolize_stack(&pcs))
         .unwrap_or_else(|| (Vec::new(), true));
-    (frames, truncated || walk_truncated)
+    (frames, walk_cut.or(unmapped.then_some(Cut::Unmapped)))
 }

@@ -73,8 +73,7 @@ impl Panics {
         clock: &Clock,
     ) -> Vec<Record> {
         let pid = r.header.pid;
-        let (frames, frames_truncated) =
-            native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
+        let (frames, cut) = native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
         let image = procs.image(pid);
         // String literals the BPF side could not read (a page never
         // touched): from the binary's file.
@@ -123,7 +122,8 @@ impl Panics {
                 message_unavailable,
                 location,
                 frames,
-                frames_truncated,
+                frames_truncated: cut.is_some(),
+                truncated_by: cut.map(|c| c.to_string()),
                 suppressed: 0,
                 thread_name: Some(rust_thread_name(&r.header, image)),
             }),

@@ -79,11 +79,64 @@ pub struct Unwound {
     /// The walk stopped before the outermost frame (copy too short, no
     /// rule for a pc, depth limit).
     pub truncated: bool,
+    /// Why it stopped there, when it did.
+    pub cut: Option<Cut>,
     /// Frames whose caller came from CFI.
     pub cfi_frames: usize,
     /// Frames whose caller came from Go's pcsp table (the rest from frame
     /// pointers).
     pub go_frames: usize,
+}
+
+/// Why a walk stopped before the outermost frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// As many frames as a record holds.
+    Depth(usize),
+    /// The caller's frame lies above the copied stack bytes.
+    CopyEnd { bytes: usize },
+    /// The stack page the caller's frame is on could not be read.
+    Unreadable,
+    /// No CFI for this pc, and no frame-pointer chain to follow.
+    NoRule { pc: u64 },
+    /// A caller's frame below its callee's: a corrupt stack.
+    Backwards,
+    /// A return address in no mapped file.
+    Unmapped,
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::Depth(n) => write!(f, "the {n}-frame limit"),
+            Cut::CopyEnd { bytes } => {
+                write!(f, "the end of the {} KiB stack copy", bytes / 1024)
+            }
+            Cut::Unreadable => write!(f, "an unreadable stack page"),
+            Cut::NoRule { pc } => write!(f, "no unwind information for {pc:#x}"),
+            Cut::Backwards => write!(f, "a frame below its callee's (corrupt stack?)"),
+            Cut::Unmapped => write!(f, "a return address in no mapped file"),
+        }
+    }
+}
+
+/// Why the walk got no further at `regs`.
+fn why_stuck(regs: &Regs, stack: &StackCopy<'_>) -> Cut {
+    // The frame being left is at sp: unreadable if sp is in the hole; its
+    // caller's part past the copy if sp is within a frame's reach of the
+    // end (frames are rarely larger than a page).
+    const FRAME_REACH: u64 = 4096;
+    let end = stack.sp.saturating_add(stack.data.len() as u64);
+    let hole_end = stack.sp.saturating_add(stack.hole as u64);
+    if stack.hole > 0 && regs.rsp < hole_end {
+        Cut::Unreadable
+    } else if regs.rsp.saturating_add(FRAME_REACH) > end {
+        Cut::CopyEnd {
+            bytes: stack.data.len(),
+        }
+    } else {
+        Cut::NoRule { pc: regs.rip }
+    }
 }
 
 /// What one step learnt: the caller's registers, or that this frame is the
@@ -153,7 +206,10 @@ pub fn walk<M: UnwindInfo>(
         };
         match step {
             Step::Outermost => return out,
-            Step::Stuck => break,
+            Step::Stuck => {
+                out.cut = Some(why_stuck(&regs, stack));
+                break;
+            }
             Step::Caller(caller) => {
                 // Each caller's frame is above its callee's; a return
                 // address 0 ends the chain.
@@ -161,6 +217,7 @@ pub fn walk<M: UnwindInfo>(
                     return out;
                 }
                 if caller.rsp <= regs.rsp {
+                    out.cut = Some(Cut::Backwards);
                     break;
                 }
                 regs = caller;
@@ -168,6 +225,7 @@ pub fn walk<M: UnwindInfo>(
         }
     }
     out.truncated = true;
+    out.cut.get_or_insert(Cut::Depth(max));
     out
 }
 
@@ -238,6 +296,39 @@ mod tests {
         );
         assert_eq!(s.read(0x1019), None);
         assert_eq!(s.read(0xfff), None);
+    }
+
+    #[test]
+    fn a_cut_stack_says_why() {
+        let data = vec![0u8; 32 * 1024];
+        let regs = |rsp: u64| Regs {
+            rip: 0x401000,
+            rsp,
+            rbp: 0,
+            rbx: 0,
+            r12_15: [0; 4],
+        };
+        let copy = |hole: usize| StackCopy {
+            sp: 0x10000,
+            hole,
+            data: &data,
+        };
+        assert_eq!(
+            why_stuck(&regs(0x10000 + 31 * 1024), &copy(0)),
+            Cut::CopyEnd { bytes: 32 * 1024 }
+        );
+        assert_eq!(
+            why_stuck(&regs(0x10000 + 1024), &copy(0)),
+            Cut::NoRule { pc: 0x401000 }
+        );
+        assert_eq!(
+            why_stuck(&regs(0x10000 + 1024), &copy(4096)),
+            Cut::Unreadable
+        );
+        assert_eq!(
+            Cut::CopyEnd { bytes: 32 * 1024 }.to_string(),
+            "the end of the 32 KiB stack copy"
+        );
     }
 
     /// A module whose code is all Go: frame sizes by pc.
