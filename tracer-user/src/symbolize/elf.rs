@@ -536,6 +536,15 @@ impl ElfModule {
                 last.function = Some(qualified.into_owned());
             }
         }
+        if !self.is_go {
+            for l in &mut out {
+                if let Some(file) = &mut l.file
+                    && let Some(named) = gdb_file_name(file)
+                {
+                    *file = named.to_owned();
+                }
+            }
+        }
         // No DWARF for this address (or its function has no name in DWARF):
         // the symbol tables still name the physical function.
         let physical_unnamed = out.last().is_none_or(|l| l.function.is_none());
@@ -830,4 +839,45 @@ fn separate_debug_file(obj: &object::File<'_>, binary: &Path) -> Option<std::pat
         return candidates.into_iter().find(|p| p.is_file() && p != binary);
     }
     None
+}
+
+/// A source file as gdb names it, where that differs from addr2line's
+/// join of the unit's directory and the line table's name. Debian builds
+/// with relative, prefix-mapped compilation directories ("./nptl") and
+/// names relative to the source root ("./nptl/pthread_create.c",
+/// "../sysdeps/…/clone3.S"): gdb shows the line table's name for a file
+/// of the unit's own directory, addr2line prefixes the directory again
+/// ("./nptl/./nptl/pthread_create.c", "./misc/../sysdeps/…").
+fn gdb_file_name(joined: &str) -> Option<&str> {
+    let rest = joined.strip_prefix("./")?;
+    let (dir, name) = rest.split_once('/')?;
+    (!dir.is_empty()
+        && !dir.starts_with('.')
+        && (name.starts_with("./") || name.starts_with("../")))
+    .then_some(name)
+}
+
+#[cfg(test)]
+mod gdb_file_name_tests {
+    use super::gdb_file_name;
+
+    #[test]
+    fn relative_unit_directories_are_not_repeated() {
+        assert_eq!(
+            gdb_file_name("./nptl/./nptl/pthread_create.c"),
+            Some("./nptl/pthread_create.c")
+        );
+        assert_eq!(
+            gdb_file_name("./misc/../sysdeps/unix/sysv/linux/x86_64/clone3.S"),
+            Some("../sysdeps/unix/sysv/linux/x86_64/clone3.S")
+        );
+        // Already as gdb prints them.
+        assert_eq!(
+            gdb_file_name("./csu/../sysdeps/nptl/libc_start_call_main.h").is_some(),
+            true
+        );
+        assert_eq!(gdb_file_name("/work/src/main.c"), None);
+        assert_eq!(gdb_file_name("./nptl/pthread_create.c"), None);
+        assert_eq!(gdb_file_name("src/./main.c"), None);
+    }
 }
