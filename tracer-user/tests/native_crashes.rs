@@ -698,3 +698,49 @@ fn standard_exception_messages_equal_libstdcxx_what() {
         assert_eq!(incident["cause"]["type"], "exception");
     }
 }
+
+/// A crash inside a signal handler: the stack goes on through the kernel's
+/// signal frame (`<signal handler called>`, as gdb shows it) to the code
+/// the signal interrupted, and equals gdb's `bt` frame for frame.
+#[test]
+fn a_crash_in_a_signal_handler_unwinds_through_the_signal_frame_like_gdb() {
+    for flags in [&["-O0"][..], &["-O2", "-fomit-frame-pointer"][..]] {
+        let bin = build_c_flags("handler_crash", flags);
+        let ctx = format!("handler_crash {flags:?}");
+        let t = run_traced(&bin, &["fault"]);
+        assert_eq!(shell_status(&t.output), 139, "{ctx}");
+        let fault = t
+            .of_type("signal")
+            .into_iter()
+            .find(|s| s["signal"]["code"] == "SEGV_MAPERR")
+            .unwrap_or_else(|| panic!("{ctx}: no fault"));
+        let ours: Vec<GdbFrame> = fault["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frame_key)
+            .collect();
+        let gdb = gdb_frames_passing(&bin, &["fault"], &["SIGUSR1"]);
+        let tramp = gdb
+            .iter()
+            .position(|f| f.function == "<signal handler called>")
+            .unwrap_or_else(|| panic!("{ctx}: gdb: {gdb:#?}"));
+        assert!(gdb.len() > tramp + 3, "{ctx}: gdb: {gdb:#?}");
+        assert!(
+            ours.len() >= gdb.len(),
+            "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
+        );
+        for (o, g) in ours.iter().zip(&gdb) {
+            assert_eq!(
+                (&o.function, o.line, &o.file),
+                (&g.function, g.line, &g.file),
+                "{ctx}: ours {ours:#?}\ngdb {gdb:#?}"
+            );
+        }
+        assert!(
+            gdb.iter().any(|f| f.function == "work") && gdb[0].function == "on_usr1",
+            "{ctx}: {gdb:#?}"
+        );
+        assert_eq!(fault["frames_truncated"], false, "{ctx}");
+    }
+}

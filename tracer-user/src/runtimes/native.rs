@@ -122,11 +122,11 @@ impl Signals {
         };
         let started = std::time::Instant::now();
         let had_copy = stacks.contains(pid, r.header.tid);
-        let (stack, walk_cut) = signal_pcs(r, procs, stacks);
+        let (stack, signal_frames, walk_cut) = signal_pcs(r, procs, stacks);
         procs.ensure_image(pid, &stack);
         let image = procs.image(pid);
         let (frames, unmapped) = image
-            .map(|i| i.symbolize_stack(&stack))
+            .map(|i| i.symbolize_unwound(&stack, &signal_frames))
             .unwrap_or_else(|| (Vec::new(), true));
         if had_copy {
             self.crash_stacks += 1;
@@ -164,7 +164,13 @@ impl Signals {
 
 /// The crashing thread's frames: unwound with CFI from its stack copy
 /// when there is one, else the kernel's frame-pointer walk.
-fn signal_pcs(r: &SignalRecord, procs: &mut Procs, stacks: &mut Stacks) -> (Vec<u64>, Option<Cut>) {
+/// The pcs, which of them are signal trampolines, and why the walk
+/// stopped short.
+fn signal_pcs(
+    r: &SignalRecord,
+    procs: &mut Procs,
+    stacks: &mut Stacks,
+) -> (Vec<u64>, Vec<usize>, Option<Cut>) {
     let depth = (r.stack_bytes as usize / 8).min(tracer_common::MAX_STACK_DEPTH);
     let fp: Vec<u64> = if depth > 0 {
         r.stack[..depth].to_vec()
@@ -177,11 +183,15 @@ fn signal_pcs(r: &SignalRecord, procs: &mut Procs, stacks: &mut Stacks) -> (Vec<
     match unwind_copy(procs, stacks, pid, r.header.tid, &r.regs, &fp) {
         // Go code always keeps frame pointers: past the end of the copy
         // (deep recursion), the kernel's walk goes further.
-        Some(u) if u.go_frames > 0 && u.truncated && fp.len() > u.pcs.len() => (fp, fp_cut),
+        Some(u) if u.go_frames > 0 && u.truncated && fp.len() > u.pcs.len() => {
+            (fp, Vec::new(), fp_cut)
+        }
         // The kernel's walk follows rbp even where it holds data, so
         // its length means nothing once CFI or Go's tables were used.
-        Some(u) if u.cfi_frames > 0 || u.go_frames > 0 || u.pcs.len() >= fp.len() => (u.pcs, u.cut),
-        _ => (fp, fp_cut),
+        Some(u) if u.cfi_frames > 0 || u.go_frames > 0 || u.pcs.len() >= fp.len() => {
+            (u.pcs, u.signal_frames, u.cut)
+        }
+        _ => (fp, Vec::new(), fp_cut),
     }
 }
 
@@ -222,13 +232,14 @@ pub fn probe_stack(
     tid: u32,
     regs: &tracer_common::Registers,
 ) -> (Vec<Frame>, Option<Cut>) {
-    let (pcs, walk_cut) = unwind_copy(procs, stacks, pid, tid, regs, &[regs.ip])
-        .map_or((vec![regs.ip], Some(Cut::CopyEnd { bytes: 0 })), |u| {
-            (u.pcs, u.cut)
-        });
+    let (pcs, signal_frames, walk_cut) = unwind_copy(procs, stacks, pid, tid, regs, &[regs.ip])
+        .map_or(
+            (vec![regs.ip], Vec::new(), Some(Cut::CopyEnd { bytes: 0 })),
+            |u| (u.pcs, u.signal_frames, u.cut),
+        );
     let (frames, unmapped) = procs
         .image(pid)
-        .map(|i| i.symbolize_stack(&pcs))
+        .map(|i| i.symbolize_unwound(&pcs, &signal_frames))
         .unwrap_or_else(|| (Vec::new(), true));
     (frames, walk_cut.or(unmapped.then_some(Cut::Unmapped)))
 }

@@ -463,7 +463,7 @@ impl ElfModule {
     /// one is the physical function. Empty when nothing is known.
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
         let probe = match kind {
-            PcKind::Exact => vaddr,
+            PcKind::Exact | PcKind::SigReturn => vaddr,
             PcKind::ReturnAddress | PcKind::TailCall | PcKind::Wrapper => vaddr.saturating_sub(1),
         };
         // Go code: Go's own table, the runtime's truth (DWARF of cgo's
@@ -587,6 +587,20 @@ impl ElfModule {
 impl crate::unwind::UnwindInfo for ElfModule {
     fn cfi(&self) -> Option<&crate::unwind::cfi::Cfi> {
         ElfModule::cfi(self)
+    }
+
+    fn is_sigreturn(&self, vaddr: u64) -> bool {
+        // x86-64 Linux's signal return trampoline (glibc's __restore_rt, a
+        // local symbol gone from stripped libraries): `mov $15, %rax;
+        // syscall` — gdb recognises it by these bytes too.
+        const RT_SIGRETURN: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0, 0, 0, 0x0f, 0x05];
+        self.segments
+            .iter()
+            .filter(|s| s.exec)
+            .find_map(|s| s.offset_of(vaddr, RT_SIGRETURN.len() as u64))
+            .and_then(|off| usize::try_from(off).ok())
+            .and_then(|off| self.map.get(off..off.checked_add(RT_SIGRETURN.len())?))
+            .is_some_and(|code| code == RT_SIGRETURN)
     }
 
     fn go_frame(&self, vaddr: u64) -> Option<crate::unwind::GoFrame> {

@@ -38,7 +38,13 @@ pub enum PcKind {
     /// (`go f(x)`'s gowrap, ABI wrappers): only the frames inlined into it
     /// are shown.
     Wrapper,
+    /// The signal return trampoline a handler returns to: shown as gdb
+    /// shows it, `<signal handler called>`.
+    SigReturn,
 }
+
+/// The name of a signal trampoline's frame, as gdb prints it.
+pub const SIGNAL_HANDLER_CALLED: &str = "<signal handler called>";
 
 /// Which source answered for a binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -271,16 +271,27 @@ impl ProcessImage {
     /// address outside executable memory: what a frame-pointer walk found
     /// past code without frame pointers is noise, not frames.
     pub fn symbolize_stack(&self, stack: &[u64]) -> (Vec<Frame>, bool) {
+        self.symbolize_unwound(stack, &[])
+    }
+
+    /// As [`Self::symbolize_stack`], with the indexes of signal return
+    /// trampolines in `stack` (the unwinder's `signal_frames`): each is
+    /// gdb's `<signal handler called>`, and the pc after it, where the
+    /// signal interrupted the thread, is exact.
+    pub fn symbolize_unwound(&self, stack: &[u64], signal_frames: &[usize]) -> (Vec<Frame>, bool) {
         let mut pcs: Vec<(u64, PcKind)> = Vec::with_capacity(stack.len());
         for (i, &pc) in stack.iter().enumerate() {
-            let kind = if i == 0 {
+            let kind = if signal_frames.contains(&i) {
+                PcKind::SigReturn
+            } else if i == 0 || (i > 0 && signal_frames.contains(&(i - 1))) {
                 PcKind::Exact
             } else {
                 PcKind::ReturnAddress
             };
-            if i > 0 {
+            if i > 0 && kind == PcKind::ReturnAddress {
+                let callee_exact = i == 1 || (i >= 2 && signal_frames.contains(&(i - 2)));
                 pcs.extend(
-                    self.tail_calls(stack[i - 1], i - 1 == 0, pc)
+                    self.tail_calls(stack[i - 1], callee_exact, pc)
                         .into_iter()
                         .map(|p| (p, PcKind::TailCall)),
                 );
@@ -355,6 +366,14 @@ impl ProcessImage {
             out.push(f);
             return;
         };
+        if kind == PcKind::SigReturn {
+            out.push(Frame {
+                function: Some(super::SIGNAL_HANDLER_CALLED.to_owned()),
+                file_offset: Some(format!("{file_offset:#x}")),
+                ..unknown(hex, module_name)
+            });
+            return;
+        }
         let wrapper = kind == PcKind::Wrapper;
         let kind = if wrapper { PcKind::ReturnAddress } else { kind };
         let mut locations = module

@@ -83,6 +83,11 @@ pub struct Unwound {
     pub cut: Option<Cut>,
     /// Frames whose caller came from CFI.
     pub cfi_frames: usize,
+    /// Indexes in `pcs` of signal return trampolines: the handler above
+    /// returns there; the pc after it is where the signal interrupted the
+    /// thread (exact, not a return address), from the kernel's signal
+    /// frame (gdb's `<signal handler called>`).
+    pub signal_frames: Vec<usize>,
     /// Frames whose caller came from Go's pcsp table (the rest from frame
     /// pointers).
     pub go_frames: usize,
@@ -153,6 +158,11 @@ enum Step {
 /// (`symbolize::ElfModule` has them; the unwinder knows nothing else of it.)
 pub trait UnwindInfo {
     fn cfi(&self) -> Option<&cfi::Cfi>;
+    /// Whether `vaddr` is the signal return trampoline a handler returns
+    /// to (the kernel's signal frame is on the stack above it).
+    fn is_sigreturn(&self, _vaddr: u64) -> bool {
+        false
+    }
     /// The Go function frame at `vaddr`, when it is Go code.
     fn go_frame(&self, vaddr: u64) -> Option<GoFrame>;
 }
@@ -183,13 +193,26 @@ pub fn walk<M: UnwindInfo>(
         // Go code: looked up at the pc itself, return addresses included,
         // as the runtime's traceback does (Go never ends a function with a
         // call, and the frame above sigpanic is at the faulting pc).
-        let go = module_at(regs.rip).and_then(|(module, vaddr)| module.go_frame(vaddr));
-        let step = if let Some(frame) = go {
+        let at_pc = module_at(regs.rip);
+        let go = at_pc
+            .as_ref()
+            .and_then(|(module, vaddr)| module.go_frame(*vaddr));
+        let sigreturn = depth > 0
+            && go.is_none()
+            && at_pc
+                .as_ref()
+                .is_some_and(|(module, vaddr)| module.is_sigreturn(*vaddr));
+        let step = if sigreturn {
+            out.signal_frames.push(out.pcs.len() - 1);
+            signal_frame_step(&regs, stack)
+        } else if let Some(frame) = go {
             out.go_frames += 1;
             go_step(frame, &regs, stack)
         } else {
             // A return address points after the call: look up the call itself.
-            let lookup = if depth == 0 {
+            // The pc a signal interrupted (after a signal frame) is exact.
+            let exact = depth == 0 || out.signal_frames.last() == Some(&(depth - 1));
+            let lookup = if exact {
                 regs.rip
             } else {
                 regs.rip.wrapping_sub(1)
@@ -254,6 +277,31 @@ fn go_step(frame: GoFrame, regs: &Regs, stack: &StackCopy<'_>) -> Step {
         rsp: ra_at.wrapping_add(8),
         rbp,
         ..*regs
+    })
+}
+
+/// Out of a signal handler: at the trampoline it returns to, sp is the
+/// kernel's `ucontext` (x86-64 `rt_sigframe` after its return address);
+/// its `uc_mcontext` holds the interrupted thread's registers.
+fn signal_frame_step(regs: &Regs, stack: &StackCopy<'_>) -> Step {
+    // offsetof(struct ucontext, uc_mcontext), then struct sigcontext's
+    // r12…r15, rbp, rbx, rsp, rip.
+    const MCONTEXT: u64 = 40;
+    let sc = regs.rsp.wrapping_add(MCONTEXT);
+    let reg = |off: u64| stack.read(sc.wrapping_add(off));
+    let (Some(rip), Some(rsp), Some(rbp), Some(rbx)) = (reg(128), reg(120), reg(80), reg(88))
+    else {
+        return Step::Stuck;
+    };
+    let (Some(r12), Some(r13), Some(r14), Some(r15)) = (reg(32), reg(40), reg(48), reg(56)) else {
+        return Step::Stuck;
+    };
+    Step::Caller(Regs {
+        rip,
+        rsp,
+        rbp,
+        rbx,
+        r12_15: [r12, r13, r14, r15],
     })
 }
 

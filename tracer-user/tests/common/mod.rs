@@ -303,20 +303,32 @@ pub fn gdb_frames(program: &Path) -> Vec<GdbFrame> {
 }
 
 pub fn gdb_frames_args(program: &Path, args: &[&str]) -> Vec<GdbFrame> {
+    gdb_frames_passing(program, args, &[])
+}
+
+/// As [`gdb_frames_args`], with gdb passing `signals` to the program
+/// without stopping (a handler's own signal, before the crash in it).
+pub fn gdb_frames_passing(program: &Path, args: &[&str], signals: &[&str]) -> Vec<GdbFrame> {
     const SCRIPT: &str = r#"python
 f = gdb.newest_frame()
 while f is not None:
     sal = f.find_sal()
     fn = sal.symtab.filename if sal.symtab else ''
-    print('FRAME|%d|%s|%s|%d' % (int(f.type() == gdb.TAILCALL_FRAME), f.name() or '??', fn, sal.line))
+    name = '<signal handler called>' if f.type() == gdb.SIGTRAMP_FRAME else (f.name() or '??')
+    print('FRAME|%d|%s|%s|%d' % (int(f.type() == gdb.TAILCALL_FRAME), name, fn, sal.line))
     f = f.older()
 end
 "#;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("frames.gdb");
     fs::write(&script, SCRIPT).unwrap();
-    let out = Command::new("gdb")
-        .args(["-batch", "-nx", "-ex", "run", "-x"])
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-batch", "-nx"]);
+    for sig in signals {
+        gdb.args(["-ex", &format!("handle {sig} nostop noprint pass")]);
+    }
+    let out = gdb
+        .args(["-ex", "run", "-x"])
         .arg(&script)
         .arg("--args")
         .arg(program)
