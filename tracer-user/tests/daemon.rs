@@ -566,6 +566,13 @@ fn daemon_reports_a_program_in_a_crash_loop() {
         ),
         dir.path(),
     );
+    // Ready when /metrics answers: the selection is applied by then (the
+    // output file is opened before).
+    let ready = Instant::now() + Duration::from_secs(20);
+    while http_get(port, "/metrics").is_none() {
+        assert!(Instant::now() < ready, "/metrics never answered");
+        thread::sleep(Duration::from_millis(50));
+    }
     let mut pids = Vec::new();
     for _ in 0..3 {
         let child = Command::new(&looping)
@@ -589,7 +596,14 @@ fn daemon_reports_a_program_in_a_crash_loop() {
     );
     let mut text = String::new();
     while !text.contains(&metric) {
-        assert!(Instant::now() < deadline, "no {metric} in {text}");
+        assert!(
+            Instant::now() < deadline,
+            "no {metric} in {text}\npids {pids:?}, records: {:#?}",
+            read_records(&events)
+                .iter()
+                .map(|r| format!("{} {} {} {}", r["type"], r["pid"], r["exe"], r["reason"]))
+                .collect::<Vec<_>>()
+        );
         thread::sleep(Duration::from_millis(100));
         text = http_get(port, "/metrics").unwrap_or_default();
     }
