@@ -23,7 +23,7 @@ use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
 // ---------------------------------------------------------------------------
 // sched_process_exit(struct task_struct *p, bool group_dead)
 // Runs in every exiting thread; only the last one (signal->live == 0) is an
-// exit of the process. `live` rather than the newer `group_dead` argument so
+// exit of the process, reported once. `live` rather than the newer `group_dead` argument so
 // that older kernels work too.
 // ---------------------------------------------------------------------------
 #[btf_tracepoint(function = "sched_process_exit")]
@@ -62,9 +62,15 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     } else {
         read_kernel(task, off.task_exit_code).unwrap_or(0)
     };
+    // `live` is read, not decremented, here: two threads exiting together
+    // can both see 0 (each decremented it in do_exit before either got
+    // here). The one whose delete succeeds reports the exit; the map's
+    // bucket lock makes that exactly one. The pid may be reused: forgetting
+    // it now is needed anyway (but for a late OOM report).
+    if TRACED.remove(&tgid).is_err() {
+        return;
+    }
     crate::go::dump_summary(tgid);
-    // The pid may be reused: forget it now (but for a late OOM report).
-    let _ = TRACED.remove(&tgid);
     remember_exit(tgid);
     let _ = crate::maps::GO_PROCESSES.remove(&tgid);
 
