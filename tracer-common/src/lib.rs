@@ -229,6 +229,16 @@ pub struct ModuleRecord {
 pub const CXX_THROW: u32 = 1;
 /// [`CxxRecord::probe`]: `std::terminate()` entry.
 pub const CXX_TERMINATE: u32 = 2;
+/// [`CxxRecord::probe`]: `std::rethrow_exception(exception_ptr)` entry
+/// (what `std::future::get` calls for a task that threw).
+pub const CXX_RETHROW_EXCEPTION: u32 = 3;
+/// [`CxxRecord::probe`]: libstdc++'s `libstdcxx:rethrow` USDT in
+/// `__cxa_rethrow` (`throw;`).
+pub const CXX_RETHROW: u32 = 4;
+/// Size of libstdc++'s `__cxa_exception` header (x86_64), which sits right
+/// before the thrown object: its first field is the object's
+/// `std::type_info *` (Itanium C++ ABI; libstdc++'s unwind-cxx.h).
+pub const CXA_EXCEPTION_HEADER_BYTES: u64 = 112;
 /// Type names captured: the thrown type's and up to 3 base classes'.
 pub const CXX_TYPES: usize = 4;
 pub const CXX_NAME_BYTES: usize = 96;
@@ -245,6 +255,9 @@ pub struct CxxRecord {
     /// Throws not recorded (rate limit) in this process before this one.
     pub suppressed: u32,
     pub regs: Registers,
+    /// The thrown object's address (0 for terminate): a rethrow names the
+    /// same object as the throw it repeats.
+    pub object: u64,
     /// Mangled names (`type_info::__name`): the thrown type, then the
     /// chain of single-inheritance bases (`__si_class_type_info::__base_type`)
     /// as far as it reads; empty strings end it.
@@ -844,9 +857,9 @@ assert_layout!(
     path @ 72,
 );
 assert_layout!(
-    CxxRecord, size 840,
-    header @ 0, probe @ 40, suppressed @ 44, regs @ 48, types @ 192, what_len @ 576,
-    _pad @ 580, what @ 584,
+    CxxRecord, size 848,
+    header @ 0, probe @ 40, suppressed @ 44, regs @ 48, object @ 192, types @ 200,
+    what_len @ 584, _pad @ 588, what @ 592,
 );
 assert_layout!(
     RustPanicRecord, size 624,

@@ -1,5 +1,5 @@
-//! `cxx_throw` and `cxx_terminate`: C++ exceptions (rate limited in
-//! `CXX_RATE`) and std::terminate.
+//! `cxx_throw`, `cxx_rethrow_exception`, `cxx_rethrow` and `cxx_terminate`:
+//! C++ exceptions (rate limited in `CXX_RATE`) and std::terminate.
 use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
@@ -7,8 +7,8 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    CXX_NAME_BYTES, CXX_TERMINATE, CXX_THROW, CXX_THROWS_PER_SEC, CXX_TYPES, CXX_WHAT_BYTES,
-    CxxRecord, EventKind,
+    CXA_EXCEPTION_HEADER_BYTES, CXX_NAME_BYTES, CXX_RETHROW, CXX_RETHROW_EXCEPTION, CXX_TERMINATE,
+    CXX_THROW, CXX_THROWS_PER_SEC, CXX_TYPES, CXX_WHAT_BYTES, CxxRecord, EventKind,
 };
 
 use crate::maps::{CXX_RATE, EVENTS};
@@ -16,35 +16,100 @@ use crate::signals::snapshot_stack;
 use crate::util::{count_lost, fill_header, is_traced, read_user, registers};
 
 // ---------------------------------------------------------------------------
-// C++: libstdc++'s __cxa_throw(void *obj, std::type_info *tinfo, dest) and
-// std::terminate(). Attached once per libstdc++ file (all processes,
-// filtered by TRACED). Throws that are caught are normal control flow in
-// some programs: at most CXX_THROWS_PER_SEC records per process per second,
-// the rest counted and reported with the next record.
+// C++: libstdc++'s __cxa_throw(void *obj, std::type_info *tinfo, dest),
+// std::rethrow_exception(exception_ptr), the `libstdcxx:rethrow` USDT of
+// __cxa_rethrow and std::terminate(). Attached per process to its
+// libstdc++ (filtered by TRACED anyway). Throws that are caught are normal
+// control flow in some programs: at most CXX_THROWS_PER_SEC records per
+// site per second, the rest counted and reported with the next record.
 // ---------------------------------------------------------------------------
 
 #[uprobe]
 pub fn cxx_throw(ctx: ProbeContext) -> u32 {
-    try_cxx(&ctx, CXX_THROW);
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    try_cxx(&r, CXX_THROW, r.rdi, r.rsi);
+    0
+}
+
+/// `std::rethrow_exception(std::exception_ptr ep)`: `ep` has a destructor,
+/// so it is passed by reference (rdi → exception_ptr → primary object).
+#[uprobe]
+pub fn cxx_rethrow_exception(ctx: ProbeContext) -> u32 {
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    let object: u64 = read_user(r.rdi).unwrap_or(0);
+    try_cxx(&r, CXX_RETHROW_EXCEPTION, object, type_of(object));
+    0
+}
+
+/// The `libstdcxx:rethrow(object, type)` USDT of `__cxa_rethrow`: its
+/// first operand is the thrown object (libstdc++ passes
+/// `__get_object_from_ambiguous_exception(header)`: the primary object
+/// also for a rethrown exception_ptr, whose header's "type" is not one).
+/// The cookie holds the pt_regs offset of that operand, parsed from the
+/// library's note.
+#[uprobe]
+pub fn cxx_rethrow(ctx: ProbeContext) -> u32 {
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    // SAFETY: the helper reads the link's cookie.
+    let cookie = unsafe { aya_ebpf::helpers::bpf_get_attach_cookie(ctx.as_ptr()) };
+    if let Some(object) = reg_at(&r, cookie & 0xffff) {
+        try_cxx(&r, CXX_RETHROW, object, type_of(object));
+    }
     0
 }
 
 #[uprobe]
 pub fn cxx_terminate(ctx: ProbeContext) -> u32 {
-    try_cxx(&ctx, CXX_TERMINATE);
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    try_cxx(&r, CXX_TERMINATE, 0, 0);
     0
 }
 
+/// The thrown object's `std::type_info *`, from the header before it.
 #[inline(always)]
-fn try_cxx(ctx: &ProbeContext, probe: u32) {
+fn type_of(object: u64) -> u64 {
+    if object < CXA_EXCEPTION_HEADER_BYTES {
+        return 0;
+    }
+    read_user(object - CXA_EXCEPTION_HEADER_BYTES).unwrap_or(0)
+}
+
+/// A general register by its byte offset in x86_64 `pt_regs`.
+#[inline(always)]
+fn reg_at(r: &pt_regs, offset: u64) -> Option<u64> {
+    Some(match offset {
+        0 => r.r15,
+        8 => r.r14,
+        16 => r.r13,
+        24 => r.r12,
+        32 => r.rbp,
+        40 => r.rbx,
+        48 => r.r11,
+        56 => r.r10,
+        64 => r.r9,
+        72 => r.r8,
+        80 => r.rax,
+        88 => r.rcx,
+        96 => r.rdx,
+        104 => r.rsi,
+        112 => r.rdi,
+        _ => return None,
+    })
+}
+
+#[inline(always)]
+fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
         return;
     }
     let mut suppressed = 0u64;
-    // SAFETY: a uprobe's context is the user pt_regs.
-    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
-    if probe == CXX_THROW {
+    let thrown = probe != CXX_TERMINATE;
+    if thrown {
         let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
         // SAFETY: helper without preconditions.
         let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
@@ -66,7 +131,7 @@ fn try_cxx(ctx: &ProbeContext, probe: u32) {
         st[2] = 0;
         let _ = CXX_RATE.insert(&site, &st, 0);
     }
-    if probe == CXX_THROW {
+    if thrown {
         // The throwing stack, for CFI unwinding (C++ rarely keeps frame
         // pointers).
         snapshot_stack(r.rsp);
@@ -81,10 +146,11 @@ fn try_cxx(ctx: &ProbeContext, probe: u32) {
     unsafe {
         addr_of_mut!((*rec).probe).write(probe);
         addr_of_mut!((*rec).suppressed).write(suppressed as u32);
-        addr_of_mut!((*rec).regs).write(registers(&r));
+        addr_of_mut!((*rec).regs).write(registers(r));
+        addr_of_mut!((*rec).object).write(object);
         addr_of_mut!((*rec)._pad).write(0);
         let types = addr_of_mut!((*rec).types) as *mut u8;
-        let mut tinfo = if probe == CXX_THROW { r.rsi } else { 0 };
+        let mut tinfo = tinfo;
         let mut i = 0;
         while i < CXX_TYPES {
             let dst = types.add(i * CXX_NAME_BYTES);
@@ -108,8 +174,8 @@ fn try_cxx(ctx: &ProbeContext, probe: u32) {
         let what = addr_of_mut!((*rec).what) as *mut u8;
         *what = 0;
         let mut n = 0i64;
-        if probe == CXX_THROW {
-            let msg: u64 = read_user(r.rdi + 8).unwrap_or(0);
+        if thrown && object != 0 {
+            let msg: u64 = read_user(object + 8).unwrap_or(0);
             if msg != 0 {
                 n = aya_ebpf::helpers::generated::bpf_probe_read_user_str(
                     what as *mut _,

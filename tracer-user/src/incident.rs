@@ -50,8 +50,12 @@ pub struct Correlator {
     /// the program to die of "no goroutines (main called runtime.Goexit)".
     goexits: HashMap<(u32, u64), Record>,
     /// The last C++ throw per thread: most are caught; it becomes a story
-    /// when std::terminate runs or the thread aborts.
-    exceptions: HashMap<(u32, u32), Record>,
+    /// when std::terminate runs or the thread aborts. A rethrow comes with
+    /// the throw it repeats first (perhaps another thread's).
+    exceptions: HashMap<(u32, u32), Vec<Record>>,
+    /// Recent C++ throws by (pid, thrown object): a rethrow
+    /// (`std::rethrow_exception`, `throw;`) names the same object.
+    thrown: HashMap<(u32, u64), Record>,
     /// Signals another process (or the terminal) sent that the program's
     /// own handler took, by (pid, signal): a handler that re-raises the
     /// signal (Go's runtime, C daemons cleaning up) or exits on it makes
@@ -75,6 +79,19 @@ const MAX_PENDING_GOEXITS: usize = 1024;
 const SIGKILL: i32 = 9;
 
 impl Correlator {
+    /// What the correlator knows that a record should say before it is
+    /// written: a C++ rethrow's original thread.
+    pub fn annotate(&self, record: &mut Record) {
+        let Some(pid) = record.pid else { return };
+        if let Body::Exception(x) = &mut record.body
+            && x.rethrown_by.is_some()
+            && x.object != 0
+            && let Some(original) = self.thrown.get(&(pid, x.object))
+        {
+            x.thrown_by_tid = original.tid;
+        }
+    }
+
     /// Feeds one event; returns the incident records this event closes.
     pub fn observe(&mut self, record: &Record) -> Vec<Record> {
         let Some(pid) = record.pid else {
@@ -118,15 +135,45 @@ impl Correlator {
             }
             Body::Exception(e) => {
                 let key = (pid, Key::Thread(tid));
+                // libstdc++'s terminate handler rethrows the exception to
+                // print its what(): already the story's.
+                if e.rethrown_by.is_some()
+                    && e.object != 0
+                    && self.open.get(&key).is_some_and(|story| {
+                        story
+                            .events
+                            .iter()
+                            .any(|x| matches!(&x.body, Body::Exception(x) if x.object == e.object))
+                    })
+                {
+                    return Vec::new();
+                }
                 // A Rust panic is never routine: its own story.
                 if self.open.contains_key(&key) || e.language == "rust" {
                     self.push(key, record);
-                } else {
-                    if self.exceptions.len() >= MAX_PENDING_GOEXITS {
-                        self.exceptions.clear();
-                    }
-                    self.exceptions.insert((pid, tid), record.clone());
+                    return Vec::new();
                 }
+                if self.exceptions.len() >= MAX_PENDING_GOEXITS {
+                    self.exceptions.clear();
+                }
+                if self.thrown.len() >= MAX_PENDING_GOEXITS {
+                    self.thrown.clear();
+                }
+                let chain = if e.rethrown_by.is_none() {
+                    if e.object != 0 {
+                        self.thrown.insert((pid, e.object), record.clone());
+                    }
+                    vec![record.clone()]
+                } else {
+                    // The throw it repeats, when recorded: the cause of
+                    // whatever this rethrow leads to.
+                    let original = (e.object != 0)
+                        .then(|| self.thrown.get(&(pid, e.object)))
+                        .flatten()
+                        .cloned();
+                    original.into_iter().chain([record.clone()]).collect()
+                };
+                self.exceptions.insert((pid, tid), chain);
                 Vec::new()
             }
             Body::Goexit(_) => {
@@ -278,6 +325,7 @@ impl Correlator {
     fn close_process(&mut self, pid: u32, record: &Record, exit: ExitStatus) -> Vec<Record> {
         self.goexits.retain(|(p, _), _| *p != pid);
         self.exceptions.retain(|(p, _), _| *p != pid);
+        self.thrown.retain(|(p, _), _| *p != pid);
         let keys: Vec<_> = self
             .open
             .keys()
@@ -368,14 +416,14 @@ impl Correlator {
     /// std::terminate runs on `tid`: its last throw was not caught, and
     /// starts the thread's story.
     pub fn uncaught(&mut self, pid: u32, tid: u32) {
-        if let Some(throw) = self.exceptions.remove(&(pid, tid)) {
+        if let Some(chain) = self.exceptions.remove(&(pid, tid)) {
             let key = (pid, Key::Thread(tid));
             if !self.open.contains_key(&key) {
                 let id = self.next_id();
                 self.open.insert(key, Story::new(id, Vec::new()));
             }
             if let Some(story) = self.open.get_mut(&key) {
-                story.events.insert(0, throw);
+                story.events.splice(0..0, chain);
             }
         }
     }

@@ -584,6 +584,19 @@ pub struct Exception {
     /// parent's comm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_name: Option<String>,
+    /// Extension, C++: this throw repeats an earlier one, by
+    /// "std::rethrow_exception" (what `std::future::get` and
+    /// `std::exception_ptr` users call) or "throw;" (`__cxa_rethrow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rethrown_by: Option<String>,
+    /// Extension, C++: the thread whose throw a rethrow repeats, when that
+    /// throw was recorded (the story then starts with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thrown_by_tid: Option<u32>,
+    /// The thrown object's address: a rethrow names the same object as its
+    /// throw. Not part of the record (an address means nothing later).
+    #[serde(skip)]
+    pub object: u64,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -1331,6 +1344,9 @@ mod parse_tests {
                 truncated_by: Some("the end of the 32 KiB stack copy".into()),
                 suppressed: 3,
                 thread_name: Some("main".into()),
+                rethrown_by: None,
+                thrown_by_tid: None,
+                object: 0,
             }),
             Body::Incident(Box::new(Incident {
                 story: 1,

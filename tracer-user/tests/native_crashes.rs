@@ -261,6 +261,133 @@ fn uncaught_cxx_exception_is_the_cause_with_type_message_and_throwing_stack() {
     }
 }
 
+/// A C++ exception thrown again after it was caught is told by its first
+/// throw: a std::async task's exception that `future::get()` rethrows on
+/// the main thread (`std::rethrow_exception`), and a handler's `throw;`
+/// after it threw and caught another exception while cleaning up. The
+/// cause is what libstdc++'s terminate handler prints (type, what()), with
+/// the throwing stack gdb's `catch throw` shows, on the thread that threw;
+/// the rethrow is the next event, where gdb sees it.
+#[test]
+fn rethrown_cxx_exceptions_keep_the_original_throw_as_the_cause() {
+    let bin = build_cxx("rethrow");
+    for (mode, by, rethrow_at) in [
+        ("future", "std::rethrow_exception", ("wait_for", 30)),
+        ("nested", "throw;", ("main", 48)),
+    ] {
+        let t = run_traced(&bin, &[mode]);
+        assert_eq!(shell_status(&t.output), 134, "{mode}");
+        let pid = t.one("attach")["pid"].as_u64().unwrap();
+        // libstdc++'s own words on stderr: the oracle for type and what().
+        let stderr = String::from_utf8_lossy(&t.output.stderr);
+        let ty = stderr
+            .split_once("terminate called after throwing an instance of '")
+            .and_then(|(_, rest)| rest.split_once('\''))
+            .map(|(ty, _)| ty)
+            .unwrap_or_else(|| panic!("{mode}: {stderr}"));
+        let what = stderr
+            .split_once("what():  ")
+            .and_then(|(_, rest)| rest.lines().next())
+            .unwrap_or_else(|| panic!("{mode}: {stderr}"));
+
+        let inc = t.one("incident");
+        let ctx = format!("{mode}: {inc:#}");
+        assert_eq!(inc["outcome"], "crashed", "{ctx}");
+        assert_eq!(inc["cause"]["type"], "exception", "{ctx}");
+        assert_eq!(inc["cause"]["message"], what, "{ctx}");
+        assert_eq!(inc["exit"]["signal"], 6, "{ctx}");
+        let throw = &inc["events"][0];
+        assert_eq!(throw["value_type"], ty, "{ctx}");
+        assert!(throw.get("rethrown_by").is_none(), "{ctx}");
+        if mode == "future" {
+            assert_ne!(throw["tid"], pid, "{ctx}: thrown on the task's thread");
+        } else {
+            assert_eq!(throw["tid"], pid, "{ctx}");
+        }
+        let ours: Vec<GdbFrame> = throw["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frame_key)
+            .collect();
+        let gdb = gdb_throw_frames_with(&bin, &[mode], ty);
+        assert!(
+            gdb.len() >= 2 && ours.len() >= 2,
+            "ours {ours:#?}\ngdb {gdb:#?}"
+        );
+        assert_eq!(ours[0].function, "__cxa_throw");
+        assert_eq!(
+            (
+                &ours[1].function,
+                ours[1].line,
+                ours[1].file.as_deref().map(basename)
+            ),
+            (
+                &gdb[1].function,
+                gdb[1].line,
+                gdb[1].file.as_deref().map(basename)
+            ),
+            "{mode}: the throwing frame"
+        );
+
+        let rethrow = &inc["events"][1];
+        assert_eq!(rethrow["type"], "exception", "{ctx}");
+        assert_eq!(rethrow["rethrown_by"], by, "{ctx}");
+        assert_eq!(rethrow["tid"], pid, "{ctx}");
+        assert_eq!(rethrow["thrown_by_tid"], throw["tid"], "{ctx}");
+        assert_eq!(rethrow["value_type"], ty, "{ctx}");
+        assert_eq!(rethrow["message"], what, "{ctx}");
+        let at: Vec<GdbFrame> = rethrow["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(frame_key)
+            .collect();
+        assert!(
+            at.iter()
+                .any(|f| (f.function.as_str(), f.line) == (rethrow_at.0, Some(rethrow_at.1))),
+            "{mode}: {at:#?}"
+        );
+        // libstdc++'s terminate handler rethrows too, to print what():
+        // not an event of its own.
+        let rethrows = t
+            .of_type("exception")
+            .into_iter()
+            .filter(|e| e.get("rethrown_by").is_some())
+            .count();
+        assert_eq!(rethrows, 1, "{mode}: {:#?}", t.records);
+
+        let out = Command::new(crashtrace_bin())
+            .args(["run", "--"])
+            .arg(&bin)
+            .arg(mode)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let human = String::from_utf8_lossy(&out.stdout);
+        let verdict = human
+            .lines()
+            .find(|l| l.starts_with("CRASHED:"))
+            .unwrap_or_else(|| panic!("{mode}: {human}"));
+        assert!(
+            verdict.starts_with(&format!("CRASHED: uncaught c++ exception {ty}: {what} in ")),
+            "{verdict}"
+        );
+        assert!(
+            verdict.contains(&format!(
+                ", rethrown by {by} on thread {} in {} (rethrow.cpp:{})",
+                verdict
+                    .rsplit_once("— pid ")
+                    .and_then(|(_, p)| p.split_whitespace().next())
+                    .unwrap_or("?"),
+                rethrow_at.0,
+                rethrow_at.1
+            )),
+            "{verdict}"
+        );
+    }
+}
+
 #[test]
 fn null_dereference_in_worker_thread() {
     let bin = build_c("null_deref");

@@ -155,6 +155,12 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             if let Some(m) = &e.message {
                 line.push_str(&format!(": {m}"));
             }
+            if let Some(by) = &e.rethrown_by {
+                line.push_str(&format!(", rethrown by {by}"));
+                if let Some(tid) = e.thrown_by_tid.filter(|t| Some(*t) != r.tid) {
+                    line.push_str(&format!(" (thrown on thread {tid})"));
+                }
+            }
             if e.suppressed > 0 {
                 line.push_str(&format!(" ({} earlier throws not shown)", e.suppressed));
             }
@@ -371,6 +377,11 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             } else if let Some(top) = top {
                 cause.push_str(&format!(" in {}", top.describe()));
             }
+            if inc.cause.kind == "exception"
+                && let Some(rethrow) = rethrow_of(inc, r.exe.as_deref())
+            {
+                cause.push_str(&format!(", {rethrow}"));
+            }
             let end = match (inc.exit, &inc.recovered_by) {
                 (Some(_), _) if oom => format!("pid {} killed by the OOM killer", opt(r.pid)),
                 (Some(e), _) => format!("pid {} {}", opt(r.pid), e.describe()),
@@ -393,6 +404,35 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             )
         }
     }
+}
+
+/// "rethrown by std::rethrow_exception on thread 1234 in main (app.cpp:30)":
+/// where a C++ exception thrown earlier (perhaps on another thread, and
+/// carried by a std::future) was thrown again, as the story's later
+/// event says.
+fn rethrow_of(inc: &crate::record::Incident, exe: Option<&str>) -> Option<String> {
+    let (record, by, frames) = inc.events.iter().find_map(|e| match &e.body {
+        Body::Exception(x) => Some((e, x.rethrown_by.as_deref()?, &x.frames)),
+        _ => None,
+    })?;
+    let mut text = format!("rethrown by {by}");
+    if let Some(tid) = record.tid {
+        text.push_str(&format!(" on thread {tid}"));
+    }
+    // The program's own frame that rethrew (libstdc++'s and its inlined
+    // templates' frames above it say nothing new).
+    let at = frames
+        .iter()
+        .filter(|f| exe.is_some() && f.module.as_deref() == exe)
+        .find(|f| {
+            f.function
+                .as_deref()
+                .is_some_and(|n| !n.starts_with("std::") && !n.starts_with("__"))
+        });
+    if let Some(at) = at {
+        text.push_str(&format!(" in {}", at.describe()));
+    }
+    Some(text)
 }
 
 /// "memcg /x at 50.0 of 50.0 MiB, victim rss 48.2 MiB" / "the system is

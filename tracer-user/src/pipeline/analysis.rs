@@ -115,7 +115,14 @@ impl Analysis {
                 if image.container.is_none() {
                     image.container = self.procs.image(pid).and_then(|i| i.container.clone());
                 }
-                self.procs.set(pid, Proc { image, go });
+                self.procs.set(
+                    pid,
+                    Proc {
+                        image,
+                        go,
+                        terminating: Default::default(),
+                    },
+                );
             }
             Event::Attached(info) => self.on_attached(*info),
             Event::Forget { pid } => self.forget(pid),
@@ -362,6 +369,7 @@ impl Analysis {
         if !matches!(record.body, Body::Attach(_)) {
             self.summary.events += 1;
         }
+        self.correlator.annotate(&mut record);
         let shed = self.rate.over(&record);
         let incidents = self.correlator.observe(&record);
         if !shed {

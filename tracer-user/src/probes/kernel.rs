@@ -44,11 +44,20 @@ const DLOPEN_PROGRAM: &str = "dlopen_return";
 const RUST_PROGRAM: &str = "rust_panic";
 /// The return probe that reads a formatted Rust panic message.
 const RUST_MESSAGE_PROGRAM: &str = "rust_panic_message";
-/// libstdc++'s __cxa_throw and std::terminate.
-const CXX_PROGRAMS: [(&str, &str); 2] = [
+/// libstdc++'s __cxa_throw, std::terminate and std::rethrow_exception
+/// (what std::future::get calls to rethrow a task's exception; an older
+/// or static libstdc++ may lack it: optional).
+const CXX_PROGRAMS: [(&str, &str); 3] = [
     ("cxx_throw", "__cxa_throw"),
     ("cxx_terminate", "_ZSt9terminatev"),
+    (
+        CXX_RETHROW_EXCEPTION_PROGRAM,
+        "_ZSt17rethrow_exceptionNSt15__exception_ptr13exception_ptrE",
+    ),
 ];
+const CXX_RETHROW_EXCEPTION_PROGRAM: &str = "cxx_rethrow_exception";
+/// libstdc++'s `libstdcxx:rethrow` SDT probe in __cxa_rethrow (`throw;`).
+const CXX_RETHROW_PROGRAM: &str = "cxx_rethrow";
 
 pub struct KernelProbes {
     // Owns programs and links; dropped last.
@@ -115,11 +124,11 @@ impl KernelProbes {
             .try_into()
             .context("dlopen_return is not a uprobe program")?;
         dl.load().context("verifying program dlopen_return")?;
-        for prog in CXX_PROGRAMS
-            .map(|(p, _)| p)
-            .into_iter()
-            .chain([RUST_PROGRAM, RUST_MESSAGE_PROGRAM])
-        {
+        for prog in CXX_PROGRAMS.map(|(p, _)| p).into_iter().chain([
+            CXX_RETHROW_PROGRAM,
+            RUST_PROGRAM,
+            RUST_MESSAGE_PROGRAM,
+        ]) {
             let p: &mut UProbe = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?
@@ -355,6 +364,12 @@ impl KernelProbes {
         let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?);
         let path = libstdcxx.fd_path();
         for (prog, symbol) in CXX_PROGRAMS {
+            if prog == CXX_RETHROW_EXCEPTION_PROGRAM
+                && libstdcxx.function_bytes(symbol, 1).is_none()
+            {
+                log::debug!("pid {pid}: libstdc++ has no std::rethrow_exception");
+                continue;
+            }
             let skip = emulated_entry_offset(libstdcxx, symbol);
             let program: &mut UProbe = self
                 .ebpf
@@ -375,6 +390,31 @@ impl KernelProbes {
                 .entry(pid)
                 .or_default()
                 .push((prog, link));
+        }
+        match rethrow_usdt(libstdcxx) {
+            Some((offset, cookie)) => {
+                let program: &mut UProbe = self
+                    .ebpf
+                    .program_mut(CXX_RETHROW_PROGRAM)
+                    .context("program cxx_rethrow missing")?
+                    .try_into()?;
+                let link = program
+                    .attach(
+                        [UProbeAttachPoint {
+                            location: UProbeAttachLocation::AbsoluteOffset(offset),
+                            cookie: Some(cookie),
+                        }],
+                        &path,
+                        scope,
+                    )
+                    .context("attaching to the libstdcxx:rethrow probe")?;
+                self.process_links
+                    .entry(pid)
+                    .or_default()
+                    .push((CXX_RETHROW_PROGRAM, link));
+            }
+            // A rethrow then counts as the thread's last throw.
+            None => log::debug!("pid {pid}: libstdc++ has no usable libstdcxx:rethrow probe"),
         }
         self.cxx_libs.insert(key);
         Ok(())
@@ -442,6 +482,8 @@ impl KernelProbes {
                             RUST_MESSAGE_PROGRAM => "uretprobe/FormatStringPayload::get",
                             "cxx_throw" => "uprobe/__cxa_throw",
                             "cxx_terminate" => "uprobe/std::terminate",
+                            CXX_RETHROW_EXCEPTION_PROGRAM => "uprobe/std::rethrow_exception",
+                            CXX_RETHROW_PROGRAM => "usdt/libstdcxx:rethrow",
                             other => other,
                         }
                         .to_owned()
@@ -521,6 +563,22 @@ pub fn emulated_entry_offset(module: &ElfModule, symbol: &str) -> u64 {
     }
 }
 
+/// Where libstdc++'s `libstdcxx:rethrow(object, type)` probe sits (file
+/// offset) and the cookie `cxx_rethrow` reads the object by: its operand's
+/// pt_regs offset (the type operand is not used: for a rethrown
+/// exception_ptr it is not a type). None when the library has no such
+/// probe or passes the object in memory.
+fn rethrow_usdt(libstdcxx: &ElfModule) -> Option<(u64, u64)> {
+    use super::usdt::register_operand_offset;
+    let probe = libstdcxx
+        .usdt_probes()
+        .into_iter()
+        .find(|p| p.provider == "libstdcxx" && p.name == "rethrow")?;
+    let object = register_operand_offset(probe.args.first()?)?;
+    let offset = libstdcxx.vaddr_to_file_offset(probe.vaddr)?;
+    Some((offset, object))
+}
+
 #[cfg(test)]
 mod tests {
     /// Debian 12's libstdc++: __cxa_throw starts `endbr64; push %r13`, so
@@ -532,5 +590,26 @@ mod tests {
         let module = crate::symbolize::ElfModule::open(path, "libstdc++.so.6").expect("libstdc++");
         assert_eq!(super::emulated_entry_offset(&module, "__cxa_throw"), 4);
         assert_eq!(super::emulated_entry_offset(&module, "_ZSt9terminatev"), 0);
+    }
+
+    /// Debian 12's libstdc++ marks __cxa_rethrow's rethrow with an SDT
+    /// probe whose operands are registers (`8@%rdx 8@%rax`): found, and
+    /// its place is inside __cxa_rethrow.
+    #[test]
+    fn the_rethrow_probe_of_the_systems_libstdcxx_is_found() {
+        let path = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libstdc++.so.6");
+        let module = crate::symbolize::ElfModule::open(path, "libstdc++.so.6").expect("libstdc++");
+        let (offset, cookie) = super::rethrow_usdt(&module).expect("libstdcxx:rethrow");
+        assert_eq!(cookie, 96, "the object in rdx");
+        let vaddr = module.file_offset_to_vaddr(offset).expect("mapped");
+        let names: Vec<_> = module
+            .lookup(vaddr, crate::symbolize::PcKind::Exact)
+            .into_iter()
+            .map(|l| l.function)
+            .collect();
+        assert!(
+            names.iter().any(|f| f.as_deref() == Some("__cxa_rethrow")),
+            "{names:?}"
+        );
     }
 }

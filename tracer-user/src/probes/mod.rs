@@ -4,3 +4,4 @@
 pub mod btf;
 pub mod kernel;
 pub mod records;
+pub mod usdt;

@@ -1,5 +1,6 @@
-//! C++: exceptions as libstdc++ throws them (`__cxa_throw`) and the
-//! `std::terminate` that follows an uncaught one.
+//! C++: exceptions as libstdc++ throws them (`__cxa_throw`) and rethrows
+//! them (`std::rethrow_exception`, `throw;`), and the `std::terminate`
+//! that follows an uncaught one.
 
 use super::{Procs, Stacks, kernel_record, native};
 use crate::{
@@ -20,8 +21,8 @@ pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
     }
 }
 
-/// Analysis side: a throw becomes an `exception` record with the throwing
-/// stack; a terminate tells the correlator the thread's last throw was
+/// Analysis side: a throw or rethrow becomes an `exception` record with
+/// the throwing stack; a terminate tells the correlator the thread's last throw was
 /// not caught.
 pub fn on_record(
     r: &tracer_common::CxxRecord,
@@ -31,8 +32,17 @@ pub fn on_record(
     clock: &Clock,
 ) -> Option<Record> {
     let pid = r.header.pid;
+    let tid = r.header.tid;
     if r.probe == tracer_common::CXX_TERMINATE {
-        correlator.uncaught(pid, r.header.tid);
+        if let Some(p) = procs.get_mut(pid) {
+            p.terminating.insert(tid);
+        }
+        correlator.uncaught(pid, tid);
+        return None;
+    }
+    if r.probe == tracer_common::CXX_RETHROW
+        && procs.get(pid).is_some_and(|p| p.terminating.contains(&tid))
+    {
         return None;
     }
     let (frames, cut) = native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
@@ -85,6 +95,13 @@ pub fn on_record(
             truncated_by: cut.map(|c| c.to_string()),
             suppressed: r.suppressed,
             thread_name: None,
+            rethrown_by: match r.probe {
+                tracer_common::CXX_RETHROW_EXCEPTION => Some("std::rethrow_exception".to_owned()),
+                tracer_common::CXX_RETHROW => Some("throw;".to_owned()),
+                _ => None,
+            },
+            thrown_by_tid: None,
+            object: r.object,
         }),
     ))
 }

@@ -27,6 +27,9 @@ pub struct Proc {
     pub image: ProcessImage,
     /// Its Go binary, when it is a Go program with probes.
     pub go: Option<Arc<GoBinary>>,
+    /// Threads in std::terminate: libstdc++'s terminate handler rethrows
+    /// the exception (to print its what()), which is no news.
+    pub terminating: std::collections::HashSet<u32>,
 }
 
 /// Traced processes' images, as the process-work thread built them.
@@ -53,6 +56,10 @@ impl Procs {
 
     pub fn get(&self, pid: u32) -> Option<&Proc> {
         self.map.get(&pid)
+    }
+
+    pub fn get_mut(&mut self, pid: u32) -> Option<&mut Proc> {
+        self.map.get_mut(&pid)
     }
 
     pub fn len(&self) -> usize {
@@ -91,7 +98,14 @@ impl Procs {
                 image.container = old.as_ref().and_then(|o| o.image.container.clone());
             }
             let go = old.and_then(|o| o.go);
-            self.map.insert(pid, Proc { image, go });
+            self.map.insert(
+                pid,
+                Proc {
+                    image,
+                    go,
+                    terminating: Default::default(),
+                },
+            );
         }
     }
 }

@@ -126,6 +126,9 @@ impl Panics {
                 truncated_by: cut.map(|c| c.to_string()),
                 suppressed: 0,
                 thread_name: Some(rust_thread_name(&r.header, image)),
+                rethrown_by: None,
+                thrown_by_tid: None,
+                object: 0,
             }),
         );
         // Held back in case std renders a formatted message next, which then

@@ -459,6 +459,27 @@ impl ElfModule {
         self.segments.iter().find_map(|s| s.vaddr_of(file_offset))
     }
 
+    /// The file offset of the byte at ELF address `vaddr` (uprobes are
+    /// placed by file offset).
+    pub fn vaddr_to_file_offset(&self, vaddr: u64) -> Option<u64> {
+        self.segments.iter().find_map(|s| s.offset_of(vaddr, 1))
+    }
+
+    /// The binary's SystemTap SDT probes (`.note.stapsdt`), if it has any.
+    pub fn usdt_probes(&self) -> Vec<crate::probes::usdt::Usdt> {
+        let Ok(obj) = object::File::parse(&**self.map) else {
+            return Vec::new();
+        };
+        let Some(notes) = obj.section_by_name(".note.stapsdt") else {
+            return Vec::new();
+        };
+        let base = obj.section_by_name(".stapsdt.base").map(|s| s.address());
+        notes
+            .data()
+            .map(|data| crate::probes::usdt::parse_notes(data, base))
+            .unwrap_or_default()
+    }
+
     /// Source locations for `vaddr`, innermost (most inlined) first; the last
     /// one is the physical function. Empty when nothing is known.
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {

@@ -72,6 +72,11 @@ pub fn build_cxx(name: &str) -> PathBuf {
 
 /// gdb's frames at the throw of an exception of type `ty` (`catch throw`).
 pub fn gdb_throw_frames(program: &Path, ty: &str) -> Vec<GdbFrame> {
+    gdb_throw_frames_with(program, &[], ty)
+}
+
+/// [`gdb_throw_frames`] of `program` run with `args`.
+pub fn gdb_throw_frames_with(program: &Path, args: &[&str], ty: &str) -> Vec<GdbFrame> {
     let out = Command::new("gdb")
         .args([
             "-batch",
@@ -82,8 +87,10 @@ pub fn gdb_throw_frames(program: &Path, ty: &str) -> Vec<GdbFrame> {
             "run",
             "-ex",
             "bt",
+            "--args",
         ])
         .arg(program)
+        .args(args)
         .stdin(Stdio::null())
         .output()
         .expect("gdb");
