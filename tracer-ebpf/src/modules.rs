@@ -10,10 +10,13 @@
 //! PT_PHDR gives the load bias and PT_DYNAMIC the dynamic section, whose
 //! DT_DEBUG entry ld.so pointed at its `r_debug` at startup. Statically
 //! linked programs have none of it: nothing is sent.
-use core::ptr::addr_of_mut;
+use core::{ffi::c_void, ptr::addr_of_mut};
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_current_task},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task, bpf_loop},
+    },
     macros::uretprobe,
     programs::RetProbeContext,
 };
@@ -102,16 +105,43 @@ pub(crate) fn send_modules(reason: u32) {
         return;
     }
     // struct r_debug { int r_version; struct link_map *r_map; … }
-    let mut link: u64 = read_user(r_debug + 8).unwrap_or(0);
-    let mut index: u32 = 0;
-    while index < MODULES_MAX {
-        if link == 0 {
-            break;
-        }
-        send_module(reason, index, link);
-        link = read_user(link + 24).unwrap_or(0);
-        index += 1;
+    let mut walk = Walk {
+        link: read_user(r_debug + 8).unwrap_or(0),
+        reason,
+    };
+    // bpf_loop: the verifier checks the step once. Unrolled, it checked
+    // MODULES_MAX copies of send_module in every program that walks the
+    // list (0.66 s to load dlopen_return, 0.23 s signal_deliver).
+    // SAFETY: `walk_step` matches the callback signature bpf_loop calls;
+    // `walk` outlives the call.
+    unsafe {
+        bpf_loop(
+            MODULES_MAX,
+            walk_step as *mut c_void,
+            addr_of_mut!(walk) as *mut c_void,
+            0,
+        );
     }
+}
+
+/// The state of the walk along `link_map.l_next`.
+struct Walk {
+    link: u64,
+    reason: u32,
+}
+
+/// One step of the walk: sends the object at `link`, moves to the next;
+/// 1 (stop) at the end of the list.
+#[inline(never)]
+extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: bpf_loop passes the `Walk` given to it.
+    let walk = unsafe { &mut *(ctx as *mut Walk) };
+    if walk.link == 0 {
+        return 1;
+    }
+    send_module(walk.reason, index as u32, walk.link);
+    walk.link = read_user(walk.link + 24).unwrap_or(0);
+    0
 }
 
 /// One object of the list, from its `struct link_map` at `link`.

@@ -16,8 +16,15 @@ fn attach_by_exe_follows_processes_started_later() {
     let bin = dir.path().join("worker");
     std::fs::copy(&built, &bin).unwrap();
 
-    // Running before crashtrace starts: crashes in 2 s.
-    let mut early = KillOnDrop(Command::new(&bin).arg("2000").spawn().unwrap());
+    // Running before crashtrace starts: crashes when told (start-up time
+    // varies with the host's load).
+    let mut early = KillOnDrop(
+        Command::new(&bin)
+            .arg("stdin")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let early_pid = early.0.id();
 
     let out = dir.path().join("events.ndjson");
@@ -36,6 +43,7 @@ fn attach_by_exe_follows_processes_started_later() {
         early_pid,
         "the process running it already"
     );
+    drop(early.0.stdin.take());
 
     // Started later: directly, through a shell (exec'd by an untraced
     // process), twice in a row as a restart loop would; and one that
