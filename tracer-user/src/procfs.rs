@@ -81,8 +81,14 @@ impl Capture {
         // sure to have, open before anything else can be lost.
         let exe_file = File::open(format!("/proc/{pid}/exe")).ok();
         let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+        // The link goes when the process exits, perhaps between the open
+        // above and here; the open file names the same path.
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .ok()
+            .or_else(|| {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(exe_file.as_ref()?);
+                std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+            })
             .map(|p| {
                 let s = p.to_string_lossy().into_owned();
                 s.strip_suffix(" (deleted)").map(str::to_owned).unwrap_or(s)

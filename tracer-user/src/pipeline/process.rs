@@ -46,6 +46,10 @@ struct Tracked {
     exec_ns: Option<u64>,
     /// Why its runtime's probes are missing, if they came too late.
     late: Option<String>,
+    /// Its name as the kernel gave it at its fork or exec: /proc may be gone
+    /// before the attach record is written (a crash in the first
+    /// milliseconds).
+    known_comm: Option<String>,
 }
 
 pub struct ProcessWork {
@@ -132,7 +136,10 @@ impl ProcessWork {
                 self.forget(r.header.pid);
                 self.send(Event::Record(KernelRecord::Exit(r)));
             }
-            FromCapture::Record(KernelRecord::Fork(r)) => self.on_fork(r.header.pid, r.child_pid),
+            FromCapture::Record(KernelRecord::Fork(r)) => {
+                let comm = crate::probes::records::comm(&r.header);
+                self.on_fork(r.header.pid, r.child_pid, comm);
+            }
             FromCapture::Record(rec) => self.send(Event::Record(rec)),
             FromCapture::Exec(r, capture) => self.on_exec(&r, capture),
             FromCapture::Module(m, file) => self.on_module(&m, file),
@@ -224,6 +231,7 @@ impl ProcessWork {
                 cwd,
                 exec_ns: None,
                 late: None,
+                known_comm: None,
             },
         );
     }
@@ -255,7 +263,7 @@ impl ProcessWork {
             tid,
             reason,
             late,
-            comm: procfs::comm(pid),
+            comm: t.known_comm.clone().or_else(|| procfs::comm(pid)),
             runtime,
             runtime_version,
             module,
@@ -382,7 +390,8 @@ impl ProcessWork {
         self.watched.contains(&key).then_some(key)
     }
 
-    fn on_fork(&mut self, parent: u32, child: u32) {
+    /// `comm`: the parent's name at the fork, the child's until it execs.
+    fn on_fork(&mut self, parent: u32, child: u32, comm: String) {
         // Until it execs, the child runs the parent's image.
         let (image, cwd, go) = match self.procs.get(&parent) {
             Some(p) => (p.image.clone(), p.cwd.clone(), p.go.clone()),
@@ -395,6 +404,9 @@ impl ProcessWork {
             },
         };
         self.track(child, image, cwd, go);
+        if let Some(t) = self.procs.get_mut(&child) {
+            t.known_comm = Some(comm).filter(|c| !c.is_empty());
+        }
         self.placed(child, None, "fork");
     }
 
@@ -446,6 +458,7 @@ impl ProcessWork {
         self.track(pid, image, cwd, None);
         if let Some(t) = self.procs.get_mut(&pid) {
             t.exec_ns = Some(r.header.ts_ns);
+            t.known_comm = Some(crate::probes::records::comm(&r.header)).filter(|c| !c.is_empty());
             if let Some((go, late)) = early_go {
                 t.go_done = true;
                 t.go = go;
