@@ -25,7 +25,9 @@ pub struct Common {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
     pub format: Format,
-    /// Write records to PATH (created mode 0600) instead of stdout.
+    /// Write records to PATH (created mode 0600) instead of stdout (`run`:
+    /// instead of stderr, which keeps the program's stdout clean for
+    /// pipes); `-` is stdout.
     #[arg(short, long, value_name = "PATH", global = true)]
     pub output: Option<PathBuf>,
     /// No summary line or notices on stderr.

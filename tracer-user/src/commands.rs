@@ -20,7 +20,7 @@ use tokio::{
 use crate::{
     Failure,
     cli::{AttachArgs, Common, RunArgs},
-    output::Output,
+    output::{Output, Stream},
     pipeline::{Export, Options, Tracer},
     procfs,
 };
@@ -64,14 +64,15 @@ pub fn start(common: &Common, out: Output) -> Result<Tracer, Failure> {
     )
 }
 
-fn output(common: &Common) -> Result<Output, Failure> {
-    Output::new(common.format, common.output.as_deref())
+/// `-o PATH`, else `default` (stdout for attach, stderr for run).
+fn output(common: &Common, default: Stream) -> Result<Output, Failure> {
+    Output::new_or(common.format, common.output.as_deref(), default)
         .map(|o| o.with_all_frames(common.all_frames))
         .map_err(Failure::Other)
 }
 
 pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
-    let mut tracer = start(common, output(common)?)?;
+    let mut tracer = start(common, output(common, Stream::Stderr)?)?;
     let (program, rest) = args
         .argv
         .split_first()
@@ -268,7 +269,7 @@ pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> 
         crate::symbolize::ElfModule::open(exe, &exe.to_string_lossy())
             .map_err(|e| Failure::Other(anyhow::anyhow!("--exe {}: {e:#}", exe.display())))?;
     }
-    let mut tracer = start(common, output(common)?)?;
+    let mut tracer = start(common, output(common, Stream::Stdout)?)?;
     for &pid in &pids {
         if let Err(err) = tracer
             .attach(pid, "attach", args.follow_forks, false)

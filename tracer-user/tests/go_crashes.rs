@@ -745,7 +745,9 @@ fn human_go_stacks_read_like_the_runtimes_traceback() {
                 if all {
                     cmd.arg("--all-frames");
                 }
-                cmd.args(["run", "--"])
+                // `-o -`: the timeline on stdout, apart from the
+                // runtime's traceback on stderr.
+                cmd.args(["-o", "-", "run", "--"])
                     .arg(&build.path)
                     .arg(scenario)
                     .output()

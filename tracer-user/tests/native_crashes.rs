@@ -181,7 +181,8 @@ fn stack_overflow_unwinds_the_recursion_and_says_truncated() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let human = String::from_utf8_lossy(&out.stdout);
+    // `run` writes its timeline to stderr.
+    let human = String::from_utf8_lossy(&out.stderr);
     let cut: Vec<&str> = human
         .lines()
         .skip_while(|l| !l.contains("SIGSEGV (SEGV_MAPERR)"))
@@ -364,7 +365,8 @@ fn rethrown_cxx_exceptions_keep_the_original_throw_as_the_cause() {
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
-        let human = String::from_utf8_lossy(&out.stdout);
+        // The timeline on stderr, after libstdc++'s own terminate message.
+        let human = String::from_utf8_lossy(&out.stderr);
         let verdict = human
             .lines()
             .find(|l| l.starts_with("CRASHED:"))
@@ -869,5 +871,127 @@ fn a_crash_in_a_signal_handler_unwinds_through_the_signal_frame_like_gdb() {
             "{ctx}: {gdb:#?}"
         );
         assert_eq!(fault["frames_truncated"], false, "{ctx}");
+    }
+}
+
+/// 100 crashing processes of three different bugs give three fingerprints,
+/// counted right by `report --group`; the same bugs in a rebuilt binary
+/// whose code and lines moved (`-DSHIFT`) give the same three.
+#[test]
+fn a_hundred_crashes_of_three_bugs_group_into_three_fingerprints() {
+    let plain = build_c_flags("three_bugs", &["-O0"]);
+    let shifted = build_c_flags("three_bugs", &["-O0", "-DSHIFT"]);
+    let dir = tempfile::tempdir().unwrap();
+    // Bug 0 fifty times, bug 1 thirty, bug 2 twenty: counts that differ.
+    let plan: Vec<u32> = (0..100)
+        .map(|i| match i % 10 {
+            0..=4 => 0,
+            5..=7 => 1,
+            _ => 2,
+        })
+        .collect();
+    let run = |bin: &std::path::Path, bugs: &[u32], name: &str| {
+        let file = dir.path().join(name);
+        let list: Vec<String> = bugs.iter().map(u32::to_string).collect();
+        let out = Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-o"])
+            .arg(&file)
+            .args([
+                "run",
+                "--",
+                "sh",
+                "-c",
+                "p=$1; shift; for b; do \"$p\" $b; done",
+                "sh",
+            ])
+            .arg(bin)
+            .args(&list)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let records = read_records(&file);
+        assert!(
+            of_type(&records, "lost").is_empty(),
+            "{name}: {:#?}",
+            of_type(&records, "lost")
+        );
+        // Fingerprint of each bug, from the incidents in the order run.
+        let incidents: Vec<serde_json::Value> = of_type(&records, "incident")
+            .into_iter()
+            .filter(|i| {
+                i["exe"]
+                    .as_str()
+                    .is_some_and(|e| e.ends_with(basename(&bin.to_string_lossy())))
+            })
+            .cloned()
+            .collect();
+        assert_eq!(
+            incidents.len(),
+            bugs.len(),
+            "{name}: {:?} {}\n{:#?}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            records
+                .iter()
+                .map(|r| format!("{} {} {}", r["type"], r["pid"], r["exe"]))
+                .collect::<Vec<_>>()
+        );
+        let mut by_bug =
+            std::collections::BTreeMap::<u32, std::collections::BTreeSet<String>>::new();
+        let mut sorted = incidents.clone();
+        sorted.sort_by_key(|i| i["ts_ns"].as_u64());
+        for (bug, inc) in bugs.iter().zip(&sorted) {
+            let signal = inc["cause"]["message"].as_str().unwrap_or_default();
+            let expected = ["SIGSEGV", "SIGFPE", "SIGABRT"][*bug as usize];
+            assert_eq!(signal, expected, "{name}: bug {bug}: {inc:#}");
+            by_bug
+                .entry(*bug)
+                .or_default()
+                .insert(inc["fingerprint"].as_str().unwrap_or_default().to_owned());
+        }
+        (file, by_bug)
+    };
+    let (plain_file, plain_fps) = run(&plain, &plan, "plain.ndjson");
+    let (shifted_file, shifted_fps) = run(&shifted, &[0, 1, 2], "shifted.ndjson");
+    // One fingerprint per bug, three different ones, equal across builds.
+    for bug in 0..3 {
+        assert_eq!(plain_fps[&bug].len(), 1, "bug {bug}: {plain_fps:?}");
+        assert_eq!(plain_fps[&bug], shifted_fps[&bug], "bug {bug}");
+    }
+    let fp = |bug: u32| plain_fps[&bug].iter().next().cloned().unwrap_or_default();
+    assert_ne!(fp(0), fp(1));
+    assert_ne!(fp(1), fp(2));
+    assert_ne!(fp(0), fp(2));
+
+    let out = Command::new(crashtrace_bin())
+        .args(["report", "--group"])
+        .arg(&plain_file)
+        .arg(&shifted_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let heads: Vec<&str> = stdout.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(heads.len(), 3, "{stdout}");
+    for (head, (count, bug, function)) in heads.iter().zip([
+        (51, 0, "in parse_header"),
+        (31, 1, "in average"),
+        (21, 2, "by abort() in check_invariant"),
+    ]) {
+        assert!(
+            head.starts_with(&format!("{count}× {} ", fp(bug))),
+            "bug {bug}: {stdout}"
+        );
+        // Every process its own pid: more than ten are summed up.
+        assert!(head.ends_with(&format!("({count} pids)")), "{stdout}");
+        let verdict = stdout
+            .lines()
+            .skip_while(|l| l != head)
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            verdict.contains(&format!(" {function} (three_bugs.c:")),
+            "{stdout}"
+        );
     }
 }

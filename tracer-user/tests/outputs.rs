@@ -26,7 +26,7 @@ fn no_panic(stderr: &str) {
 fn closed_stdout_keeps_tracing_and_the_programs_status() {
     let bin = build_c("crash_after");
     let mut child = Command::new(crashtrace_bin())
-        .args(["-v", "run", "--"])
+        .args(["-v", "-o", "-", "run", "--"])
         .arg(&bin)
         .arg("200")
         .stdin(Stdio::null())
@@ -44,14 +44,48 @@ fn closed_stdout_keeps_tracing_and_the_programs_status() {
     assert!(stderr.contains(" 1 incident,"), "{stderr}");
 }
 
-/// `crashtrace run -- prog | head -1`: the pipe closes after one line.
+/// `crashtrace run -- prog | jq`: the program's stdout is its own; the
+/// timeline goes to stderr (CONTRACT.md, as strace and time do).
+#[test]
+fn run_leaves_the_programs_stdout_to_the_program() {
+    let bin = build_c("crash_after");
+    let script = format!("echo out; echo err >&2; exec {} 0", bin.display());
+    let script = script.as_str();
+    let plain = Command::new("sh")
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = Command::new(crashtrace_bin())
+        .args(["run", "--", "sh", "-c", script])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.stdout, plain.stdout, "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(shell_status(&out), 139, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.contains(&"err"), "{stderr}");
+    assert!(lines[0].starts_with("==> attached to pid"), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CRASHED: SIGSEGV (SEGV_MAPERR)")),
+        "{stderr}"
+    );
+    no_panic(&stderr);
+}
+
+/// `crashtrace -o - run -- prog | head -1`: the pipe closes after one line.
 #[test]
 fn head_closing_the_pipe_after_one_line() {
     let bin = build_c("crash_after");
     let out = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "{} run -- {} 200 | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
+            "{} -o - run -- {} 200 | head -1; echo \"status=${{PIPESTATUS[0]}}\" >&2",
             crashtrace_bin(),
             bin.display()
         ))

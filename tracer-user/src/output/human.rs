@@ -344,11 +344,24 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             }
             // For Go, the first frame outside the runtime is where it
             // happened; for a C++ throw, the frame that called __cxa_throw.
+            // A signal the program raised itself (abort(), assert(),
+            // raise()): the C library's frames that raised it say nothing,
+            // its caller is where it happened, as a reader of gdb's `bt`
+            // looks past `__pthread_kill_implementation`/`raise`/`abort`.
+            let self_raised = inc.cause.kind == "signal"
+                && inc.events.first().is_some_and(|e| match &e.body {
+                    Body::Signal(ev) => {
+                        matches!(ev.signal.code.as_deref(), Some("SI_TKILL" | "SI_USER"))
+                            && !ev.signal.sent_by_other_process(r.pid)
+                    }
+                    _ => false,
+                });
+            let raising = |f: &Frame| self_raised && f.module.as_deref().is_some_and(is_libc);
             let top = inc.frames.iter().find(|f| {
                 f.function.as_deref().is_some_and(|n| {
                     (r.goid.is_none() || !crate::golang::is_runtime_function(n))
                         && !n.starts_with("__cxa_")
-                })
+                }) && !raising(f)
             });
             let rust_location = match inc.events.first().map(|e| &e.body) {
                 Some(Body::Exception(e)) => e.location.clone(),
@@ -375,6 +388,20 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             } else if let Some(stuck) = stuck.filter(|s| !s.is_empty()) {
                 cause.push_str(&format!(" — {stuck}"));
             } else if let Some(top) = top {
+                // The C library function the program called to raise it
+                // (`abort`, `__assert_fail`, `raise`).
+                let by = inc
+                    .frames
+                    .iter()
+                    .take_while(|f| !std::ptr::eq(*f, top))
+                    .filter(|f| raising(f))
+                    .last()
+                    .and_then(|f| f.function.as_deref())
+                    // glibc's internal alias of the public name.
+                    .map(|n| n.strip_prefix("__GI_").unwrap_or(n));
+                if let Some(by) = by {
+                    cause.push_str(&format!(" by {by}()"));
+                }
                 cause.push_str(&format!(" in {}", top.describe()));
             }
             if inc.cause.kind == "exception"
@@ -404,6 +431,12 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
             )
         }
     }
+}
+
+/// The C library (`libc.so.6`, musl's `libc.so`).
+fn is_libc(module: &str) -> bool {
+    let name = module.rsplit('/').next().unwrap_or(module);
+    name.starts_with("libc.so") || name.starts_with("libc-")
 }
 
 /// "rethrown by std::rethrow_exception on thread 1234 in main (app.cpp:30)":

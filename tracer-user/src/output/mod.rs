@@ -1,5 +1,5 @@
 //! Where records go: NDJSON (one object per line, flushed per line) or the
-//! human timeline, to stdout or a 0600 file.
+//! human timeline, to stdout, stderr (`run`'s default) or a 0600 file.
 
 mod human;
 
@@ -20,6 +20,14 @@ pub enum Format {
     Ndjson,
 }
 
+/// Where records go when no file is named: stdout, or stderr for `run`
+/// (as strace and time do: the program's own stdout stays clean for pipes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 pub struct Output {
     format: Format,
     sink: Box<dyn Write>,
@@ -31,7 +39,13 @@ pub struct Output {
 }
 
 impl Output {
+    /// To `path`, or stdout when none is named (or `-`).
     pub fn new(format: Format, path: Option<&Path>) -> Result<Self> {
+        Self::new_or(format, path, Stream::Stdout)
+    }
+
+    /// To `path`, to stdout for `-`, else to `default`.
+    pub fn new_or(format: Format, path: Option<&Path>, default: Stream) -> Result<Self> {
         let (sink, is_tty): (Box<dyn Write>, bool) = match path {
             Some(p) if p != Path::new("-") => {
                 let f = OpenOptions::new()
@@ -47,7 +61,11 @@ impl Output {
                     .with_context(|| format!("cannot make {} private", p.display()))?;
                 (Box::new(f), false)
             }
-            _ => (Box::new(io::stdout()), io::stdout().is_terminal()),
+            Some(_) => (Box::new(io::stdout()), io::stdout().is_terminal()),
+            None => match default {
+                Stream::Stdout => (Box::new(io::stdout()), io::stdout().is_terminal()),
+                Stream::Stderr => (Box::new(io::stderr()), io::stderr().is_terminal()),
+            },
         };
         let color = is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Ok(Self {
