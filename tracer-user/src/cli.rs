@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::output::Format;
+use crate::output::{ColorWhen, Format};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,6 +30,10 @@ pub struct Common {
     /// pipes); `-` is stdout.
     #[arg(short, long, value_name = "PATH", global = true)]
     pub output: Option<PathBuf>,
+    /// Colour the human view: auto (on a terminal, unless NO_COLOR is
+    /// set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
     /// No summary line or notices on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -53,6 +57,34 @@ pub struct Common {
     /// GOTRACEBACK=single; NDJSON always has every frame).
     #[arg(long, global = true)]
     pub all_frames: bool,
+}
+
+/// Options given on the command line that mean nothing to the chosen
+/// subcommand: rejected (exit 2) rather than silently ignored.
+pub fn inapplicable(matches: &clap::ArgMatches) -> Option<String> {
+    let (name, sub) = matches.subcommand()?;
+    // (option id, flag as typed, subcommands it applies to)
+    const OPTIONS: &[(&str, &str, &[&str])] = &[
+        ("otlp", "--otlp", &["run", "attach", "daemon"]),
+        (
+            "ring_buffer_kib",
+            "--ring-buffer-kib",
+            &["run", "attach", "daemon"],
+        ),
+        ("redact", "--redact", &["run", "attach", "daemon", "report"]),
+        (
+            "all_frames",
+            "--all-frames",
+            &["run", "attach", "daemon", "report"],
+        ),
+        ("color", "--color", &["run", "attach", "daemon", "report"]),
+    ];
+    OPTIONS.iter().find_map(|(id, flag, applies)| {
+        let given = sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            || matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        (given && !applies.contains(&name))
+            .then(|| format!("{flag} does not apply to `crashtrace {name}`"))
+    })
 }
 
 fn ring_size(s: &str) -> Result<u32, String> {
@@ -120,16 +152,17 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct AttachArgs {
-    /// Process ids to trace.
-    #[arg(long = "pid", required_unless_present = "exes", num_args = 1.., value_delimiter = ',', value_name = "PID")]
+    /// Process ids to trace (`-p 1234,5678`, as strace and perf take them).
+    #[arg(short = 'p', long = "pid", required_unless_present = "exes", num_args = 1.., value_delimiter = ',', value_name = "PID")]
     pub pids: Vec<u32>,
     /// Trace every process running PATH: those running it now and those
     /// started later (from their first instruction), until Ctrl-C. A
     /// process that execs another program is no longer traced.
     #[arg(long = "exe", num_args = 1.., value_name = "PATH")]
     pub exes: Vec<PathBuf>,
-    /// Also trace the processes they fork from now on.
-    #[arg(long)]
+    /// Also trace the processes they fork from now on (`run` does by
+    /// default).
+    #[arg(short = 'f', long)]
     pub follow_forks: bool,
 }
 

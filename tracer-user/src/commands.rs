@@ -67,7 +67,10 @@ pub fn start(common: &Common, out: Output) -> Result<Tracer, Failure> {
 /// `-o PATH`, else `default` (stdout for attach, stderr for run).
 fn output(common: &Common, default: Stream) -> Result<Output, Failure> {
     Output::new_or(common.format, common.output.as_deref(), default)
-        .map(|o| o.with_all_frames(common.all_frames))
+        .map(|o| {
+            o.with_all_frames(common.all_frames)
+                .with_color(common.color)
+        })
         .map_err(Failure::Other)
 }
 

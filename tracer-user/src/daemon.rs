@@ -404,7 +404,10 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
         crate::output::Output::discard()
     } else {
         crate::output::Output::new(common.format, common.output.as_deref())
-            .map(|o| o.with_all_frames(common.all_frames))
+            .map(|o| {
+                o.with_all_frames(common.all_frames)
+                    .with_color(common.color)
+            })
             .map_err(Failure::Other)?
     };
     let mut tracer = crate::commands::start(common, out)?;

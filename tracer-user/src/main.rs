@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use tracer_user::{Failure, cli, commands, daemon, diag, inspect, privilege, report};
 
 /// Exit statuses of crashtrace itself (CONTRACT.md).
@@ -13,7 +13,16 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_NO_PRIVILEGE: u8 = 77;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    if let Some(msg) = cli::inapplicable(&matches) {
+        diag::init(false);
+        log::error!("{msg} (see `crashtrace help`)");
+        return ExitCode::from(EXIT_USAGE);
+    }
     diag::init(cli.common.verbose && !cli.common.quiet);
 
     // Inspecting a file needs no privilege.

@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader},
     path::PathBuf,
     rc::Rc,
 };
@@ -25,8 +25,12 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
     let redactor = crate::record::Redactor::new(&common.redact)
         .map_err(|e| Failure::Usage(format!("--redact: {e}")))?;
     let mut modules: HashMap<String, Option<Rc<ElfModule>>> = HashMap::new();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // `--format ndjson` writes the records again (re-symbolized,
+    // redacted); `-o` to a file.
+    let mut out = crate::output::Output::new(common.format, common.output.as_deref())
+        .map_err(Failure::Other)?
+        .with_all_frames(common.all_frames)
+        .with_color(common.color);
     let mut skipped = 0u64;
     let mut groups = Groups::default();
     for path in &args.files {
@@ -64,12 +68,7 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
             }
             // The live timeline's renderer: what `run` showed is what
             // `report` shows.
-            let mut text = Vec::new();
-            if crate::output::render_human(&mut text, &record).is_err() {
-                skipped += 1;
-                continue;
-            }
-            if out.write_all(&text).is_err() {
+            if out.emit(&record).is_err() {
                 return Ok(0); // a closed pipe (| head): done
             }
         }
@@ -79,7 +78,7 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
     }
     if args.group {
         for line in groups.lines() {
-            if writeln!(out, "{line}").is_err() {
+            if out.line(&line).is_err() {
                 break;
             }
         }

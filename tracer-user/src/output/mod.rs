@@ -20,6 +20,16 @@ pub enum Format {
     Ndjson,
 }
 
+/// When the human view is coloured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// Where records go when no file is named: stdout, or stderr for `run`
 /// (as strace and time do: the program's own stdout stays clean for pipes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +85,16 @@ impl Output {
             all_frames: false,
             line: Vec::with_capacity(4096),
         })
+    }
+
+    /// `--color`: auto (a terminal, and NO_COLOR unset), always, never.
+    pub fn with_color(mut self, when: ColorWhen) -> Self {
+        match when {
+            ColorWhen::Auto => {}
+            ColorWhen::Always => self.color = true,
+            ColorWhen::Never => self.color = false,
+        }
+        self
     }
 
     /// Human view: show the Go runtime's own frames too.

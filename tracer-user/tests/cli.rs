@@ -1,0 +1,146 @@
+//! The command line people bring from strace, perf and bpftrace: `-p PID`,
+//! options that cannot apply rejected rather than ignored, `--color`,
+//! `report --format ndjson`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// An option given to a subcommand it means nothing to is a usage error
+/// (exit 2) that names the option and the subcommand, in one line.
+#[test]
+fn options_that_do_not_apply_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.ndjson");
+    std::fs::write(&file, "").unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["report", "--otlp", "http://127.0.0.1:1/v1/logs", &file],
+            "--otlp does not apply to `crashtrace report`",
+        ),
+        (
+            &["--ring-buffer-kib", "8", "report", &file],
+            "--ring-buffer-kib does not apply to `crashtrace report`",
+        ),
+        (
+            &["symbolize", "--redact", "x", "--exe", "/bin/true", "0x1"],
+            "--redact does not apply to `crashtrace symbolize`",
+        ),
+        (
+            &["probes", "--all-frames", "--exe", "/bin/true"],
+            "--all-frames does not apply to `crashtrace probes`",
+        ),
+        (
+            &["probes", "--color", "always", "--exe", "/bin/true"],
+            "--color does not apply to `crashtrace probes`",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = Command::new(crashtrace_bin()).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Where they apply they are accepted.
+    let out = Command::new(crashtrace_bin())
+        .args([
+            "report",
+            "--redact",
+            "x",
+            "--all-frames",
+            "--color",
+            "never",
+            &file,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// `attach -p PID` (strace's and perf's spelling) traces the process; its
+/// death by SIGKILL from this test is told as a kill.
+#[test]
+fn attach_with_dash_p() {
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = sleeper.id();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let mut ct = Command::new(crashtrace_bin())
+        .args(["--format", "ndjson", "-q", "-o"])
+        .arg(&out)
+        .args(["attach", "-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let records = wait_for_record(&out, "attach");
+    assert_eq!(of_type(&records, "attach")[0]["pid"], pid);
+    sleeper.kill().unwrap();
+    let _ = sleeper.wait();
+    // It exits once the process it traced is gone.
+    let status = ct.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let records = read_records(&out);
+    let incident = of_type(&records, "incident");
+    assert_eq!(incident.len(), 1, "{records:#?}");
+    assert_eq!(incident[0]["outcome"], "killed", "{:#}", incident[0]);
+}
+
+/// `report`: `--format ndjson` writes the records again (not the human
+/// view), `-o` to a file, `--color always|never` as asked.
+#[test]
+fn report_honours_format_output_and_color() {
+    let bin = build_c("null_deref");
+    let t = run_traced(&bin, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = dir.path().join("recorded.ndjson");
+    let text: String = t
+        .records
+        .iter()
+        .map(|r| format!("{}\n", serde_json::to_string(r).unwrap()))
+        .collect();
+    std::fs::write(&recorded, text).unwrap();
+
+    let again = dir.path().join("again.ndjson");
+    let out = Command::new(crashtrace_bin())
+        .args(["report", "--format", "ndjson", "-o"])
+        .arg(&again)
+        .arg(&recorded)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty());
+    let records = read_records(&again);
+    assert_eq!(records.len(), t.records.len());
+    for (a, b) in records.iter().zip(&t.records) {
+        assert_eq!(a["type"], b["type"]);
+        assert_eq!(a["pid"], b["pid"]);
+        assert_eq!(a["frames"], b["frames"], "{a:#}");
+    }
+    assert_eq!(
+        of_type(&records, "incident")[0]["fingerprint"],
+        t.one("incident")["fingerprint"]
+    );
+
+    let render = |color: &str| {
+        let out = Command::new(crashtrace_bin())
+            .args(["report", "--color", color])
+            .arg(&recorded)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let colored = render("always");
+    let plain = render("never");
+    assert!(
+        colored.contains("\x1b[1;31mCRASHED\x1b[0m: SIGSEGV"),
+        "{colored}"
+    );
+    assert!(!plain.contains('\x1b'), "{plain}");
+    assert!(plain.contains("CRASHED: SIGSEGV"), "{plain}");
+}
