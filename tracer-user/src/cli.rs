@@ -151,9 +151,10 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(true).args(["pids", "exes"])))]
 pub struct AttachArgs {
     /// Process ids to trace (`-p 1234,5678`, as strace and perf take them).
-    #[arg(short = 'p', long = "pid", required_unless_present = "exes", num_args = 1.., value_delimiter = ',', value_name = "PID")]
+    #[arg(short = 'p', long = "pid", num_args = 1.., value_delimiter = ',', value_name = "PID")]
     pub pids: Vec<u32>,
     /// Trace every process running PATH: those running it now and those
     /// started later (from their first instruction), until Ctrl-C. A

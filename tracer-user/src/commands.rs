@@ -70,6 +70,7 @@ fn output(common: &Common, default: Stream) -> Result<Output, Failure> {
         .map(|o| {
             o.with_all_frames(common.all_frames)
                 .with_color(common.color)
+                .with_all_events(common.verbose)
         })
         .map_err(Failure::Other)
 }

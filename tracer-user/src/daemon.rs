@@ -44,6 +44,33 @@ pub struct Config {
     pub crashloop: CrashLoopConfig,
 }
 
+impl Config {
+    /// The config's sections that differ in `new`, for the reload's log
+    /// line.
+    fn changed_sections(&self, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.select != new.select {
+            changed.push("[select]");
+        }
+        if self.limits != new.limits {
+            changed.push("[limits]");
+        }
+        if self.service != new.service {
+            changed.push("[service]");
+        }
+        if self.output != new.output {
+            changed.push("[[output]]");
+        }
+        if self.metrics != new.metrics {
+            changed.push("[metrics]");
+        }
+        if self.crashloop != new.crashloop {
+            changed.push("[crashloop]");
+        }
+        changed
+    }
+}
+
 /// `[crashloop]`: a `crashloop` record (and the metric
 /// `crashtrace_crashloops_total{program=…}`) when one executable, or one
 /// cgroup for processes without a known executable, dies `deaths` times
@@ -422,7 +449,7 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
     // /metrics answering is how supervisors and tests see readiness: only
     // once the selection is applied, so a process started after it is
     // traced.
-    let mut metrics_task = start_metrics(&config, &mut tracer.export.exporters)
+    let mut metrics_task = start_metrics(&config, &mut tracer.export.exporters, None)
         .await
         .map_err(Failure::Other)?;
     if !common.quiet {
@@ -460,8 +487,19 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
                     log::warn!("reopening outputs: {err:#}");
                 }
                 match Config::load(&path) {
-                    Ok(new) if new == config => {}
+                    Ok(new) if new == config => {
+                        if !common.quiet {
+                            log::warn!(
+                                "daemon: {} unchanged; output files reopened",
+                                path.display()
+                            );
+                        }
+                    }
                     Ok(new) => {
+                        let changed = config.changed_sections(&new);
+                        // Counters survive a reload (a scrape must never
+                        // see them go back).
+                        let kept_metrics = tracer.export.exporters.metrics.clone();
                         if new.output != config.output || new.service != config.service {
                             match new.exporters(common).await {
                                 Ok(ex) => {
@@ -472,21 +510,38 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
                                 Err(err) => log::warn!("outputs kept: {err:#}"),
                             }
                         }
+                        let rebind = new.metrics != config.metrics || metrics_task.is_none();
                         config = new;
-                        if let Some(task) = metrics_task.take() {
-                            task.abort();
+                        if rebind {
+                            if let Some(task) = metrics_task.take() {
+                                task.abort();
+                                // The listener is dropped with the task:
+                                // only then can the address be bound
+                                // again (abort alone left it bound, and
+                                // /metrics closed for good).
+                                let _ = task.await;
+                            }
+                            metrics_task =
+                                start_metrics(&config, &mut tracer.export.exporters, kept_metrics)
+                                    .await
+                                    .unwrap_or_else(|err| {
+                                        log::warn!("{err:#}");
+                                        None
+                                    });
+                        } else if let Some(m) = kept_metrics {
+                            // Same listener; the new outputs' counters.
+                            m.set_sinks(tracer.export.exporters.sink_stats());
+                            tracer.export.exporters.metrics = Some(m);
                         }
-                        metrics_task = start_metrics(&config, &mut tracer.export.exporters)
-                            .await
-                            .unwrap_or_else(|err| {
-                                log::warn!("{err:#}");
-                                None
-                            });
                         if let Err(err) = tracer.apply(config.selection()).await {
                             log::warn!("applying {}: {err:#}", path.display());
                         }
                         if !common.quiet {
-                            log::warn!("daemon: reloaded {}", path.display());
+                            log::warn!(
+                                "daemon: reloaded {} ({} changed)",
+                                path.display(),
+                                changed.join(", ")
+                            );
                         }
                     }
                     Err(err) => log::warn!("config not reloaded, the old one stays: {err:#}"),
@@ -504,15 +559,17 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
     Ok(0)
 }
 
+/// Serves `[metrics]`, with the counters of `kept` when a reload rebinds.
 async fn start_metrics(
     config: &Config,
     exporters: &mut Exporters,
+    kept: Option<Arc<export::metrics::Metrics>>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(m) = &config.metrics else {
         exporters.metrics = None;
         return Ok(None);
     };
-    let metrics = Arc::new(export::metrics::Metrics::default());
+    let metrics = kept.unwrap_or_default();
     metrics.set_sinks(exporters.sink_stats());
     exporters.metrics = Some(Arc::clone(&metrics));
     Ok(Some(export::metrics::serve(&m.listen, metrics).await?))

@@ -628,3 +628,103 @@ fn daemon_reports_a_program_in_a_crash_loop() {
         "{text}"
     );
 }
+
+/// SIGHUP with an edited config: `/metrics` keeps answering with its
+/// counters (it went dark for good when the listener was rebound on the
+/// same address), the log says what changed, an unchanged config says so,
+/// and a new `[metrics]` address is served from the reload on.
+#[test]
+fn sighup_reload_keeps_metrics_and_says_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let app = bin_dir.join("app");
+    std::fs::copy(build_c("null_deref"), &app).unwrap();
+    let events = dir.path().join("events.ndjson");
+    let config = dir.path().join("crashtrace.toml");
+    let log = dir.path().join("daemon.log");
+    let write_config = |port: u16, deaths: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                "[select]\nexe = [\"{}/*\"]\n[crashloop]\ndeaths = {deaths}\n\
+                 [metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [[output]]\ntype = \"file\"\npath = \"{}\"\n",
+                bin_dir.display(),
+                events.display()
+            ),
+        )
+        .unwrap();
+    };
+    let wait_for = |what: &dyn Fn() -> bool, ctx: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !what() {
+            assert!(Instant::now() < deadline, "{ctx}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let port = free_port();
+    write_config(port, 5);
+    let daemon = KillOnDrop(
+        Command::new(crashtrace_bin())
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let crashed = "crashtrace_incidents_total{outcome=\"crashed\"} 1\n";
+    wait_for(
+        &|| http_get(port, "/metrics").is_some(),
+        "/metrics never answered",
+    );
+    let status = Command::new(&app).stderr(Stdio::null()).status().unwrap();
+    assert_eq!(status.code(), None);
+    wait_for(
+        &|| http_get(port, "/metrics").is_some_and(|m| m.contains(crashed)),
+        "the crash never counted",
+    );
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &daemon.0.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // An edited section, the same metrics address.
+    write_config(port, 4);
+    hup();
+    wait_for(&|| log_text().contains("reloaded"), "no reload line");
+    assert!(
+        log_text().contains("([crashloop] changed)"),
+        "{}",
+        log_text()
+    );
+    for _ in 0..5 {
+        let m = http_get(port, "/metrics").unwrap_or_default();
+        assert!(
+            m.contains(crashed),
+            "after the reload: {m:?}\n{}",
+            log_text()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Unchanged.
+    hup();
+    wait_for(
+        &|| log_text().contains("unchanged"),
+        "no line for an unchanged config",
+    );
+    // A new address: served, with the counters.
+    let port2 = free_port();
+    write_config(port2, 4);
+    hup();
+    wait_for(
+        &|| http_get(port2, "/metrics").is_some_and(|m| m.contains(crashed)),
+        "the new address never answered with the counters",
+    );
+    assert!(log_text().contains("([metrics] changed)"), "{}", log_text());
+    assert!(!log_text().contains("cannot listen"), "{}", log_text());
+    stop(daemon);
+}

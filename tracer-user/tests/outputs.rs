@@ -68,7 +68,11 @@ fn run_leaves_the_programs_stdout_to_the_program() {
     assert_eq!(shell_status(&out), 139, "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert!(lines.contains(&"err"), "{stderr}");
-    assert!(lines[0].starts_with("==> attached to pid"), "{stderr}");
+    // (The program may write before crashtrace's header comes out.)
+    assert!(
+        lines.iter().any(|l| l.starts_with("==> attached to pid")),
+        "{stderr}"
+    );
     assert!(
         lines
             .iter()
@@ -245,4 +249,52 @@ fn daemon_file_output_on_a_full_filesystem() {
     no_panic(&stderr);
     assert!(stderr.contains("No space left on device"), "{stderr}");
     assert!(stderr.contains("writing again"), "{stderr}");
+}
+
+/// A script's healthy children do not bury the crash: the human view
+/// shows the processes asked for and what happened to the others (a
+/// signal, an incident, a non-zero exit); `-v` shows every fork, exec and
+/// exit. NDJSON keeps every record either way.
+#[test]
+fn healthy_children_of_a_script_stay_quiet() {
+    let bin = build_c("crash_after");
+    let script = format!(
+        "for i in 1 2 3; do /bin/echo $i; done; sh -c 'exit 3'; exec {} 0",
+        bin.display()
+    );
+    let run = |verbose: bool| {
+        let mut cmd = Command::new(crashtrace_bin());
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd
+            .args(["run", "--", "sh", "-c", &script])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(shell_status(&out), 139);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n2\n3\n");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let quiet = run(false);
+    let headers: Vec<&str> = quiet
+        .lines()
+        .filter(|l| l.starts_with("==> attached"))
+        .collect();
+    // The shell, and what it exec'd at the end (same process).
+    assert_eq!(headers.len(), 2, "{quiet}");
+    assert!(headers[0].ends_with(", run]"), "{quiet}");
+    assert!(
+        headers[1].contains("crash_after") && headers[1].ends_with(", exec]"),
+        "{quiet}"
+    );
+    assert!(!quiet.contains("exited with status 0"), "{quiet}");
+    assert_eq!(quiet.matches("exited with status 3").count(), 1, "{quiet}");
+    assert!(quiet.contains("CRASHED: SIGSEGV (SEGV_MAPERR)"), "{quiet}");
+
+    let all = run(true);
+    // Four children (three echo, one sh), each a fork and an exec header.
+    assert_eq!(all.matches(", fork]").count(), 4, "{all}");
+    assert_eq!(all.matches("exited with status 0").count(), 3, "{all}");
 }

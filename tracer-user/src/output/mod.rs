@@ -39,6 +39,12 @@ pub enum Stream {
 }
 
 pub struct Output {
+    /// Human view: every fork/exec/exit shown (`-v`); else the processes
+    /// forked or exec'd under a traced one are shown only when something
+    /// happens to them (a signal, an incident, an exit that is not 0).
+    all_events: bool,
+    /// Their pids, whose attach line was held back.
+    quiet_pids: std::collections::HashSet<u32>,
     format: Format,
     sink: Box<dyn Write>,
     color: bool,
@@ -79,6 +85,8 @@ impl Output {
         };
         let color = is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Ok(Self {
+            all_events: false,
+            quiet_pids: Default::default(),
             format,
             sink,
             color,
@@ -106,6 +114,8 @@ impl Output {
     /// Writes nothing (the daemon with its own outputs configured).
     pub fn discard() -> Self {
         Self {
+            all_events: false,
+            quiet_pids: Default::default(),
             format: Format::Ndjson,
             sink: Box::new(io::sink()),
             color: false,
@@ -114,7 +124,43 @@ impl Output {
         }
     }
 
+    /// Human view: show every fork, exec and exit (`-v`).
+    pub fn with_all_events(mut self, all: bool) -> Self {
+        self.all_events = all;
+        self
+    }
+
+    /// Whether the human view leaves `record` out: a script's healthy
+    /// children (`sh -c 'for …'`) would bury the one crash that matters
+    /// under three lines each. NDJSON has every record.
+    fn held_back(&mut self, record: &Record) -> bool {
+        if self.all_events || self.format != Format::Human {
+            return false;
+        }
+        let Some(pid) = record.pid else {
+            return false;
+        };
+        match &record.body {
+            // A child; or what a child exec'd. A process asked for that
+            // execs (`run -- env X=1 prog`) keeps its header.
+            crate::record::Body::Attach(a)
+                if a.reason == "fork" || (a.reason == "exec" && self.quiet_pids.contains(&pid)) =>
+            {
+                self.quiet_pids.insert(pid);
+                true
+            }
+            crate::record::Body::Exit { exit } if self.quiet_pids.contains(&pid) => {
+                self.quiet_pids.remove(&pid);
+                matches!(exit, crate::record::ExitStatus::Code { code: 0 })
+            }
+            _ => false,
+        }
+    }
+
     pub fn emit(&mut self, record: &Record) -> Result<()> {
+        if self.held_back(record) {
+            return Ok(());
+        }
         match self.format {
             Format::Ndjson => {
                 serde_json::to_writer(&mut self.line, record).context("encoding a record")?;
