@@ -46,6 +46,17 @@ fn options_that_do_not_apply_are_rejected() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+    // `attach` with nothing to attach to names both ways to say it.
+    let out = Command::new(crashtrace_bin())
+        .arg("attach")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--pid") && stderr.contains("--exe"),
+        "{stderr}"
+    );
     // Where they apply they are accepted.
     let out = Command::new(crashtrace_bin())
         .args([
