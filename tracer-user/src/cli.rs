@@ -115,6 +115,69 @@ pub enum Command {
     /// What would be attached to a binary: runtime and version, probe
     /// points found or missing, debug info source.
     Probes(ProbesArgs),
+    /// Print the man page or a shell's completion script (for packaging:
+    /// `crashtrace generate man > crashtrace.1`, `crashtrace generate
+    /// complete-bash > /usr/share/bash-completion/completions/crashtrace`).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// What to print.
+    #[arg(value_enum)]
+    pub what: Generated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    /// roff, for man(1).
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+}
+
+/// The man page's sections clap does not write.
+const MAN_EXTRA: &str = r#".SH "EXIT STATUS"
+0 ok; 1 any other failure, with one line on stderr; 2 usage error;
+77 missing privilege (the capability is named).
+.B run
+returns the traced program's own status instead (128+N when killed by signal N).
+.SH EXAMPLES
+.TP
+.B crashtrace run -- ./server --port 8080
+Trace a program from its first instruction; the timeline goes to stderr.
+.TP
+.B crashtrace attach -p 1234 -f
+Trace a running process and what it forks, until it exits or Ctrl-C.
+.TP
+.B crashtrace --format ndjson -o /var/log/crashtrace.ndjson attach --exe /srv/app/bin/api
+Every process running that file, now and started later, as NDJSON.
+.TP
+.B crashtrace report --group /var/log/crashtrace/*.ndjson
+One line per crash fingerprint: count, first and last seen, pids.
+.SH FILES
+.TP
+.I /etc/crashtrace/crashtrace.toml
+The daemon's configuration (selectors, outputs, metrics, limits).
+"#;
+
+/// Writes what `generate` asks for to `out`.
+pub fn generate(what: Generated, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    let shell = match what {
+        Generated::Man => {
+            clap_mangen::Man::new(cmd).render(out)?;
+            return out.write_all(MAN_EXTRA.as_bytes());
+        }
+        Generated::CompleteBash => clap_complete::Shell::Bash,
+        Generated::CompleteZsh => clap_complete::Shell::Zsh,
+        Generated::CompleteFish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut cmd, "crashtrace", out);
+    Ok(())
 }
 
 #[derive(Args, Debug)]

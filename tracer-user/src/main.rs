@@ -25,6 +25,15 @@ fn main() -> ExitCode {
     }
     diag::init(cli.common.verbose && !cli.common.quiet);
 
+    if let cli::Command::Generate(args) = &cli.command {
+        return match cli::generate(args.what, &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                log::error!("writing: {err}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     // Inspecting a file needs no privilege.
     let inspect_only = matches!(
         cli.command,
@@ -57,6 +66,7 @@ fn main() -> ExitCode {
             cli::Command::Report(args) => report::report(&cli.common, args),
             cli::Command::Symbolize(args) => inspect::symbolize(&cli.common, args),
             cli::Command::Probes(args) => inspect::probes(&cli.common, args),
+            cli::Command::Generate(_) => Ok(0), // handled above
         }
     });
     match result {

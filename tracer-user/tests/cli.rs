@@ -155,3 +155,87 @@ fn report_honours_format_output_and_color() {
     assert!(!plain.contains('\x1b'), "{plain}");
     assert!(plain.contains("CRASHED: SIGSEGV"), "{plain}");
 }
+
+/// `crashtrace generate man` renders with man(1) (every subcommand and the
+/// exit statuses in it); the bash completion loads (`complete -p`) and
+/// completes the subcommands and an option of `attach`.
+#[test]
+fn man_page_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |what: &str| {
+        let out = Command::new(crashtrace_bin())
+            .args(["generate", what])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{what}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{what}");
+        let path = dir.path().join(what);
+        std::fs::write(&path, &out.stdout).unwrap();
+        path
+    };
+    let man = generate("man");
+    let rendered = Command::new("man")
+        .arg("-l")
+        .arg(&man)
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    assert!(rendered.status.success(), "{rendered:?}");
+    // Overstrike (bold: `N\x08N`) undone, as `col -b` would.
+    let mut text = String::new();
+    for c in String::from_utf8_lossy(&rendered.stdout).chars() {
+        if c == '\x08' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    for needle in [
+        "NAME",
+        "SYNOPSIS",
+        "EXIT STATUS",
+        "EXAMPLES",
+        "crashtrace-run",
+        "crashtrace-attach",
+        "crashtrace-daemon",
+        "crashtrace-report",
+        "crashtrace-symbolize",
+        "crashtrace-probes",
+        "77",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+
+    let bash = generate("complete-bash");
+    let complete = |words: &str, cword: usize| {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {}; complete -p crashtrace; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+                 COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; \
+                 _crashtrace crashtrace \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+                 printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                bash.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let subcommands = complete("crashtrace ''", 1);
+    assert!(subcommands.starts_with("complete "), "{subcommands}");
+    for sub in ["run", "attach", "daemon", "report", "symbolize", "probes"] {
+        assert!(
+            subcommands.lines().any(|l| l == sub),
+            "{sub}: {subcommands}"
+        );
+    }
+    let attach = complete("crashtrace attach --", 2);
+    for opt in ["--pid", "--exe", "--follow-forks"] {
+        assert!(attach.lines().any(|l| l == opt), "{opt}: {attach}");
+    }
+    for shell in ["complete-zsh", "complete-fish"] {
+        let text = std::fs::read_to_string(generate(shell)).unwrap();
+        assert!(text.contains("attach"), "{shell}");
+    }
+}

@@ -38,6 +38,8 @@ const APT_PACKAGES: &[&str] = &[
     "golang-1.19-go",
     // The syslog exporter test delivers to a real rsyslogd.
     "rsyslog",
+    // The man page test renders `crashtrace generate man` with man(1).
+    "man-db",
 ];
 
 /// Go toolchains the tests build their Go targets with: the oldest and
