@@ -247,4 +247,22 @@ pub struct ReportArgs {
     /// latest (e.g. `crashtrace report --group /var/log/crashtrace/*.ndjson`).
     #[arg(long)]
     pub group: bool,
+    /// Only records of these processes (`--pid 1234,5678`).
+    #[arg(short = 'p', long = "pid", value_delimiter = ',', value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only records of processes running this executable: a path or a glob
+    /// (`/srv/*/bin/api`); without a `/`, the file name (`api`, `api-*`).
+    #[arg(long, value_name = "PATH|GLOB")]
+    pub exe: Option<String>,
+    /// Only records of these types (`--type incident,signal`).
+    #[arg(long = "type", value_delimiter = ',', value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Only records at or after TIME: `2026-12-03 08:00:00` or
+    /// `2026-12-03T08:00:00Z` (UTC), `2026-12-03`, or a span ago (`1h`,
+    /// `30min`), like journalctl's.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only records before TIME (as for --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 }

@@ -31,6 +31,7 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
         .map_err(Failure::Other)?
         .with_all_frames(common.all_frames)
         .with_color(common.color);
+    let filter = Filter::new(args).map_err(Failure::Usage)?;
     let mut skipped = 0u64;
     let mut groups = Groups::default();
     for path in &args.files {
@@ -59,6 +60,9 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
                 skipped += 1;
                 continue;
             };
+            if !filter.keeps(&record) {
+                continue;
+            }
             if !redactor.is_empty() {
                 redactor.apply(&mut record);
             }
@@ -84,6 +88,91 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
         }
     }
     Ok(0)
+}
+
+/// `--pid`, `--exe`, `--type`, `--since`, `--until`: which records are
+/// shown (and grouped).
+struct Filter {
+    pids: Vec<u32>,
+    exe: Option<glob::Pattern>,
+    /// The pattern has no `/`: it names the file, not the path.
+    exe_by_name: bool,
+    types: Vec<String>,
+    since: Option<std::time::SystemTime>,
+    until: Option<std::time::SystemTime>,
+}
+
+impl Filter {
+    fn new(args: &ReportArgs) -> Result<Self, String> {
+        let exe = args
+            .exe
+            .as_deref()
+            .map(|e| glob::Pattern::new(e).map_err(|err| format!("--exe {e}: {err}")))
+            .transpose()?;
+        let now = std::time::SystemTime::now();
+        let time = |flag: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|t| parse_time(t, now).ok_or_else(|| format!("{flag} {t}: not a time (try `2026-12-03 08:00:00`, `2026-12-03` or `1h`)")))
+                .transpose()
+        };
+        Ok(Self {
+            pids: args.pids.clone(),
+            exe_by_name: args.exe.as_deref().is_some_and(|e| !e.contains('/')),
+            exe,
+            types: args.types.clone(),
+            since: time("--since", &args.since)?,
+            until: time("--until", &args.until)?,
+        })
+    }
+
+    fn keeps(&self, r: &crate::record::Record) -> bool {
+        if !self.pids.is_empty() && !r.pid.is_some_and(|p| self.pids.contains(&p)) {
+            return false;
+        }
+        if !self.types.is_empty() && !self.types.iter().any(|t| t == r.kind) {
+            return false;
+        }
+        if let Some(pattern) = &self.exe {
+            let Some(exe) = r.exe.as_deref() else {
+                return false;
+            };
+            let subject = if self.exe_by_name {
+                exe.rsplit('/').next().unwrap_or(exe)
+            } else {
+                exe
+            };
+            if !pattern.matches(subject) {
+                return false;
+            }
+        }
+        if self.since.is_some() || self.until.is_some() {
+            let Ok(at) = humantime::parse_rfc3339(&r.time) else {
+                return false;
+            };
+            if self.since.is_some_and(|s| at < s) || self.until.is_some_and(|u| at >= u) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// `2026-12-03 08:00:00`, `2026-12-03T08:00:00.5Z` (UTC), `2026-12-03`,
+/// or a span before `now` (`90s`, `1h 30min`).
+fn parse_time(text: &str, now: std::time::SystemTime) -> Option<std::time::SystemTime> {
+    let t = text.trim();
+    if let Ok(at) = humantime::parse_rfc3339_weak(t) {
+        return Some(at);
+    }
+    if t.len() == 10
+        && let Ok(at) = humantime::parse_rfc3339_weak(&format!("{t} 00:00:00"))
+    {
+        return Some(at);
+    }
+    let ago = t.strip_suffix(" ago").unwrap_or(t);
+    humantime::parse_duration(ago)
+        .ok()
+        .and_then(|d| now.checked_sub(d))
 }
 
 /// `report --group`: incidents by fingerprint.
@@ -250,4 +339,77 @@ fn resolve_frame(
             f
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: &str, pid: u32, exe: &str, time: &str) -> crate::record::Record {
+        let value = serde_json::json!({
+            "schema": "crashtrace.v1", "type": kind, "time": time, "ts_ns": 1,
+            "pid": pid, "tid": pid, "comm": "x", "exe": exe,
+            "exit": {"code": 0},
+        });
+        crate::record::Record::from_value(value).expect("a record")
+    }
+
+    fn args(f: impl FnOnce(&mut ReportArgs)) -> ReportArgs {
+        let mut a = ReportArgs {
+            files: vec![],
+            group: false,
+            pids: vec![],
+            exe: None,
+            types: vec![],
+            since: None,
+            until: None,
+        };
+        f(&mut a);
+        a
+    }
+
+    #[test]
+    fn times_as_journalctl_takes_them() {
+        let now = humantime::parse_rfc3339("2026-12-03T10:00:00Z").unwrap();
+        let at = |t| parse_time(t, now).map(|s| humantime::format_rfc3339(s).to_string());
+        assert_eq!(
+            at("2026-12-03 08:00:00").as_deref(),
+            Some("2026-12-03T08:00:00Z")
+        );
+        assert_eq!(
+            at("2026-12-03T08:00:00.5Z").as_deref(),
+            Some("2026-12-03T08:00:00.500000000Z")
+        );
+        assert_eq!(at("2026-12-03").as_deref(), Some("2026-12-03T00:00:00Z"));
+        assert_eq!(at("90min").as_deref(), Some("2026-12-03T08:30:00Z"));
+        assert_eq!(at("1h ago").as_deref(), Some("2026-12-03T09:00:00Z"));
+        assert_eq!(at("yesterdayish"), None);
+    }
+
+    #[test]
+    fn filters_by_pid_type_exe_and_time() {
+        let r = record(
+            "exit",
+            42,
+            "/srv/app/bin/api",
+            "2026-12-03T08:13:19.754486176Z",
+        );
+        let keeps = |f: &dyn Fn(&mut ReportArgs)| Filter::new(&args(f)).unwrap().keeps(&r);
+        assert!(keeps(&|_| {}));
+        assert!(keeps(&|a| a.pids = vec![7, 42]));
+        assert!(!keeps(&|a| a.pids = vec![7]));
+        assert!(keeps(&|a| a.types = vec!["signal".into(), "exit".into()]));
+        assert!(!keeps(&|a| a.types = vec!["incident".into()]));
+        assert!(keeps(&|a| a.exe = Some("api".into())));
+        assert!(keeps(&|a| a.exe = Some("a*".into())));
+        assert!(keeps(&|a| a.exe = Some("/srv/*/bin/api".into())));
+        assert!(!keeps(&|a| a.exe = Some("/srv/api".into())));
+        assert!(!keeps(&|a| a.exe = Some("bin".into())));
+        assert!(keeps(&|a| a.since = Some("2026-12-03 08:13:19".into())));
+        assert!(!keeps(&|a| a.since = Some("2026-12-03 08:13:20".into())));
+        assert!(keeps(&|a| a.until = Some("2026-12-03 08:13:20".into())));
+        assert!(!keeps(&|a| a.until = Some("2026-12-03".into())));
+        assert!(Filter::new(&args(|a| a.since = Some("soon".into()))).is_err());
+        assert!(Filter::new(&args(|a| a.exe = Some("[".into()))).is_err());
+    }
 }

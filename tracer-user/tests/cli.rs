@@ -137,6 +137,26 @@ fn report_honours_format_output_and_color() {
         t.one("incident")["fingerprint"]
     );
 
+    // Filters: --type, --pid, --exe (file name or glob), --since.
+    let pid = t.one("incident")["pid"].to_string();
+    let filtered = |args: &[&str]| {
+        let out = Command::new(crashtrace_bin())
+            .arg("report")
+            .args(args)
+            .arg(&recorded)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let only = filtered(&["--type", "incident", "--pid", &pid, "--exe", "null_deref"]);
+    assert_eq!(only.lines().count(), 1, "{only}");
+    assert!(only.starts_with("CRASHED: SIGSEGV"), "{only}");
+    assert_eq!(filtered(&["--pid", "1"]), "");
+    assert_eq!(filtered(&["--exe", "/nowhere/*"]), "");
+    assert_eq!(filtered(&["--since", "1h", "--type", "incident"]), only);
+    assert_eq!(filtered(&["--until", "1h"]), "");
+
     let render = |color: &str| {
         let out = Command::new(crashtrace_bin())
             .args(["report", "--color", color])
