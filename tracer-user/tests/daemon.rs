@@ -684,6 +684,21 @@ fn sighup_reload_keeps_metrics_and_says_what_changed() {
         &|| http_get(port, "/metrics").is_some_and(|m| m.contains(crashed)),
         "the crash never counted",
     );
+    // By executable, cause and signal; the build; liveness.
+    let m = http_get(port, "/metrics").unwrap_or_default();
+    assert!(
+        m.contains(&format!(
+            "crashtrace_incidents_by_cause_total{{exe=\"{}\",outcome=\"crashed\",cause=\"signal\",signal=\"SIGSEGV\"}} 1\n",
+            app.display()
+        )),
+        "{m}"
+    );
+    assert!(m.contains("crashtrace_build_info{version=\""), "{m}");
+    let health = http_get(port, "/healthz").unwrap_or_default();
+    assert!(
+        health.starts_with("HTTP/1.1 200 OK") && health.ends_with("\r\n\r\nok\n"),
+        "{health:?}"
+    );
     let hup = || {
         Command::new("kill")
             .args(["-HUP", &daemon.0.id().to_string()])
@@ -724,7 +739,11 @@ fn sighup_reload_keeps_metrics_and_says_what_changed() {
         &|| http_get(port2, "/metrics").is_some_and(|m| m.contains(crashed)),
         "the new address never answered with the counters",
     );
-    assert!(log_text().contains("([metrics] changed)"), "{}", log_text());
+    // (The log line comes once the reload is done, after the rebind.)
+    wait_for(
+        &|| log_text().contains("([metrics] changed)"),
+        "no reload line for [metrics]",
+    );
     assert!(!log_text().contains("cannot listen"), "{}", log_text());
     stop(daemon);
 }

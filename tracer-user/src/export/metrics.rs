@@ -19,10 +19,20 @@ use tokio::{
 use super::sinks::SinkStats;
 use crate::record::{Body, Record};
 
+/// (exe, outcome, cause type, signal).
+type IncidentLabels = (String, &'static str, &'static str, String);
+
+/// Executables with their own label set in
+/// `crashtrace_incidents_by_cause_total` (bounded cardinality).
+const MAX_LABEL_SETS: usize = 200;
+
 #[derive(Default)]
 pub struct Metrics {
     records: Mutex<BTreeMap<&'static str, u64>>,
     incidents: Mutex<BTreeMap<&'static str, u64>>,
+    /// Incidents by (executable, outcome, cause type, signal): at most
+    /// [`MAX_LABEL_SETS`] executables, the rest counted as "other".
+    incidents_by: Mutex<BTreeMap<IncidentLabels, u64>>,
     /// Crash loops reported, by program (executable or cgroup).
     crashloops: Mutex<BTreeMap<String, u64>>,
     lost: AtomicU64,
@@ -43,6 +53,32 @@ impl Metrics {
             Body::Incident(inc) => {
                 if let Ok(mut m) = self.incidents.lock() {
                     *m.entry(inc.outcome.word()).or_default() += 1;
+                }
+                if let Ok(mut m) = self.incidents_by.lock() {
+                    let signal = match inc.exit {
+                        Some(crate::record::ExitStatus::Signal { signal_name, .. }) => {
+                            signal_name.to_owned()
+                        }
+                        _ => inc
+                            .cause
+                            .signal
+                            .as_ref()
+                            .map(|s| s.name.clone())
+                            .unwrap_or_default(),
+                    };
+                    let mut exe = record.exe.clone().unwrap_or_default();
+                    let known = m.keys().any(|(e, ..)| *e == exe);
+                    if !known
+                        && m.keys()
+                            .map(|(e, ..)| e)
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .len()
+                            >= MAX_LABEL_SETS
+                    {
+                        exe = "other".to_owned();
+                    }
+                    *m.entry((exe, inc.outcome.word(), inc.cause.kind, signal))
+                        .or_default() += 1;
                 }
             }
             Body::CrashLoop(c) => {
@@ -95,6 +131,33 @@ impl Metrics {
                 ));
             }
         }
+        family(
+            &mut out,
+            "crashtrace_incidents_by_cause_total",
+            "counter",
+            "Crash stories closed, by executable, outcome, cause type and signal.",
+        );
+        if let Ok(m) = self.incidents_by.lock() {
+            for ((exe, outcome, cause, signal), v) in m.iter() {
+                out.push_str(&format!(
+                    "crashtrace_incidents_by_cause_total{{exe=\"{}\",outcome=\"{}\",cause=\"{}\",signal=\"{}\"}} {v}\n",
+                    esc(exe),
+                    esc(outcome),
+                    esc(cause),
+                    esc(signal)
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "crashtrace_build_info",
+            "gauge",
+            "The crashtrace build serving these metrics.",
+        );
+        out.push_str(&format!(
+            "crashtrace_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ));
         family(
             &mut out,
             "crashtrace_crashloops_total",
@@ -206,10 +269,15 @@ pub async fn serve(listen: &str, metrics: Arc<Metrics>) -> Result<tokio::task::J
                 };
                 let request = String::from_utf8_lossy(&head);
                 let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, body) = if path == "/metrics" {
-                    ("200 OK", metrics.render())
-                } else {
-                    ("404 Not Found", "not found: try /metrics\n".to_owned())
+                let (status, body) = match path {
+                    "/metrics" => ("200 OK", metrics.render()),
+                    // Liveness for supervisors: answered by the same task
+                    // that serves /metrics, once the config is applied.
+                    "/healthz" => ("200 OK", "ok\n".to_owned()),
+                    _ => (
+                        "404 Not Found",
+                        "not found: try /metrics or /healthz\n".to_owned(),
+                    ),
                 };
                 let reply = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
