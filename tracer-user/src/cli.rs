@@ -34,6 +34,10 @@ pub struct Common {
     /// set), always, never.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true)]
     pub color: ColorWhen,
+    /// Human view: times in UTC instead of the local time zone (`report`
+    /// shows dates and the zone; live views the time of day).
+    #[arg(long, global = true)]
+    pub utc: bool,
     /// No summary line or notices on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -78,6 +82,7 @@ pub fn inapplicable(matches: &clap::ArgMatches) -> Option<String> {
             &["run", "attach", "daemon", "report"],
         ),
         ("color", "--color", &["run", "attach", "daemon", "report"]),
+        ("utc", "--utc", &["run", "attach", "daemon", "report"]),
     ];
     OPTIONS.iter().find_map(|(id, flag, applies)| {
         let given = sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)

@@ -71,6 +71,7 @@ fn output(common: &Common, default: Stream) -> Result<Output, Failure> {
             o.with_all_frames(common.all_frames)
                 .with_color(common.color)
                 .with_all_events(common.verbose)
+                .with_time(false, common.utc)
         })
         .map_err(Failure::Other)
 }

@@ -434,6 +434,7 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
             .map(|o| {
                 o.with_all_frames(common.all_frames)
                     .with_color(common.color)
+                    .with_time(false, common.utc)
             })
             .map_err(Failure::Other)?
     };

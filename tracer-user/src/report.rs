@@ -30,7 +30,9 @@ pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
     let mut out = crate::output::Output::new(common.format, common.output.as_deref())
         .map_err(Failure::Other)?
         .with_all_frames(common.all_frames)
-        .with_color(common.color);
+        .with_color(common.color)
+        // Recorded files span days: dates and the zone.
+        .with_time(true, common.utc);
     let filter = Filter::new(args).map_err(Failure::Usage)?;
     let mut skipped = 0u64;
     let mut groups = Groups::default();

@@ -157,6 +157,37 @@ fn report_honours_format_output_and_color() {
     assert_eq!(filtered(&["--since", "1h", "--type", "incident"]), only);
     assert_eq!(filtered(&["--until", "1h"]), "");
 
+    // Dates and the zone in report's timestamps; --utc and TZ honoured.
+    let dated = |tz: &str, utc: bool| {
+        let mut cmd = Command::new(crashtrace_bin());
+        cmd.arg("report").env("TZ", tz);
+        if utc {
+            cmd.arg("--utc");
+        }
+        let out = cmd.arg(&recorded).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.contains(" SIGSEGV (SEGV_MAPERR)"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let time = t.one("signal")["time"].as_str().unwrap().to_owned(); // …T08:12:29.419946123Z
+    let (date, clock) = (&time[..10], &time[11..26]);
+    assert!(
+        dated("UTC", false).starts_with(&format!("{date} {clock} UTC pid ")),
+        "{}",
+        dated("UTC", false)
+    );
+    assert!(
+        dated("Asia/Kolkata", true).starts_with(&format!("{date} {clock} UTC pid ")),
+        "{}",
+        dated("Asia/Kolkata", true)
+    );
+    // +05:30, no daylight saving: the local line says IST, 5.5 h later.
+    let local = dated("Asia/Kolkata", false);
+    assert!(local.contains(" IST pid "), "{local}");
+    assert_ne!(&local[11..26], clock, "{local}");
+
     let render = |color: &str| {
         let out = Command::new(crashtrace_bin())
             .args(["report", "--color", color])

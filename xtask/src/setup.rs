@@ -40,6 +40,8 @@ const APT_PACKAGES: &[&str] = &[
     "rsyslog",
     // The man page test renders `crashtrace generate man` with man(1).
     "man-db",
+    // Time zones, for the test of report's local timestamps.
+    "tzdata",
 ];
 
 /// Go toolchains the tests build their Go targets with: the oldest and

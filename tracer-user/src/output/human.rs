@@ -38,6 +38,57 @@ pub struct Options {
     /// Go stacks with the runtime's own frames (else as its traceback
     /// prints them).
     pub all_frames: bool,
+    /// Timestamps with the date and the zone (`report`: records span days);
+    /// live views show the time of day only, as strace -t does.
+    pub dates: bool,
+    /// UTC instead of the local time zone.
+    pub utc: bool,
+}
+
+/// A record's time (RFC 3339, UTC) as the human view shows it: local time
+/// (or UTC) of day with microseconds, with the date and zone if asked.
+fn clock_of(time: &str, dates: bool, utc: bool) -> String {
+    let Ok(at) = humantime::parse_rfc3339(time) else {
+        return time.to_owned();
+    };
+    let Ok(since) = at.duration_since(std::time::UNIX_EPOCH) else {
+        return time.to_owned();
+    };
+    let secs = since.as_secs() as libc::time_t;
+    // SAFETY: tm is plain data; the *_r variants write only into it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe {
+        if utc {
+            !libc::gmtime_r(&secs, &mut tm).is_null()
+        } else {
+            !libc::localtime_r(&secs, &mut tm).is_null()
+        }
+    };
+    if !ok {
+        return time.to_owned();
+    }
+    let micros = since.subsec_micros();
+    let day = format!(
+        "{:02}:{:02}:{:02}.{micros:06}",
+        tm.tm_hour, tm.tm_min, tm.tm_sec
+    );
+    if !dates {
+        return day;
+    }
+    let zone = if utc || tm.tm_zone.is_null() {
+        "UTC".to_owned()
+    } else {
+        // SAFETY: localtime_r points tm_zone at a NUL-terminated static name.
+        unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    format!(
+        "{:04}-{:02}-{:02} {day} {zone}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday
+    )
 }
 
 pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
@@ -45,7 +96,8 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
         color: opts.color,
         go: r.goid.is_some() && !opts.all_frames,
     };
-    let clock = r.time.get(11..26).unwrap_or(&r.time); // HH:MM:SS.ffffff
+    let clock = clock_of(&r.time, opts.dates, opts.utc);
+    let clock = clock.as_str();
     let who = format!(
         "pid {} tid {} ({})",
         opt(r.pid),

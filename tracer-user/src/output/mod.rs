@@ -39,6 +39,9 @@ pub enum Stream {
 }
 
 pub struct Output {
+    /// Human view: the date and zone in timestamps; UTC.
+    dates: bool,
+    utc: bool,
     /// Human view: every fork/exec/exit shown (`-v`); else the processes
     /// forked or exec'd under a traced one are shown only when something
     /// happens to them (a signal, an incident, an exit that is not 0).
@@ -85,6 +88,8 @@ impl Output {
         };
         let color = is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Ok(Self {
+            dates: false,
+            utc: false,
             all_events: false,
             quiet_pids: Default::default(),
             format,
@@ -105,6 +110,14 @@ impl Output {
         self
     }
 
+    /// Human view: timestamps with date and zone (`dates`), in UTC
+    /// instead of local time (`utc`).
+    pub fn with_time(mut self, dates: bool, utc: bool) -> Self {
+        self.dates = dates;
+        self.utc = utc;
+        self
+    }
+
     /// Human view: show the Go runtime's own frames too.
     pub fn with_all_frames(mut self, all: bool) -> Self {
         self.all_frames = all;
@@ -114,6 +127,8 @@ impl Output {
     /// Writes nothing (the daemon with its own outputs configured).
     pub fn discard() -> Self {
         Self {
+            dates: false,
+            utc: false,
             all_events: false,
             quiet_pids: Default::default(),
             format: Format::Ndjson,
@@ -172,6 +187,8 @@ impl Output {
                 human::Options {
                     color: self.color,
                     all_frames: self.all_frames,
+                    dates: self.dates,
+                    utc: self.utc,
                 },
             )?,
         }
