@@ -24,12 +24,7 @@ fn optimized_code_without_frame_pointers_unwinds_like_gdb() {
             .into_iter()
             .find(|s| s["signal"]["name"] == signal)
             .unwrap_or_else(|| panic!("{name}: no {signal}"));
-        let ours: Vec<GdbFrame> = sig["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(frame_key)
-            .collect();
+        let ours: Vec<GdbFrame> = frame_keys(&sig["frames"]);
         let gdb = gdb_frames(&bin);
         assert!(gdb.len() >= 4, "{name}: gdb: {gdb:#?}");
         assert!(
@@ -89,12 +84,7 @@ fn division_by_zero_misaligned_access_and_bus_error() {
         };
         assert_eq!(sig["signal"]["addr"], expected_addr.as_str(), "{arg}");
 
-        let ours: Vec<GdbFrame> = sig["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(frame_key)
-            .collect();
+        let ours: Vec<GdbFrame> = frame_keys(&sig["frames"]);
         let gdb = gdb_frames_args(&bin, &[arg]);
         assert!(gdb.len() >= 2, "{arg}: gdb: {gdb:#?}");
         for (o, g) in ours.iter().zip(&gdb) {
@@ -152,12 +142,7 @@ fn stack_overflow_unwinds_the_recursion_and_says_truncated() {
     assert_eq!(shell_status(&t.output), 139);
     let sig = t.one("signal");
     assert_eq!(sig["signal"]["name"], "SIGSEGV");
-    let frames: Vec<GdbFrame> = sig["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(frame_key)
-        .collect();
+    let frames: Vec<GdbFrame> = frame_keys(&sig["frames"]);
     assert!(frames.len() > 50, "{frames:#?}");
     assert!(
         frames.iter().all(|f| f.function == "descend"),
@@ -243,12 +228,7 @@ fn uncaught_cxx_exception_is_the_cause_with_type_message_and_throwing_stack() {
         "{stderr}"
     );
 
-    let ours: Vec<GdbFrame> = throw["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(frame_key)
-        .collect();
+    let ours: Vec<GdbFrame> = frame_keys(&throw["frames"]);
     let gdb = gdb_throw_frames(&bin, "std::runtime_error");
     assert!(gdb.len() >= 3, "gdb: {gdb:#?}");
     assert_eq!(ours[0].function, "__cxa_throw");
@@ -305,12 +285,7 @@ fn rethrown_cxx_exceptions_keep_the_original_throw_as_the_cause() {
         } else {
             assert_eq!(throw["tid"], pid, "{ctx}");
         }
-        let ours: Vec<GdbFrame> = throw["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(frame_key)
-            .collect();
+        let ours: Vec<GdbFrame> = frame_keys(&throw["frames"]);
         let gdb = gdb_throw_frames_with(&bin, &[mode], ty);
         assert!(
             gdb.len() >= 2 && ours.len() >= 2,
@@ -338,12 +313,7 @@ fn rethrown_cxx_exceptions_keep_the_original_throw_as_the_cause() {
         assert_eq!(rethrow["thrown_by_tid"], throw["tid"], "{ctx}");
         assert_eq!(rethrow["value_type"], ty, "{ctx}");
         assert_eq!(rethrow["message"], what, "{ctx}");
-        let at: Vec<GdbFrame> = rethrow["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(frame_key)
-            .collect();
+        let at: Vec<GdbFrame> = frame_keys(&rethrow["frames"]);
         assert!(
             at.iter()
                 .any(|f| (f.function.as_str(), f.line) == (rethrow_at.0, Some(rethrow_at.1))),
@@ -843,12 +813,7 @@ fn a_crash_in_a_signal_handler_unwinds_through_the_signal_frame_like_gdb() {
             .into_iter()
             .find(|s| s["signal"]["code"] == "SEGV_MAPERR")
             .unwrap_or_else(|| panic!("{ctx}: no fault"));
-        let ours: Vec<GdbFrame> = fault["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(frame_key)
-            .collect();
+        let ours: Vec<GdbFrame> = frame_keys(&fault["frames"]);
         let gdb = gdb_frames_passing(&bin, &["fault"], &["SIGUSR1"]);
         let tramp = gdb
             .iter()

