@@ -634,6 +634,12 @@ pub const GO_GOROUTINE_LOCKED: u32 = 4;
 /// [`GoroutineRecord::flags`]: the runtime prints this dump with every
 /// frame, its own and wrappers included ([`GO_DUMP_SYSTEM`]).
 pub const GO_GOROUTINE_SYSTEM: u32 = 8;
+/// [`GoroutineRecord::flags`]: no dump's goroutine but the one a crash
+/// signal's thread had switched away from (`m.curg` while it ran on its
+/// system stack, inside `systemstack`), sent just before the signal's
+/// record: its frames (as [`GO_GOROUTINE_FROM_SCHED`]) continue the
+/// thread's stack where the runtime's traceback jumps stacks.
+pub const GO_GOROUTINE_SWITCHED: u32 = 16;
 
 /// One goroutine of the runtime's goroutine dump, read at
 /// `runtime.goroutineheader(gp)` ([`EventKind::Goroutine`]).

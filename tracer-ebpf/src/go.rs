@@ -17,10 +17,10 @@ use aya_ebpf::{
 use tracer_common::{
     EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_DUMP_MAX_GOROUTINES,
     GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
-    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_NO_FIELD, GO_PANIC_GOEXIT,
-    GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_PROBE_AT_STACK_CHECK,
-    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe,
-    GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
+    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM,
+    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED,
+    GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
+    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
 };
 
 use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
@@ -413,6 +413,53 @@ fn goroutine_header(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) {
         }
         addr_of_mut!((*rec).depth).write(n as u32);
         addr_of_mut!((*rec).flags).write(flags);
+    }
+    entry.submit(0);
+}
+
+/// A crash signal arrives on a Go thread running on its system stack
+/// (g0), inside `systemstack`: the goroutine it switched from (`m.curg`)
+/// holds the rest of the story, on another stack than the copy sent with
+/// the signal. Its frames from its saved context go first, marked
+/// [`GO_GOROUTINE_SWITCHED`], so the walk can jump stacks as the
+/// runtime's traceback does. `g` is the interrupted thread's R14 (where
+/// Go code keeps g).
+#[inline(always)]
+pub(crate) fn switched_goroutine(tgid: u32, g: u64) {
+    // SAFETY: the value is copied out.
+    let Some(state) = (unsafe { GO_PROCESSES.get(&tgid) }).copied() else {
+        return;
+    };
+    let Some(cfg) = GO_CONFIG.get(state.slot).copied() else {
+        return;
+    };
+    let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
+    if m == 0 || read_user::<u64>(m + cfg.m_g0 as u64).unwrap_or(0) != g {
+        return;
+    }
+    let curg: u64 = read_user(m + cfg.m_curg as u64).unwrap_or(0);
+    if curg == 0 || curg == g {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<GoroutineRecord>(0) else {
+        count_lost(EventKind::Goroutine);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Goroutine);
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    unsafe {
+        core::ptr::write_bytes(
+            addr_of_mut!((*rec).goid) as *mut u8,
+            0,
+            core::mem::size_of::<GoroutineRecord>() - core::mem::size_of::<tracer_common::Header>(),
+        );
+        addr_of_mut!((*rec).goid).write(read_user(curg + cfg.g_goid as u64).unwrap_or(0));
+        addr_of_mut!((*rec).binary).write(state.slot);
+        let pcs = addr_of_mut!((*rec).pcs) as *mut u64;
+        let n = sched_frames(pcs, GO_GOROUTINE_FRAMES, curg, &cfg);
+        addr_of_mut!((*rec).depth).write(n as u32);
+        addr_of_mut!((*rec).flags).write(GO_GOROUTINE_SWITCHED);
     }
     entry.submit(0);
 }

@@ -162,6 +162,11 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
         if sp != 0 {
             snapshot_stack(sp);
         }
+        // A Go thread on its system stack: the goroutine it left.
+        let g: u64 = read_kernel(regs_ptr, PT_REGS_R14).unwrap_or(0);
+        if g != 0 {
+            crate::go::switched_goroutine(tgid, g);
+        }
     }
 
     let Some(mut entry) = EVENTS.reserve::<SignalRecord>(0) else {
@@ -221,6 +226,8 @@ fn try_signal_deliver(ctx: &BtfTracePointContext) {
 
 /// `pt_regs.sp` on x86_64.
 const PT_REGS_SP: u32 = 152;
+/// `pt_regs.r14` on x86_64.
+const PT_REGS_R14: u32 = 8;
 const SIGQUIT: i32 = 3;
 const SIGABRT: i32 = 6;
 

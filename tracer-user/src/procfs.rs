@@ -71,6 +71,9 @@ pub struct Capture {
     pub comm: Option<String>,
     /// Its working directory (resolves the relative path of a later exec).
     pub cwd: Option<PathBuf>,
+    /// GOTRACEBACK in its environment (how much a Go runtime prints of
+    /// its stacks, read once at its start).
+    pub gotraceback: Option<String>,
 }
 
 impl Capture {
@@ -129,8 +132,23 @@ impl Capture {
             container: Container::of_process(pid),
             comm: comm(pid),
             cwd: std::fs::read_link(format!("/proc/{pid}/cwd")).ok(),
+            gotraceback: environ_var(pid, "GOTRACEBACK"),
         })
     }
+}
+
+/// `name`'s value in `pid`'s initial environment (/proc/PID/environ: what
+/// it was started with, which is what a runtime reads at its start).
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env_value(&environ, name)
+}
+
+fn env_value(environ: &[u8], name: &str) -> Option<String> {
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
 }
 
 /// The file behind a mapping of `pid`: through /proc/PID/map_files (deleted
@@ -218,4 +236,18 @@ pub fn processes_running(key: WatchedFile) -> Vec<u32> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| file_key(Path::new(&format!("/proc/{pid}/exe"))).is_ok_and(|k| k == key))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_value;
+
+    #[test]
+    fn an_environment_variable_is_found_by_its_whole_name() {
+        let environ = b"PATH=/bin\0GOTRACEBACK_X=1\0GOTRACEBACK=crash\0EMPTY=\0";
+        assert_eq!(env_value(environ, "GOTRACEBACK").as_deref(), Some("crash"));
+        assert_eq!(env_value(environ, "EMPTY").as_deref(), Some(""));
+        assert_eq!(env_value(environ, "PAT"), None);
+        assert_eq!(env_value(b"", "PATH"), None);
+    }
 }

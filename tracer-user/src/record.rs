@@ -378,6 +378,11 @@ pub struct Attach {
     /// the kernel's records only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probes_late: Option<String>,
+    /// Extension (Go): GOTRACEBACK as the process was started with it,
+    /// when set. At "system" or "crash" (level 2 and up) the runtime's
+    /// tracebacks print its own frames too, and so does the human view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gotraceback: Option<String>,
 }
 
 /// A Go panic starts (runtime.gopanic).
@@ -1291,6 +1296,7 @@ mod parse_tests {
                 probes: vec!["tp_btf/signal_deliver".into()],
                 reason: "exec",
                 probes_late: Some("too late".into()),
+                gotraceback: None,
             }),
             signal_record.body.clone(),
             Body::Exit { exit },

@@ -740,10 +740,13 @@ fn human_go_stacks_read_like_the_runtimes_traceback() {
     for build in go_builds("crashy") {
         for scenario in ["nested", "nilptr"] {
             let ctx = format!("{}, scenario {scenario}", build.label);
-            let run = |all: bool| {
+            let run = |all: bool, gotraceback: Option<&str>| {
                 let mut cmd = Command::new(crashtrace_bin());
                 if all {
                     cmd.arg("--all-frames");
+                }
+                if let Some(level) = gotraceback {
+                    cmd.env("GOTRACEBACK", level);
                 }
                 // `-o -`: the timeline on stdout, apart from the
                 // runtime's traceback on stderr.
@@ -753,23 +756,50 @@ fn human_go_stacks_read_like_the_runtimes_traceback() {
                     .output()
                     .unwrap()
             };
-            let out = run(false);
+            // The dump's running goroutine: the frames the runtime printed.
+            let dumped = |stdout: &str| -> Vec<String> {
+                stdout
+                    .lines()
+                    .skip_while(|l| !l.contains("goroutine dump"))
+                    .skip(2)
+                    .take_while(|l| l.starts_with("    0x"))
+                    .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+                    .collect()
+            };
+            let functions = |stderr: &str| -> Vec<String> {
+                go_traceback(stderr)
+                    .1
+                    .into_iter()
+                    .map(|f| f.function)
+                    .collect()
+            };
+            let out = run(false, None);
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
-            // The dump's running goroutine: the frames the runtime printed.
-            let block: Vec<String> = stdout
-                .lines()
-                .skip_while(|l| !l.contains("goroutine dump"))
-                .skip(2)
-                .take_while(|l| l.starts_with("    0x"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
-                .collect();
-            let (_, theirs) = go_traceback(&stderr);
-            let theirs: Vec<String> = theirs.into_iter().map(|f| f.function).collect();
-            assert_eq!(block, theirs, "{ctx}: {stdout}");
+            assert_eq!(dumped(&stdout), functions(&stderr), "{ctx}: {stdout}");
             assert!(!stdout.contains("runtime.gopanic"), "{ctx}: {stdout}");
-            let all = String::from_utf8_lossy(&run(true).stdout).into_owned();
+            assert!(!stdout.contains("runtime.fatalpanic"), "{ctx}: {stdout}");
+            let all = String::from_utf8_lossy(&run(true, None).stdout).into_owned();
             assert!(all.contains("runtime.gopanic"), "{ctx}: {all}");
+            // Started with GOTRACEBACK=system, the runtime prints its own
+            // frames (and wrappers): so does the timeline, without being
+            // asked, and the attach record says why.
+            let out = run(false, Some("system"));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let theirs = functions(&stderr);
+            assert!(
+                theirs.iter().any(|f| f == "runtime.main"),
+                "{ctx}: {stderr}"
+            );
+            assert_eq!(dumped(&stdout), theirs, "{ctx}: {stdout}");
+            let events = stdout
+                .lines()
+                .take_while(|l| !l.contains("goroutine dump"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(events.contains("runtime.fatalpanic"), "{ctx}: {stdout}");
+            assert!(!events.contains("runtime.gopanic"), "{ctx}: {stdout}");
         }
     }
 }
@@ -873,43 +903,93 @@ fn panic_recovered_by_net_http() {
 }
 
 /// GOTRACEBACK=crash: after printing, the runtime aborts (SIGABRT, core).
+/// After a fatal error it aborts on the thread's system stack, inside
+/// `systemstack`: the abort's frames jump from there to the goroutine's
+/// own stack, as the runtime's traceback does (`runtime.fatalthrow`, the
+/// return address at the goroutine's saved sp), and go on as the runtime
+/// printed that goroutine.
 #[test]
 fn gotraceback_crash_dies_of_sigabrt() {
     for build in go_builds("crashy") {
-        let (ctx, bin) = (&build.label, &build.path);
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("events.ndjson");
-        let status = Command::new(crashtrace_bin())
-            .args(["--format", "ndjson", "-o"])
-            .arg(&out)
-            .args(["run", "--"])
-            .arg(bin)
-            .arg("index")
-            .env("GOTRACEBACK", "crash")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(
-            status.code(),
-            Some(134),
-            "{ctx}: 128+SIGABRT passes through"
-        );
-        let records = read_records(&out);
-        let incidents = of_type(&records, "incident");
-        assert_eq!(incidents.len(), 1, "{ctx}: {records:#?}");
-        let inc = incidents[0];
-        assert_eq!(inc["outcome"], "crashed", "{ctx}");
-        assert_eq!(inc["cause"]["type"], "panic", "{ctx}");
-        assert_eq!(inc["exit"]["signal"], 6, "{ctx}");
-        assert!(
-            inc["events"]
-                .as_array()
-                .unwrap()
+        for scenario in ["index", "concurrent-map"] {
+            let ctx = format!("{}, scenario {scenario}", build.label);
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("events.ndjson");
+            let output = Command::new(crashtrace_bin())
+                .args(["--format", "ndjson", "-o"])
+                .arg(&out)
+                .args(["run", "--"])
+                .arg(&build.path)
+                .arg(scenario)
+                .env("GOTRACEBACK", "crash")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(134),
+                "{ctx}: 128+SIGABRT passes through: {stderr}"
+            );
+            let records = read_records(&out);
+            let incidents = of_type(&records, "incident");
+            let aborts: Vec<&Value> = of_type(&records, "signal")
+                .into_iter()
+                .filter(|r| {
+                    r["signal"]["name"] == "SIGABRT" && r["signal"]["disposition"] == "handler"
+                })
+                .collect();
+            assert_eq!(aborts.len(), 1, "{ctx}: {records:#?}");
+            let attach = of_type(&records, "attach");
+            assert_eq!(attach[0]["gotraceback"], "crash", "{ctx}: {attach:#?}");
+            if scenario == "index" {
+                assert_eq!(incidents.len(), 1, "{ctx}: {records:#?}");
+                let inc = incidents[0];
+                assert_eq!(inc["outcome"], "crashed", "{ctx}");
+                assert_eq!(inc["cause"]["type"], "panic", "{ctx}");
+                assert_eq!(inc["exit"]["signal"], 6, "{ctx}");
+                assert!(
+                    inc["events"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e["type"] == "signal" && e["signal"]["name"] == "SIGABRT"),
+                    "{ctx}: the abort is part of the story"
+                );
+                continue;
+            }
+            // concurrent map writes: a fatal error, aborted from the
+            // system stack.
+            assert!(
+                stderr.contains("fatal error: concurrent map writes"),
+                "{ctx}: {stderr}"
+            );
+            assert!(
+                incidents.iter().any(|i| i["exit"]["signal"] == 6),
+                "{ctx}: {records:#?}"
+            );
+            let ours = frames_of(aborts[0]);
+            let names: Vec<&str> = ours.iter().map(|f| f.function.as_str()).collect();
+            assert_eq!(
+                names[..2],
+                ["runtime.raise", "runtime.dieFromSignal"],
+                "{ctx}: a frameless leaf keeps its caller: {names:?}"
+            );
+            let switch = names
                 .iter()
-                .any(|e| e["type"] == "signal" && e["signal"]["name"] == "SIGABRT"),
-            "{ctx}: the abort is part of the story"
-        );
+                .position(|&f| f == "runtime.systemstack")
+                .unwrap_or_else(|| panic!("{ctx}: no systemstack in {names:?}"));
+            assert_eq!(
+                names.get(switch + 1),
+                Some(&"runtime.fatalthrow"),
+                "{ctx}: the goroutine's frame that called systemstack: {names:?}"
+            );
+            let (_, theirs) = go_traceback(&stderr);
+            assert!(!theirs.is_empty(), "{ctx}: {stderr}");
+            assert_eq!(ours[switch + 2..], theirs[..], "{ctx}: {stderr}");
+            assert_eq!(aborts[0]["frames_truncated"], false, "{ctx}");
+        }
     }
 }
 

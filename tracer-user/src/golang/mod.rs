@@ -758,9 +758,46 @@ pub fn layout_for_version(version: &str) -> Option<GoConfig> {
         .map(|&(_, _, layout)| layout)
 }
 
+/// GOTRACEBACK's level as the Go runtime reads the variable at its start
+/// (`setTraceback` in runtime1.go, the same from Go 1.19 to 1.27): 0
+/// prints no stacks, 1 a goroutine's own frames, 2 and up the runtime's
+/// frames and wrappers too.
+pub fn traceback_level(value: &str) -> u32 {
+    match value {
+        "none" => 0,
+        "single" | "" | "all" => 1,
+        "system" | "crash" => 2,
+        n => n
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gotraceback_levels_are_read_as_the_runtime_reads_them() {
+        for (value, level) in [
+            ("", 1),
+            ("none", 0),
+            ("single", 1),
+            ("all", 1),
+            ("system", 2),
+            ("crash", 2),
+            ("2", 2),
+            ("3", 3),
+            ("0", 0),
+            ("wer", 0),
+            ("System", 0),
+            ("-1", 0),
+        ] {
+            assert_eq!(traceback_level(value), level, "{value:?}");
+        }
+    }
 
     #[test]
     fn uvarint_decodes() {

@@ -17,8 +17,20 @@ const RESET: &str = "\x1b[0m";
 
 struct Style {
     color: bool,
-    /// A Go record's frames, shown as the runtime's traceback shows them.
-    go: bool,
+    /// How a Go record's frames are shown.
+    go: GoView,
+}
+
+/// Go frames as the runtime's traceback prints them, at its level.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GoView {
+    /// Not a Go record, or `--all-frames`: every frame as recorded.
+    Raw,
+    /// GOTRACEBACK=single or all: the runtime's own frames hidden.
+    Traceback,
+    /// GOTRACEBACK=system or crash: every frame, `runtime.gopanic`
+    /// printed as `panic`.
+    System,
 }
 
 impl Style {
@@ -38,6 +50,9 @@ pub struct Options {
     /// Go stacks with the runtime's own frames (else as its traceback
     /// prints them).
     pub all_frames: bool,
+    /// The process's Go runtime prints its own frames (GOTRACEBACK=system
+    /// or crash): so does the view.
+    pub system_frames: bool,
     /// Timestamps with the date and the zone (`report`: records span days);
     /// live views show the time of day only, as strace -t does.
     pub dates: bool,
@@ -94,7 +109,13 @@ fn clock_of(time: &str, dates: bool, utc: bool) -> String {
 pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
     let s = Style {
         color: opts.color,
-        go: r.goid.is_some() && !opts.all_frames,
+        go: if r.goid.is_none() || opts.all_frames {
+            GoView::Raw
+        } else if opts.system_frames {
+            GoView::System
+        } else {
+            GoView::Traceback
+        },
     };
     let clock = clock_of(&r.time, opts.dates, opts.utc);
     let clock = clock.as_str();
@@ -259,8 +280,10 @@ pub fn write(w: &mut dyn Write, r: &Record, opts: Options) -> io::Result<()> {
                 writeln!(w, "  {}", s.paint(BOLD, &head))?;
                 // As the runtime's dump shows them: its own frames hidden
                 // unless it printed them (all are in the NDJSON record).
-                let shown = if dump.traceback == "system" || opts.all_frames {
+                let shown = if opts.all_frames {
                     g.frames.clone()
+                } else if dump.traceback == "system" || opts.system_frames {
+                    go_system_shown(&g.frames)
                 } else {
                     go_shown(&g.frames)
                 };
@@ -604,6 +627,22 @@ fn go_shown(frames: &[Frame]) -> Vec<Frame> {
     }
 }
 
+/// A Go stack as the runtime's system-level traceback prints it
+/// (GOTRACEBACK=system, a throw, a fatal signal): every frame, with
+/// `runtime.gopanic` named `panic`.
+fn go_system_shown(frames: &[Frame]) -> Vec<Frame> {
+    frames
+        .iter()
+        .map(|f| match f.function.as_deref() {
+            Some("runtime.gopanic") => Frame {
+                function: Some("panic".to_owned()),
+                ..f.clone()
+            },
+            _ => f.clone(),
+        })
+        .collect()
+}
+
 /// The line that ends a stack cut short: the frames above the last one
 /// shown are not known, and why.
 fn write_cut(w: &mut dyn Write, truncated: bool, why: Option<&str>, s: &Style) -> io::Result<()> {
@@ -619,11 +658,16 @@ fn write_cut(w: &mut dyn Write, truncated: bool, why: Option<&str>, s: &Style) -
 
 fn write_frames(w: &mut dyn Write, frames: &[Frame], s: &Style) -> io::Result<()> {
     let shown;
-    let frames = if s.go {
-        shown = go_shown(frames);
-        &shown[..]
-    } else {
-        frames
+    let frames = match s.go {
+        GoView::Raw => frames,
+        GoView::Traceback => {
+            shown = go_shown(frames);
+            &shown[..]
+        }
+        GoView::System => {
+            shown = go_system_shown(frames);
+            &shown[..]
+        }
     };
     for f in frames {
         let loc = match (&f.file, f.line) {

@@ -48,6 +48,9 @@ pub struct Output {
     all_events: bool,
     /// Their pids, whose attach line was held back.
     quiet_pids: std::collections::HashSet<u32>,
+    /// Go processes started with GOTRACEBACK=system or crash: their
+    /// runtime prints its own frames, and so does the human view.
+    system_tracebacks: std::collections::HashSet<u32>,
     format: Format,
     sink: Box<dyn Write>,
     color: bool,
@@ -92,6 +95,7 @@ impl Output {
             utc: false,
             all_events: false,
             quiet_pids: Default::default(),
+            system_tracebacks: Default::default(),
             format,
             sink,
             color,
@@ -131,6 +135,7 @@ impl Output {
             utc: false,
             all_events: false,
             quiet_pids: Default::default(),
+            system_tracebacks: Default::default(),
             format: Format::Ndjson,
             sink: Box::new(io::sink()),
             color: false,
@@ -173,6 +178,20 @@ impl Output {
     }
 
     pub fn emit(&mut self, record: &Record) -> Result<()> {
+        if let (Some(pid), crate::record::Body::Attach(a)) = (record.pid, &record.body) {
+            let system = a
+                .gotraceback
+                .as_deref()
+                .is_some_and(|v| crate::golang::traceback_level(v) >= 2);
+            if system {
+                self.system_tracebacks.insert(pid);
+            } else {
+                self.system_tracebacks.remove(&pid);
+            }
+        }
+        if let (Some(pid), crate::record::Body::Exit { .. }) = (record.pid, &record.body) {
+            self.system_tracebacks.remove(&pid);
+        }
         if self.held_back(record) {
             return Ok(());
         }
@@ -187,6 +206,9 @@ impl Output {
                 human::Options {
                     color: self.color,
                     all_frames: self.all_frames,
+                    system_frames: record
+                        .pid
+                        .is_some_and(|p| self.system_tracebacks.contains(&p)),
                     dates: self.dates,
                     utc: self.utc,
                 },

@@ -211,6 +211,12 @@ impl Analysis {
                     None
                 }
             },
+            KernelRecord::Goroutine(r) if r.flags & tracer_common::GO_GOROUTINE_SWITCHED != 0 => {
+                let depth = (r.depth as usize).min(r.pcs.len());
+                self.stacks
+                    .insert_switched(r.header.pid, r.header.tid, r.pcs[..depth].to_vec());
+                None
+            }
             KernelRecord::Goroutine(r) => {
                 self.go.on_goroutine(&r, &mut self.procs);
                 None
@@ -285,6 +291,9 @@ impl Analysis {
         let (exe, debuginfo) = self.procs.image(info.pid).map_or((None, "none"), |i| {
             (i.exe.clone(), i.exe_debuginfo().as_str())
         });
+        let gotraceback = (info.runtime == "go")
+            .then(|| self.procs.image(info.pid)?.gotraceback.clone())
+            .flatten();
         let ts = self.clock.now_mono();
         let record = Record {
             schema: SCHEMA,
@@ -305,6 +314,7 @@ impl Analysis {
                 probes: info.probes,
                 reason: info.reason,
                 probes_late: info.late,
+                gotraceback,
             }),
         };
         self.emit(record);

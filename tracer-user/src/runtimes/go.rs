@@ -350,7 +350,10 @@ impl Decoder {
             return;
         }
         let depth = (r.depth as usize).min(GO_GOROUTINE_FRAMES);
-        let system = r.flags & GO_GOROUTINE_SYSTEM != 0;
+        // The runtime's signal handler or a throw prints this dump at its
+        // system level; GOTRACEBACK=system prints any dump so.
+        let handler = r.flags & GO_GOROUTINE_SYSTEM != 0;
+        let system = handler || prints_system_frames(procs, pid);
         // The signal handler's first goroutine is the one the signal
         // interrupted, walked from the signal's context on this thread —
         // when that context is its own: it was running, or it is the
@@ -359,7 +362,7 @@ impl Decoder {
         const G_SCAN: u32 = 0x1000;
         const G_RUNNING: u32 = 2;
         let interrupted =
-            (system && r.index == 1 && (r.goid == 0 || r.status & !G_SCAN == G_RUNNING))
+            (handler && r.index == 1 && (r.goid == 0 || r.status & !G_SCAN == G_RUNNING))
                 .then(|| self.signaled.get(&(pid, r.header.tid)).cloned())
                 .flatten();
         let frames = if let Some(mut frames) = interrupted {
@@ -469,6 +472,7 @@ impl Decoder {
         // Past the kernel side's bound, or lost in a full ring.
         let left_out = printed - dump.recorded.min(printed);
         let exe = procs.image(pid).and_then(|i| i.exe.clone());
+        let system = dump.system || prints_system_frames(procs, pid);
         Some(kernel_record(
             clock,
             &exit.header,
@@ -477,7 +481,7 @@ impl Decoder {
             Body::Goroutines(GoGoroutines {
                 printed,
                 left_out,
-                traceback: if dump.system { "system" } else { "all" },
+                traceback: if system { "system" } else { "all" },
                 groups: dump.groups,
             }),
         ))
@@ -517,7 +521,7 @@ impl Decoder {
             &stack,
             &r.stack_snapshot,
             r.flags & GO_STACK_FROM_SCHED == 0,
-            false,
+            prints_system_frames(procs, pid),
         );
         if self.leaf_callers.len() >= MAX_REMEMBERED {
             self.leaf_callers.clear();
@@ -537,9 +541,16 @@ impl Decoder {
             if self.dying.len() >= MAX_REMEMBERED {
                 self.dying.clear();
             }
+            // The runtime prints a fatal panic's goroutine from
+            // fatalpanic's caller on (its `panic` frame).
+            let printed = frames
+                .iter()
+                .position(|f| f.function.as_deref() == Some("runtime.fatalpanic"))
+                .filter(|&k| probe == GoProbe::Printpanics && k + 1 < frames.len())
+                .map_or(&frames[..], |k| &frames[k + 1..]);
             self.dying
                 .entry((pid, r.goid))
-                .or_insert_with(|| frames.clone());
+                .or_insert_with(|| printed.to_vec());
         }
         let string_len = (r.string_len as usize).min(r.string.len());
         let text = &r.string[..string_len];
@@ -787,6 +798,15 @@ impl Decoder {
     }
 }
 
+/// The process was started with GOTRACEBACK=system or crash: its
+/// runtime's tracebacks print every frame, its own and wrappers included.
+fn prints_system_frames(procs: &Procs, pid: u32) -> bool {
+    procs
+        .image(pid)
+        .and_then(|i| i.gotraceback.as_deref())
+        .is_some_and(|v| golang::traceback_level(v) >= 2)
+}
+
 /// A goroutine's stack walked from its saved context ([sched.pc, word at
 /// sched.sp, frame-pointer chain]): the word at sp is the caller's return
 /// address only when the goroutine stopped before its own frame existed:
@@ -794,7 +814,7 @@ impl Decoder {
 /// entry (Go 1.19's systemstack saves systemstack_switch's entry as pc,
 /// the return address into systemstack's caller at sp; Go 1.21+ a pc
 /// inside a systemstack_switch that has a frame).
-fn sched_stack(procs: &Procs, pid: u32, walked: &[u64]) -> Vec<u64> {
+pub(crate) fn sched_stack(procs: &Procs, pid: u32, walked: &[u64]) -> Vec<u64> {
     let bias = procs.exe_load_bias(pid);
     let in_prologue = match (walked.first(), procs.go(pid)) {
         (Some(&pc), Some(go)) => {

@@ -110,10 +110,14 @@ impl Procs {
     }
 }
 
-/// Stack copies of crashing threads, until the record that uses them.
+/// Stack copies of crashing threads, until the record that uses them;
+/// and for a Go thread that crashed on its system stack, the goroutine it
+/// had switched from (`GO_GOROUTINE_SWITCHED`: its saved pc, the word at
+/// its saved sp, its frame-pointer chain).
 #[derive(Default)]
 pub struct Stacks {
     map: HashMap<(u32, u32), StackSnapshot>,
+    switched: HashMap<(u32, u32), Vec<u64>>,
 }
 
 /// Stack copies waiting for their record (one per crashing thread).
@@ -137,6 +141,18 @@ impl Stacks {
 
     pub fn forget(&mut self, pid: u32) {
         self.map.retain(|(p, _), _| *p != pid);
+        self.switched.retain(|(p, _), _| *p != pid);
+    }
+
+    pub fn insert_switched(&mut self, pid: u32, tid: u32, walked: Vec<u64>) {
+        if self.switched.len() >= MAX_PENDING_STACKS {
+            self.switched.clear();
+        }
+        self.switched.insert((pid, tid), walked);
+    }
+
+    pub fn take_switched(&mut self, pid: u32, tid: u32) -> Option<Vec<u64>> {
+        self.switched.remove(&(pid, tid))
     }
 }
 

@@ -180,11 +180,44 @@ fn signal_pcs(
     let fp_cut = (depth == tracer_common::MAX_STACK_DEPTH)
         .then_some(Cut::Depth(tracer_common::MAX_STACK_DEPTH));
     let pid = r.header.pid;
+    let switched = stacks.take_switched(pid, r.header.tid);
     match unwind_copy(procs, stacks, pid, r.header.tid, &r.regs, &fp) {
+        // Stopped where a Go thread's system stack was entered from a
+        // goroutine (`systemstack`): the runtime's traceback jumps to that
+        // goroutine's stack, at the return address its saved sp holds,
+        // and so does this walk.
+        Some(u)
+            if u.go_frames > 0 && u.truncated && switched.is_some() && {
+                let bias = procs.exe_load_bias(pid);
+                let last = u.pcs.last().map(|pc| pc.wrapping_sub(bias));
+                procs
+                    .go(pid)
+                    .and_then(|b| b.pclntab.as_ref()?.find(last?))
+                    .is_some_and(|f| f.name == "runtime.systemstack")
+            } =>
+        {
+            let walked = switched.unwrap_or_default();
+            let full = walked.len() == tracer_common::GO_GOROUTINE_FRAMES;
+            // Its saved pc is systemstack_switch's, a stand-in for
+            // systemstack itself: the frames above it follow.
+            let goroutine = super::go::sched_stack(procs, pid, &walked);
+            let mut pcs = u.pcs;
+            pcs.extend(goroutine.iter().skip(1));
+            let cut = full.then_some(Cut::Depth(pcs.len()));
+            (pcs, u.signal_frames, cut)
+        }
         // Go code always keeps frame pointers: past the end of the copy
-        // (deep recursion), the kernel's walk goes further.
+        // (deep recursion), the kernel's walk goes further, from where
+        // this walk stopped.
         Some(u) if u.go_frames > 0 && u.truncated && fp.len() > u.pcs.len() => {
-            (fp, Vec::new(), fp_cut)
+            match continued_at(&u.pcs, &fp) {
+                Some(k) => {
+                    let mut pcs = u.pcs;
+                    pcs.extend_from_slice(&fp[k..]);
+                    (pcs, u.signal_frames, fp_cut)
+                }
+                None => (fp, Vec::new(), fp_cut),
+            }
         }
         // The kernel's walk follows rbp even where it holds data, so
         // its length means nothing once CFI or Go's tables were used.
@@ -193,6 +226,24 @@ fn signal_pcs(
         }
         _ => (fp, Vec::new(), fp_cut),
     }
+}
+
+/// Where the frame-pointer walk `fp` goes on past the last pc of a walk
+/// that stopped (`walked`): just after the same return address, at the
+/// depth nearest to the walk's own (the frame-pointer walk can only have
+/// fewer frames above it: it skips frameless leaves). `None` when it
+/// never passed there or has nothing more.
+fn continued_at(walked: &[u64], fp: &[u64]) -> Option<usize> {
+    let last = *walked.last()?;
+    let depth = walked.len() - 1;
+    let at: Vec<usize> = (0..fp.len()).filter(|&k| fp[k] == last).collect();
+    let k = at
+        .iter()
+        .rev()
+        .find(|&&k| k <= depth)
+        .or(at.first())
+        .copied()?;
+    (k + 1 < fp.len()).then_some(k + 1)
 }
 
 /// A thread's frames from the stack copy the kernel sent for it (CFI,
@@ -242,4 +293,28 @@ pub fn probe_stack(
         .map(|i| i.symbolize_unwound(&pcs, &signal_frames))
         .unwrap_or_else(|| (Vec::new(), true));
     (frames, walk_cut.or(unmapped.then_some(Cut::Unmapped)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::continued_at;
+
+    #[test]
+    fn a_stopped_walk_goes_on_where_the_frame_pointer_walk_passed_its_last_pc() {
+        // The frame-pointer walk lost a frameless leaf (0x20) and goes on
+        // past the walk's last pc (0x40).
+        assert_eq!(
+            continued_at(&[0x10, 0x20, 0x30, 0x40], &[0x10, 0x30, 0x40, 0x50, 0x60]),
+            Some(3)
+        );
+        // Recursion: the same return address at every depth; the one at
+        // the walk's own depth (or the nearest above) is where it stopped.
+        let deep = [0x10, 0x77, 0x77, 0x77];
+        let fp = [0x10, 0x77, 0x77, 0x77, 0x77, 0x77, 0x90];
+        assert_eq!(continued_at(&deep, &fp), Some(4));
+        // Never passed there, or nothing after it.
+        assert_eq!(continued_at(&[0x10, 0x20], &[0x10, 0x30]), None);
+        assert_eq!(continued_at(&[0x10, 0x20], &[0x10, 0x20]), None);
+        assert_eq!(continued_at(&[], &[0x10]), None);
+    }
 }

@@ -20,6 +20,8 @@ pub struct ProcessImage {
     pub exe: Option<String>,
     /// Its cgroup, container and namespace pid (read with the maps).
     pub container: Option<std::sync::Arc<crate::record::Container>>,
+    /// GOTRACEBACK in its environment, when set.
+    pub gotraceback: Option<String>,
     mappings: Vec<Mapping>,
 }
 
@@ -66,6 +68,7 @@ impl ProcessImage {
         Self {
             exe: capture.exe,
             container: capture.container.map(std::sync::Arc::new),
+            gotraceback: capture.gotraceback,
             mappings,
         }
     }
@@ -86,6 +89,7 @@ impl ProcessImage {
         Ok(Self {
             exe: Some(display.to_owned()),
             container: None,
+            gotraceback: None,
             mappings: vec![Mapping {
                 entry: MapEntry {
                     start,
