@@ -298,3 +298,63 @@ fn healthy_children_of_a_script_stay_quiet() {
     assert_eq!(all.matches(", fork]").count(), 4, "{all}");
     assert_eq!(all.matches("exited with status 0").count(), 3, "{all}");
 }
+
+/// A program that throws as control flow: the human view shows the throw
+/// nobody caught (before the abort it caused), not the thousand caught
+/// ones; `-v` shows them. A throw carried to another thread and rethrown
+/// there shows with its first throw. NDJSON keeps every record.
+#[test]
+fn caught_cxx_throws_stay_quiet_in_the_human_view() {
+    let run = |bin: &std::path::Path, args: &[&str], verbose: bool| {
+        let mut cmd = Command::new(crashtrace_bin());
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd
+            .args(["run", "--"])
+            .arg(bin)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(shell_status(&out), 134);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let uncaught = build_cxx("uncaught");
+    let quiet = run(&uncaught, &[], false);
+    assert!(
+        !quiet.contains("c++ exception std::invalid_argument"),
+        "{quiet}"
+    );
+    let lines: Vec<&str> = quiet.lines().collect();
+    let throw = lines
+        .iter()
+        .position(|l| l.contains("c++ exception std::runtime_error: config file missing"))
+        .unwrap_or_else(|| panic!("no uncaught throw in {quiet}"));
+    let abort = lines
+        .iter()
+        .position(|l| l.contains(" SIGABRT "))
+        .unwrap_or_else(|| panic!("no abort in {quiet}"));
+    assert!(throw < abort, "{quiet}");
+    assert!(
+        quiet.contains("CRASHED: uncaught c++ exception std::runtime_error"),
+        "{quiet}"
+    );
+    let all = run(&uncaught, &[], true);
+    assert!(
+        all.contains("c++ exception std::invalid_argument: not a number: x"),
+        "{all}"
+    );
+
+    // std::async's thread threw; main rethrew it (std::rethrow_exception).
+    let rethrow = build_cxx("rethrow");
+    let quiet = run(&rethrow, &["future"], false);
+    let first = quiet
+        .find("c++ exception std::invalid_argument: empty config key")
+        .unwrap_or_else(|| panic!("no first throw in {quiet}"));
+    let again = quiet
+        .find("rethrown by std::rethrow_exception")
+        .unwrap_or_else(|| panic!("no rethrow in {quiet}"));
+    assert!(first < again, "{quiet}");
+}

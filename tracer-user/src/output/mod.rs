@@ -51,6 +51,12 @@ pub struct Output {
     /// Go processes started with GOTRACEBACK=system or crash: their
     /// runtime prints its own frames, and so does the human view.
     system_tracebacks: std::collections::HashSet<u32>,
+    /// Human view: C++ throws, per (pid, tid), until their thread shows
+    /// they were not caught (a signal on it, an incident). A throw that
+    /// another throw or the process's exit follows was caught: a program
+    /// that throws as control flow would bury its one crash (`-v` shows
+    /// every throw).
+    held_throws: std::collections::HashMap<(u32, u32), Vec<Record>>,
     format: Format,
     sink: Box<dyn Write>,
     color: bool,
@@ -96,6 +102,7 @@ impl Output {
             all_events: false,
             quiet_pids: Default::default(),
             system_tracebacks: Default::default(),
+            held_throws: Default::default(),
             format,
             sink,
             color,
@@ -136,6 +143,7 @@ impl Output {
             all_events: false,
             quiet_pids: Default::default(),
             system_tracebacks: Default::default(),
+            held_throws: Default::default(),
             format: Format::Ndjson,
             sink: Box::new(io::sink()),
             color: false,
@@ -177,7 +185,88 @@ impl Output {
         }
     }
 
+    /// Whether `record` is a C++ throw the human view holds until its
+    /// thread shows it was not caught; forgets the throws of a process
+    /// that exits (they were caught).
+    fn hold_throw(&mut self, record: &Record) -> bool {
+        use crate::record::Body;
+        /// Threads with throws held, at most (a bound on memory: past it
+        /// the oldest news is dropped, never the program's output).
+        const MAX_THREADS: usize = 1024;
+        const PER_THREAD: usize = 8;
+        if self.all_events || self.format != Format::Human {
+            return false;
+        }
+        let (Some(pid), Some(tid)) = (record.pid, record.tid) else {
+            return false;
+        };
+        match &record.body {
+            Body::Exception(e) if e.language == "c++" => {
+                if self.held_throws.len() >= MAX_THREADS
+                    && !self.held_throws.contains_key(&(pid, tid))
+                {
+                    self.held_throws.clear();
+                }
+                let held = self.held_throws.entry((pid, tid)).or_default();
+                // A new throw (not the same exception thrown again): the
+                // one before it on this thread was caught.
+                if e.rethrown_by.is_none() {
+                    held.clear();
+                }
+                if held.len() < PER_THREAD {
+                    held.push(record.clone());
+                }
+                true
+            }
+            Body::Exit { .. } => {
+                self.held_throws.retain(|(p, _), _| *p != pid);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// The throws held for the thread of a signal or an incident (not
+    /// caught), and for a rethrow's, those of the thread that first threw
+    /// it: shown before it.
+    fn uncaught_throws(&mut self, record: &Record) -> Vec<Record> {
+        use crate::record::Body;
+        if self.held_throws.is_empty()
+            || !matches!(record.body, Body::Signal(_) | Body::Incident(_))
+        {
+            return Vec::new();
+        }
+        let (Some(pid), Some(tid)) = (record.pid, record.tid) else {
+            return Vec::new();
+        };
+        let mut out = self.held_throws.remove(&(pid, tid)).unwrap_or_default();
+        let first_threads: Vec<u32> = out
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Exception(e) => e.thrown_by_tid.filter(|&t| t != tid),
+                _ => None,
+            })
+            .collect();
+        for t in first_threads {
+            if let Some(mut first) = self.held_throws.remove(&(pid, t)) {
+                first.append(&mut out);
+                out = first;
+            }
+        }
+        out
+    }
+
     pub fn emit(&mut self, record: &Record) -> Result<()> {
+        if self.hold_throw(record) {
+            return Ok(());
+        }
+        for earlier in self.uncaught_throws(record) {
+            self.render(&earlier)?;
+        }
+        self.render(record)
+    }
+
+    fn render(&mut self, record: &Record) -> Result<()> {
         if let (Some(pid), crate::record::Body::Attach(a)) = (record.pid, &record.body) {
             let system = a
                 .gotraceback
