@@ -357,6 +357,15 @@ fn the_units_capabilities_are_enough_without_full_root() {
 }
 
 fn start_daemon(config_text: &str, dir: &Path) -> (KillOnDrop, std::path::PathBuf) {
+    start_daemon_logging_to(config_text, dir, None)
+}
+
+/// As [`start_daemon`], its stderr (the log) to `log` when given.
+fn start_daemon_logging_to(
+    config_text: &str,
+    dir: &Path,
+    log: Option<&Path>,
+) -> (KillOnDrop, std::path::PathBuf) {
     let events = dir.join("events.ndjson");
     let config = dir.join("crashtrace.toml");
     std::fs::write(
@@ -367,13 +376,12 @@ fn start_daemon(config_text: &str, dir: &Path) -> (KillOnDrop, std::path::PathBu
         ),
     )
     .unwrap();
-    let daemon = KillOnDrop(
-        Command::new(crashtrace_bin())
-            .args(["-q", "daemon", "--config"])
-            .arg(&config)
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new(crashtrace_bin());
+    cmd.args(["-q", "daemon", "--config"]).arg(&config);
+    if let Some(log) = log {
+        cmd.stderr(std::fs::File::create(log).unwrap());
+    }
+    let daemon = KillOnDrop(cmd.spawn().unwrap());
     // Ready once the file exists (opened after the config is applied).
     let deadline = Instant::now() + Duration::from_secs(20);
     while !events.exists() {
@@ -746,4 +754,101 @@ fn sighup_reload_keeps_metrics_and_says_what_changed() {
     );
     assert!(!log_text().contains("cannot listen"), "{}", log_text());
     stop(daemon);
+}
+
+/// An unreachable syslog socket is said once when sending starts to fail
+/// (was silent until the shutdown summary), and once when it works again,
+/// with how many records were lost in between.
+#[test]
+fn an_unreachable_sink_is_logged_when_it_fails_and_when_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let crasher = bin_dir.join("crasher");
+    std::fs::copy(build_c("null_deref"), &crasher).unwrap();
+    let socket = dir.path().join("log.sock");
+    let log = dir.path().join("daemon.log");
+    let (daemon, events) = start_daemon_logging_to(
+        &format!(
+            "[select]\nexe = [\"{}/*\"]\n[[output]]\ntype = \"syslog\"\naddress = \"{}\"\nrecords = [\"incident\"]\n",
+            bin_dir.display(),
+            socket.display()
+        ),
+        dir.path(),
+        Some(&log),
+    );
+    let crash = || {
+        let child = Command::new(&crasher)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = u64::from(child.id());
+        let status = KillOnDrop(child).0.wait().unwrap();
+        assert_eq!(status.code(), None, "it dies of SIGSEGV");
+        pid
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Nothing listens at the socket: the first incident cannot be sent.
+    let first = crash();
+    wait_for("the first incident", &|| {
+        of_type(&read_records(&events), "incident")
+            .iter()
+            .any(|i| i["pid"] == first)
+    });
+    wait_for("a line saying the sink fails", &|| {
+        log_text().contains("cannot send")
+    });
+    // A second one while it is still down: no second line.
+    let second = crash();
+    wait_for("the second incident", &|| {
+        of_type(&read_records(&events), "incident")
+            .iter()
+            .any(|i| i["pid"] == second)
+    });
+    // Both dropped after their retries (1.5 s each).
+    thread::sleep(Duration::from_secs(6));
+    // The socket comes up: the next incident goes through.
+    let listener = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let third = crash();
+    let mut buf = vec![0u8; 65536];
+    let got = loop {
+        let n = listener.recv(&mut buf).expect("a syslog message");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if msg.contains(&third.to_string()) {
+            break msg;
+        }
+    };
+    assert!(got.contains("SIGSEGV"), "{got}");
+    wait_for("a line saying the sink works again", &|| {
+        log_text().contains("sending again")
+    });
+    stop(daemon);
+    let text = log_text();
+    let failing: Vec<&str> = text.lines().filter(|l| l.contains("cannot send")).collect();
+    assert_eq!(failing.len(), 1, "{text}");
+    assert!(failing[0].contains(&socket.display().to_string()), "{text}");
+    let again: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("sending again"))
+        .collect();
+    assert_eq!(again.len(), 1, "{text}");
+    assert!(
+        again[0].contains("(2 records lost while it failed)"),
+        "{text}"
+    );
 }

@@ -253,6 +253,18 @@ fn unreachable_collector_is_reported_as_lost_not_waited_for() {
             .unwrap()
             .contains("not exported: otlp")
     );
+    // Said once, when it started to fail, with why.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cannot send"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains(&format!("OTLP endpoint http://127.0.0.1:{port}/v1/logs"))
+            && said[0].contains("refused"),
+        "{stderr}"
+    );
 }
 
 /// `--redact REGEX`: user data in messages is masked in every record and

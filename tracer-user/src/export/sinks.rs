@@ -90,6 +90,17 @@ pub enum SyslogAddress {
     Tcp(String),
 }
 
+impl SyslogAddress {
+    /// As written in the configuration.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Unix(p) => p.display().to_string(),
+            Self::Udp(a) => format!("udp://{a}"),
+            Self::Tcp(a) => format!("tcp://{a}"),
+        }
+    }
+}
+
 impl std::str::FromStr for SyslogAddress {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -117,30 +128,38 @@ pub fn spawn_syslog(
     let stats = Arc::new(SinkStats::default());
     let task_stats = Arc::clone(&stats);
     let name = format!("syslog {address:?}");
+    let mut outage = Outage::new(format!("syslog {}", address.display()));
     let task = tokio::spawn(async move {
         let mut conn: Option<SyslogConn> = None;
         while let Some(record) = rx.recv().await {
             let msg = format.format(&record);
-            let mut sent = false;
+            let mut failure = None;
             for attempt in 0..ATTEMPTS {
                 if conn.is_none() {
-                    conn = SyslogConn::open(&address).await.ok();
+                    match SyslogConn::open(&address).await {
+                        Ok(c) => conn = Some(c),
+                        Err(err) => failure = Some(format!("{err:#}")),
+                    }
                 }
                 if let Some(c) = conn.as_mut() {
-                    if c.send(&msg).await.is_ok() {
-                        sent = true;
-                        break;
+                    match c.send(&msg).await {
+                        Ok(()) => {
+                            failure = None;
+                            break;
+                        }
+                        Err(err) => failure = Some(format!("{err:#}")),
                     }
                     conn = None;
                 }
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            let counter = if sent {
+            let counter = if failure.is_none() {
                 &task_stats.sent
             } else {
                 &task_stats.dropped
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            outage.after(failure, 1, &task_stats);
         }
     });
     (
@@ -218,6 +237,7 @@ pub fn spawn_otlp(
     let (tx, mut rx) = mpsc::channel::<Arc<Record>>(QUEUE);
     let stats = Arc::new(SinkStats::default());
     let task_stats = Arc::clone(&stats);
+    let mut outage = Outage::new(format!("OTLP endpoint {endpoint}"));
     let task = tokio::spawn(async move {
         let mut batch: Vec<Arc<Record>> = Vec::new();
         loop {
@@ -244,25 +264,32 @@ pub fn spawn_otlp(
             if !batch.is_empty() {
                 let refs: Vec<&Record> = batch.iter().map(|r| r.as_ref()).collect();
                 let body = otlp::encode_request(&refs, &resource);
-                let mut sent = false;
+                let mut failure = None;
                 for attempt in 0..ATTEMPTS {
                     match url.post_protobuf(&body).await {
                         Ok(()) => {
-                            sent = true;
+                            failure = None;
                             break;
                         }
                         // Rejected for good (4xx other than 429): retrying
                         // the same bytes cannot help.
-                        Err(PostError::Rejected) => break,
-                        Err(PostError::Retry) => tokio::time::sleep(backoff(attempt)).await,
+                        Err(PostError::Rejected(why)) => {
+                            failure = Some(why);
+                            break;
+                        }
+                        Err(PostError::Retry(why)) => {
+                            failure = Some(why);
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
                     }
                 }
-                let counter = if sent {
+                let counter = if failure.is_none() {
                     &task_stats.sent
                 } else {
                     &task_stats.dropped
                 };
                 counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                outage.after(failure, batch.len() as u64, &task_stats);
                 batch.clear();
             }
             if closed {
@@ -281,6 +308,46 @@ pub fn spawn_otlp(
     ))
 }
 
+/// What a sink says of its failures: one line when sending starts to
+/// fail (and why), one when it works again with the count lost in
+/// between (queue full or sends failed), nothing for each record.
+struct Outage {
+    name: String,
+    /// `dropped` when it started failing; None while it works.
+    since: Option<u64>,
+}
+
+impl Outage {
+    fn new(name: String) -> Self {
+        Self { name, since: None }
+    }
+
+    /// After a record or batch of `count`: `failure` is why its last
+    /// send failed (it was dropped), None when it was sent.
+    fn after(&mut self, failure: Option<String>, count: u64, stats: &SinkStats) {
+        let dropped = stats.dropped.load(Ordering::Relaxed);
+        match (failure, self.since) {
+            (Some(why), None) => {
+                log::warn!(
+                    "{}: cannot send ({why}); records are counted as lost until it works again",
+                    self.name
+                );
+                // The ones just dropped count as lost during the outage.
+                self.since = Some(dropped.saturating_sub(count));
+            }
+            (None, Some(since)) => {
+                log::warn!(
+                    "{}: sending again ({} records lost while it failed)",
+                    self.name,
+                    dropped.saturating_sub(since)
+                );
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100 << attempt.min(6))
 }
@@ -296,8 +363,8 @@ pub struct HttpUrl {
 
 /// Why a POST failed: worth another try (network, 5xx, 429) or not.
 enum PostError {
-    Retry,
-    Rejected,
+    Retry(String),
+    Rejected(String),
 }
 
 impl HttpUrl {
@@ -329,11 +396,11 @@ impl HttpUrl {
 
     /// One HTTP/1.1 POST on a fresh connection; 2xx is success.
     async fn post_protobuf(&self, body: &[u8]) -> Result<(), PostError> {
-        let io = |_: std::io::Error| PostError::Retry;
+        let io = |e: std::io::Error| PostError::Retry(e.to_string());
         let connect = TcpStream::connect((self.host.as_str(), self.port));
         let mut stream = tokio::time::timeout(Duration::from_secs(5), connect)
             .await
-            .map_err(|_| PostError::Retry)?
+            .map_err(|_| PostError::Retry("no connection within 5 s".to_owned()))?
             .map_err(io)?;
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: crashtrace/{}\r\n\r\n",
@@ -362,17 +429,17 @@ impl HttpUrl {
         match read {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(io(e)),
-            Err(_) => return Err(PostError::Retry),
+            Err(_) => return Err(PostError::Retry("no reply within 10 s".to_owned())),
         }
         let status: u16 = std::str::from_utf8(&reply)
             .ok()
             .and_then(|s| s.split_whitespace().nth(1))
             .and_then(|c| c.parse().ok())
-            .ok_or(PostError::Retry)?;
+            .ok_or_else(|| PostError::Retry("no HTTP status in the reply".to_owned()))?;
         match status {
             200..=299 => Ok(()),
-            429 | 500..=599 => Err(PostError::Retry),
-            _ => Err(PostError::Rejected),
+            429 | 500..=599 => Err(PostError::Retry(format!("HTTP status {status}"))),
+            _ => Err(PostError::Rejected(format!("HTTP status {status}"))),
         }
     }
 }
