@@ -188,6 +188,14 @@ pub enum Output {
         endpoint: String,
         records: Option<Vec<String>>,
     },
+    /// systemd-journald, native protocol: `journalctl -t crashtrace`.
+    Journald {
+        /// A journal namespace (`systemd-journald@NAME`); the system
+        /// journal when absent.
+        namespace: Option<String>,
+        /// Record types sent (default: incidents and lost-event reports).
+        records: Option<Vec<String>>,
+    },
 }
 
 fn ndjson() -> String {
@@ -265,6 +273,15 @@ impl Config {
                 Output::Otlp { endpoint, .. } => {
                     sinks::HttpUrl::parse(endpoint)?;
                 }
+                // A namespace is a path component: no slashes, no dots
+                // leading out of /run/systemd.
+                Output::Journald {
+                    namespace: Some(ns),
+                    ..
+                } if ns.is_empty() || ns.contains('/') || ns.starts_with('.') => {
+                    bail!("journald namespace {ns:?}: expected a name such as \"app\"");
+                }
+                Output::Journald { .. } => {}
             }
         }
         Ok(())
@@ -312,6 +329,10 @@ impl Config {
                         app_name: "crashtrace".into(),
                         hostname: host.clone(),
                     },
+                    types(records),
+                )),
+                Output::Journald { namespace, records } => ex.add_sink(sinks::spawn_journald(
+                    export::journald::socket_path(namespace.as_deref()),
                     types(records),
                 )),
                 Output::Otlp { endpoint, records } => ex.add_sink(sinks::spawn_otlp(

@@ -852,3 +852,116 @@ fn an_unreachable_sink_is_logged_when_it_fails_and_when_it_recovers() {
         "{text}"
     );
 }
+
+/// The journald output: a real systemd-journald (a journal namespace of
+/// the test's own, so the host's journal is left alone) receives each
+/// incident in the native protocol; `journalctl -t crashtrace` and a match
+/// on `CRASHTRACE_EXE` find it, with the verdict, the priority of a crash
+/// and the incident's facts as fields.
+#[test]
+fn journald_output_is_read_back_by_journalctl() {
+    let namespace = format!("crashtrace-test-{}", std::process::id());
+    let socket = std::path::PathBuf::from(format!("/run/systemd/journal.{namespace}/socket"));
+    let machine_id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let journals = [
+        format!("/var/log/journal/{}.{namespace}", machine_id.trim()),
+        format!("/run/log/journal/{}.{namespace}", machine_id.trim()),
+        format!("/run/systemd/journal.{namespace}"),
+    ];
+    struct Cleanup(Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for d in &self.0 {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    let _cleanup = Cleanup(journals.to_vec());
+    let journald = KillOnDrop(
+        Command::new("/lib/systemd/systemd-journald")
+            .arg(&namespace)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("systemd-journald (Debian package systemd, installed by xtask setup)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "journald did not start");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let crasher = bin_dir.join("crasher");
+    std::fs::copy(build_c("null_deref"), &crasher).unwrap();
+    let (daemon, events) = start_daemon(
+        &format!(
+            "[select]\nexe = [\"{}/*\"]\n[[output]]\ntype = \"journald\"\nnamespace = \"{namespace}\"\n",
+            bin_dir.display()
+        ),
+        dir.path(),
+    );
+    let child = Command::new(&crasher)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = u64::from(child.id());
+    let status = KillOnDrop(child).0.wait().unwrap();
+    assert_eq!(status.code(), None, "it dies of SIGSEGV");
+    let journal = |matches: &[&str]| -> Vec<Value> {
+        let out = Command::new("journalctl")
+            .arg(format!("--namespace={namespace}"))
+            .args(["-o", "json", "--no-pager"])
+            .args(matches)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let pid_text = pid.to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let found = journal(&["-t", "crashtrace"]).into_iter().find(|e| {
+            e["CRASHTRACE_PID"] == pid_text.as_str() && e["CRASHTRACE_TYPE"] == "incident"
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no incident of pid {pid} in the journal: {:#?}",
+            journal(&[])
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    stop(daemon);
+    drop(journald);
+    let records = read_records(&events);
+    let incident = of_type(&records, "incident")
+        .into_iter()
+        .find(|i| i["pid"] == pid)
+        .cloned()
+        .unwrap();
+    let message = entry["MESSAGE"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("crashed: ") && message.contains("SIGSEGV"),
+        "{entry:#}"
+    );
+    assert_eq!(entry["PRIORITY"], "2", "a crash is critical: {entry:#}");
+    assert_eq!(entry["MESSAGE_ID"], "5d0c1e6f3b7a4c2e9a1f08b6c4d2e7a1");
+    assert_eq!(entry["CRASHTRACE_OUTCOME"], "crashed");
+    assert_eq!(entry["CRASHTRACE_SIGNAL"], "SIGSEGV");
+    assert_eq!(entry["CRASHTRACE_EXE"], crasher.display().to_string());
+    assert_eq!(entry["CRASHTRACE_FINGERPRINT"], incident["fingerprint"]);
+    let record: Value =
+        serde_json::from_str(entry["CRASHTRACE_RECORD"].as_str().unwrap_or_default()).unwrap();
+    assert_eq!(record["fingerprint"], incident["fingerprint"]);
+    assert_eq!(record["frames"], incident["frames"]);
+    // Matched on a field, as an SRE would ask for one program's crashes.
+    let by_exe = journal(&[&format!("CRASHTRACE_EXE={}", crasher.display())]);
+    assert_eq!(by_exe.len(), 1, "{by_exe:#?}");
+}

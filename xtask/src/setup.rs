@@ -42,6 +42,9 @@ const APT_PACKAGES: &[&str] = &[
     "man-db",
     // Time zones, for the test of report's local timestamps.
     "tzdata",
+    // systemd-journald and journalctl: the journald exporter test writes
+    // to a journal namespace of its own and reads it back.
+    "systemd",
 ];
 
 /// Go toolchains the tests build their Go targets with: the oldest and

@@ -1,10 +1,11 @@
 //! Exporters: records to log pipelines and dashboards, any combination at
-//! once. Encoders (`otlp`, `syslog`, `traceback`) are pure; transports live
+//! once. Encoders (`otlp`, `syslog`, `journald`, `traceback`) are pure; transports live
 //! in `sinks` (tokio tasks behind bounded queues: the drain loop never
 //! waits on a collector); `file` writes NDJSON files that logrotate and log
 //! shippers can follow; `metrics` serves Prometheus text.
 
 pub mod file;
+pub mod journald;
 pub mod metrics;
 pub mod otlp;
 pub mod sinks;

@@ -124,15 +124,46 @@ pub fn spawn_syslog(
     format: syslog::Syslog,
     types: Vec<String>,
 ) -> (SinkHandle, tokio::task::JoinHandle<()>) {
+    let name = format!("syslog {address:?}");
+    let said = format!("syslog {}", address.display());
+    spawn_messages(name, said, address, types, move |r| {
+        format.format(r).into_bytes()
+    })
+}
+
+/// Starts the journald exporter task: the journal's native protocol, one
+/// datagram per entry, to `socket` (`journald::socket_path`).
+pub fn spawn_journald(
+    socket: std::path::PathBuf,
+    types: Vec<String>,
+) -> (SinkHandle, tokio::task::JoinHandle<()>) {
+    let name = format!("journald {}", socket.display());
+    spawn_messages(
+        name.clone(),
+        name,
+        SyslogAddress::Unix(socket),
+        types,
+        super::journald::entry,
+    )
+}
+
+/// A task sending each record as one message `encode` makes, to a socket
+/// (reconnecting and retrying a few times, then dropping and counting).
+fn spawn_messages(
+    name: String,
+    said: String,
+    address: SyslogAddress,
+    types: Vec<String>,
+    encode: impl Fn(&Record) -> Vec<u8> + Send + 'static,
+) -> (SinkHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Arc<Record>>(QUEUE);
     let stats = Arc::new(SinkStats::default());
     let task_stats = Arc::clone(&stats);
-    let name = format!("syslog {address:?}");
-    let mut outage = Outage::new(format!("syslog {}", address.display()));
+    let mut outage = Outage::new(said);
     let task = tokio::spawn(async move {
         let mut conn: Option<SyslogConn> = None;
         while let Some(record) = rx.recv().await {
-            let msg = format.format(&record);
+            let msg = encode(&record);
             let mut failure = None;
             for attempt in 0..ATTEMPTS {
                 if conn.is_none() {
@@ -204,21 +235,21 @@ impl SyslogConn {
         })
     }
 
-    async fn send(&mut self, msg: &str) -> Result<()> {
+    async fn send(&mut self, msg: &[u8]) -> Result<()> {
         match self {
             Self::UnixDgram(s) => {
-                s.send(msg.as_bytes()).await?;
+                s.send(msg).await?;
             }
             // A stream without framing: messages end with a newline.
             Self::UnixStream(s) => {
-                s.write_all(format!("{msg}\n").as_bytes()).await?;
+                s.write_all(msg).await?;
+                s.write_all(b"\n").await?;
             }
             Self::Udp(s) => {
-                s.send(msg.as_bytes()).await?;
+                s.send(msg).await?;
             }
             Self::Tcp(s) => {
-                s.write_all(syslog::frame_octet_counting(msg).as_bytes())
-                    .await?;
+                s.write_all(&syslog::frame_octet_counting(msg)).await?;
             }
         }
         Ok(())

@@ -63,13 +63,15 @@ impl Syslog {
 
 /// RFC 6587 octet counting (§3.4.1), for syslog over TCP/TLS: `LEN MSG`,
 /// LEN in bytes, so that a message may contain newlines.
-pub fn frame_octet_counting(msg: &str) -> String {
-    format!("{} {msg}", msg.len())
+pub fn frame_octet_counting(msg: &[u8]) -> Vec<u8> {
+    let mut framed = format!("{} ", msg.len()).into_bytes();
+    framed.extend_from_slice(msg);
+    framed
 }
 
 /// A crash that killed the process is critical; a recovery or an external
 /// kill an error; exiting mid-story and dropped events warnings.
-fn severity(r: &Record) -> u8 {
+pub(crate) fn severity(r: &Record) -> u8 {
     match &r.body {
         Body::Incident(inc) => match inc.outcome {
             Outcome::Crashed => CRITICAL,
@@ -104,6 +106,23 @@ fn header_field(value: Option<&str>, max: usize) -> String {
 /// `[crashtrace@32473 pid="42" …]`, or NILVALUE when the record has none
 /// of the parameters. Missing values are left out, not sent empty.
 fn structured_data(r: &Record) -> String {
+    let params = facts(r);
+    if params.is_empty() {
+        return NIL.to_owned();
+    }
+    let mut sd = format!("[{SD_ID}");
+    for (name, value) in params {
+        sd.push_str(&format!(" {}=\"{}\"", sd_name(name), escape_param(&value)));
+    }
+    sd.push(']');
+    sd
+}
+
+/// The record's facts a log pipeline indexes (syslog's structured data,
+/// journald's fields): pid, tid, comm, exe, outcome, cause type,
+/// fingerprint, goroutine, exit code or signal, the story's signal.
+/// Missing values are left out.
+pub(crate) fn facts(r: &Record) -> Vec<(&'static str, String)> {
     let incident = match &r.body {
         Body::Incident(inc) => Some(inc.as_ref()),
         _ => None,
@@ -155,16 +174,7 @@ fn structured_data(r: &Record) -> String {
             .and_then(|e| e.body.signal())
             .map(|s| s.name.clone()),
     );
-
-    if params.is_empty() {
-        return NIL.to_owned();
-    }
-    let mut sd = format!("[{SD_ID}");
-    for (name, value) in params {
-        sd.push_str(&format!(" {}=\"{}\"", sd_name(name), escape_param(&value)));
-    }
-    sd.push(']');
-    sd
+    params
 }
 
 /// An SD-NAME: 1–32 PRINTUSASCII except `=`, space, `]` and `"` (§6.3.2).
@@ -331,11 +341,11 @@ mod tests {
     #[test]
     fn octet_counting_counts_bytes() {
         assert_eq!(
-            frame_octet_counting("<14>1 - - - - - -"),
-            "17 <14>1 - - - - - -"
+            frame_octet_counting(b"<14>1 - - - - - -"),
+            b"17 <14>1 - - - - - -"
         );
         // "é" is two bytes in UTF-8.
-        assert_eq!(frame_octet_counting("é"), "2 é");
+        assert_eq!(frame_octet_counting("é".as_bytes()), "2 é".as_bytes());
     }
 
     #[test]
