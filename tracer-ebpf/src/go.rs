@@ -441,19 +441,12 @@ pub(crate) fn switched_goroutine(tgid: u32, g: u64) {
     if curg == 0 || curg == g {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<GoroutineRecord>(0) else {
-        count_lost(EventKind::Goroutine);
+    let Some(mut entry) = blank_goroutine_record() else {
         return;
     };
     let rec = entry.as_mut_ptr();
-    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Goroutine);
     // SAFETY: writes into our reservation; user reads are checked helpers.
     unsafe {
-        core::ptr::write_bytes(
-            addr_of_mut!((*rec).goid) as *mut u8,
-            0,
-            core::mem::size_of::<GoroutineRecord>() - core::mem::size_of::<tracer_common::Header>(),
-        );
         addr_of_mut!((*rec).goid).write(read_user(curg + cfg.g_goid as u64).unwrap_or(0));
         addr_of_mut!((*rec).binary).write(state.slot);
         let pcs = addr_of_mut!((*rec).pcs) as *mut u64;
@@ -475,24 +468,38 @@ pub(crate) fn dump_summary(tgid: u32) {
     if state.dumping == 0 || state.headers == 0 {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<GoroutineRecord>(0) else {
-        count_lost(EventKind::Goroutine);
+    let Some(mut entry) = blank_goroutine_record() else {
         return;
     };
     let rec = entry.as_mut_ptr();
-    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Goroutine);
     // SAFETY: writes into our reservation.
+    unsafe {
+        addr_of_mut!((*rec).flags).write(GO_GOROUTINE_SUMMARY);
+        addr_of_mut!((*rec).index).write(state.headers);
+        addr_of_mut!((*rec).binary).write(state.slot);
+    }
+    entry.submit(0);
+}
+
+/// A goroutine record reserved in the ring with its header filled and
+/// every other field zero; None (counted as lost) when the ring is full.
+#[inline(always)]
+fn blank_goroutine_record() -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<GoroutineRecord>> {
+    let Some(mut entry) = EVENTS.reserve::<GoroutineRecord>(0) else {
+        count_lost(EventKind::Goroutine);
+        return None;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Goroutine);
+    // SAFETY: zeroes our reservation past its header.
     unsafe {
         core::ptr::write_bytes(
             addr_of_mut!((*rec).goid) as *mut u8,
             0,
             core::mem::size_of::<GoroutineRecord>() - core::mem::size_of::<tracer_common::Header>(),
         );
-        addr_of_mut!((*rec).flags).write(GO_GOROUTINE_SUMMARY);
-        addr_of_mut!((*rec).index).write(state.headers);
-        addr_of_mut!((*rec).binary).write(state.slot);
     }
-    entry.submit(0);
+    Some(entry)
 }
 
 /// The `_panic` at `p`'s state as printpanics prints it: recovered,

@@ -392,6 +392,29 @@ fn start_daemon_logging_to(
     (daemon, events)
 }
 
+/// A copy of the C test program `program` as `dir`/bin/`name` (a
+/// directory of its own for the daemon's exe selector): (bin dir, copy).
+fn program_copy(dir: &Path, program: &str, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bin_dir = dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let copy = bin_dir.join(name);
+    std::fs::copy(build_c(program), &copy).unwrap();
+    (bin_dir, copy)
+}
+
+/// Runs `program` (a crashing one) to its end: its pid.
+fn crash_once(program: &Path) -> u64 {
+    let child = Command::new(program)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = u64::from(child.id());
+    let status = KillOnDrop(child).0.wait().unwrap();
+    assert_eq!(status.code(), None, "it dies of a signal");
+    pid
+}
+
 fn stop(mut daemon: KillOnDrop) {
     Command::new("kill")
         .args(["-TERM", &daemon.0.id().to_string()])
@@ -461,10 +484,7 @@ fn daemon_selects_every_go_program() {
 fn daemon_rate_limit_sheds_and_counts_exactly() {
     const N: u64 = 3000;
     let dir = tempfile::tempdir().unwrap();
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let storm = bin_dir.join("storm");
-    std::fs::copy(build_c("signal_storm"), &storm).unwrap();
+    let (_, storm) = program_copy(dir.path(), "signal_storm", "storm");
     let (daemon, events) = start_daemon(
         &format!(
             "[select]\nexe = [\"{}\"]\n[limits]\nmax_records_per_sec = 50\n",
@@ -581,17 +601,7 @@ fn daemon_reports_a_program_in_a_crash_loop() {
         assert!(Instant::now() < ready, "/metrics never answered");
         thread::sleep(Duration::from_millis(50));
     }
-    let mut pids = Vec::new();
-    for _ in 0..3 {
-        let child = Command::new(&looping)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        pids.push(u64::from(child.id()));
-        let status = KillOnDrop(child).0.wait().unwrap();
-        assert_eq!(status.code(), None, "it dies of SIGSEGV");
-    }
+    let pids: Vec<u64> = (0..3).map(|_| crash_once(&looping)).collect();
     let _ = Command::new(&once)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -762,10 +772,7 @@ fn sighup_reload_keeps_metrics_and_says_what_changed() {
 #[test]
 fn an_unreachable_sink_is_logged_when_it_fails_and_when_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let crasher = bin_dir.join("crasher");
-    std::fs::copy(build_c("null_deref"), &crasher).unwrap();
+    let (bin_dir, crasher) = program_copy(dir.path(), "null_deref", "crasher");
     let socket = dir.path().join("log.sock");
     let log = dir.path().join("daemon.log");
     let (daemon, events) = start_daemon_logging_to(
@@ -777,17 +784,7 @@ fn an_unreachable_sink_is_logged_when_it_fails_and_when_it_recovers() {
         dir.path(),
         Some(&log),
     );
-    let crash = || {
-        let child = Command::new(&crasher)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = u64::from(child.id());
-        let status = KillOnDrop(child).0.wait().unwrap();
-        assert_eq!(status.code(), None, "it dies of SIGSEGV");
-        pid
-    };
+    let crash = || crash_once(&crasher);
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !done() {
@@ -891,10 +888,7 @@ fn journald_output_is_read_back_by_journalctl() {
         thread::sleep(Duration::from_millis(50));
     }
     let dir = tempfile::tempdir().unwrap();
-    let bin_dir = dir.path().join("bin");
-    std::fs::create_dir(&bin_dir).unwrap();
-    let crasher = bin_dir.join("crasher");
-    std::fs::copy(build_c("null_deref"), &crasher).unwrap();
+    let (bin_dir, crasher) = program_copy(dir.path(), "null_deref", "crasher");
     let (daemon, events) = start_daemon(
         &format!(
             "[select]\nexe = [\"{}/*\"]\n[[output]]\ntype = \"journald\"\nnamespace = \"{namespace}\"\n",
@@ -902,14 +896,7 @@ fn journald_output_is_read_back_by_journalctl() {
         ),
         dir.path(),
     );
-    let child = Command::new(&crasher)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = u64::from(child.id());
-    let status = KillOnDrop(child).0.wait().unwrap();
-    assert_eq!(status.code(), None, "it dies of SIGSEGV");
+    let pid = crash_once(&crasher);
     let journal = |matches: &[&str]| -> Vec<Value> {
         let out = Command::new("journalctl")
             .arg(format!("--namespace={namespace}"))

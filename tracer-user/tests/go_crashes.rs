@@ -913,35 +913,23 @@ fn gotraceback_crash_dies_of_sigabrt() {
     for build in go_builds("crashy") {
         for scenario in ["index", "concurrent-map"] {
             let ctx = format!("{}, scenario {scenario}", build.label);
-            let dir = tempfile::tempdir().unwrap();
-            let out = dir.path().join("events.ndjson");
-            let output = Command::new(crashtrace_bin())
-                .args(["--format", "ndjson", "-o"])
-                .arg(&out)
-                .args(["run", "--"])
-                .arg(&build.path)
-                .arg(scenario)
-                .env("GOTRACEBACK", "crash")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .output()
-                .unwrap();
+            let t = run_traced_with(&build.path, &[scenario], &[("GOTRACEBACK", "crash")]);
+            let (output, records) = (&t.output, &t.records);
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(
                 output.status.code(),
                 Some(134),
                 "{ctx}: 128+SIGABRT passes through: {stderr}"
             );
-            let records = read_records(&out);
-            let incidents = of_type(&records, "incident");
-            let aborts: Vec<&Value> = of_type(&records, "signal")
+            let incidents = of_type(records, "incident");
+            let aborts: Vec<&Value> = of_type(records, "signal")
                 .into_iter()
                 .filter(|r| {
                     r["signal"]["name"] == "SIGABRT" && r["signal"]["disposition"] == "handler"
                 })
                 .collect();
             assert_eq!(aborts.len(), 1, "{ctx}: {records:#?}");
-            let attach = of_type(&records, "attach");
+            let attach = of_type(records, "attach");
             assert_eq!(attach[0]["gotraceback"], "crash", "{ctx}: {attach:#?}");
             if scenario == "index" {
                 assert_eq!(incidents.len(), 1, "{ctx}: {records:#?}");

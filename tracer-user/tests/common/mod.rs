@@ -171,6 +171,12 @@ pub fn read_records(path: &Path) -> Vec<Value> {
 
 /// `crashtrace --format ndjson -o FILE run -- PROGRAM ARGS…`
 pub fn run_traced(program: &Path, args: &[&str]) -> Traced {
+    run_traced_with(program, args, &[])
+}
+
+/// As [`run_traced`], the program started with `env` added to its
+/// environment.
+pub fn run_traced_with(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Traced {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.ndjson");
     let output = Command::new(crashtrace_bin())
@@ -180,6 +186,7 @@ pub fn run_traced(program: &Path, args: &[&str]) -> Traced {
         .arg("--")
         .arg(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("running crashtrace");
