@@ -151,6 +151,62 @@ struct Probes<'a> {
     runtime_layout: Option<serde_json::Map<String, serde_json::Value>>,
     kernel_probes: Vec<&'static str>,
     probes: Vec<ProbePoint>,
+    /// Probes placed per process that runs this file, in it or in the
+    /// libraries it loads (C++ throws in libstdc++, Rust panics, dlopen in
+    /// libc), as its `attach` record will list them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    process_probes: Vec<ProcessProbe>,
+}
+
+#[derive(Serialize)]
+struct ProcessProbe {
+    name: &'static str,
+    /// The file it sits in.
+    file: String,
+}
+
+/// The per-process probes a process of `exe` gets: in the executable and
+/// in the libraries ld.so loads for it (found as ld.so finds them; their
+/// own dependencies and dlopen'ed ones are not followed).
+fn process_probes(exe: &Path, module: &ElfModule) -> Vec<ProcessProbe> {
+    let mut out: Vec<ProcessProbe> = crate::runtimes::rust::probe_names(module)
+        .into_iter()
+        .map(|name| ProcessProbe {
+            name,
+            file: exe.display().to_string(),
+        })
+        .collect();
+    let libs: Vec<(std::path::PathBuf, ElfModule)> = module
+        .needed_paths(exe)
+        .into_iter()
+        .filter_map(|p| {
+            let lib = ElfModule::open(&p, &p.to_string_lossy()).ok()?;
+            Some((p, lib))
+        })
+        .collect();
+    let named = |p: &Path, soname: &str| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == soname || n.starts_with(&format!("{soname}.")))
+    };
+    if let Some((path, lib)) = libs.iter().find(|(p, _)| named(p, "libstdc++.so.6")) {
+        out.extend(
+            crate::probes::kernel::cxx_probe_names(lib)
+                .into_iter()
+                .map(|name| ProcessProbe {
+                    name,
+                    file: path.display().to_string(),
+                }),
+        );
+    }
+    let may_dlopen = module.imports_dlopen || libs.iter().any(|(_, l)| l.imports_dlopen);
+    if may_dlopen && let Some((path, _)) = libs.iter().find(|(p, _)| named(p, "libc.so.6")) {
+        out.push(ProcessProbe {
+            name: "uretprobe/dlopen",
+            file: path.display().to_string(),
+        });
+    }
+    out
 }
 
 pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
@@ -225,6 +281,7 @@ pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
         }),
         kernel_probes: crate::pipeline::process::PROBES.to_vec(),
         probes,
+        process_probes: process_probes(&args.exe, &module),
     };
     let mut out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
     let text = match common.format {
@@ -266,6 +323,9 @@ fn human_probes(r: &Probes<'_>) -> String {
                 _ => "missing (not in this binary)".to_owned(),
             }
         ));
+    }
+    for p in &r.process_probes {
+        s.push_str(&format!("\n  {:<31} in {} (per process)", p.name, p.file));
     }
     s
 }

@@ -317,3 +317,51 @@ fn probes_names_the_debug_info_source() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not a valid ELF file"), "{err}");
 }
+
+/// `probes --exe` lists the per-process probes a process of the file gets
+/// (C++ throws in the libstdc++ it loads, Rust panics, dlopen), the same
+/// ones its `attach` record lists when it runs; none for a plain C program.
+#[test]
+fn probes_lists_what_a_process_of_the_file_gets() {
+    for bin in [build_cxx("uncaught"), build_c("null_deref")] {
+        let out = crashtrace(
+            &[
+                "probes",
+                "--format",
+                "ndjson",
+                "--exe",
+                bin.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(out.status.success(), "{out:?}");
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut listed: Vec<String> = r["process_probes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let t = run_traced(&bin, &[]);
+        let mut placed: Vec<String> = t.one("attach")["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.as_str())
+            .filter(|p| !p.starts_with("tp_btf/"))
+            .map(str::to_owned)
+            .collect();
+        listed.sort();
+        placed.sort();
+        assert_eq!(listed, placed, "{}: {r:#}", bin.display());
+        if bin.ends_with("uncaught-cxx") {
+            assert!(listed.contains(&"uprobe/__cxa_throw".to_owned()), "{r:#}");
+            let file = r["process_probes"][0]["file"].as_str().unwrap_or_default();
+            assert!(file.contains("libstdc++.so.6"), "{r:#}");
+        } else {
+            assert!(listed.is_empty(), "{r:#}");
+        }
+    }
+}

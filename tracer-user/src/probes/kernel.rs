@@ -553,6 +553,19 @@ fn spawn_reaper() -> std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink> 
 /// of ~13.5 µs on these VMs): past a leading `endbr64` (a no-op for the
 /// probe: registers and stack are as at entry) when a `push` follows, which
 /// the kernel emulates. 0 (the entry) otherwise.
+/// The C++ probes `follow_cxx` places on this libstdc++, as attach
+/// records name them.
+pub fn cxx_probe_names(libstdcxx: &ElfModule) -> Vec<&'static str> {
+    let mut names = vec!["uprobe/__cxa_throw", "uprobe/std::terminate"];
+    if libstdcxx.function_bytes(CXX_PROGRAMS[2].1, 1).is_some() {
+        names.push("uprobe/std::rethrow_exception");
+    }
+    if rethrow_usdt(libstdcxx).is_some() {
+        names.push("usdt/libstdcxx:rethrow");
+    }
+    names
+}
+
 pub fn emulated_entry_offset(module: &ElfModule, symbol: &str) -> u64 {
     const ENDBR64: [u8; 4] = [0xf3, 0x0f, 0x1e, 0xfa];
     // push %reg: 0x50+r, or 0x41 0x50+r for r8–r15.

@@ -20,10 +20,7 @@ pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
     let Some(exe) = image.exe_module() else {
         return;
     };
-    let Some(offset) = exe.function_offset(|n| {
-        n == "std::panicking::panic_with_hook"
-            || n.starts_with("std::panicking::rust_panic_with_hook")
-    }) else {
+    let Some(offset) = panic_entry(&exe) else {
         return;
     };
     if let Err(err) = probes.attach_rust(
@@ -35,6 +32,28 @@ pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
     {
         log::warn!("pid {pid}: Rust panics not traced: {err:#}");
     }
+}
+
+/// Where std starts a panic in `exe` (its file offset), if it is a Rust
+/// program.
+fn panic_entry(exe: &crate::symbolize::ElfModule) -> Option<u64> {
+    exe.function_offset(|n| {
+        n == "std::panicking::panic_with_hook"
+            || n.starts_with("std::panicking::rust_panic_with_hook")
+    })
+}
+
+/// The panic probes `place_probes` puts in `exe`, as attach records name
+/// them.
+pub fn probe_names(exe: &crate::symbolize::ElfModule) -> Vec<&'static str> {
+    if panic_entry(exe).is_none() {
+        return Vec::new();
+    }
+    let mut names = vec!["uprobe/std::panicking::panic_with_hook"];
+    if exe.function_offset(is_format_payload_get).is_some() {
+        names.push("uretprobe/FormatStringPayload::get");
+    }
+    names
 }
 
 /// std's `<…FormatStringPayload as core::panic::PanicPayload>::get` (its
