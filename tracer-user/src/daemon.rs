@@ -225,9 +225,27 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let config: Config =
-            toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
-        config.check()?;
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            // toml's own text draws the line with a caret over several
+            // lines: an error is one line here, with where it is.
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(" line {line}, column {column}:")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "config {}:{at} {}",
+                path.display(),
+                e.message().trim().replace('\n', "; ")
+            )
+        })?;
+        config
+            .check()
+            .with_context(|| format!("config {}", path.display()))?;
         Ok(config)
     }
 
@@ -445,7 +463,10 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let mut config = Config::load(&path).map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    // A config file that is missing, unreadable or wrong is a bad file
+    // (status 1), as any other file crashtrace is given; 2 is for the
+    // command line itself.
+    let mut config = Config::load(&path).map_err(Failure::Other)?;
     // Its outputs are the configured ones; stdout (the journal under
     // systemd) only when none is, or with -o.
     let out = if !config.output.is_empty() && common.output.is_none() {
@@ -460,10 +481,7 @@ pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> 
             .map_err(Failure::Other)?
     };
     let mut tracer = crate::commands::start(common, out)?;
-    tracer.export.exporters = config
-        .exporters(common)
-        .await
-        .map_err(|e| Failure::Usage(format!("{e:#}")))?;
+    tracer.export.exporters = config.exporters(common).await.map_err(Failure::Other)?;
     let watched = tracer
         .apply(config.selection())
         .await
