@@ -30,63 +30,151 @@ pub struct Common {
     /// pipes); `-` is stdout.
     #[arg(short, long, value_name = "PATH", global = true)]
     pub output: Option<PathBuf>,
-    /// Colour the human view: auto (on a terminal, unless NO_COLOR is
-    /// set), always, never.
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true)]
-    pub color: ColorWhen,
-    /// Human view: times in UTC instead of the local time zone (`report`
-    /// shows dates and the zone; live views the time of day).
-    #[arg(long, global = true)]
-    pub utc: bool,
     /// No summary line or notices on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Notices about what is attached and skipped, on stderr.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    // The options below apply to some subcommands only: each of those
+    // takes them after its name (and `crashtrace run --help` lists them);
+    // given before the subcommand's name they are accepted here, for the
+    // subcommands they apply to ([`inapplicable`]). [`Cli::resolve`]
+    // merges both places.
+    #[command(flatten)]
+    pub tracing: TracingOptions,
+    #[command(flatten)]
+    pub redaction: RedactOptions,
+    #[command(flatten)]
+    pub view: ViewOptions,
+}
+
+/// Options of the commands that trace (run, attach, daemon).
+#[derive(Args, Debug, Default, Clone)]
+pub struct TracingOptions {
     /// Also export incidents and lost-event reports as OTLP/HTTP logs to
     /// URL (e.g. http://localhost:4318/v1/logs); service.name from
     /// OTEL_SERVICE_NAME.
-    #[arg(long, value_name = "URL", global = true)]
+    #[arg(long, value_name = "URL")]
     pub otlp: Option<String>,
+    /// Ring buffer size in KiB (a power of two, at least 4; default 4096).
+    #[arg(long, value_name = "KIB", value_parser = ring_size)]
+    pub ring_buffer_kib: Option<u32>,
+}
+
+/// Options of the commands that write records (run, attach, daemon,
+/// report).
+#[derive(Args, Debug, Default, Clone)]
+pub struct RedactOptions {
     /// Mask text matching REGEX in messages (panic values, errors,
     /// exception texts) before any output or export; repeatable.
-    #[arg(long, value_name = "REGEX", global = true)]
+    #[arg(long, value_name = "REGEX")]
     pub redact: Vec<String>,
-    /// Ring buffer size in KiB (a power of two, at least 4).
-    #[arg(long, value_name = "KIB", default_value_t = 4096, global = true, value_parser = ring_size)]
-    pub ring_buffer_kib: u32,
+}
+
+/// Options of the human view (run, attach, daemon, report).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ViewOptions {
     /// Human output: show the Go runtime's own frames too (by default Go
     /// stacks show what the runtime's traceback prints, as with
     /// GOTRACEBACK=single; NDJSON always has every frame).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub all_frames: bool,
+    /// Colour the human view: auto (on a terminal, unless NO_COLOR is
+    /// set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorWhen>,
+    /// Human view: times in UTC instead of the local time zone (`report`
+    /// shows dates and the zone; live views the time of day).
+    #[arg(long)]
+    pub utc: bool,
 }
 
-/// Options given on the command line that mean nothing to the chosen
-/// subcommand: rejected (exit 2) rather than silently ignored.
+/// The options in effect, wherever they were given.
+#[derive(Debug)]
+pub struct Settings {
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub quiet: bool,
+    pub verbose: bool,
+    pub otlp: Option<String>,
+    pub ring_buffer_kib: u32,
+    pub redact: Vec<String>,
+    pub all_frames: bool,
+    pub color: ColorWhen,
+    pub utc: bool,
+}
+
+/// Ring buffer size when none is given.
+const RING_BUFFER_KIB: u32 = 4096;
+
+impl Cli {
+    /// The options in effect: those given after the subcommand's name,
+    /// else those given before it, else the defaults.
+    pub fn resolve(&self) -> Settings {
+        let c = &self.common;
+        let none = (
+            TracingOptions::default(),
+            RedactOptions::default(),
+            ViewOptions::default(),
+        );
+        let (tracing, redaction, view) = match &self.command {
+            Command::Run(a) => (&a.tracing, &a.redaction, &a.view),
+            Command::Attach(a) => (&a.tracing, &a.redaction, &a.view),
+            Command::Daemon(a) => (&a.tracing, &a.redaction, &a.view),
+            Command::Report(a) => (&none.0, &a.redaction, &a.view),
+            _ => (&none.0, &none.1, &none.2),
+        };
+        Settings {
+            format: c.format,
+            output: c.output.clone(),
+            quiet: c.quiet,
+            verbose: c.verbose,
+            otlp: tracing.otlp.clone().or_else(|| c.tracing.otlp.clone()),
+            ring_buffer_kib: tracing
+                .ring_buffer_kib
+                .or(c.tracing.ring_buffer_kib)
+                .unwrap_or(RING_BUFFER_KIB),
+            redact: c
+                .redaction
+                .redact
+                .iter()
+                .chain(&redaction.redact)
+                .cloned()
+                .collect(),
+            all_frames: view.all_frames || c.view.all_frames,
+            color: view.color.or(c.view.color).unwrap_or(ColorWhen::Auto),
+            utc: view.utc || c.view.utc,
+        }
+    }
+}
+
+/// The options that apply to some subcommands only: (option id, flag as
+/// typed, the subcommands it applies to).
+const SOME_COMMANDS_ONLY: &[(&str, &str, &[&str])] = &[
+    ("otlp", "--otlp", &["run", "attach", "daemon"]),
+    (
+        "ring_buffer_kib",
+        "--ring-buffer-kib",
+        &["run", "attach", "daemon"],
+    ),
+    ("redact", "--redact", &["run", "attach", "daemon", "report"]),
+    (
+        "all_frames",
+        "--all-frames",
+        &["run", "attach", "daemon", "report"],
+    ),
+    ("color", "--color", &["run", "attach", "daemon", "report"]),
+    ("utc", "--utc", &["run", "attach", "daemon", "report"]),
+];
+
+/// Options given before the subcommand's name that mean nothing to it:
+/// rejected (exit 2) rather than silently ignored. (After its name, clap
+/// rejects them: the subcommand does not define them.)
 pub fn inapplicable(matches: &clap::ArgMatches) -> Option<String> {
-    let (name, sub) = matches.subcommand()?;
-    // (option id, flag as typed, subcommands it applies to)
-    const OPTIONS: &[(&str, &str, &[&str])] = &[
-        ("otlp", "--otlp", &["run", "attach", "daemon"]),
-        (
-            "ring_buffer_kib",
-            "--ring-buffer-kib",
-            &["run", "attach", "daemon"],
-        ),
-        ("redact", "--redact", &["run", "attach", "daemon", "report"]),
-        (
-            "all_frames",
-            "--all-frames",
-            &["run", "attach", "daemon", "report"],
-        ),
-        ("color", "--color", &["run", "attach", "daemon", "report"]),
-        ("utc", "--utc", &["run", "attach", "daemon", "report"]),
-    ];
-    OPTIONS.iter().find_map(|(id, flag, applies)| {
-        let given = sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-            || matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let (name, _) = matches.subcommand()?;
+    SOME_COMMANDS_ONLY.iter().find_map(|(id, flag, applies)| {
+        let given = matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         (given && !applies.contains(&name))
             .then(|| format!("{flag} does not apply to `crashtrace {name}`"))
     })
@@ -104,21 +192,43 @@ fn ring_size(s: &str) -> Result<u32, String> {
 pub enum Command {
     /// Start PROGRAM with probes in place before its first instruction; exit
     /// with its status (128+N when killed by signal N).
+    #[command(after_help = "Examples:
+  crashtrace run -- ./server --port 8080        # timeline on stderr
+  crashtrace run -o crash.ndjson --format ndjson -- sh -c './job.sh'
+  crashtrace run --otlp http://localhost:4318/v1/logs -- ./worker")]
     Run(RunArgs),
     /// Trace running processes until they all exit or Ctrl-C.
+    #[command(after_help = "Examples:
+  crashtrace attach -p 1234,5678 -f             # and what they fork
+  crashtrace attach --exe /srv/app/bin/api      # every process of that file, now and later
+  crashtrace --format ndjson -o /var/log/ct.ndjson attach -p 1234")]
     Attach(AttachArgs),
     /// Long-running agent: selects processes by executable, comm or
     /// runtime, traces them from exec, exports (files, syslog, OTLP,
     /// metrics). SIGHUP reloads the config and reopens files.
+    #[command(after_help = "Examples:
+  crashtrace daemon --config /etc/crashtrace/crashtrace.toml
+  kill -HUP $(pidof crashtrace)                 # reload the config, reopen files")]
     Daemon(DaemonArgs),
     /// Render recorded NDJSON (files, or - for stdin) as human timelines,
     /// re-symbolizing frames that lack names when the binaries are at hand.
+    #[command(after_help = "Examples:
+  crashtrace report /var/log/crashtrace/events.ndjson
+  crashtrace report --group /var/log/crashtrace/*.ndjson   # one line per crash fingerprint
+  crashtrace report --type incident --exe api --since 1h events.ndjson
+  journalctl -t crashtrace -o cat --output-fields=CRASHTRACE_RECORD | crashtrace report -")]
     Report(ReportArgs),
     /// Print function, file:line and inlined frames for file addresses
     /// (hex), from DWARF, Go's .gopclntab or the symbol table.
+    #[command(after_help = "Examples:
+  crashtrace symbolize --exe ./server 0x4a1b2c 0x4a1c00
+  cut -d' ' -f1 addrs.txt | crashtrace symbolize --exe ./server -")]
     Symbolize(SymbolizeArgs),
     /// What would be attached to a binary: runtime and version, probe
     /// points found or missing, debug info source.
+    #[command(after_help = "Examples:
+  crashtrace probes --exe /usr/bin/fzf
+  crashtrace probes --format ndjson --exe ./server | jq .runtime_layout")]
     Probes(ProbesArgs),
     /// Print the man page or a shell's completion script (for packaging:
     /// `crashtrace generate man > crashtrace.1`, `crashtrace generate
@@ -208,6 +318,12 @@ pub struct RunArgs {
     /// Do not trace the processes PROGRAM forks.
     #[arg(long)]
     pub no_follow_forks: bool,
+    #[command(flatten)]
+    pub tracing: TracingOptions,
+    #[command(flatten)]
+    pub redaction: RedactOptions,
+    #[command(flatten)]
+    pub view: ViewOptions,
     /// The program and its arguments (after `--`).
     #[arg(
         required = true,
@@ -233,6 +349,12 @@ pub struct AttachArgs {
     /// default).
     #[arg(short = 'f', long)]
     pub follow_forks: bool,
+    #[command(flatten)]
+    pub tracing: TracingOptions,
+    #[command(flatten)]
+    pub redaction: RedactOptions,
+    #[command(flatten)]
+    pub view: ViewOptions,
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +362,12 @@ pub struct DaemonArgs {
     /// TOML config (default /etc/crashtrace/crashtrace.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub tracing: TracingOptions,
+    #[command(flatten)]
+    pub redaction: RedactOptions,
+    #[command(flatten)]
+    pub view: ViewOptions,
 }
 
 #[derive(Args, Debug)]
@@ -270,4 +398,8 @@ pub struct ReportArgs {
     /// Only records before TIME (as for --since).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+    #[command(flatten)]
+    pub redaction: RedactOptions,
+    #[command(flatten)]
+    pub view: ViewOptions,
 }

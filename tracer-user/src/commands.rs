@@ -19,7 +19,7 @@ use tokio::{
 
 use crate::{
     Failure,
-    cli::{AttachArgs, Common, RunArgs},
+    cli::{AttachArgs, RunArgs, Settings},
     output::{Output, Stream},
     pipeline::{Export, Options, Tracer},
     procfs,
@@ -36,7 +36,7 @@ const EXIT_RECORD_GRACE: Duration = Duration::from_secs(1);
 const LIVENESS: Duration = Duration::from_millis(50);
 
 /// Starts the pipeline with the options every tracing command shares.
-pub fn start(common: &Common, out: Output) -> Result<Tracer, Failure> {
+pub fn start(common: &Settings, out: Output) -> Result<Tracer, Failure> {
     let redactor = crate::record::Redactor::new(&common.redact)
         .map_err(|e| Failure::Usage(format!("--redact: {e}")))?;
     let mut exporters = crate::export::Exporters::default();
@@ -65,7 +65,7 @@ pub fn start(common: &Common, out: Output) -> Result<Tracer, Failure> {
 }
 
 /// `-o PATH`, else `default` (stdout for attach, stderr for run).
-fn output(common: &Common, default: Stream) -> Result<Output, Failure> {
+fn output(common: &Settings, default: Stream) -> Result<Output, Failure> {
     Output::new_or(common.format, common.output.as_deref(), default)
         .map(|o| {
             o.with_all_frames(common.all_frames)
@@ -76,7 +76,7 @@ fn output(common: &Common, default: Stream) -> Result<Output, Failure> {
         .map_err(Failure::Other)
 }
 
-pub async fn run(common: &Common, args: &RunArgs) -> Result<i32, Failure> {
+pub async fn run(common: &Settings, args: &RunArgs) -> Result<i32, Failure> {
     let mut tracer = start(common, output(common, Stream::Stderr)?)?;
     let (program, rest) = args
         .argv
@@ -255,7 +255,7 @@ fn wait_exit(pid: Pid) -> io::Result<i32> {
     }
 }
 
-pub async fn attach(common: &Common, args: &AttachArgs) -> Result<i32, Failure> {
+pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure> {
     let mut pids = Vec::with_capacity(args.pids.len());
     for &pid in &args.pids {
         let tgid = procfs::process_of(pid)

@@ -17,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     Failure,
-    cli::{Common, DaemonArgs},
+    cli::{DaemonArgs, Settings},
     export::{self, Exporters, file::FileSink, sinks},
     output::Format,
     selection::{ExecSelect, SelectConfig},
@@ -319,7 +319,7 @@ impl Config {
         out
     }
 
-    async fn exporters(&self, common: &Common) -> Result<Exporters> {
+    async fn exporters(&self, common: &Settings) -> Result<Exporters> {
         let mut ex = Exporters::default();
         let service = export::service_name(self.service.name.as_deref());
         let host = export::hostname();
@@ -458,7 +458,7 @@ enum Wake {
     Rescan,
 }
 
-pub async fn daemon(common: &Common, args: &DaemonArgs) -> Result<i32, Failure> {
+pub async fn daemon(common: &Settings, args: &DaemonArgs) -> Result<i32, Failure> {
     let path = args
         .config
         .clone()

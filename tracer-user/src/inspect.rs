@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     Failure,
-    cli::{Common, ProbesArgs, SymbolizeArgs},
+    cli::{ProbesArgs, Settings, SymbolizeArgs},
     golang::{self, GoBinary},
     output::{Format, Output},
     record::SCHEMA,
@@ -46,7 +46,7 @@ struct Symbolized<'a> {
     frames: Vec<Frame>,
 }
 
-pub fn symbolize(common: &Common, args: &SymbolizeArgs) -> Result<i32, Failure> {
+pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure> {
     // `-`: addresses on stdin, whitespace-separated (as addr2line reads them).
     let from_stdin = args.addrs.iter().any(|a| a == "-");
     let stdin_text = if from_stdin {
@@ -209,7 +209,7 @@ fn process_probes(exe: &Path, module: &ElfModule) -> Vec<ProcessProbe> {
     out
 }
 
-pub fn probes(common: &Common, args: &ProbesArgs) -> Result<i32, Failure> {
+pub fn probes(common: &Settings, args: &ProbesArgs) -> Result<i32, Failure> {
     let module = open_module(&args.exe)?;
     let exe = args.exe.to_string_lossy();
     let go = GoBinary::inspect(&args.exe).map_err(Failure::Other)?;

@@ -58,14 +58,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let settings = cli.resolve();
     let result = runtime.block_on(async {
         match &cli.command {
-            cli::Command::Run(args) => commands::run(&cli.common, args).await,
-            cli::Command::Attach(args) => commands::attach(&cli.common, args).await,
-            cli::Command::Daemon(args) => daemon::daemon(&cli.common, args).await,
-            cli::Command::Report(args) => report::report(&cli.common, args),
-            cli::Command::Symbolize(args) => inspect::symbolize(&cli.common, args),
-            cli::Command::Probes(args) => inspect::probes(&cli.common, args),
+            cli::Command::Run(args) => commands::run(&settings, args).await,
+            cli::Command::Attach(args) => commands::attach(&settings, args).await,
+            cli::Command::Daemon(args) => daemon::daemon(&settings, args).await,
+            cli::Command::Report(args) => report::report(&settings, args),
+            cli::Command::Symbolize(args) => inspect::symbolize(&settings, args),
+            cli::Command::Probes(args) => inspect::probes(&settings, args),
             cli::Command::Generate(_) => Ok(0), // handled above
         }
     });

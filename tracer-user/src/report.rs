@@ -17,11 +17,11 @@ use serde_json::Value;
 
 use crate::{
     Failure,
-    cli::{Common, ReportArgs},
+    cli::{ReportArgs, Settings},
     symbolize::{ElfModule, PcKind},
 };
 
-pub fn report(common: &Common, args: &ReportArgs) -> Result<i32, Failure> {
+pub fn report(common: &Settings, args: &ReportArgs) -> Result<i32, Failure> {
     let redactor = crate::record::Redactor::new(&common.redact)
         .map_err(|e| Failure::Usage(format!("--redact: {e}")))?;
     let mut modules: HashMap<String, Option<Rc<ElfModule>>> = HashMap::new();
@@ -365,6 +365,8 @@ mod tests {
             types: vec![],
             since: None,
             until: None,
+            redaction: Default::default(),
+            view: Default::default(),
         };
         f(&mut a);
         a

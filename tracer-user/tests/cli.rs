@@ -9,16 +9,58 @@ use std::process::{Command, Stdio};
 use common::*;
 
 /// An option given to a subcommand it means nothing to is a usage error
-/// (exit 2) that names the option and the subcommand, in one line.
+/// (exit 2) that names the option: after the subcommand's name the
+/// subcommand does not know it (and its `--help` does not list it);
+/// before it (where the common options go), one line names the option and
+/// the subcommand.
 #[test]
 fn options_that_do_not_apply_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("empty.ndjson");
     std::fs::write(&file, "").unwrap();
     let file = file.to_string_lossy().into_owned();
-    let cases: &[(&[&str], &str)] = &[
+    let after: &[(&[&str], &str)] = &[
         (
             &["report", "--otlp", "http://127.0.0.1:1/v1/logs", &file],
+            "--otlp",
+        ),
+        (
+            &["report", "--ring-buffer-kib", "8", &file],
+            "--ring-buffer-kib",
+        ),
+        (
+            &["symbolize", "--redact", "x", "--exe", "/bin/true", "0x1"],
+            "--redact",
+        ),
+        (
+            &["probes", "--all-frames", "--exe", "/bin/true"],
+            "--all-frames",
+        ),
+        (
+            &["probes", "--color", "always", "--exe", "/bin/true"],
+            "--color",
+        ),
+    ];
+    for (args, flag) in after {
+        let out = Command::new(crashtrace_bin()).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("unexpected argument '{flag}'")),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        // Nor does the subcommand's help offer it.
+        let help = Command::new(crashtrace_bin())
+            .args([args[0], "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(!help.contains(&format!("{flag} ")), "{}: {help}", args[0]);
+    }
+    let before: &[(&[&str], &str)] = &[
+        (
+            &["--otlp", "http://127.0.0.1:1/v1/logs", "report", &file],
             "--otlp does not apply to `crashtrace report`",
         ),
         (
@@ -26,25 +68,47 @@ fn options_that_do_not_apply_are_rejected() {
             "--ring-buffer-kib does not apply to `crashtrace report`",
         ),
         (
-            &["symbolize", "--redact", "x", "--exe", "/bin/true", "0x1"],
+            &["--redact", "x", "symbolize", "--exe", "/bin/true", "0x1"],
             "--redact does not apply to `crashtrace symbolize`",
         ),
         (
-            &["probes", "--all-frames", "--exe", "/bin/true"],
+            &["--all-frames", "probes", "--exe", "/bin/true"],
             "--all-frames does not apply to `crashtrace probes`",
         ),
-        (
-            &["probes", "--color", "always", "--exe", "/bin/true"],
-            "--color does not apply to `crashtrace probes`",
-        ),
     ];
-    for (args, message) in cases {
+    for (args, message) in before {
         let out = Command::new(crashtrace_bin()).args(*args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Every subcommand's help lists what applies, with examples.
+    for (sub, has) in [
+        (
+            "run",
+            &["--otlp", "--redact", "--all-frames", "--no-follow-forks"][..],
+        ),
+        ("attach", &["--otlp", "--pid", "--follow-forks", "--color"]),
+        ("daemon", &["--config", "--otlp", "--ring-buffer-kib"]),
+        ("report", &["--group", "--since", "--redact", "--utc"]),
+        ("symbolize", &["--exe", "--format"]),
+        ("probes", &["--exe", "--format"]),
+    ] {
+        let out = Command::new(crashtrace_bin())
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in has {
+            assert!(help.contains(flag), "{sub} --help lacks {flag}: {help}");
+        }
+        assert!(
+            help.contains(&format!("Examples:\n  crashtrace {sub}")),
+            "{sub}: {help}"
+        );
     }
     // `attach` with nothing to attach to names both ways to say it.
     let out = Command::new(crashtrace_bin())

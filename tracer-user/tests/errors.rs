@@ -171,7 +171,12 @@ fn exit_statuses_follow_one_rule_for_every_subcommand() {
         (
             vec!["report", "--otlp", "http://127.0.0.1:1", "-"],
             2,
-            "does not apply",
+            "unexpected argument '--otlp'",
+        ),
+        (
+            vec!["--otlp", "http://127.0.0.1:1", "report", "-"],
+            2,
+            "--otlp does not apply to `crashtrace report`",
         ),
         (
             vec!["symbolize", "--exe", "/bin/true", "zz"],
@@ -210,7 +215,11 @@ fn exit_statuses_follow_one_rule_for_every_subcommand() {
             1,
             "/nonexistent.toml",
         ),
-        (vec!["daemon", "--config", &bad_toml], 1, "line 1, column 6: unclosed array"),
+        (
+            vec!["daemon", "--config", &bad_toml],
+            1,
+            "line 1, column 6: unclosed array",
+        ),
         (
             vec!["daemon", "--config", &no_select],
             1,
