@@ -199,7 +199,7 @@ pub enum Command {
     Run(RunArgs),
     /// Trace running processes until they all exit or Ctrl-C.
     #[command(after_help = "Examples:
-  crashtrace attach -p 1234,5678 -f             # and what they fork
+  crashtrace attach -p 1234,5678                # and what they fork (--no-follow-forks: not)
   crashtrace attach --exe /srv/app/bin/api      # every process of that file, now and later
   crashtrace --format ndjson -o /var/log/ct.ndjson attach -p 1234")]
     Attach(AttachArgs),
@@ -264,7 +264,7 @@ returns the traced program's own status instead (128+N when killed by signal N).
 .B crashtrace run -- ./server --port 8080
 Trace a program from its first instruction; the timeline goes to stderr.
 .TP
-.B crashtrace attach -p 1234 -f
+.B crashtrace attach -p 1234
 Trace a running process and what it forks, until it exits or Ctrl-C.
 .TP
 .B crashtrace --format ndjson -o /var/log/crashtrace.ndjson attach --exe /srv/app/bin/api
@@ -315,8 +315,12 @@ pub struct ProbesArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Trace the processes PROGRAM forks too, and theirs (the default, as
+    /// for `attach`; strace's -f).
+    #[arg(short = 'f', long, overrides_with = "no_follow_forks")]
+    pub follow_forks: bool,
     /// Do not trace the processes PROGRAM forks.
-    #[arg(long)]
+    #[arg(long, overrides_with = "follow_forks")]
     pub no_follow_forks: bool,
     #[command(flatten)]
     pub tracing: TracingOptions,
@@ -345,10 +349,13 @@ pub struct AttachArgs {
     /// process that execs another program is no longer traced.
     #[arg(long = "exe", num_args = 1.., value_name = "PATH")]
     pub exes: Vec<PathBuf>,
-    /// Also trace the processes they fork from now on (`run` does by
-    /// default).
-    #[arg(short = 'f', long)]
+    /// Trace the processes they fork from now on too (the default, as for
+    /// `run`; strace's -f).
+    #[arg(short = 'f', long, overrides_with = "no_follow_forks")]
     pub follow_forks: bool,
+    /// Do not trace the processes they fork.
+    #[arg(long, overrides_with = "follow_forks")]
+    pub no_follow_forks: bool,
     #[command(flatten)]
     pub tracing: TracingOptions,
     #[command(flatten)]

@@ -277,7 +277,7 @@ pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure
     let mut tracer = start(common, output(common, Stream::Stdout)?)?;
     for &pid in &pids {
         if let Err(err) = tracer
-            .attach(pid, "attach", args.follow_forks, false)
+            .attach(pid, "attach", !args.no_follow_forks, false)
             .await
             .with_context(|| format!("attaching to pid {pid}"))
         {
@@ -287,7 +287,7 @@ pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure
     }
     for exe in &args.exes {
         let running = match tracer
-            .watch(exe.clone())
+            .watch(exe.clone(), !args.no_follow_forks)
             .await
             .with_context(|| format!("watching {}", exe.display()))
         {
@@ -302,7 +302,9 @@ pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure
                 continue;
             }
             // It may exit between the scan and the attach: not an error.
-            if let Err(err) = tracer.attach(pid, "attach", true, true).await
+            if let Err(err) = tracer
+                .attach(pid, "attach", !args.no_follow_forks, true)
+                .await
                 && !common.quiet
                 && procfs::process_of(pid).is_some()
             {

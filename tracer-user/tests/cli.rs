@@ -354,3 +354,56 @@ fn man_page_and_completions() {
         assert!(text.contains("attach"), "{shell}");
     }
 }
+
+/// `attach` follows forks by default, as `run` does (one default; `-f`
+/// is accepted, strace's habit): a shell's crashing child is an incident;
+/// `--no-follow-forks` leaves the children alone.
+#[test]
+fn attach_follows_forks_by_default_as_run_does() {
+    use std::io::Write as _;
+    let crasher = build_c("null_deref");
+    for (flags, child_traced) in [
+        (&[][..], true),
+        (&["-f"][..], true),
+        (&["--no-follow-forks"][..], false),
+    ] {
+        let mut shell = KillOnDrop(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("read x; {}; echo done", crasher.display()))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let pid = shell.0.id();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("events.ndjson");
+        let mut ct = KillOnDrop(
+            Command::new(crashtrace_bin())
+                .args(["--format", "ndjson", "-q", "-o"])
+                .arg(&out)
+                .args(["attach", "-p", &pid.to_string()])
+                .args(flags)
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_record(&out, "attach");
+        shell.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert_eq!(shell.0.wait().unwrap().code(), Some(0), "{flags:?}");
+        // It ends once the traced processes are gone.
+        assert_eq!(ct.0.wait().unwrap().code(), Some(0), "{flags:?}");
+        let records = read_records(&out);
+        let crashed: Vec<_> = of_type(&records, "incident")
+            .into_iter()
+            .filter(|i| i["outcome"] == "crashed" && i["pid"] != pid)
+            .collect();
+        assert_eq!(
+            crashed.len(),
+            usize::from(child_traced),
+            "{flags:?}: {records:#?}"
+        );
+    }
+}

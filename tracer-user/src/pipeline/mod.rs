@@ -142,6 +142,7 @@ pub enum Command {
     },
     Watch {
         path: PathBuf,
+        follow_forks: bool,
         reply: tokio::sync::oneshot::Sender<Result<Vec<u32>>>,
     },
     Apply {
@@ -350,8 +351,13 @@ impl Tracer {
     }
 
     /// Watches the file at `path`: returns the processes running it now.
-    pub async fn watch(&mut self, path: PathBuf) -> Result<Vec<u32>> {
-        self.call(|reply| Command::Watch { path, reply }).await?
+    pub async fn watch(&mut self, path: PathBuf, follow_forks: bool) -> Result<Vec<u32>> {
+        self.call(|reply| Command::Watch {
+            path,
+            follow_forks,
+            reply,
+        })
+        .await?
     }
 
     /// Applies the daemon's selectors; returns the files watched.

@@ -178,8 +178,12 @@ impl ProcessWork {
             } => {
                 let _ = reply.send(self.attach(pid, reason, follow_forks, by_exe));
             }
-            Command::Watch { path, reply } => {
-                let _ = reply.send(self.watch(&path));
+            Command::Watch {
+                path,
+                follow_forks,
+                reply,
+            } => {
+                let _ = reply.send(self.watch(&path, follow_forks));
             }
             Command::Apply { config, reply } => {
                 let _ = reply.send(self.apply(config));
@@ -677,7 +681,7 @@ impl ProcessWork {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .unwrap_or_else(|_| PathBuf::from(format!("/proc/{pid}/exe")));
         if !self.watched.contains(&r.file)
-            && let Err(err) = self.watch(&PathBuf::from(format!("/proc/{pid}/exe")))
+            && let Err(err) = self.watch(&PathBuf::from(format!("/proc/{pid}/exe")), true)
             && self.verbose
         {
             log::info!("{}: {err:#}", exe.display());
@@ -692,10 +696,10 @@ impl ProcessWork {
     }
 
     /// Traces every process that runs the file at `path` from its exec on
-    /// (and the processes they fork), and returns the pids running it now
-    /// (to attach to them). Go probes for it are placed once, for all its
-    /// processes.
-    fn watch(&mut self, path: &std::path::Path) -> Result<Vec<u32>> {
+    /// (and, with `follow_forks`, the processes they fork), and returns the
+    /// pids running it now (to attach to them). Go probes for it are placed
+    /// once, for all its processes.
+    fn watch(&mut self, path: &std::path::Path, follow_forks: bool) -> Result<Vec<u32>> {
         if let Ok(key) = crate::procfs::file_key(path)
             && self.watched.contains(&key)
         {
@@ -707,7 +711,7 @@ impl ProcessWork {
                 self.watched.max
             );
         }
-        let key = self.probes.watch_file(path, true)?;
+        let key = self.probes.watch_file(path, follow_forks)?;
         self.watched.insert(key, path.to_path_buf());
         self.prepare_watched(key, path);
         Ok(procfs::processes_running(key))
@@ -769,7 +773,7 @@ impl ProcessWork {
             }
         }
         for exe in &config.executables {
-            match self.watch(exe) {
+            match self.watch(exe, true) {
                 Ok(running) => {
                     for pid in running {
                         let _ = self.attach(pid, "attach", true, true);

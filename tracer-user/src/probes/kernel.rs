@@ -85,11 +85,25 @@ impl KernelProbes {
     /// Loads and attaches everything. `ring_bytes` must be a power-of-two
     /// multiple of the page size.
     pub fn load(ring_bytes: u32) -> Result<Self> {
-        let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).with_context(|| {
-            format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)")
-        })?;
-        let offsets = kernel_offsets(&kernel_btf)?;
-        let aya_btf = aya::Btf::from_sys_fs().context("parsing kernel BTF")?;
+        let started = std::time::Instant::now();
+        // Two readers of the same BTF (btf_rs for struct offsets, aya for
+        // tp_btf targets): on two threads, the start-up waits for one.
+        let (offsets, aya_btf) = std::thread::scope(|s| {
+            let ours = s.spawn(|| -> Result<_> {
+                let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).with_context(|| {
+                    format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)")
+                })?;
+                kernel_offsets(&kernel_btf)
+            });
+            let aya_btf = aya::Btf::from_sys_fs().context("parsing kernel BTF");
+            let offsets = ours
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("reading kernel BTF failed")));
+            (offsets, aya_btf)
+        });
+        let (offsets, aya_btf) = (offsets?, aya_btf?);
+        let btf_time = started.elapsed();
+        let mut verified: Vec<(&str, std::time::Duration)> = Vec::new();
 
         let mut ebpf = EbpfLoader::new()
             .btf(&aya_btf)
@@ -104,9 +118,11 @@ impl KernelProbes {
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?
                 .try_into()
                 .with_context(|| format!("program {prog} is not a tp_btf program"))?;
+            let t = std::time::Instant::now();
             program
                 .load(tracepoint, &aya_btf)
                 .with_context(|| format!("verifying program {prog}"))?;
+            verified.push((prog, t.elapsed()));
             program
                 .attach()
                 .with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
@@ -117,13 +133,17 @@ impl KernelProbes {
             .context("program go_probe missing from the eBPF object")?
             .try_into()
             .context("go_probe is not a uprobe program")?;
+        let t = std::time::Instant::now();
         go.load().context("verifying program go_probe")?;
+        verified.push((GO_PROGRAM, t.elapsed()));
         let dl: &mut UProbe = ebpf
             .program_mut(DLOPEN_PROGRAM)
             .context("program dlopen_return missing from the eBPF object")?
             .try_into()
             .context("dlopen_return is not a uprobe program")?;
+        let t = std::time::Instant::now();
         dl.load().context("verifying program dlopen_return")?;
+        verified.push((DLOPEN_PROGRAM, t.elapsed()));
         for prog in CXX_PROGRAMS.map(|(p, _)| p).into_iter().chain([
             CXX_RETHROW_PROGRAM,
             RUST_PROGRAM,
@@ -133,9 +153,29 @@ impl KernelProbes {
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?
                 .try_into()?;
+            let t = std::time::Instant::now();
             p.load()
                 .with_context(|| format!("verifying program {prog}"))?;
+            verified.push((prog, t.elapsed()));
         }
+        verified.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
+        log::info!(
+            "kernel side loaded in {} ms: BTF {} ms, {} programs verified in {} ms (slowest {})",
+            started.elapsed().as_millis(),
+            btf_time.as_millis(),
+            verified.len(),
+            verified
+                .iter()
+                .map(|&(_, t)| t)
+                .sum::<std::time::Duration>()
+                .as_millis(),
+            verified
+                .iter()
+                .take(3)
+                .map(|(p, t)| format!("{p} {} ms", t.as_millis()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
 
         let go_hits = PerCpuArray::try_from(
             ebpf.take_map("GO_PROBE_HITS")
