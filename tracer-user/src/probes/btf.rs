@@ -10,6 +10,104 @@ use tracer_common::{KernelOffsets, OFFSET_UNKNOWN};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
+/// The offsets of this boot's kernel, kept where a reboot clears them
+/// (/run is a tmpfs): reading them back costs a file read, parsing the
+/// kernel's BTF for them ~230 ms (release build) at every start.
+const OFFSETS_CACHE_DIR: &str = "/run/crashtrace";
+const OFFSETS_CACHE: &str = "/run/crashtrace/kernel-offsets";
+
+/// The running kernel's offsets: from this boot's cache, else from its
+/// BTF (then kept in the cache, when it can be written).
+pub fn kernel_offsets_cached() -> Result<KernelOffsets> {
+    let key = cache_key();
+    if let Some(key) = &key
+        && let Ok(bytes) = std::fs::read(OFFSETS_CACHE)
+        && let Some(offsets) = decode_offsets(&bytes, key)
+    {
+        return Ok(offsets);
+    }
+    let btf = Btf::from_file(VMLINUX_BTF).with_context(|| {
+        format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)")
+    })?;
+    let offsets = kernel_offsets(&btf)?;
+    if let Some(key) = &key {
+        // Best effort: without a cache the next start parses again.
+        let _ = store_offsets(&offsets, key);
+    }
+    Ok(offsets)
+}
+
+/// What the cached offsets are valid for: this boot (its id), this kernel,
+/// this crashtrace (its version, and this file's code that computes them:
+/// a build that reads other fields or reads them otherwise does not take
+/// an older build's values).
+fn cache_key() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    Some(format!(
+        "crashtrace {} offsets {:016x} boot {} kernel {}\n",
+        env!("CARGO_PKG_VERSION"),
+        SOURCE_HASH,
+        boot.trim(),
+        release.trim()
+    ))
+}
+
+/// FNV-1a of this file's source and of the struct's size.
+const SOURCE_HASH: u64 = {
+    let bytes = include_str!("btf.rs").as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ std::mem::size_of::<KernelOffsets>() as u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+};
+
+fn decode_offsets(bytes: &[u8], key: &str) -> Option<KernelOffsets> {
+    let body = bytes.strip_prefix(key.as_bytes())?;
+    if body.len() != std::mem::size_of::<KernelOffsets>() {
+        return None;
+    }
+    // SAFETY: KernelOffsets is repr(C) plain u32 fields (any bit pattern
+    // is a value) and `body` has exactly its size; read unaligned.
+    Some(unsafe { std::ptr::read_unaligned(body.as_ptr().cast::<KernelOffsets>()) })
+}
+
+fn encode_offsets(offsets: &KernelOffsets, key: &str) -> Vec<u8> {
+    // SAFETY: a repr(C) struct of u32s, viewed as its bytes.
+    let raw = unsafe {
+        std::slice::from_raw_parts(
+            (offsets as *const KernelOffsets).cast::<u8>(),
+            std::mem::size_of::<KernelOffsets>(),
+        )
+    };
+    let mut out = key.as_bytes().to_vec();
+    out.extend_from_slice(raw);
+    out
+}
+
+/// Written to a temporary file and renamed: a reader sees the whole file
+/// or none. Private to root (0700 directory, 0600 file).
+fn store_offsets(offsets: &KernelOffsets, key: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(OFFSETS_CACHE_DIR)?;
+    let tmp = format!("{OFFSETS_CACHE}.{}", std::process::id());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut f, &encode_offsets(offsets, key))?;
+    std::fs::rename(&tmp, OFFSETS_CACHE)
+}
+
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let task = named_struct(btf, "task_struct")?;
     let signal = named_struct(btf, "signal_struct")?;
@@ -188,6 +286,20 @@ fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Re
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cached_offsets_are_read_back_only_for_their_key() {
+        let offsets = super::KernelOffsets {
+            task_pid: 1234,
+            page_counter_max: 77,
+            ..Default::default()
+        };
+        let bytes = super::encode_offsets(&offsets, "key A\n");
+        let back = super::decode_offsets(&bytes, "key A\n").unwrap();
+        assert_eq!((back.task_pid, back.page_counter_max), (1234, 77));
+        assert!(super::decode_offsets(&bytes, "key B\n").is_none());
+        assert!(super::decode_offsets(&bytes[..bytes.len() - 1], "key A\n").is_none());
+    }
+
     use super::*;
 
     /// Against this machine's kernel: the offsets must be inside the structs
