@@ -23,16 +23,7 @@ pub(crate) fn bench_events(crashtrace: &Path, runs: usize) -> Result<()> {
     let root = workspace_root();
     let bin = root.join("target/bench");
     fs::create_dir_all(&bin)?;
-    if output(Command::new("bpftrace").arg("--version")).is_none() {
-        step("installing bpftrace (Debian) for the per-event comparison");
-        run(Command::new("apt-get").args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "bpftrace",
-        ]))?;
-    }
+    ensure_bpftrace()?;
     let throwloop = bin.join("throwloop");
     run(Command::new("g++")
         .args(["-O2", "-g", "-o"])
@@ -119,6 +110,22 @@ pub(crate) fn bench_events(crashtrace: &Path, runs: usize) -> Result<()> {
             t / p,
             b / p
         );
+    }
+    Ok(())
+}
+
+/// bpftrace, the tool the comparisons are made against (Debian's package,
+/// installed when missing: the benchmarks need it, the tests do not).
+pub(crate) fn ensure_bpftrace() -> Result<()> {
+    if output(Command::new("bpftrace").arg("--version")).is_none() {
+        step("installing bpftrace (Debian) for the comparisons");
+        run(Command::new("apt-get").args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "bpftrace",
+        ]))?;
     }
     Ok(())
 }

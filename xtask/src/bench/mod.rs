@@ -6,6 +6,7 @@ mod events;
 mod footprint;
 mod go;
 mod latency;
+mod startup;
 mod symbolize;
 mod throughput;
 mod unwind;
@@ -19,6 +20,7 @@ use self::{
     events::bench_events,
     footprint::bench_footprint,
     latency::bench_latency,
+    startup::bench_startup,
     symbolize::{bench_symbolize, bench_symbolize_native},
     throughput::bench_throughput,
     unwind::bench_unwind,
@@ -59,6 +61,9 @@ pub(crate) enum BenchPart {
     /// Crash-to-incident latency under attach --exe: a C and a Go program,
     /// 50 crashing processes each, warmed at attach.
     Latency,
+    /// Start-up: `crashtrace -q run -- /bin/true` against bpftrace starting
+    /// a tracepoint program (wall, CPU, peak RSS).
+    Startup,
 }
 
 pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
@@ -75,6 +80,9 @@ pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     }
     if wanted(BenchPart::Latency) {
         bench_latency(&crashtrace)?;
+    }
+    if wanted(BenchPart::Startup) {
+        bench_startup(&crashtrace, runs)?;
     }
     if !wanted(BenchPart::Go) && !wanted(BenchPart::Symbolize) {
         if wanted(BenchPart::Unwind) {
