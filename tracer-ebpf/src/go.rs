@@ -8,7 +8,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid,
         generated::{
-            bpf_get_attach_cookie, bpf_get_stack, bpf_probe_read_user as raw_probe_read_user,
+            bpf_get_attach_cookie, bpf_get_stack, bpf_loop,
+            bpf_probe_read_user as raw_probe_read_user,
         },
     },
     macros::uprobe,
@@ -610,23 +611,69 @@ unsafe fn sched_frames(out: *mut u64, max: usize, g: u64, cfg: &GoConfig) -> usi
         return 0;
     }
     let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
-    let mut bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
-    // SAFETY: n < max, as the caller promised room for.
+    let bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+    // SAFETY: out has `max` words (at most FP_WALK_WORDS + 2, below).
     unsafe {
         *out = sched_pc;
         *out.add(1) = read_user(sched_sp).unwrap_or(0);
-        let mut n = 2usize;
-        while n < max && bp != 0 {
-            let ret: u64 = read_user(bp + 8).unwrap_or(0);
-            if ret == 0 {
-                break;
-            }
-            *out.add(n) = ret;
-            bp = read_user(bp).unwrap_or(0);
-            n += 1;
-        }
-        n
     }
+    let mut walk = FpWalk {
+        out: unsafe { out.add(2) },
+        bp,
+        n: 0,
+    };
+    let steps = (max - 2).min(FP_WALK_WORDS);
+    // bpf_loop: the verifier checks one step, not 62 (go_probe's two walks
+    // unrolled cost ~100 ms of verification at every start).
+    // SAFETY: `fp_step` matches the callback signature bpf_loop calls;
+    // `walk` outlives the call.
+    unsafe {
+        bpf_loop(
+            steps as u32,
+            fp_step as *mut core::ffi::c_void,
+            addr_of_mut!(walk) as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    2 + walk.n.min(steps)
+}
+
+/// Return addresses a frame-pointer walk writes after the saved pc and the
+/// word at sp.
+const FP_WALK_WORDS: usize = 62;
+
+/// The state of a frame-pointer walk: where the next return address goes,
+/// the frame pointer, how many were written.
+struct FpWalk {
+    out: *mut u64,
+    bp: u64,
+    n: usize,
+}
+
+/// One step: the return address above `bp`, then the caller's frame; 1
+/// (stop) at the end of the chain.
+#[inline(never)]
+extern "C" fn fp_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes the `FpWalk` given to it.
+    let walk = unsafe { &mut *(ctx as *mut FpWalk) };
+    if walk.bp == 0 {
+        return 1;
+    }
+    let ret: u64 = read_user(walk.bp + 8).unwrap_or(0);
+    if ret == 0 {
+        return 1;
+    }
+    // The mask keeps the verifier's view of the index inside the words
+    // the caller reserved (bpf_loop never runs more than FP_WALK_WORDS).
+    let i = (index as usize) & 63;
+    if i >= FP_WALK_WORDS {
+        return 1;
+    }
+    // SAFETY: i < FP_WALK_WORDS words follow `out` in the reservation.
+    unsafe { *walk.out.add(i) = ret };
+    walk.bp = read_user(walk.bp).unwrap_or(0);
+    walk.n = i + 1;
+    0
 }
 
 /// A Go process calls `exit_group(2)` (a fatal panic) and its printpanics
