@@ -276,6 +276,11 @@ One line per crash fingerprint: count, first and last seen, pids.
 .TP
 .I /etc/crashtrace/crashtrace.toml
 The daemon's configuration (selectors, outputs, metrics, limits).
+.TP
+.I /run/crashtrace/kernel-offsets
+The running kernel's structure offsets, read from its BTF at the first
+start of a boot and kept for the next starts (root only; /run is cleared
+at reboot).
 "#;
 
 /// Writes what `generate` asks for to `out`.
