@@ -42,11 +42,7 @@ pub struct Common {
     // subcommands they apply to ([`inapplicable`]). [`Cli::resolve`]
     // merges both places.
     #[command(flatten)]
-    pub tracing: TracingOptions,
-    #[command(flatten)]
-    pub redaction: RedactOptions,
-    #[command(flatten)]
-    pub view: ViewOptions,
+    pub options: TracerOptions,
 }
 
 /// Options of the commands that trace (run, attach, daemon).
@@ -112,24 +108,26 @@ impl Cli {
     /// The options in effect: those given after the subcommand's name,
     /// else those given before it, else the defaults.
     pub fn resolve(&self) -> Settings {
-        let c = &self.common;
+        let common = &self.common;
+        // Given before the subcommand's name.
+        let c = &common.options;
         let none = (
             TracingOptions::default(),
             RedactOptions::default(),
             ViewOptions::default(),
         );
         let (tracing, redaction, view) = match &self.command {
-            Command::Run(a) => (&a.tracing, &a.redaction, &a.view),
-            Command::Attach(a) => (&a.tracing, &a.redaction, &a.view),
-            Command::Daemon(a) => (&a.tracing, &a.redaction, &a.view),
+            Command::Run(RunArgs { options: o, .. })
+            | Command::Attach(AttachArgs { options: o, .. })
+            | Command::Daemon(DaemonArgs { options: o, .. }) => (&o.tracing, &o.redaction, &o.view),
             Command::Report(a) => (&none.0, &a.redaction, &a.view),
             _ => (&none.0, &none.1, &none.2),
         };
         Settings {
-            format: c.format,
-            output: c.output.clone(),
-            quiet: c.quiet,
-            verbose: c.verbose,
+            format: common.format,
+            output: common.output.clone(),
+            quiet: common.quiet,
+            verbose: common.verbose,
             otlp: tracing.otlp.clone().or_else(|| c.tracing.otlp.clone()),
             ring_buffer_kib: tracing
                 .ring_buffer_kib
@@ -318,21 +316,42 @@ pub struct ProbesArgs {
     pub exe: PathBuf,
 }
 
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Trace the processes PROGRAM forks too, and theirs (the default, as
-    /// for `attach`; strace's -f).
+/// Whether the processes a traced one forks are traced too: yes by
+/// default, for `run` and `attach` alike (strace's `-f` is accepted).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ForkOptions {
+    /// Trace the processes the traced ones fork too, and theirs (the
+    /// default; strace's -f).
     #[arg(short = 'f', long, overrides_with = "no_follow_forks")]
     pub follow_forks: bool,
-    /// Do not trace the processes PROGRAM forks.
+    /// Do not trace the processes the traced ones fork.
     #[arg(long, overrides_with = "follow_forks")]
     pub no_follow_forks: bool,
+}
+
+impl ForkOptions {
+    pub fn follow(&self) -> bool {
+        !self.no_follow_forks
+    }
+}
+
+/// The options of the commands that trace (run, attach, daemon).
+#[derive(Args, Debug, Default, Clone)]
+pub struct TracerOptions {
     #[command(flatten)]
     pub tracing: TracingOptions,
     #[command(flatten)]
     pub redaction: RedactOptions,
     #[command(flatten)]
     pub view: ViewOptions,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub forks: ForkOptions,
+    #[command(flatten)]
+    pub options: TracerOptions,
     /// The program and its arguments (after `--`).
     #[arg(
         required = true,
@@ -354,19 +373,10 @@ pub struct AttachArgs {
     /// process that execs another program is no longer traced.
     #[arg(long = "exe", num_args = 1.., value_name = "PATH")]
     pub exes: Vec<PathBuf>,
-    /// Trace the processes they fork from now on too (the default, as for
-    /// `run`; strace's -f).
-    #[arg(short = 'f', long, overrides_with = "no_follow_forks")]
-    pub follow_forks: bool,
-    /// Do not trace the processes they fork.
-    #[arg(long, overrides_with = "follow_forks")]
-    pub no_follow_forks: bool,
     #[command(flatten)]
-    pub tracing: TracingOptions,
+    pub forks: ForkOptions,
     #[command(flatten)]
-    pub redaction: RedactOptions,
-    #[command(flatten)]
-    pub view: ViewOptions,
+    pub options: TracerOptions,
 }
 
 #[derive(Args, Debug)]
@@ -375,11 +385,7 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
-    pub tracing: TracingOptions,
-    #[command(flatten)]
-    pub redaction: RedactOptions,
-    #[command(flatten)]
-    pub view: ViewOptions,
+    pub options: TracerOptions,
 }
 
 #[derive(Args, Debug)]

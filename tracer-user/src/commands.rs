@@ -83,7 +83,7 @@ pub async fn run(common: &Settings, args: &RunArgs) -> Result<i32, Failure> {
         .split_first()
         .ok_or_else(|| Failure::Usage("run needs a PROGRAM".into()))?;
 
-    let follow_forks = !args.no_follow_forks;
+    let follow_forks = args.forks.follow();
     let child = match spawn_stopped(program, rest) {
         Ok(pid) => pid,
         Err(err) => {
@@ -277,7 +277,7 @@ pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure
     let mut tracer = start(common, output(common, Stream::Stdout)?)?;
     for &pid in &pids {
         if let Err(err) = tracer
-            .attach(pid, "attach", !args.no_follow_forks, false)
+            .attach(pid, "attach", args.forks.follow(), false)
             .await
             .with_context(|| format!("attaching to pid {pid}"))
         {
@@ -287,7 +287,7 @@ pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure
     }
     for exe in &args.exes {
         let running = match tracer
-            .watch(exe.clone(), !args.no_follow_forks)
+            .watch(exe.clone(), args.forks.follow())
             .await
             .with_context(|| format!("watching {}", exe.display()))
         {
@@ -303,7 +303,7 @@ pub async fn attach(common: &Settings, args: &AttachArgs) -> Result<i32, Failure
             }
             // It may exit between the scan and the attach: not an error.
             if let Err(err) = tracer
-                .attach(pid, "attach", !args.no_follow_forks, true)
+                .attach(pid, "attach", args.forks.follow(), true)
                 .await
                 && !common.quiet
                 && procfs::process_of(pid).is_some()

@@ -29,6 +29,22 @@ fn crashtrace(args: &[&str], stdin: &str) -> std::process::Output {
     out
 }
 
+/// `crashtrace probes --format ndjson --exe BIN`'s report.
+fn probes_ndjson(bin: &std::path::Path) -> Value {
+    let out = crashtrace(
+        &[
+            "probes",
+            "--format",
+            "ndjson",
+            "--exe",
+            bin.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Ground truth from the Go toolchain: `go tool addr2line` reads the same
 /// table (no DWARF in the binary): the physical function, and the file and
 /// line at the pc (which are the innermost inlined call's).
@@ -217,18 +233,7 @@ fn probes_names_the_debug_info_source() {
             "version table",
         ),
     ] {
-        let out = crashtrace(
-            &[
-                "probes",
-                "--format",
-                "ndjson",
-                "--exe",
-                bin.to_str().unwrap(),
-            ],
-            "",
-        );
-        assert!(out.status.success());
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = probes_ndjson(&bin);
         assert_eq!(r["runtime"], "go");
         assert_eq!(r["runtime_version"], format!("go{version}"));
         assert_eq!(r["debuginfo"], debuginfo, "{r:#}");
@@ -324,18 +329,7 @@ fn probes_names_the_debug_info_source() {
 #[test]
 fn probes_lists_what_a_process_of_the_file_gets() {
     for bin in [build_cxx("uncaught"), build_c("null_deref")] {
-        let out = crashtrace(
-            &[
-                "probes",
-                "--format",
-                "ndjson",
-                "--exe",
-                bin.to_str().unwrap(),
-            ],
-            "",
-        );
-        assert!(out.status.success(), "{out:?}");
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = probes_ndjson(&bin);
         let mut listed: Vec<String> = r["process_probes"]
             .as_array()
             .map(|a| {
