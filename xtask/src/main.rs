@@ -1,4 +1,4 @@
-//! Developer commands: `cargo xtask setup | build | demo | test`.
+//! Developer commands: `cargo xtask setup | build | demo | install | test`.
 //!
 //! `setup` installs everything the build and the tests need, idempotently (a
 //! second run takes seconds): the pinned nightly with rust-src for the eBPF
@@ -7,6 +7,7 @@
 
 mod bench;
 mod go_layouts;
+mod install;
 mod release;
 mod setup;
 mod stress;
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     bench::{BenchPart, bench},
     go_layouts::go_layouts,
+    install::install,
     release::{build_release, demo},
     setup::setup,
     stress::stress,
@@ -40,6 +42,16 @@ enum Cmd {
     Build,
     /// Build, then trace the bundled demo program as it crashes.
     Demo,
+    /// setup + release build, then install: the binary, man page, shell
+    /// completions, systemd unit and (unless present) the daemon config.
+    Install {
+        /// Where bin/, share/ and lib/systemd go.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+        /// Stage the files under this directory instead (for packaging).
+        #[arg(long)]
+        destdir: Option<std::path::PathBuf>,
+    },
     /// Measure what tracing costs a Go program: probe hits per recovered
     /// panic, a panic/recover loop and a net/http server under load, traced
     /// vs untraced, side by side (medians of several alternating runs).
@@ -85,6 +97,9 @@ fn main() -> ExitCode {
         Cmd::Setup => setup(),
         Cmd::Build => setup().and_then(|()| build_release()).map(|_| ()),
         Cmd::Demo => setup().and_then(|()| demo()),
+        Cmd::Install { prefix, destdir } => {
+            setup().and_then(|()| install(&prefix, destdir.as_deref()))
+        }
         Cmd::Test { args } => setup().and_then(|()| test(&args)),
         Cmd::Bench { runs, only } => setup().and_then(|()| bench(runs, &only)),
         Cmd::GoLayouts => go_layouts(),
