@@ -64,7 +64,7 @@ fn original_sender(incident: &Value) -> (Option<u64>, Option<&str>) {
 /// the story is the kill, by `kill`, with the receiving thread's frames.
 #[test]
 fn go_server_stopped_by_sigterm_is_killed_by_kill() {
-    for build in go_builds("httpd").filter(|b| !b.stripped) {
+    for build in go_builds("httpd") {
         let ctx = build.label.clone();
         let (status, kill_pid, records) = killed_by(&build.path, &["serve"], "TERM");
         assert_eq!(status, 128 + 15, "{ctx}");
@@ -83,7 +83,7 @@ fn go_server_stopped_by_sigterm_is_killed_by_kill() {
 /// exits 2. A kill by `kill`.
 #[test]
 fn go_sigquit_dump_and_exit_is_a_kill() {
-    for build in go_builds("crashy").filter(|b| !b.stripped) {
+    for build in go_builds("crashy") {
         let ctx = build.label.clone();
         let (status, kill_pid, records) = killed_by(&build.path, &["wait"], "QUIT");
         assert_eq!(status, 2, "{ctx}: the runtime's exit status");
