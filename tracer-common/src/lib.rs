@@ -262,6 +262,10 @@ pub struct CxxRecord {
     /// chain of single-inheritance bases (`__si_class_type_info::__base_type`)
     /// as far as it reads; empty strings end it.
     pub types: [[u8; CXX_NAME_BYTES]; CXX_TYPES],
+    /// Where each of `types` was read from (0: none): a name on a page the
+    /// process never touched cannot be read by the BPF side, and is read
+    /// from the file in userspace.
+    pub type_names: [u64; CXX_TYPES],
     /// The string the object's first field after the vtable points to:
     /// `std::runtime_error`/`logic_error`'s message (their `what()`).
     pub what_len: u32,
@@ -863,9 +867,9 @@ assert_layout!(
     path @ 72,
 );
 assert_layout!(
-    CxxRecord, size 848,
+    CxxRecord, size 880,
     header @ 0, probe @ 40, suppressed @ 44, regs @ 48, object @ 192, types @ 200,
-    what_len @ 584, _pad @ 588, what @ 592,
+    type_names @ 584, what_len @ 616, _pad @ 620, what @ 624,
 );
 assert_layout!(
     RustPanicRecord, size 624,

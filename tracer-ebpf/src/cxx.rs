@@ -150,13 +150,16 @@ fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
         addr_of_mut!((*rec).object).write(object);
         addr_of_mut!((*rec)._pad).write(0);
         let types = addr_of_mut!((*rec).types) as *mut u8;
+        let type_names = addr_of_mut!((*rec).type_names) as *mut u64;
         let mut tinfo = tinfo;
         let mut i = 0;
         while i < CXX_TYPES {
             let dst = types.add(i * CXX_NAME_BYTES);
             *dst = 0;
+            *type_names.add(i) = 0;
             if tinfo != 0 {
                 let name: u64 = read_user(tinfo + 8).unwrap_or(0);
+                *type_names.add(i) = name;
                 if name != 0 {
                     aya_ebpf::helpers::generated::bpf_probe_read_user_str(
                         dst as *mut _,

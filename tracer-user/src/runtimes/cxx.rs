@@ -21,6 +21,30 @@ pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
     }
 }
 
+/// The mangled names of the thrown type and its bases, as far as they
+/// read. A name the BPF side could not read (on a page the process never
+/// touched: it cannot fault one in) is read by `read_static_str` from the
+/// file at the address it was at.
+fn thrown_types(
+    r: &tracer_common::CxxRecord,
+    read_static_str: impl Fn(u64) -> Option<Vec<u8>>,
+) -> Vec<String> {
+    r.types
+        .iter()
+        .zip(r.type_names)
+        .map(|(t, at)| {
+            let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
+            match &t[..end] {
+                [] if at != 0 => read_static_str(at)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default(),
+                name => String::from_utf8_lossy(name).into_owned(),
+            }
+        })
+        .take_while(|n| !n.is_empty())
+        .collect()
+}
+
 /// Analysis side: a throw or rethrow becomes an `exception` record with
 /// the throwing stack; a terminate tells the correlator the thread's last throw was
 /// not caught.
@@ -46,15 +70,10 @@ pub fn on_record(
         return None;
     }
     let (frames, cut) = native::probe_stack(procs, stacks, pid, r.header.tid, &r.regs);
-    let names: Vec<String> = r
-        .types
-        .iter()
-        .map(|t| {
-            let end = t.iter().position(|&b| b == 0).unwrap_or(t.len());
-            String::from_utf8_lossy(&t[..end]).into_owned()
-        })
-        .take_while(|n| !n.is_empty())
-        .collect();
+    let image = procs.image(pid);
+    let names = thrown_types(r, |at| {
+        image.and_then(|i| i.read_static_str(at, tracer_common::CXX_NAME_BYTES - 1))
+    });
     let value_type = names.first().map(|n| demangle_type(n));
     // std::runtime_error and std::logic_error keep their message in a
     // string right after the vtable pointer: what() returns it.
@@ -132,4 +151,24 @@ fn demangle_type(mangled: &str) -> String {
     text.strip_prefix("typeinfo name for ")
         .map(str::to_owned)
         .unwrap_or_else(|| mangled.to_owned())
+}
+
+#[cfg(test)]
+mod thrown_type_tests {
+    use super::*;
+
+    #[test]
+    fn type_names_the_bpf_side_could_not_read_come_from_the_file() {
+        // SAFETY: CxxRecord is plain data; all-zero is a valid value.
+        let mut r: tracer_common::CxxRecord = unsafe { std::mem::zeroed() };
+        r.types[0][..20].copy_from_slice(b"St16invalid_argument");
+        // The base's name was on an untouched page; the next has no name.
+        r.type_names = [0x7f00_0000_1000, 0x7f00_0000_2000, 0, 0];
+        let file = |at: u64| (at == 0x7f00_0000_2000).then(|| b"St11logic_error".to_vec());
+        assert_eq!(
+            thrown_types(&r, file),
+            ["St16invalid_argument", "St11logic_error"]
+        );
+        assert_eq!(thrown_types(&r, |_| None), ["St16invalid_argument"]);
+    }
 }

@@ -552,8 +552,8 @@ impl Decoder {
                 .entry((pid, r.goid))
                 .or_insert_with(|| printed.to_vec());
         }
-        let string_len = (r.string_len as usize).min(r.string.len());
-        let text = &r.string[..string_len];
+        let captured = Capture::of(procs, pid, probe, r);
+        let text = &captured.string[..];
         let body = match probe {
             GoProbe::Gopanic => {
                 let chain: Vec<(u64, u64)> = r
@@ -568,7 +568,7 @@ impl Decoder {
                     self.panic_defers.clear();
                 }
                 self.panic_defers.insert((pid, r.goid), chain);
-                let (message, value_type) = describe_panic_value(procs, pid, r, text);
+                let (message, value_type) = describe_panic_value(procs, pid, r, &captured);
                 Body::Panic(GoPanic {
                     message,
                     value_type,
@@ -578,7 +578,7 @@ impl Decoder {
             }
             GoProbe::Throw | GoProbe::Fatal => {
                 let mut message = String::from_utf8_lossy(text).into_owned();
-                if r.string_full_len > string_len as u64 {
+                if captured.string_full_len > text.len() as u64 {
                     message.push('…');
                 }
                 Body::Fatal(GoFatal {
@@ -596,7 +596,7 @@ impl Decoder {
             // A Goexit is in the panic chain but the runtime prints nothing for it.
             GoProbe::Printpanics if r.flags & GO_PANIC_GOEXIT != 0 => return Ok(None),
             GoProbe::Printpanics => {
-                let (message, _) = describe_panic_value(procs, pid, r, text);
+                let (message, _) = describe_panic_value(procs, pid, r, &captured);
                 Body::Fatal(GoFatal {
                     message,
                     source: "panic",
@@ -833,12 +833,79 @@ pub(crate) fn sched_stack(procs: &Procs, pid: u32, walked: &[u64]) -> Vec<u64> {
 
 /// (message, value_type) for a gopanic record, from the binary's type
 /// metadata and the bytes captured at the probe.
+/// A record's panic value and string, completed from the binary where the
+/// BPF read came back empty.
+struct Capture {
+    value: Vec<u8>,
+    string: Vec<u8>,
+    string_full_len: u64,
+}
+
+impl Capture {
+    /// The BPF side reads with `bpf_probe_read_user`, which cannot fault a
+    /// page in: a string literal or static value on a page of the binary
+    /// the process never touched (a `throw("…")` message, often: the
+    /// runtime reads it only after the probe) arrives empty. The file
+    /// holds what the process would have read there.
+    fn of(procs: &Procs, pid: u32, probe: GoProbe, r: &GoRecord) -> Self {
+        Self::completed(probe, r, |addr, len| {
+            procs.image(pid).and_then(|i| i.read_static(addr, len))
+        })
+    }
+
+    /// What the record holds, with what it lacks read by `read_static`
+    /// (runtime address, length → the file's bytes there).
+    fn completed(
+        probe: GoProbe,
+        r: &GoRecord,
+        read_static: impl Fn(u64, usize) -> Option<Vec<u8>>,
+    ) -> Self {
+        let string_len = (r.string_len as usize).min(r.string.len());
+        let mut c = Capture {
+            value: r.value.to_vec(),
+            string: r.string[..string_len].to_vec(),
+            string_full_len: r.string_full_len,
+        };
+        // Where the string header is: throw/fatal's arguments (ptr, len),
+        // or the first two words of the panic value.
+        let (ptr, len) = match probe {
+            GoProbe::Throw | GoProbe::Fatal => (r.arg0, r.arg1),
+            GoProbe::Gopanic | GoProbe::Printpanics => {
+                if r.arg1 != 0
+                    && c.value.iter().all(|&b| b == 0)
+                    && let Some(v) = read_static(r.arg1, c.value.len())
+                {
+                    c.value.copy_from_slice(&v);
+                    let mut words = le_words(&c.value);
+                    let header = (words.next().unwrap_or(0), words.next().unwrap_or(0));
+                    c.string_full_len = header.1;
+                    header
+                } else {
+                    (le_words(&c.value).next().unwrap_or(0), r.string_full_len)
+                }
+            }
+            _ => return c,
+        };
+        // As the BPF side bounds it.
+        if ptr != 0 && len > 0 && len < (1 << 30) {
+            let want = usize::try_from(len).map_or(r.string.len(), |l| l.min(r.string.len()));
+            if c.string.len() < want
+                && let Some(bytes) = read_static(ptr, want)
+            {
+                c.string = bytes;
+            }
+        }
+        c
+    }
+}
+
 fn describe_panic_value(
     procs: &Procs,
     pid: u32,
     r: &GoRecord,
-    text: &[u8],
+    c: &Capture,
 ) -> (String, Option<String>) {
+    let text = &c.string[..];
     let Some(binary) = procs.go(pid) else {
         return (String::from_utf8_lossy(text).into_owned(), None);
     };
@@ -854,9 +921,9 @@ fn describe_panic_value(
     let captured = Captured {
         type_name: type_name.as_deref(),
         kind: binary.type_kind(type_vaddr),
-        value: &r.value,
+        value: &c.value,
         string: text,
-        string_full_len: r.string_full_len,
+        string_full_len: c.string_full_len,
         type_name_at: &type_name_at,
         go_minor: golang::go_minor(&binary.version),
     };
@@ -884,4 +951,73 @@ fn word_after(snapshot: &[u8], value: u64) -> Option<u64> {
     let words: Vec<u64> = le_words(snapshot).collect();
     let i = words.iter().position(|&w| w == value)?;
     words.get(i + 1).copied().filter(|&w| w != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(probe: GoProbe) -> GoRecord {
+        // SAFETY: GoRecord is plain data; all-zero is a valid value.
+        let mut r: GoRecord = unsafe { std::mem::zeroed() };
+        r.probe = probe as u32;
+        r
+    }
+
+    /// A read-only segment at 0x4c0000: a string header at 0x4c0100
+    /// pointing at the literal at 0x4c0200.
+    fn binary(addr: u64, len: usize) -> Option<Vec<u8>> {
+        let literal = b"all goroutines are asleep - deadlock!";
+        match addr {
+            0x4c0200 => Some(literal[..len.min(literal.len())].to_vec()),
+            0x4c0100 => {
+                let mut v = vec![0u8; len];
+                v[..8].copy_from_slice(&0x4c0200u64.to_le_bytes());
+                v[8..16].copy_from_slice(&(literal.len() as u64).to_le_bytes());
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_fatal_message_the_bpf_side_could_not_read_comes_from_the_file() {
+        let mut r = record(GoProbe::Fatal);
+        (r.arg0, r.arg1, r.string_full_len) = (0x4c0200, 37, 37);
+        let c = Capture::completed(GoProbe::Fatal, &r, binary);
+        assert_eq!(c.string, b"all goroutines are asleep - deadlock!");
+        assert_eq!(c.string_full_len, 37);
+    }
+
+    #[test]
+    fn a_panic_value_the_bpf_side_could_not_read_comes_from_the_file() {
+        // panic("literal"): the value's data is a static string header.
+        let mut r = record(GoProbe::Gopanic);
+        (r.arg0, r.arg1) = (0x4a0000, 0x4c0100);
+        let c = Capture::completed(GoProbe::Gopanic, &r, binary);
+        assert_eq!(c.string, b"all goroutines are asleep - deadlock!");
+        assert_eq!(c.string_full_len, 37);
+        assert_eq!(le_words(&c.value).next(), Some(0x4c0200));
+    }
+
+    #[test]
+    fn what_the_bpf_side_read_is_kept() {
+        let mut r = record(GoProbe::Throw);
+        (r.arg0, r.arg1, r.string_full_len, r.string_len) = (0x4c0200, 37, 37, 5);
+        r.string[..5].copy_from_slice(b"read!");
+        let c = Capture::completed(GoProbe::Throw, &r, binary);
+        assert_eq!(
+            c.string, b"all goroutines are asleep - deadlock!",
+            "a short read is completed"
+        );
+        r.string_len = 37;
+        r.string[..37].copy_from_slice(b"concurrent map writes, as read by BPF");
+        let c = Capture::completed(GoProbe::Throw, &r, |_, _| panic!("nothing to read"));
+        assert_eq!(c.string, b"concurrent map writes, as read by BPF");
+        // Heap data (not in the file) stays as captured.
+        let mut r = record(GoProbe::Gopanic);
+        (r.arg0, r.arg1) = (0x4a0000, 0xc000010000);
+        let c = Capture::completed(GoProbe::Gopanic, &r, binary);
+        assert!(c.string.is_empty() && c.value.iter().all(|&b| b == 0));
+    }
 }

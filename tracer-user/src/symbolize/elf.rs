@@ -381,6 +381,17 @@ impl ElfModule {
         self.map.get(at..at.checked_add(len)?)
     }
 
+    /// Up to `max` bytes at ELF address `vaddr`, as far as its segment's
+    /// file bytes go.
+    pub fn read_vaddr_upto(&self, vaddr: u64, max: usize) -> Option<&[u8]> {
+        let available = self.segments.iter().find_map(|s| {
+            s.offset_of(vaddr, 1)?;
+            s.vaddr.checked_add(s.file_size)?.checked_sub(vaddr)
+        })?;
+        let len = usize::try_from(available).map_or(max, |a| a.min(max));
+        self.read_vaddr(vaddr, len)
+    }
+
     /// The mapping the kernel made of this program's code when it put its
     /// lowest executable segment at runtime address `start_code` (what
     /// `mm->start_code` holds after exec): (start, end, file offset), page

@@ -109,14 +109,36 @@ impl ProcessImage {
     /// module of the process (its read-only data): for what the BPF side
     /// could not read because the page was never touched.
     pub fn read_static(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.static_module(addr, |module, vaddr| {
+            module.read_vaddr(vaddr, len).map(<[u8]>::to_vec)
+        })
+    }
+
+    /// The NUL-terminated string at runtime address `addr` (at most `max`
+    /// bytes, without the NUL) from the file of a module of the process,
+    /// as [`Self::read_static`].
+    pub fn read_static_str(&self, addr: u64, max: usize) -> Option<Vec<u8>> {
+        self.static_module(addr, |module, vaddr| {
+            let bytes = module.read_vaddr_upto(vaddr, max)?;
+            let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            Some(bytes[..end].to_vec())
+        })
+    }
+
+    /// `read` of the first module whose file holds runtime address `addr`
+    /// (given the module and the ELF address).
+    fn static_module<T>(
+        &self,
+        addr: u64,
+        read: impl Fn(&ElfModule, u64) -> Option<T>,
+    ) -> Option<T> {
         self.mappings.iter().find_map(|m| {
             let module = m.module.as_ref()?;
             let bias = m
                 .entry
                 .start
                 .checked_sub(module.file_offset_to_vaddr(m.entry.offset)?)?;
-            let vaddr = addr.checked_sub(bias)?;
-            module.read_vaddr(vaddr, len).map(<[u8]>::to_vec)
+            read(module, addr.checked_sub(bias)?)
         })
     }
 
