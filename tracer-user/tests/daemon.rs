@@ -89,11 +89,10 @@ fn daemon_follows_churn_and_exports_every_incident_once() {
     let dir = dir.path();
     let built = build_c("crash_after");
     std::fs::create_dir(dir.join("bin")).unwrap();
-    let programs = [
-        dir.join("bin/alpha"),
-        dir.join("bin/beta"),
-        dir.join("churny"),
-    ];
+    // The comm selector is host-wide: a name of this run's own (another
+    // run of this test at the same time must not feed this daemon).
+    let comm = format!("churny{}", std::process::id() % 1_000_000_000);
+    let programs = [dir.join("bin/alpha"), dir.join("bin/beta"), dir.join(&comm)];
     for p in &programs {
         std::fs::copy(&built, p).unwrap();
     }
@@ -108,7 +107,7 @@ fn daemon_follows_churn_and_exports_every_incident_once() {
         format!(
             r#"[select]
 exe = ["{bin}/*"]
-comm = ["churny"]
+comm = ["{comm}"]
 
 [limits]
 max_records_per_sec = 1000
@@ -126,7 +125,7 @@ records = ["incident"]
 listen = "127.0.0.1:{metrics_port}"
 "#,
             bin = dir.join("bin").display(),
-            events = events.display()
+            events = events.display(),
         ),
     )
     .unwrap();
