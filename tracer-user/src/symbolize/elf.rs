@@ -65,8 +65,11 @@ pub struct ElfModule {
     segments: Vec<Segment>,
     symbols: Vec<Symbol>,
     /// addr2line's context caches parsed units in cells (not `Sync`): one
-    /// lookup at a time, which is all the analysis thread does.
-    dwarf: Option<Mutex<addr2line::Loader>>,
+    /// lookup at a time, which is all the analysis thread does. Opened on
+    /// first use: addr2line reads every unit's header, abbreviations and
+    /// ranges when it opens (libc's debug file: ~25 MiB, tens of ms), which
+    /// a process that never crashes, or a short session, never needs.
+    dwarf: OnceLock<Option<Mutex<addr2line::Loader>>>,
     /// Go's own table: Go frames are walked with it, and it names them in
     /// Go binaries without DWARF (`-ldflags=-w`).
     gopclntab: Option<gosym::Table<memmap2::Mmap>>,
@@ -170,25 +173,25 @@ impl ElfModule {
         // DWARF in the file itself, else in a separate debug file (Debian's
         // -dbg packages, or `objcopy --only-keep-debug` next to the binary),
         // which also carries the symbol table the binary was stripped of.
-        // addr2line parses lazily: opening costs the headers only; units are
-        // parsed on first lookup and cached.
+        // Opened on first lookup (or by the warm-up); units are parsed on
+        // first lookup and cached.
         let debug_file = if has_dwarf(&obj) {
             None
         } else {
             separate_debug_file(&obj, Path::new(display))
         };
-        let dwarf = match &debug_file {
-            // addr2line opens the file by path again: through our own open
-            // descriptor, since `path` may be /proc/PID/map_files/… of a
-            // process that exits meanwhile (a module opened then without
-            // DWARF would stay so for every later process of the file).
-            None if has_dwarf(&obj) => addr2line::Loader::new(path).ok(),
+        // addr2line opens the file by path (on first use): through our own
+        // open descriptor, since `display` may be /proc/PID/map_files/… of
+        // a process that exits meanwhile (a module opened then without
+        // DWARF would stay so for every later process of the file).
+        let dwarf_path = match &debug_file {
+            None if has_dwarf(&obj) => Some(path.to_path_buf()),
             None => None,
             Some(debug_file) => {
                 symbols.extend(symbols_of_file(debug_file));
                 symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
                 symbols.dedup_by_key(|s| s.address);
-                addr2line::Loader::new(debug_file).ok()
+                Some(debug_file.clone())
             }
         };
         // A Go binary has its own table: frame sizes for the unwinder, and
@@ -205,7 +208,7 @@ impl ElfModule {
         } else {
             None
         };
-        let debuginfo = if dwarf.is_some() {
+        let debuginfo = if dwarf_path.is_some() {
             DebugInfo::Dwarf
         } else if gopclntab.is_some() {
             DebugInfo::Gopclntab
@@ -219,11 +222,6 @@ impl ElfModule {
             .dynamic_symbols()
             .any(|s| s.is_undefined() && s.name().is_ok_and(|n| n == "dlopen"));
         let is_go = obj.section_by_name(".go.buildinfo").is_some();
-        let dwarf_path = match (&dwarf, &debug_file) {
-            (None, _) => None,
-            (Some(_), Some(f)) => Some(f.clone()),
-            (Some(_), None) => Some(path.to_path_buf()),
-        };
         drop(obj);
         let identity = {
             use std::os::unix::fs::MetadataExt as _;
@@ -250,7 +248,7 @@ impl ElfModule {
             cfi: OnceLock::new(),
             segments,
             symbols,
-            dwarf: dwarf.map(Mutex::new),
+            dwarf: OnceLock::new(),
             gopclntab,
             warmed: AtomicUsize::new(0),
         })
@@ -262,6 +260,16 @@ impl ElfModule {
     pub fn fd_path(&self) -> std::path::PathBuf {
         use std::os::fd::AsRawFd as _;
         std::path::PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+
+    /// addr2line's view of the DWARF, opened on first use.
+    fn dwarf(&self) -> Option<&Mutex<addr2line::Loader>> {
+        self.dwarf
+            .get_or_init(|| {
+                let path = self.dwarf_path.as_deref()?;
+                addr2line::Loader::new(path).ok().map(Mutex::new)
+            })
+            .as_ref()
     }
 
     /// The DWARF by units: the binary itself through its mapping (its
@@ -297,7 +305,7 @@ impl ElfModule {
     /// (an address in this module) and the call that returns to `ret`:
     /// addresses after each jump, innermost first. See [`super::callsites`].
     pub fn tail_calls_between(&self, ret: u64, callee: u64) -> Vec<u64> {
-        if self.dwarf.is_none() || self.is_go {
+        if self.dwarf_path.is_none() || self.is_go {
             return Vec::new();
         }
         let (Some(entry), Some(file)) = (self.symbol_entry(callee), self.dwarf_units()) else {
@@ -344,7 +352,7 @@ impl ElfModule {
     pub fn warm(&self, budget: std::time::Duration) -> bool {
         // The CFI index first: every native crash unwinds through it.
         let _ = self.cfi();
-        let Some(dwarf) = &self.dwarf else {
+        let Some(dwarf) = self.dwarf() else {
             return true;
         };
         let dwarf = lock(dwarf);
@@ -511,12 +519,12 @@ impl ElfModule {
                     line: l.line,
                 })
                 .collect();
-            if !found.is_empty() || self.dwarf.is_none() {
+            if !found.is_empty() || self.dwarf_path.is_none() {
                 return found;
             }
         }
         let mut out = Vec::new();
-        let dwarf = self.dwarf.as_ref().map(lock);
+        let dwarf = self.dwarf().map(lock);
         if let Some(dwarf) = &dwarf
             // No code at the last address: addr2line looks up [pc, pc+1).
             && probe != u64::MAX
