@@ -141,7 +141,7 @@ pub struct Registers {
 pub const SEND_SIG_NOINFO: u64 = 0;
 pub const SEND_SIG_PRIV: u64 = 1;
 
-/// A signal delivered to a traced thread (tp_btf `signal_deliver`). Fires in
+/// A signal delivered to a traced thread (raw_tp `signal_deliver`). Fires in
 /// the receiving thread, so the registers and stack are the thread's own at
 /// the moment of the fault or of the interruption.
 #[repr(C)]
@@ -323,7 +323,7 @@ pub const SIGINFO_NONE: i32 = i32::MIN;
 /// `code` value for `SEND_SIG_PRIV` (sent by the kernel).
 pub const SIGINFO_KERNEL: i32 = 0x80;
 
-/// A signal sent to a traced process (tp_btf `signal_generate`). Fires in the
+/// A signal sent to a traced process (raw_tp `signal_generate`). Fires in the
 /// sender's context: the header's pid/tid/comm are the sender's.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -340,7 +340,7 @@ pub struct SignalGenerateRecord {
     pub group: u32,
 }
 
-/// The last thread of a traced process exited (tp_btf `sched_process_exit`
+/// The last thread of a traced process exited (raw_tp `sched_process_exit`
 /// with `group_dead`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

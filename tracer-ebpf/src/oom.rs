@@ -12,22 +12,22 @@ use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use tracer_common::{COMM_LEN, EventKind, OFFSET_UNKNOWN, OOM_MEMCG_LEVELS, OomMemcg, OomRecord};
 
 use crate::maps::{EVENTS, RECENT_EXITS};
 use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
 
-#[btf_tracepoint(function = "mark_victim")]
-pub fn mark_victim(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "mark_victim")]
+pub fn mark_victim(ctx: RawTracePointContext) -> i32 {
     try_mark_victim(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_mark_victim(ctx: &BtfTracePointContext) {
+fn try_mark_victim(ctx: &RawTracePointContext) {
     let task: u64 = ctx.arg(0);
     let off = offsets();
     let Some(tgid) = read_kernel::<u32>(task, off.task_tgid) else {

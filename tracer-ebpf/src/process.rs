@@ -8,8 +8,8 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
     },
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use tracer_common::{
     EXEC_CANDIDATE, EXEC_DROPPED, EXEC_FILENAME_BYTES, EXEC_WATCHED, EventKind, ExecRecord,
@@ -26,14 +26,14 @@ use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
 // exit of the process, reported once. `live` rather than the newer `group_dead` argument so
 // that older kernels work too.
 // ---------------------------------------------------------------------------
-#[btf_tracepoint(function = "sched_process_exit")]
-pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     try_sched_process_exit(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_sched_process_exit(ctx: &BtfTracePointContext) {
+fn try_sched_process_exit(ctx: &RawTracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
         return;
@@ -42,8 +42,9 @@ fn try_sched_process_exit(ctx: &BtfTracePointContext) {
     let off = offsets();
     // The thread that called exit_group(2) in a Go program: a panic its
     // probes may have come too late for.
-    // SAFETY: the helper takes the task; we only read through it.
-    let regs_ptr = unsafe { bpf_task_pt_regs(task as *mut _) } as u64;
+    // SAFETY: the helper takes the task; we only read through it. The
+    // exiting task is the current one (do_exit), typed for the helper.
+    let regs_ptr = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf() as *mut _) } as u64;
     if read_kernel::<u64>(regs_ptr, PT_REGS_ORIG_AX) == Some(SYS_EXIT_GROUP)
         && read_kernel::<u64>(regs_ptr, PT_REGS_DI) == Some(2)
         && let Some(regs) = read_kernel::<pt_regs>(regs_ptr, 0)
@@ -106,14 +107,14 @@ const SYS_EXIT_GROUP: u64 = 231;
 // sched_process_fork(struct task_struct *parent, struct task_struct *child)
 // New processes of traced processes are traced from their first instruction.
 // ---------------------------------------------------------------------------
-#[btf_tracepoint(function = "sched_process_fork")]
-pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     try_sched_process_fork(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_sched_process_fork(ctx: &BtfTracePointContext) {
+fn try_sched_process_fork(ctx: &RawTracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(traced) = is_traced(tgid) else {
         return;
@@ -156,8 +157,8 @@ fn try_sched_process_fork(ctx: &BtfTracePointContext) {
 // dropped. Every exec on the host passes here: untraced and unwatched ones
 // cost a map lookup or two.
 // ---------------------------------------------------------------------------
-#[btf_tracepoint(function = "sched_process_exec")]
-pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     try_sched_process_exec(&ctx);
     0
 }
@@ -186,7 +187,7 @@ fn exec_file(bprm: u64) -> Option<WatchedFile> {
 }
 
 #[inline(always)]
-fn try_sched_process_exec(ctx: &BtfTracePointContext) {
+fn try_sched_process_exec(ctx: &RawTracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let traced = is_traced(tgid);
     let bprm: u64 = ctx.arg(2);

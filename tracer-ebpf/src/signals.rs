@@ -12,8 +12,8 @@ use aya_ebpf::{
             bpf_task_pt_regs,
         },
     },
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
 };
 use tracer_common::{
     EventKind, MAX_STACK_DEPTH, SEND_SIG_PRIV, SIGINFO_KERNEL, SIGINFO_NONE, STACK_CHUNK,
@@ -92,14 +92,14 @@ fn is_fault(sig: i32) -> bool {
 // signal_deliver(int sig, struct kernel_siginfo *info, struct k_sigaction *ka)
 // Runs in the receiving thread as it dequeues the signal, before the action.
 // ---------------------------------------------------------------------------
-#[btf_tracepoint(function = "signal_deliver")]
-pub fn signal_deliver(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "signal_deliver")]
+pub fn signal_deliver(ctx: RawTracePointContext) -> i32 {
     try_signal_deliver(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_signal_deliver(ctx: &BtfTracePointContext) {
+fn try_signal_deliver(ctx: &RawTracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
         return;
@@ -293,14 +293,14 @@ pub(crate) fn snapshot_stack(sp: u64) {
 //                 *task, int group, int result)
 // Runs in the sender. Gives "who sent it" for signals sent to traced processes.
 // ---------------------------------------------------------------------------
-#[btf_tracepoint(function = "signal_generate")]
-pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     try_signal_generate(&ctx);
     0
 }
 
 #[inline(always)]
-fn try_signal_generate(ctx: &BtfTracePointContext) {
+fn try_signal_generate(ctx: &RawTracePointContext) {
     let sig: i32 = ctx.arg(0);
     let info: u64 = ctx.arg(1);
     let target: u64 = ctx.arg(2);

@@ -1293,7 +1293,7 @@ mod parse_tests {
                 runtime_version: Some("go1.24.11".into()),
                 module: None,
                 debuginfo: "gopclntab",
-                probes: vec!["tp_btf/signal_deliver".into()],
+                probes: vec!["raw_tp/signal_deliver".into()],
                 reason: "exec",
                 probes_late: Some("too late".into()),
                 gotraceback: None,

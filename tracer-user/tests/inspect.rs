@@ -344,7 +344,7 @@ fn probes_lists_what_a_process_of_the_file_gets() {
             .unwrap()
             .iter()
             .filter_map(|p| p.as_str())
-            .filter(|p| !p.starts_with("tp_btf/"))
+            .filter(|p| !p.starts_with("raw_tp/"))
             .map(str::to_owned)
             .collect();
         listed.sort();

@@ -152,7 +152,7 @@ impl CaptureLoop {
             }
             KernelRecord::Exec(r) => {
                 let pid = r.header.pid;
-                let capture = Capture::take(pid).ok();
+                let capture = Capture::take(pid).ok().map(Box::new);
                 let now = Instant::now();
                 for after in RELOOK_AFTER_EXEC {
                     self.relooks.push((pid, now + after));
@@ -182,7 +182,7 @@ impl CaptureLoop {
         self.relooks = later;
         for (pid, _) in due {
             match Capture::take(pid) {
-                Ok(c) => self.pass(FromCapture::Relook(c)),
+                Ok(c) => self.pass(FromCapture::Relook(Box::new(c))),
                 // Gone: no later look will find it either.
                 Err(_) => self.relooks.retain(|&(p, _)| p != pid),
             }

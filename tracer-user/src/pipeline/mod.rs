@@ -54,12 +54,12 @@ pub enum FromCapture {
     Record(KernelRecord),
     /// An exec, with what was captured of the process at once (None: it
     /// was gone already).
-    Exec(Box<ExecRecord>, Option<Capture>),
+    Exec(Box<ExecRecord>, Option<Box<Capture>>),
     /// An object ld.so loaded, with its file opened at once (through the
     /// process's root while it lives).
     Module(Box<ModuleRecord>, Option<OpenFile>),
     /// A second look at a process after its exec.
-    Relook(Capture),
+    Relook(Box<Capture>),
     Malformed(String),
     End,
 }
@@ -228,6 +228,9 @@ pub struct Options {
 
 /// Records in flight between stages at most (per hand-off).
 const CAPTURE_QUEUE: usize = 16_384;
+// The capture queue's slots are allocated and written up front (16,384 of
+// them): big variants are boxed so they cost a pointer each.
+const _: () = assert!(std::mem::size_of::<FromCapture>() <= 96);
 const ANALYSIS_QUEUE: usize = 4_096;
 const EXPORT_QUEUE: usize = 4_096;
 /// How often exporter drops are reported and gauges copied.

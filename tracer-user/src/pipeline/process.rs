@@ -24,12 +24,12 @@ use crate::{
 
 /// Kernel probes every traced process has, as `attach` records list them.
 pub const PROBES: &[&str] = &[
-    "tp_btf/signal_deliver",
-    "tp_btf/signal_generate",
-    "tp_btf/sched_process_exit",
-    "tp_btf/sched_process_fork",
-    "tp_btf/sched_process_exec",
-    "tp_btf/mark_victim",
+    "raw_tp/signal_deliver",
+    "raw_tp/signal_generate",
+    "raw_tp/sched_process_exit",
+    "raw_tp/sched_process_fork",
+    "raw_tp/sched_process_exec",
+    "raw_tp/mark_victim",
 ];
 
 /// How often drop counters are read.
@@ -141,9 +141,9 @@ impl ProcessWork {
                 self.on_fork(r.header.pid, r.child_pid, comm);
             }
             FromCapture::Record(rec) => self.send(Event::Record(rec)),
-            FromCapture::Exec(r, capture) => self.on_exec(&r, capture),
+            FromCapture::Exec(r, capture) => self.on_exec(&r, capture.map(|c| *c)),
             FromCapture::Module(m, file) => self.on_module(&m, file),
-            FromCapture::Relook(c) => self.on_relook(c),
+            FromCapture::Relook(c) => self.on_relook(*c),
             FromCapture::Malformed(err) => self.send(Event::Lost {
                 count: 1,
                 reason: format!("malformed record: {err}"),

@@ -2,17 +2,24 @@
 //! tracepoints, and owns the maps userspace shares with them.
 //!
 //! Every program and link is owned by the `Ebpf` value inside
-//! [`KernelProbes`]: tp_btf links are file descriptors, so they go away when
+//! [`KernelProbes`]: raw_tp and uprobe links are file descriptors, so they go away when
 //! it is dropped or when crashtrace dies, SIGKILL included. Nothing is pinned.
 
 use anyhow::{Context as _, Result};
-use std::{num::NonZeroU32, path::Path};
+use std::{
+    num::NonZeroU32,
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        BtfTracePoint, UProbe,
+        RawTracePoint, UProbe,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
@@ -60,8 +67,16 @@ const CXX_RETHROW_EXCEPTION_PROGRAM: &str = "cxx_rethrow_exception";
 const CXX_RETHROW_PROGRAM: &str = "cxx_rethrow";
 
 pub struct KernelProbes {
-    // Owns programs and links; dropped last.
-    ebpf: Ebpf,
+    /// Owns programs and links. Shared with the thread that verifies the
+    /// uprobe programs after start-up ([`spawn_verifier`]); whoever needs
+    /// one first verifies it.
+    ebpf: Arc<Mutex<Ebpf>>,
+    /// Tells the verifier thread the maps its programs refer to (by file
+    /// descriptor) are going: nothing more to verify.
+    verifier_stop: Arc<AtomicBool>,
+    watched_comms: HashMap<MapData, [u8; tracer_common::COMM_LEN], u32>,
+    exec_all: Array<MapData, u32>,
+    go_processes: HashMap<MapData, u32, GoProcess>,
     go_config: Array<MapData, GoConfig>,
     go_hits: PerCpuArray<MapData, u64>,
     traced: HashMap<MapData, u32, TracedProcess>,
@@ -87,114 +102,75 @@ impl KernelProbes {
     pub fn load(ring_bytes: u32) -> Result<Self> {
         let started = std::time::Instant::now();
         // Struct offsets from this boot's cache (the first start reads
-        // them from the kernel's BTF with btf_rs, ~230 ms, on a thread of
-        // its own while aya reads the BTF it needs for tp_btf, ~35 ms).
-        let (offsets, aya_btf) = std::thread::scope(|s| {
-            let ours = s.spawn(kernel_offsets_cached);
-            let aya_btf = aya::Btf::from_sys_fs().context("parsing kernel BTF");
-            let offsets = ours
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("reading kernel BTF failed")));
-            (offsets, aya_btf)
-        });
-        let (offsets, aya_btf) = (offsets?, aya_btf?);
-        let btf_time = started.elapsed();
-        let mut verified: Vec<(&str, std::time::Duration)> = Vec::new();
+        // them from the kernel's BTF with btf_rs, ~230 ms). Nothing else
+        // needs the kernel's BTF: the tracepoints are raw_tp programs (a
+        // tp_btf program names its tracepoint by BTF id, and aya parses all
+        // of vmlinux's BTF to find it: ~35 ms and ~19 MiB, every start).
+        let offsets = kernel_offsets_cached()?;
+        let offsets_time = started.elapsed();
 
+        // No `.btf()`: aya reads the kernel's BTF only for CO-RE
+        // relocations, and the object has none (offsets come in OFFSETS).
         let mut ebpf = EbpfLoader::new()
-            .btf(&aya_btf)
             .override_global("OFFSETS", &offsets, true)
             .map_max_entries("EVENTS", ring_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs into the kernel")?;
-
-        // Verify every program, on two threads: the kernel verifies in the
-        // thread that loads (go_probe alone takes ~110 ms), and the
-        // tracepoints and the uprobes take about as long as each other.
-        let wanted: Vec<&'static str> = TRACEPOINTS
+        if let Some(missing) = TRACEPOINTS
             .iter()
             .map(|&(p, _)| p)
-            .chain([GO_PROGRAM, DLOPEN_PROGRAM])
-            .chain(CXX_PROGRAMS.map(|(p, _)| p))
-            .chain([CXX_RETHROW_PROGRAM, RUST_PROGRAM, RUST_MESSAGE_PROGRAM])
-            .collect();
-        let programs: Vec<(&str, &mut aya::programs::Program)> = ebpf
-            .programs_mut()
-            .filter(|(name, _)| wanted.contains(name))
-            .collect();
-        if let Some(missing) = wanted
-            .iter()
-            .find(|w| !programs.iter().any(|(name, _)| name == *w))
+            .chain(UPROBE_PROGRAMS)
+            .find(|&name| ebpf.program(name).is_none())
         {
             anyhow::bail!("program {missing} missing from the eBPF object");
         }
-        let btf = &aya_btf;
+
+        // The tracepoints are verified before anything is traced, on two
+        // threads (the kernel verifies in the thread that loads).
         let verify = |(name, program): (&str, &mut aya::programs::Program)| {
             let t = std::time::Instant::now();
             match program {
-                aya::programs::Program::BtfTracePoint(p) => {
-                    let tracepoint = TRACEPOINTS
-                        .iter()
-                        .find(|&&(prog, _)| prog == name)
-                        .map_or(name, |&(_, tp)| tp);
-                    p.load(tracepoint, btf)
-                }
-                aya::programs::Program::UProbe(p) => p.load(),
+                aya::programs::Program::RawTracePoint(p) => p.load(),
                 _ => {
-                    return Err(anyhow::anyhow!(
-                        "program {name}: not a tp_btf or uprobe program"
-                    ));
+                    return Err(anyhow::anyhow!("program {name}: not a raw_tp program"));
                 }
             }
             .with_context(|| format!("verifying program {name}"))?;
-            let name: &'static str = wanted.iter().copied().find(|w| *w == name).unwrap_or("?");
+            let name = TRACEPOINTS
+                .iter()
+                .find(|&&(p, _)| p == name)
+                .map_or("?", |&(p, _)| p);
             Ok::<_, anyhow::Error>((name, t.elapsed()))
         };
-        let (tracepoints, uprobes): (Vec<_>, Vec<_>) = programs
-            .into_iter()
-            .partition(|(_, p)| matches!(p, aya::programs::Program::BtfTracePoint(_)));
+        let (first, second): (Vec<_>, Vec<_>) = ebpf
+            .programs_mut()
+            .filter(|(name, _)| TRACEPOINTS.iter().any(|&(p, _)| p == *name))
+            .partition(|(name, _)| TRACEPOINTS_FIRST_THREAD.contains(name));
         let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(|| {
-                tracepoints
-                    .into_iter()
-                    .map(verify)
-                    .collect::<Result<Vec<_>>>()
-            });
-            let here = uprobes.into_iter().map(verify).collect::<Result<Vec<_>>>();
+            let other = s.spawn(|| second.into_iter().map(verify).collect::<Result<Vec<_>>>());
+            let here = first.into_iter().map(verify).collect::<Result<Vec<_>>>();
             let there = other.join().unwrap_or_else(|_| {
                 Err(anyhow::anyhow!("verifying the tracepoint programs failed"))
             });
-            (there, here)
+            (here, there)
         });
-        verified.extend(a?);
+        let mut verified = a?;
         verified.extend(b?);
         for (prog, tracepoint) in TRACEPOINTS {
-            let program: &mut BtfTracePoint = ebpf
+            let program: &mut RawTracePoint = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("program {prog} missing from the eBPF object"))?
                 .try_into()
-                .with_context(|| format!("program {prog} is not a tp_btf program"))?;
+                .with_context(|| format!("program {prog} is not a raw_tp program"))?;
             program
-                .attach()
+                .attach(tracepoint)
                 .with_context(|| format!("attaching to tracepoint {tracepoint}"))?;
         }
-        verified.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
         log::info!(
-            "kernel side loaded in {} ms: BTF {} ms, {} programs verified in {} ms (slowest {})",
+            "kernel side loaded in {} ms: struct offsets {} ms, {}",
             started.elapsed().as_millis(),
-            btf_time.as_millis(),
-            verified.len(),
-            verified
-                .iter()
-                .map(|&(_, t)| t)
-                .sum::<std::time::Duration>()
-                .as_millis(),
-            verified
-                .iter()
-                .take(3)
-                .map(|(p, t)| format!("{p} {} ms", t.as_millis()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            offsets_time.as_millis(),
+            verify_summary("tracepoint", verified),
         );
 
         let go_hits = PerCpuArray::try_from(
@@ -212,8 +188,24 @@ impl KernelProbes {
         )?;
         let lost = PerCpuArray::try_from(ebpf.take_map("LOST").context("map LOST missing")?)?;
         let events = RingBuf::try_from(ebpf.take_map("EVENTS").context("map EVENTS missing")?)?;
+        let watched_comms = HashMap::try_from(
+            ebpf.take_map("WATCHED_COMMS")
+                .context("map WATCHED_COMMS missing")?,
+        )?;
+        let exec_all = Array::try_from(ebpf.take_map("EXEC_ALL").context("map EXEC_ALL missing")?)?;
+        let go_processes = HashMap::try_from(
+            ebpf.take_map("GO_PROCESSES")
+                .context("map GO_PROCESSES missing")?,
+        )?;
+        let ebpf = Arc::new(Mutex::new(ebpf));
+        let verifier_stop = Arc::new(AtomicBool::new(false));
+        spawn_verifier(Arc::clone(&ebpf), Arc::clone(&verifier_stop));
         Ok(Self {
             ebpf,
+            verifier_stop,
+            watched_comms,
+            exec_all,
+            go_processes,
             go_config,
             go_hits,
             traced,
@@ -266,11 +258,7 @@ impl KernelProbes {
     /// throughout (a reload or rescan must not open a window in which its
     /// processes go untraced).
     pub fn watch_comms(&mut self, comms: &[String]) -> Result<()> {
-        let mut map: HashMap<&mut MapData, [u8; tracer_common::COMM_LEN], u32> = HashMap::try_from(
-            self.ebpf
-                .map_mut("WATCHED_COMMS")
-                .context("map WATCHED_COMMS missing")?,
-        )?;
+        let map = &mut self.watched_comms;
         let wanted: Vec<[u8; tracer_common::COMM_LEN]> = comms
             .iter()
             .map(|c| {
@@ -296,12 +284,8 @@ impl KernelProbes {
 
     /// Ask for an exec record of every exec on the host (or stop).
     pub fn send_all_execs(&mut self, on: bool) -> Result<()> {
-        let mut map: Array<&mut MapData, u32> = Array::try_from(
-            self.ebpf
-                .map_mut("EXEC_ALL")
-                .context("map EXEC_ALL missing")?,
-        )?;
-        map.set(0, &u32::from(on), 0)
+        self.exec_all
+            .set(0, &u32::from(on), 0)
             .context("setting the exec-all flag")
     }
 
@@ -325,20 +309,16 @@ impl KernelProbes {
     /// its probes are placed: a panic it dies of meanwhile is read at its
     /// exit (see the kernel's `exit_panic`).
     pub fn mark_go_process(&mut self, pid: u32, slot: u32) -> Result<()> {
-        let mut map: HashMap<&mut MapData, u32, GoProcess> = HashMap::try_from(
-            self.ebpf
-                .map_mut("GO_PROCESSES")
-                .context("map GO_PROCESSES missing")?,
-        )?;
-        map.insert(
-            &pid,
-            &GoProcess {
-                slot,
-                ..Default::default()
-            },
-            0,
-        )
-        .with_context(|| format!("marking pid {pid} as a Go process"))
+        self.go_processes
+            .insert(
+                &pid,
+                &GoProcess {
+                    slot,
+                    ..Default::default()
+                },
+                0,
+            )
+            .with_context(|| format!("marking pid {pid} as a Go process"))
     }
 
     /// Attaches the Go probe to `points` (file offsets) of `binary`, firing
@@ -357,11 +337,6 @@ impl KernelProbes {
             Some(pid) => UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
             None => UProbeScope::AllProcesses,
         };
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(GO_PROGRAM)
-            .context("program go_probe missing")?
-            .try_into()?;
         let points: Vec<UProbeAttachPoint<'_>> = points
             .iter()
             .map(|&(probe, offset, at_stack_check)| UProbeAttachPoint {
@@ -379,9 +354,11 @@ impl KernelProbes {
                 ),
             })
             .collect();
-        program
-            .attach(points, binary, scope)
-            .with_context(|| format!("attaching Go probes to {}", binary.display()))
+        self.with_uprobe(GO_PROGRAM, |program| {
+            program
+                .attach(points, binary, scope)
+                .with_context(|| format!("attaching Go probes to {}", binary.display()))
+        })
     }
 
     /// Puts the return probe on `libc`'s dlopen for `pid` (a probe for all
@@ -392,21 +369,19 @@ impl KernelProbes {
             return Ok(());
         }
         let path = libc.fd_path();
-        let program: &mut UProbe = self
-            .ebpf
-            .program_mut(DLOPEN_PROGRAM)
-            .context("program dlopen_return missing")?
-            .try_into()?;
-        let link = program
-            .attach(
-                [UProbeAttachPoint {
-                    location: UProbeAttachLocation::Symbol("dlopen"),
-                    cookie: None,
-                }],
-                &path,
-                UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
-            )
-            .context("attaching to dlopen in libc")?;
+        let scope = UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?);
+        let link = self.with_uprobe(DLOPEN_PROGRAM, |program| {
+            program
+                .attach(
+                    [UProbeAttachPoint {
+                        location: UProbeAttachLocation::Symbol("dlopen"),
+                        cookie: None,
+                    }],
+                    &path,
+                    scope,
+                )
+                .context("attaching to dlopen in libc")
+        })?;
         self.process_links
             .entry(pid)
             .or_default()
@@ -431,21 +406,18 @@ impl KernelProbes {
                 continue;
             }
             let skip = emulated_entry_offset(libstdcxx, symbol);
-            let program: &mut UProbe = self
-                .ebpf
-                .program_mut(prog)
-                .with_context(|| format!("program {prog} missing"))?
-                .try_into()?;
-            let link = program
-                .attach(
-                    [UProbeAttachPoint {
-                        location: UProbeAttachLocation::SymbolOffset(symbol, skip),
-                        cookie: None,
-                    }],
-                    &path,
-                    scope,
-                )
-                .with_context(|| format!("attaching to {symbol} in libstdc++"))?;
+            let link = self.with_uprobe(prog, |program| {
+                program
+                    .attach(
+                        [UProbeAttachPoint {
+                            location: UProbeAttachLocation::SymbolOffset(symbol, skip),
+                            cookie: None,
+                        }],
+                        &path,
+                        scope,
+                    )
+                    .with_context(|| format!("attaching to {symbol} in libstdc++"))
+            })?;
             self.process_links
                 .entry(pid)
                 .or_default()
@@ -453,21 +425,18 @@ impl KernelProbes {
         }
         match rethrow_usdt(libstdcxx) {
             Some((offset, cookie)) => {
-                let program: &mut UProbe = self
-                    .ebpf
-                    .program_mut(CXX_RETHROW_PROGRAM)
-                    .context("program cxx_rethrow missing")?
-                    .try_into()?;
-                let link = program
-                    .attach(
-                        [UProbeAttachPoint {
-                            location: UProbeAttachLocation::AbsoluteOffset(offset),
-                            cookie: Some(cookie),
-                        }],
-                        &path,
-                        scope,
-                    )
-                    .context("attaching to the libstdcxx:rethrow probe")?;
+                let link = self.with_uprobe(CXX_RETHROW_PROGRAM, |program| {
+                    program
+                        .attach(
+                            [UProbeAttachPoint {
+                                location: UProbeAttachLocation::AbsoluteOffset(offset),
+                                cookie: Some(cookie),
+                            }],
+                            &path,
+                            scope,
+                        )
+                        .context("attaching to the libstdcxx:rethrow probe")
+                })?;
                 self.process_links
                     .entry(pid)
                     .or_default()
@@ -504,21 +473,18 @@ impl KernelProbes {
             (RUST_MESSAGE_PROGRAM, message_offset),
         ] {
             let Some(offset) = offset else { continue };
-            let program: &mut UProbe = self
-                .ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing"))?
-                .try_into()?;
-            let link = program
-                .attach(
-                    [UProbeAttachPoint {
-                        location: UProbeAttachLocation::AbsoluteOffset(offset),
-                        cookie: None,
-                    }],
-                    exe,
-                    UProbeScope::OneProcess(pid),
-                )
-                .with_context(|| format!("attaching {name} to {}", exe.display()))?;
+            let link = self.with_uprobe(name, |program| {
+                program
+                    .attach(
+                        [UProbeAttachPoint {
+                            location: UProbeAttachLocation::AbsoluteOffset(offset),
+                            cookie: None,
+                        }],
+                        exe,
+                        UProbeScope::OneProcess(pid),
+                    )
+                    .with_context(|| format!("attaching {name} to {}", exe.display()))
+            })?;
             self.process_links
                 .entry(pid.get())
                 .or_default()
@@ -556,9 +522,7 @@ impl KernelProbes {
     /// Releases the per-process links of `pid` (it exited or exec'd).
     pub fn detach_process(&mut self, pid: u32) {
         for (name, link) in self.process_links.remove(&pid).unwrap_or_default() {
-            if let Some(Ok(program)) = self.ebpf.program_mut(name).map(<&mut UProbe>::try_from)
-                && let Ok(link) = program.take_link(link)
-            {
+            if let Ok(link) = self.with_uprobe(name, |program| Ok(program.take_link(link)?)) {
                 let _ = self.reaper.send(link);
             }
         }
@@ -567,14 +531,26 @@ impl KernelProbes {
     }
 
     pub fn detach_go(&mut self, link: UProbeLinkId) {
-        if let Some(Ok(program)) = self
-            .ebpf
-            .program_mut(GO_PROGRAM)
-            .map(<&mut UProbe>::try_from)
-            && let Ok(link) = program.take_link(link)
-        {
+        if let Ok(link) = self.with_uprobe(GO_PROGRAM, |program| Ok(program.take_link(link)?)) {
             let _ = self.reaper.send(link);
         }
+    }
+
+    /// Runs `f` on the uprobe program `name`, verified first if the
+    /// verifier thread has not got to it yet (it waits for the one being
+    /// verified at that moment).
+    fn with_uprobe<T>(&self, name: &str, f: impl FnOnce(&mut UProbe) -> Result<T>) -> Result<T> {
+        let mut ebpf = lock(&self.ebpf);
+        let program: &mut UProbe = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?;
+        if program.fd().is_err() {
+            program
+                .load()
+                .with_context(|| format!("verifying program {name}"))?;
+        }
+        f(program)
     }
 
     /// Times the Go uprobes fired, summed over CPUs.
@@ -596,6 +572,94 @@ pub use crate::procfs::file_key;
 
 /// A thread that closes links handed to it (see `KernelProbes::reaper`).
 /// When crashtrace exits, links still queued close with the process.
+impl Drop for KernelProbes {
+    fn drop(&mut self) {
+        // Before the maps close (the fields drop after this).
+        self.verifier_stop.store(true, Ordering::Release);
+    }
+}
+
+/// The uprobe programs, in the order the verifier thread takes them (the
+/// likeliest needed first).
+const UPROBE_PROGRAMS: [&str; 8] = [
+    GO_PROGRAM,
+    DLOPEN_PROGRAM,
+    CXX_PROGRAMS[0].0,
+    CXX_PROGRAMS[1].0,
+    CXX_PROGRAMS[2].0,
+    CXX_RETHROW_PROGRAM,
+    RUST_PROGRAM,
+    RUST_MESSAGE_PROGRAM,
+];
+
+/// Tracepoint programs verified on the loading thread; the others on a
+/// second one (about half the verifier's time each).
+const TRACEPOINTS_FIRST_THREAD: [&str; 3] = ["signal_deliver", "sched_process_fork", "mark_victim"];
+
+fn lock(ebpf: &Mutex<Ebpf>) -> std::sync::MutexGuard<'_, Ebpf> {
+    ebpf.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// "6 tracepoint programs verified in 120 ms (slowest …)", for `-v`.
+fn verify_summary(what: &str, mut verified: Vec<(&str, std::time::Duration)>) -> String {
+    verified.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
+    format!(
+        "{} {what} programs verified in {} ms (slowest {})",
+        verified.len(),
+        verified
+            .iter()
+            .map(|&(_, t)| t)
+            .sum::<std::time::Duration>()
+            .as_millis(),
+        verified
+            .iter()
+            .take(3)
+            .map(|(p, t)| format!("{p} {} ms", t.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Verifies the uprobe programs after start-up, one at a time under the
+/// lock: tracing starts once the tracepoints are in (a native program
+/// needs no uprobe program at all, and go_probe alone takes ~100 ms of the
+/// verifier), and a process that needs one before this thread got to it
+/// verifies it itself ([`KernelProbes::with_uprobe`]). A failure is
+/// reported here and again where the program is needed.
+fn spawn_verifier(ebpf: Arc<Mutex<Ebpf>>, stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("verifier".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let mut verified = Vec::new();
+            for name in UPROBE_PROGRAMS {
+                if stop.load(Ordering::Acquire) {
+                    return;
+                }
+                let mut ebpf = lock(&ebpf);
+                let Some(Ok(program)) = ebpf.program_mut(name).map(<&mut UProbe>::try_from) else {
+                    continue;
+                };
+                if program.fd().is_ok() {
+                    continue; // verified where it was needed first
+                }
+                let t = std::time::Instant::now();
+                match program.load() {
+                    Ok(()) => verified.push((name, t.elapsed())),
+                    // Failed because the maps closed meanwhile: no news.
+                    Err(_) if stop.load(Ordering::Acquire) => return,
+                    Err(err) => log::warn!("verifying program {name}: {err}"),
+                }
+            }
+            log::info!(
+                "{} in the background, done {} ms after start-up",
+                verify_summary("uprobe", verified),
+                started.elapsed().as_millis()
+            );
+        });
+}
+
 fn spawn_reaper() -> std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink> {
     let (tx, rx) = std::sync::mpsc::channel::<aya::programs::uprobe::UProbeLink>();
     let _ = std::thread::Builder::new()
