@@ -6,14 +6,7 @@
 //! it is dropped or when crashtrace dies, SIGKILL included. Nothing is pinned.
 
 use anyhow::{Context as _, Result};
-use std::{
-    num::NonZeroU32,
-    path::Path,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{num::NonZeroU32, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -67,13 +60,8 @@ const CXX_RETHROW_EXCEPTION_PROGRAM: &str = "cxx_rethrow_exception";
 const CXX_RETHROW_PROGRAM: &str = "cxx_rethrow";
 
 pub struct KernelProbes {
-    /// Owns programs and links. Shared with the thread that verifies the
-    /// uprobe programs after start-up ([`spawn_verifier`]); whoever needs
-    /// one first verifies it.
-    ebpf: Arc<Mutex<Ebpf>>,
-    /// Tells the verifier thread the maps its programs refer to (by file
-    /// descriptor) are going: nothing more to verify.
-    verifier_stop: Arc<AtomicBool>,
+    /// Owns programs and links; the maps the stages use are taken out.
+    ebpf: Ebpf,
     watched_comms: HashMap<MapData, [u8; tracer_common::COMM_LEN], u32>,
     exec_all: Array<MapData, u32>,
     go_processes: HashMap<MapData, u32, GoProcess>,
@@ -125,33 +113,43 @@ impl KernelProbes {
             anyhow::bail!("program {missing} missing from the eBPF object");
         }
 
-        // The tracepoints are verified before anything is traced, on two
-        // threads (the kernel verifies in the thread that loads).
+        // Every program is verified before anything is traced: a process
+        // of any runtime may exec in the first milliseconds (a script's Go
+        // child), and its probes must not wait behind the verifier then.
+        // On two threads (the kernel verifies in the thread that loads),
+        // go_probe on one, the two largest tracepoints on the other.
         let verify = |(name, program): (&str, &mut aya::programs::Program)| {
             let t = std::time::Instant::now();
             match program {
                 aya::programs::Program::RawTracePoint(p) => p.load(),
+                aya::programs::Program::UProbe(p) => p.load(),
                 _ => {
-                    return Err(anyhow::anyhow!("program {name}: not a raw_tp program"));
+                    return Err(anyhow::anyhow!(
+                        "program {name}: not a raw_tp or uprobe program"
+                    ));
                 }
             }
             .with_context(|| format!("verifying program {name}"))?;
             let name = TRACEPOINTS
                 .iter()
-                .find(|&&(p, _)| p == name)
-                .map_or("?", |&(p, _)| p);
+                .map(|&(p, _)| p)
+                .chain(UPROBE_PROGRAMS)
+                .find(|&p| p == name)
+                .unwrap_or("?");
             Ok::<_, anyhow::Error>((name, t.elapsed()))
         };
         let (first, second): (Vec<_>, Vec<_>) = ebpf
             .programs_mut()
-            .filter(|(name, _)| TRACEPOINTS.iter().any(|&(p, _)| p == *name))
-            .partition(|(name, _)| TRACEPOINTS_FIRST_THREAD.contains(name));
+            .filter(|(name, _)| {
+                TRACEPOINTS.iter().any(|&(p, _)| p == *name) || UPROBE_PROGRAMS.contains(name)
+            })
+            .partition(|(name, _)| FIRST_THREAD.contains(name));
         let (a, b) = std::thread::scope(|s| {
             let other = s.spawn(|| second.into_iter().map(verify).collect::<Result<Vec<_>>>());
             let here = first.into_iter().map(verify).collect::<Result<Vec<_>>>();
-            let there = other.join().unwrap_or_else(|_| {
-                Err(anyhow::anyhow!("verifying the tracepoint programs failed"))
-            });
+            let there = other
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("verifying the programs failed")));
             (here, there)
         });
         let mut verified = a?;
@@ -170,7 +168,7 @@ impl KernelProbes {
             "kernel side loaded in {} ms: struct offsets {} ms, {}",
             started.elapsed().as_millis(),
             offsets_time.as_millis(),
-            verify_summary("tracepoint", verified),
+            verify_summary(verified),
         );
 
         let go_hits = PerCpuArray::try_from(
@@ -197,12 +195,8 @@ impl KernelProbes {
             ebpf.take_map("GO_PROCESSES")
                 .context("map GO_PROCESSES missing")?,
         )?;
-        let ebpf = Arc::new(Mutex::new(ebpf));
-        let verifier_stop = Arc::new(AtomicBool::new(false));
-        spawn_verifier(Arc::clone(&ebpf), Arc::clone(&verifier_stop));
         Ok(Self {
             ebpf,
-            verifier_stop,
             watched_comms,
             exec_all,
             go_processes,
@@ -536,20 +530,17 @@ impl KernelProbes {
         }
     }
 
-    /// Runs `f` on the uprobe program `name`, verified first if the
-    /// verifier thread has not got to it yet (it waits for the one being
-    /// verified at that moment).
-    fn with_uprobe<T>(&self, name: &str, f: impl FnOnce(&mut UProbe) -> Result<T>) -> Result<T> {
-        let mut ebpf = lock(&self.ebpf);
-        let program: &mut UProbe = ebpf
+    /// Runs `f` on the uprobe program `name`.
+    fn with_uprobe<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut UProbe) -> Result<T>,
+    ) -> Result<T> {
+        let program: &mut UProbe = self
+            .ebpf
             .program_mut(name)
             .with_context(|| format!("program {name} missing"))?
             .try_into()?;
-        if program.fd().is_err() {
-            program
-                .load()
-                .with_context(|| format!("verifying program {name}"))?;
-        }
         f(program)
     }
 
@@ -572,15 +563,7 @@ pub use crate::procfs::file_key;
 
 /// A thread that closes links handed to it (see `KernelProbes::reaper`).
 /// When crashtrace exits, links still queued close with the process.
-impl Drop for KernelProbes {
-    fn drop(&mut self) {
-        // Before the maps close (the fields drop after this).
-        self.verifier_stop.store(true, Ordering::Release);
-    }
-}
-
-/// The uprobe programs, in the order the verifier thread takes them (the
-/// likeliest needed first).
+/// The uprobe programs.
 const UPROBE_PROGRAMS: [&str; 8] = [
     GO_PROGRAM,
     DLOPEN_PROGRAM,
@@ -592,20 +575,23 @@ const UPROBE_PROGRAMS: [&str; 8] = [
     RUST_MESSAGE_PROGRAM,
 ];
 
-/// Tracepoint programs verified on the loading thread; the others on a
-/// second one (about half the verifier's time each).
-const TRACEPOINTS_FIRST_THREAD: [&str; 3] = ["signal_deliver", "sched_process_fork", "mark_victim"];
+/// Programs verified on the loading thread; the others on a second one
+/// (about half the verifier's time each: go_probe ~100 ms, signal_deliver
+/// ~60 ms and sched_process_exit ~40 ms in a release build).
+const FIRST_THREAD: [&str; 6] = [
+    GO_PROGRAM,
+    "sched_process_fork",
+    "sched_process_exec",
+    "signal_generate",
+    "mark_victim",
+    DLOPEN_PROGRAM,
+];
 
-fn lock(ebpf: &Mutex<Ebpf>) -> std::sync::MutexGuard<'_, Ebpf> {
-    ebpf.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// "6 tracepoint programs verified in 120 ms (slowest …)", for `-v`.
-fn verify_summary(what: &str, mut verified: Vec<(&str, std::time::Duration)>) -> String {
+/// "14 programs verified in 320 ms (slowest …)", for `-v`.
+fn verify_summary(mut verified: Vec<(&str, std::time::Duration)>) -> String {
     verified.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
     format!(
-        "{} {what} programs verified in {} ms (slowest {})",
+        "{} programs verified in {} ms (slowest {})",
         verified.len(),
         verified
             .iter()
@@ -619,45 +605,6 @@ fn verify_summary(what: &str, mut verified: Vec<(&str, std::time::Duration)>) ->
             .collect::<Vec<_>>()
             .join(", ")
     )
-}
-
-/// Verifies the uprobe programs after start-up, one at a time under the
-/// lock: tracing starts once the tracepoints are in (a native program
-/// needs no uprobe program at all, and go_probe alone takes ~100 ms of the
-/// verifier), and a process that needs one before this thread got to it
-/// verifies it itself ([`KernelProbes::with_uprobe`]). A failure is
-/// reported here and again where the program is needed.
-fn spawn_verifier(ebpf: Arc<Mutex<Ebpf>>, stop: Arc<AtomicBool>) {
-    let _ = std::thread::Builder::new()
-        .name("verifier".into())
-        .spawn(move || {
-            let started = std::time::Instant::now();
-            let mut verified = Vec::new();
-            for name in UPROBE_PROGRAMS {
-                if stop.load(Ordering::Acquire) {
-                    return;
-                }
-                let mut ebpf = lock(&ebpf);
-                let Some(Ok(program)) = ebpf.program_mut(name).map(<&mut UProbe>::try_from) else {
-                    continue;
-                };
-                if program.fd().is_ok() {
-                    continue; // verified where it was needed first
-                }
-                let t = std::time::Instant::now();
-                match program.load() {
-                    Ok(()) => verified.push((name, t.elapsed())),
-                    // Failed because the maps closed meanwhile: no news.
-                    Err(_) if stop.load(Ordering::Acquire) => return,
-                    Err(err) => log::warn!("verifying program {name}: {err}"),
-                }
-            }
-            log::info!(
-                "{} in the background, done {} ms after start-up",
-                verify_summary("uprobe", verified),
-                started.elapsed().as_millis()
-            );
-        });
 }
 
 fn spawn_reaper() -> std::sync::mpsc::Sender<aya::programs::uprobe::UProbeLink> {

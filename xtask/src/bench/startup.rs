@@ -1,6 +1,5 @@
-//! Start-up: `crashtrace -q run -- /bin/true` (load the object, verify
-//! and attach the tracepoints — the uprobe programs are verified behind,
-//! on their own thread — trace one process to its exit) side by
+//! Start-up: `crashtrace -q run -- /bin/true` (load and verify every
+//! program, attach the tracepoints, trace one process to its exit) side by
 //! side with bpftrace starting one tracepoint program around the same
 //! command: wall time, CPU (user + system) and peak RSS of each run, as
 //! GNU time measures them; medians of alternating runs. crashtrace's first

@@ -100,9 +100,80 @@ pub(crate) fn bench_symbolize(crashtrace: &Path, go: &Path, runs: usize) -> Resu
         "| cmd/go (DWARF, inlined frames) | {m} | {c:.3} s | binutils addr2line -f -i: {d:.3} s | {:.2} |",
         d / c
     );
+    // The answers: go tool addr2line's (the physical function, the
+    // innermost file:line) against crashtrace's outermost function and
+    // innermost frame, on both builds.
+    for (label, bin, addrs) in [
+        ("cmd/go -s -w", &stripped_bin, &stripped_addrs),
+        ("cmd/go (DWARF present)", &plain_bin, &plain_addrs),
+    ] {
+        let (_, ours) = run_with_stdin(
+            Command::new(crashtrace)
+                .args(["symbolize", "--format", "ndjson", "--exe"])
+                .arg(bin)
+                .arg("-"),
+            addrs,
+        )?;
+        let (_, theirs) =
+            run_with_stdin(Command::new(go).args(["tool", "addr2line"]).arg(bin), addrs)?;
+        let (same, total, differences) = go_tool_agreement(addrs, &ours, &theirs);
+        println!(
+            "| {label}: same (physical function, innermost file:line) as go tool addr2line | {same} of {total} ({:.2} %) |",
+            100.0 * same as f64 / total.max(1) as f64
+        );
+        for d in differences.iter().take(5) {
+            println!("|   differs: {d} | |");
+        }
+    }
     // The plain build against every native tool too, cold and warm, with
     // the answers compared.
     compare_native_symbolizers(crashtrace, &plain_bin, "cmd/go (Go", runs)
+}
+
+/// Compares `crashtrace symbolize --format ndjson` output (`ours`) with go
+/// tool addr2line's (`theirs`: two lines per address, function and
+/// file:line) for the addresses in `addrs`: (same, compared, the first
+/// differences in words). crashtrace's answer is its outermost frame's
+/// function (the physical one, which go tool names) and its innermost
+/// frame's file:line (the inlined position, which go tool gives).
+fn go_tool_agreement(addrs: &str, ours: &str, theirs: &str) -> (usize, usize, Vec<String>) {
+    let theirs: Vec<&str> = theirs.lines().collect();
+    let ours: Vec<serde_json::Value> = ours
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let (mut same, mut total, mut differences) = (0, 0, Vec::new());
+    for (i, addr) in addrs.lines().enumerate() {
+        let (Some(function), Some(place), Some(record)) =
+            (theirs.get(2 * i), theirs.get(2 * i + 1), ours.get(i))
+        else {
+            break;
+        };
+        total += 1;
+        let frames = record["frames"].as_array().cloned().unwrap_or_default();
+        let outer = frames
+            .last()
+            .and_then(|f| f["function"].as_str())
+            .unwrap_or("?");
+        let inner = frames.first();
+        let ours_place = inner
+            .map(|f| {
+                format!(
+                    "{}:{}",
+                    f["file"].as_str().unwrap_or("?"),
+                    f["line"].as_u64().unwrap_or(0)
+                )
+            })
+            .unwrap_or_else(|| "?:0".to_owned());
+        if outer == *function && ours_place == *place {
+            same += 1;
+        } else if differences.len() < 20 {
+            differences.push(format!(
+                "{addr}: crashtrace {outer} at {ours_place}, go tool {function} at {place}"
+            ));
+        }
+    }
+    (same, total, differences)
 }
 
 /// Runs `cmd` with `input` on its stdin: (seconds it took, its stdout).
