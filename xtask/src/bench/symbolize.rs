@@ -155,21 +155,18 @@ fn go_tool_agreement(addrs: &str, ours: &str, theirs: &str) -> (usize, usize, Ve
             .last()
             .and_then(|f| f["function"].as_str())
             .unwrap_or("?");
-        let inner = frames.first();
-        let ours_place = inner
-            .map(|f| {
-                format!(
-                    "{}:{}",
-                    f["file"].as_str().unwrap_or("?"),
-                    f["line"].as_u64().unwrap_or(0)
-                )
-            })
-            .unwrap_or_else(|| "?:0".to_owned());
-        if outer == *function && ours_place == *place {
+        // No line on either side: crashtrace leaves file and line out, go
+        // tool prints ":-1" or "?:0".
+        let ours_place = frames
+            .first()
+            .and_then(|f| Some(format!("{}:{}", f["file"].as_str()?, f["line"].as_u64()?)));
+        let theirs_place = (!matches!(*place, ":-1" | "?:0")).then_some(*place);
+        if outer == *function && ours_place.as_deref() == theirs_place {
             same += 1;
         } else if differences.len() < 20 {
             differences.push(format!(
-                "{addr}: crashtrace {outer} at {ours_place}, go tool {function} at {place}"
+                "{addr}: crashtrace {outer} at {}, go tool {function} at {place}",
+                ours_place.as_deref().unwrap_or("(no line)")
             ));
         }
     }
