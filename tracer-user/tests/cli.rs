@@ -380,16 +380,7 @@ fn attach_follows_forks_by_default_as_run_does() {
         let pid = shell.0.id();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("events.ndjson");
-        let mut ct = KillOnDrop(
-            Command::new(crashtrace_bin())
-                .args(["--format", "ndjson", "-q", "-o"])
-                .arg(&out)
-                .args(["attach", "-p", &pid.to_string()])
-                .args(flags)
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let mut ct = spawn_attach(pid, &out, flags);
         wait_for_record(&out, "attach");
         shell.0.stdin.take().unwrap().write_all(b"go\n").unwrap();
         assert_eq!(shell.0.wait().unwrap().code(), Some(0), "{flags:?}");

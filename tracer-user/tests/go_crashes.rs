@@ -1010,14 +1010,7 @@ fn attach_to_a_running_go_program() {
     let pid = read_ready_pid(&mut target.0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.ndjson");
-    let mut ct = KillOnDrop(
-        Command::new(crashtrace_bin())
-            .args(["--format", "ndjson", "-q", "-o"])
-            .arg(&out)
-            .args(["attach", "--pid", &pid.to_string()])
-            .spawn()
-            .unwrap(),
-    );
+    let mut ct = spawn_attach(pid, &out, &[]);
     let records = wait_for_record(&out, "attach");
     let attach = of_type(&records, "attach")[0];
     assert_eq!(attach["runtime"], "go");

@@ -278,17 +278,7 @@ fn probes_names_the_debug_info_source() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("crashy-no-sections");
     std::fs::write(&bin, elf).unwrap();
-    let out = crashtrace(
-        &[
-            "probes",
-            "--format",
-            "ndjson",
-            "--exe",
-            bin.to_str().unwrap(),
-        ],
-        "",
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = probes_ndjson(&bin);
     assert_eq!(r["runtime"], "go", "{r:#}");
     assert_eq!(r["runtime_version"], format!("go{}", DEBIAN_GO.0));
     assert_eq!(r["layout"], "version table");

@@ -518,17 +518,12 @@ fn attach_by_pid_sees_sigkill_and_its_sender_then_exits() {
     let pid = read_ready_pid(&mut target.0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.ndjson");
-    let mut ct = Command::new(crashtrace_bin())
-        .args(["--format", "ndjson", "-q", "-o"])
-        .arg(&out)
-        .args(["attach", "--pid", &pid.to_string()])
-        .spawn()
-        .unwrap();
+    let mut ct = spawn_attach(pid, &out, &[]);
     let records = wait_for_record(&out, "attach");
     assert_eq!(of_type(&records, "attach")[0]["reason"], "attach");
     let kill_pid = kill_from_other_process("KILL", pid);
     let _ = target.0.wait();
-    let status = ct.wait().unwrap();
+    let status = ct.0.wait().unwrap();
     assert_eq!(
         status.code(),
         Some(0),

@@ -593,6 +593,21 @@ pub fn is_go_runtime(function: &str) -> bool {
         || function == "panic"
 }
 
+/// `crashtrace --format ndjson -q -o OUT attach --pid PID FLAGS…`, started
+/// (and killed when the test ends).
+pub fn spawn_attach(pid: u32, out: &Path, flags: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-q", "-o"])
+            .arg(out)
+            .args(["attach", "--pid", &pid.to_string()])
+            .args(flags)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A child process killed when the test ends, even when it fails.
 pub struct KillOnDrop(pub Child);
 
