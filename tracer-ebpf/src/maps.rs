@@ -75,9 +75,10 @@ pub(crate) static EXEC_ALL: Array<u32> = Array::with_max_entries(1, 0);
 pub(crate) static TRACED: HashMap<u32, TracedProcess> = HashMap::with_max_entries(16384, 0);
 
 /// Traced processes that exited lately (tgid → exit time): the OOM killer
-/// sends SIGKILL before it announces its victim (`mark_victim`), and a
-/// victim can be gone by then when the killing task was preempted between
-/// the two.
+/// sends SIGKILL before it announces its victim (`mark_victim`), and the
+/// victim's `sched_process_exit` (before `exit_mm`, so not held back by
+/// the task lock the killer holds) can run first on another CPU. Written
+/// before the exit program deletes the process from `TRACED`.
 #[map]
 pub(crate) static RECENT_EXITS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
 

@@ -63,6 +63,15 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) {
     } else {
         read_kernel(task, off.task_exit_code).unwrap_or(0)
     };
+    // Remembered before it stops being traced, never after: on recent
+    // kernels this tracepoint fires before exit_mm() (on 6.18, task->mm is
+    // still set here; bpftrace shows it), so a victim of the OOM
+    // killer gets here while the killing task (holding the victim's task
+    // lock) is still on its way to `mark_victim` on another CPU. With the
+    // exit remembered after the delete, `mark_victim` could land between
+    // the two, find the process neither traced nor lately exited, and the
+    // OOM record was lost (the two-process OOM test, 1 run in ~30).
+    remember_exit(tgid);
     // `live` is read, not decremented, here: two threads exiting together
     // can both see 0 (each decremented it in do_exit before either got
     // here). The one whose delete succeeds reports the exit; the map's
@@ -72,7 +81,6 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) {
         return;
     }
     crate::go::dump_summary(tgid);
-    remember_exit(tgid);
     let _ = crate::maps::GO_PROCESSES.remove(&tgid);
 
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
