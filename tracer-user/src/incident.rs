@@ -249,7 +249,7 @@ impl Correlator {
                             *p == pid
                                 && matches!(k, Key::Thread(_))
                                 && story.events.first().is_some_and(|e| {
-                                    matches!(&e.body, Body::Signal(s) if s.registers.pc == sp.fault_pc)
+                                    matches!(&e.body, Body::Signal(s) if s.registers.pc.to_string() == sp.fault_pc)
                                 })
                         })
                         .map(|(k, _)| *k),
@@ -1017,7 +1017,7 @@ mod tests {
         let mut c = Correlator::default();
         let mut fault = signal(11, "SEGV_MAPERR", None, "handler");
         if let Body::Signal(s) = &mut fault.body {
-            s.registers.pc = "0x497320".into();
+            s.registers.pc = crate::record::Hex(0x497320);
         }
         assert!(c.observe(&fault).is_empty()); // tid 101
         let Body::Signal(s) = &fault.body else {

@@ -1,5 +1,5 @@
-//! Where records go: NDJSON (one object per line, flushed per line) or the
-//! human timeline, to stdout, stderr (`run`'s default) or a 0600 file.
+//! Where records go: NDJSON (one object per line; whole lines written at once)
+//! or the human timeline, to stdout, stderr (`run`'s default) or a 0600 file.
 
 mod human;
 
@@ -62,7 +62,8 @@ pub struct Output {
     color: bool,
     /// Human view: Go runtime frames shown too (`--all-frames`).
     all_frames: bool,
-    /// The record being rendered.
+    /// The records rendered and not written yet: one record, or a batch
+    /// ([`Self::emit_buffered`]), written whole by one write.
     line: Vec<u8>,
 }
 
@@ -256,7 +257,18 @@ impl Output {
         out
     }
 
+    /// Renders and writes one record.
     pub fn emit(&mut self, record: &Record) -> Result<()> {
+        let rendered = self.emit_buffered(record);
+        let written = self.flush();
+        rendered.and(written)
+    }
+
+    /// Renders a record after the ones not written yet; [`Self::flush`]
+    /// writes them, whole lines in one write (a batch of records costs one
+    /// system call, not one each: the export thread's time in a signal
+    /// storm was mostly writes).
+    pub fn emit_buffered(&mut self, record: &Record) -> Result<()> {
         if self.hold_throw(record) {
             return Ok(());
         }
@@ -267,6 +279,16 @@ impl Output {
     }
 
     fn render(&mut self, record: &Record) -> Result<()> {
+        let start = self.line.len();
+        let rendered = self.render_into_line(record);
+        if rendered.is_err() {
+            // No half record before the next one.
+            self.line.truncate(start);
+        }
+        rendered
+    }
+
+    fn render_into_line(&mut self, record: &Record) -> Result<()> {
         if let (Some(pid), crate::record::Body::Attach(a)) = (record.pid, &record.body) {
             let system = a
                 .gotraceback
@@ -303,7 +325,7 @@ impl Output {
                 },
             )?,
         }
-        self.flush_line()
+        Ok(())
     }
 
     /// One line of already rendered text (inspection commands).
@@ -313,8 +335,15 @@ impl Output {
         self.flush_line()
     }
 
-    /// One write per record: whoever tails the file (a log shipper, a
-    /// test) never sees half a line.
+    /// Writes what was rendered, in one write: whoever tails the file (a
+    /// log shipper, a test) never sees half a line.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.line.is_empty() {
+            return Ok(());
+        }
+        self.flush_line()
+    }
+
     fn flush_line(&mut self) -> Result<()> {
         let written = self
             .sink
@@ -328,4 +357,59 @@ impl Output {
 /// A record as the human timeline renders it, without colour (files).
 pub fn render_human(out: &mut Vec<u8>, record: &Record) -> Result<()> {
     human::write(out, record, human::Options::default()).context("rendering a record")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Keeps each write apart.
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_batch_is_whole_lines_in_one_write_and_a_record_alone_one_write() {
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let mut out = Output::discard();
+        out.sink = Box::new(Writes(Arc::clone(&writes)));
+        let clock = crate::record::Clock::new();
+        let records: Vec<Record> = (1..=3)
+            .map(|n| Record::lost(&clock, n, "test".into(), "signal"))
+            .collect();
+        for r in &records {
+            out.emit_buffered(r).unwrap();
+        }
+        out.flush().unwrap();
+        out.emit(&records[0]).unwrap();
+        // Nothing rendered: nothing written.
+        out.flush().unwrap();
+        let writes = writes.lock().unwrap();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        let batch = String::from_utf8(writes[0].clone()).unwrap();
+        let lines: Vec<&str> = batch.lines().collect();
+        assert_eq!(lines.len(), 3);
+        for (n, line) in lines.iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["count"], n as u64 + 1);
+        }
+        assert!(batch.ends_with('\n'));
+        assert_eq!(
+            String::from_utf8(writes[1].clone())
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
+    }
 }

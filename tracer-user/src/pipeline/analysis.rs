@@ -12,7 +12,7 @@ use std::{
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
-use super::{AttachInfo, Event, Out, Summary};
+use super::{AttachInfo, Event, OUT_BATCH, Out, OutBatch, Summary};
 use crate::{
     incident::Correlator,
     probes::records::KernelRecord,
@@ -48,7 +48,9 @@ pub struct Analysis {
     redactor: Redactor,
     rate: RateLimit,
     cache: Arc<FileCache>,
-    out: tokio::sync::mpsc::Sender<Out>,
+    out: tokio::sync::mpsc::Sender<OutBatch>,
+    /// Made since the last batch went to export.
+    pending: OutBatch,
     summary: Summary,
     gauges: Arc<super::Gauges>,
 }
@@ -57,7 +59,7 @@ impl Analysis {
     pub fn new(
         cache: Arc<FileCache>,
         redactor: Redactor,
-        out: tokio::sync::mpsc::Sender<Out>,
+        out: tokio::sync::mpsc::Sender<OutBatch>,
         gauges: Arc<super::Gauges>,
     ) -> Self {
         Self {
@@ -75,6 +77,7 @@ impl Analysis {
             rate: RateLimit::default(),
             cache,
             out,
+            pending: Vec::new(),
             summary: Summary::default(),
             gauges,
         }
@@ -85,23 +88,28 @@ impl Analysis {
         loop {
             let event = match events.try_recv() {
                 Ok(e) => Some(e),
-                Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) => match events.recv_timeout(TICK) {
-                    Ok(e) => Some(e),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    // Nothing else to do: what is ready goes to export now.
+                    self.flush_out();
+                    match events.recv_timeout(TICK) {
+                        Ok(e) => Some(e),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
             };
             if let Some(event) = event
                 && !self.handle(event)
             {
-                return;
+                break;
             }
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.tick();
             }
         }
+        self.flush_out();
     }
 
     /// Returns false at the end of the stream.
@@ -146,7 +154,8 @@ impl Analysis {
                 summary.crash_stack_time = self.signals.crash_stack_time;
                 summary.go_probe_hits = process.go_probe_hits;
                 (summary.warmed_modules, summary.warm_time) = self.cache.warm_stats();
-                let _ = self.out.blocking_send(Out::End(Box::new(summary)));
+                self.queue(Out::End(Box::new(summary)));
+                self.flush_out();
                 return false;
             }
         }
@@ -270,7 +279,7 @@ impl Analysis {
         if let Some(dump) = self.go.take_dump(r, &self.procs, &self.clock) {
             self.emit(dump);
         }
-        let _ = self.out.blocking_send(Out::Exited(pid, exit));
+        self.queue(Out::Exited(pid, exit));
         let exe = self.procs.image(pid).and_then(|i| i.exe.clone());
         let record =
             crate::runtimes::kernel_record(&self.clock, &r.header, exe, None, Body::Exit { exit });
@@ -397,9 +406,24 @@ impl Analysis {
     }
 
     fn send(&mut self, record: Record) {
+        self.queue(Out::Record(Box::new(record)));
+    }
+
+    fn queue(&mut self, out: Out) {
+        self.pending.push(out);
+        if self.pending.len() >= OUT_BATCH {
+            self.flush_out();
+        }
+    }
+
+    fn flush_out(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(OUT_BATCH));
         // Blocks when export is behind: records wait here (and process work
         // behind us), while the capture thread keeps draining the kernel.
-        let _ = self.out.blocking_send(Out::Record(Box::new(record)));
+        let _ = self.out.blocking_send(batch);
     }
 
     /// Crash-to-record latency: from the kernel's timestamp of the story's

@@ -191,15 +191,67 @@ impl CaptureLoop {
 
     fn pass(&self, msg: FromCapture) {
         let kind = msg.kind();
+        // The last slots are kept for what a crash story needs (exits,
+        // execs, crash signals, panics): a storm of handled signals is shed
+        // first, counted like any other drop.
+        let storm = matches!(&msg, FromCapture::Record(r) if is_storm_record(r));
+        let full = self
+            .to_process
+            .capacity()
+            .is_some_and(|cap| self.to_process.len() + RESERVED_SLOTS >= cap);
+        if storm && full {
+            self.count_drop(kind);
+            return;
+        }
         match self.to_process.try_send(msg) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                if let Some(i) = kind.and_then(|k| EventKind::ALL.iter().position(|&a| a == k)) {
-                    self.drops.by_kind[i].fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            Err(TrySendError::Full(_)) => self.count_drop(kind),
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    fn count_drop(&self, kind: Option<EventKind>) {
+        if let Some(i) = kind.and_then(|k| EventKind::ALL.iter().position(|&a| a == k)) {
+            self.drops.by_kind[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Slots of the capture queue only records that are not [storm
+/// records](is_storm_record) may take.
+const RESERVED_SLOTS: usize = 2048;
+
+/// Signals that are crashes, or that end or stop a process by default
+/// when sent: their records are never shed for room.
+fn matters(signo: i32) -> bool {
+    use libc::*;
+    matches!(
+        signo,
+        SIGSEGV
+            | SIGBUS
+            | SIGFPE
+            | SIGILL
+            | SIGTRAP
+            | SIGSYS
+            | SIGABRT
+            | SIGQUIT
+            | SIGKILL
+            | SIGTERM
+            | SIGINT
+            | SIGHUP
+            | SIGXCPU
+            | SIGXFSZ
+    )
+}
+
+/// A record a storm of signals makes, that a crash story can do without: a
+/// delivery to a handler of a signal that is no crash, and the sending of
+/// such a signal.
+fn is_storm_record(r: &KernelRecord) -> bool {
+    match r {
+        KernelRecord::SignalDeliver(d) => d.handler > 1 && !matters(d.signo),
+        KernelRecord::SignalGenerate(g) => !matters(g.signo),
+        _ => false,
     }
 }
 
@@ -218,4 +270,70 @@ fn open_in_process(pid: u32, path: &str) -> Option<OpenFile> {
         file,
         path: path.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{ExitRecord, SignalGenerateRecord, SignalRecord};
+
+    use super::*;
+
+    fn zeroed<T: Copy>() -> T {
+        // SAFETY: the kernel records are plain integers and arrays of them
+        // (repr(C), Copy): all zeroes is a valid value.
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn delivery(signo: i32, handler: u64, kind: EventKind) -> FromCapture {
+        let mut r: SignalRecord = zeroed();
+        r.header.kind = kind as u32;
+        r.signo = signo;
+        r.handler = handler;
+        FromCapture::Record(KernelRecord::SignalDeliver(Box::new(r)))
+    }
+
+    fn sending(signo: i32) -> FromCapture {
+        let mut r: SignalGenerateRecord = zeroed();
+        r.header.kind = EventKind::SignalGenerate as u32;
+        r.signo = signo;
+        FromCapture::Record(KernelRecord::SignalGenerate(r))
+    }
+
+    fn exit() -> FromCapture {
+        let mut r: ExitRecord = zeroed();
+        r.header.kind = EventKind::Exit as u32;
+        FromCapture::Record(KernelRecord::Exit(r))
+    }
+
+    #[test]
+    fn a_storm_of_handled_signals_leaves_room_for_exits_and_crashes() {
+        let (tx, rx) = crossbeam_channel::bounded(RESERVED_SLOTS + 8);
+        let capture = CaptureLoop {
+            to_process: tx,
+            drops: Arc::default(),
+            relooks: Vec::new(),
+        };
+        // A storm: handled SIGUSR1s and their sendings, more than fit.
+        for _ in 0..100 {
+            capture.pass(delivery(libc::SIGUSR1, 0x401000, EventKind::SignalDeliver));
+            capture.pass(sending(libc::SIGUSR1));
+        }
+        assert_eq!(rx.len(), 8, "the storm took only the unreserved slots");
+        let dropped = |kind: EventKind| {
+            let i = EventKind::ALL.iter().position(|&k| k == kind).unwrap();
+            capture.drops.by_kind[i].load(Ordering::Relaxed)
+        };
+        assert_eq!(
+            dropped(EventKind::SignalDeliver) + dropped(EventKind::SignalGenerate),
+            200 - 8,
+            "every shed record is counted"
+        );
+        // What a crash story needs still gets in.
+        capture.pass(exit());
+        capture.pass(delivery(libc::SIGSEGV, 0x401000, EventKind::SignalDeliver));
+        capture.pass(delivery(libc::SIGUSR1, 0, EventKind::SignalDeliver)); // kills: no handler
+        capture.pass(sending(libc::SIGKILL));
+        assert_eq!(rx.len(), 12);
+        assert_eq!(dropped(EventKind::Exit), 0);
+    }
 }

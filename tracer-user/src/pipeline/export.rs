@@ -47,35 +47,65 @@ impl Export {
         self.exporters.export(record);
     }
 
+    /// Records to the output and every exporter, the output's share in one
+    /// write.
+    pub fn write_batch<'a>(&mut self, records: impl IntoIterator<Item = &'a Record>) {
+        let mut rendered = 0u64;
+        for record in records {
+            self.exporters.export(record);
+            if self.out_closed {
+                self.out_failed += 1;
+                continue;
+            }
+            match self.out.emit_buffered(record) {
+                Ok(()) => rendered += 1,
+                Err(err) => self.output_failed(1, &err),
+            }
+        }
+        if rendered == 0 {
+            return;
+        }
+        match self.out.flush() {
+            Ok(()) => self.output_works(),
+            Err(err) => self.output_failed(rendered, &err),
+        }
+    }
+
     fn write_output(&mut self, record: &Record) {
         if self.out_closed {
             self.out_failed += 1;
             return;
         }
         match self.out.emit(record) {
-            Ok(()) if self.out_failed > 0 => {
-                // Working again (space was freed): say what it missed.
-                let count = std::mem::take(&mut self.out_failed);
-                let lost = self.lost_record(count, "output could not be written".into(), "output");
-                let _ = self.out.emit(&lost);
-                self.exporters.export(&lost);
-            }
-            Ok(()) => {}
-            Err(err) => {
-                self.out_failed += 1;
-                let closed = err.chain().any(|e| {
-                    e.downcast_ref::<std::io::Error>()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-                });
-                if closed {
-                    self.out_closed = true;
-                    log::warn!(
-                        "output closed ({err:#}): tracing goes on, records are counted as lost"
-                    );
-                } else if self.out_failed == 1 {
-                    log::warn!("{err:#}: records are counted as lost until it works again");
-                }
-            }
+            Ok(()) => self.output_works(),
+            Err(err) => self.output_failed(1, &err),
+        }
+    }
+
+    /// A write went through: if earlier ones did not (space was freed),
+    /// say what they missed.
+    fn output_works(&mut self) {
+        if self.out_failed > 0 {
+            let count = std::mem::take(&mut self.out_failed);
+            let lost = self.lost_record(count, "output could not be written".into(), "output");
+            let _ = self.out.emit(&lost);
+            self.exporters.export(&lost);
+        }
+    }
+
+    /// `count` records could not be written.
+    fn output_failed(&mut self, count: u64, err: &anyhow::Error) {
+        let first = self.out_failed == 0;
+        self.out_failed += count;
+        let closed = err.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if closed {
+            self.out_closed = true;
+            log::warn!("output closed ({err:#}): tracing goes on, records are counted as lost");
+        } else if first {
+            log::warn!("{err:#}: records are counted as lost until it works again");
         }
     }
 

@@ -119,12 +119,20 @@ pub struct ProcessStats {
     pub go_probe_hits: Option<u64>,
 }
 
-/// Analysis → the coordinator.
+/// Analysis → the coordinator, in batches ([`OutBatch`]).
 pub enum Out {
     Record(Box<Record>),
     Exited(u32, ExitStatus),
     End(Box<Summary>),
 }
+
+/// What analysis hands export at once: what it produced since the last
+/// batch, sent when it has nothing else to do or [`OUT_BATCH`] are ready
+/// (one wake-up and one write per batch, not per record).
+pub type OutBatch = Vec<Out>;
+
+/// Records in one [`OutBatch`] at most.
+pub const OUT_BATCH: usize = 256;
 
 /// The coordinator → process work; each answers through `reply`.
 pub enum Command {
@@ -232,14 +240,15 @@ const CAPTURE_QUEUE: usize = 16_384;
 // them): big variants are boxed so they cost a pointer each.
 const _: () = assert!(std::mem::size_of::<FromCapture>() <= 96);
 const ANALYSIS_QUEUE: usize = 4_096;
-const EXPORT_QUEUE: usize = 4_096;
+/// Batches (of up to [`OUT_BATCH`] records each).
+const EXPORT_QUEUE: usize = 64;
 /// How often exporter drops are reported and gauges copied.
 const TICK: Duration = Duration::from_millis(50);
 
 /// The coordinator's handle on a running pipeline.
 pub struct Tracer {
     commands: crossbeam_channel::Sender<Command>,
-    out: tokio::sync::mpsc::Receiver<Out>,
+    out: tokio::sync::mpsc::Receiver<OutBatch>,
     pub export: Export,
     stopper: capture::Stopper,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -399,14 +408,18 @@ impl Tracer {
         }
     }
 
-    fn take(&mut self, out: Out) {
-        match out {
-            Out::Record(r) => self.export.write(&r),
-            Out::Exited(pid, status) => {
-                self.exits.insert(pid, status);
+    fn take(&mut self, batch: OutBatch) {
+        let mut records = Vec::with_capacity(batch.len());
+        for out in batch {
+            match out {
+                Out::Record(r) => records.push(r),
+                Out::Exited(pid, status) => {
+                    self.exits.insert(pid, status);
+                }
+                Out::End(summary) => self.summary = Some(summary),
             }
-            Out::End(summary) => self.summary = Some(summary),
         }
+        self.export.write_batch(records.iter().map(|r| &**r));
     }
 
     fn on_tick(&mut self) {

@@ -87,6 +87,11 @@ pub struct ElfModule {
     /// one at the same address is: the (file, line) gdb reports there.
     /// Read from the units crash stacks pass through.
     stmt_rows: Mutex<StmtRows>,
+    /// Answers of [`Self::lookup_cached`] by probe address, for the
+    /// addresses a process's stacks pass through again and again (a crash
+    /// loop, a signal storm): the same program counters are symbolized once.
+    /// Bounded: emptied when full.
+    recent: Mutex<std::collections::HashMap<u64, Vec<SourceLocation>>>,
     /// DWARF call sites, for the frames tail calls removed (read unit by
     /// unit as stacks pass through).
     call_sites: Mutex<super::callsites::CallSites>,
@@ -238,6 +243,7 @@ impl ElfModule {
             is_go,
             imports_dlopen,
             stmt_rows: Mutex::default(),
+            recent: Mutex::default(),
             call_sites: Mutex::default(),
             dwarf_units: OnceLock::new(),
             dwarf_in_binary: debug_file.is_none(),
@@ -499,13 +505,29 @@ impl ElfModule {
             .unwrap_or_default()
     }
 
+    /// As [`Self::lookup`], remembering the answer: for stacks, whose
+    /// addresses repeat (a batch of distinct addresses, `crashtrace
+    /// symbolize`, calls `lookup`).
+    pub fn lookup_cached(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
+        /// Answers kept per module at most (a few hundred KiB).
+        const RECENT_MAX: usize = 4096;
+        let probe = probe_address(vaddr, kind);
+        if let Some(hit) = lock(&self.recent).get(&probe) {
+            return hit.clone();
+        }
+        let found = self.lookup(vaddr, kind);
+        let mut recent = lock(&self.recent);
+        if recent.len() >= RECENT_MAX {
+            recent.clear();
+        }
+        recent.insert(probe, found.clone());
+        found
+    }
+
     /// Source locations for `vaddr`, innermost (most inlined) first; the last
     /// one is the physical function. Empty when nothing is known.
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
-        let probe = match kind {
-            PcKind::Exact | PcKind::SigReturn => vaddr,
-            PcKind::ReturnAddress | PcKind::TailCall | PcKind::Wrapper => vaddr.saturating_sub(1),
-        };
+        let probe = probe_address(vaddr, kind);
         // Go code: Go's own table, the runtime's truth (DWARF of cgo's
         // rewritten files can disagree with what the runtime prints); C
         // code of a cgo binary is not in it and goes on to DWARF.
@@ -909,6 +931,15 @@ fn gdb_file_name(joined: &str) -> Option<&str> {
         && !dir.starts_with('.')
         && (name.starts_with("./") || name.starts_with("../")))
     .then_some(name)
+}
+
+/// The address whose line answers for `vaddr`: a return address belongs to
+/// the call before it.
+fn probe_address(vaddr: u64, kind: PcKind) -> u64 {
+    match kind {
+        PcKind::Exact | PcKind::SigReturn => vaddr,
+        PcKind::ReturnAddress | PcKind::TailCall | PcKind::Wrapper => vaddr.saturating_sub(1),
+    }
 }
 
 #[cfg(test)]

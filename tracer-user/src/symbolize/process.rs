@@ -404,7 +404,7 @@ impl ProcessImage {
         let kind = if wrapper { PcKind::ReturnAddress } else { kind };
         let mut locations = module
             .file_offset_to_vaddr(file_offset)
-            .map(|vaddr| module.lookup(vaddr, kind))
+            .map(|vaddr| module.lookup_cached(vaddr, kind))
             .unwrap_or_default();
         if wrapper {
             // The wrapper itself (the outermost, physical frame) goes.
