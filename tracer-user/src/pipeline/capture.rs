@@ -77,6 +77,7 @@ pub fn spawn(
     let handle = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
+            super::set_niceness(super::LIVE_STAGE_NICENESS);
             let mut capture = CaptureLoop {
                 to_process,
                 drops,

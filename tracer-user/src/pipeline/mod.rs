@@ -234,6 +234,30 @@ pub struct Options {
     pub redactor: Redactor,
 }
 
+/// The niceness of the stages that must act while a traced process still
+/// lives (capture: its maps and files; process work: its probes, before a
+/// program that crashes in its first milliseconds has crashed): ahead of
+/// busy processes on a loaded host, which at the default niceness took
+/// half of each core from them. Both sleep until the kernel has news.
+const LIVE_STAGE_NICENESS: i32 = -5;
+
+/// Sets the calling thread's niceness, as far as crashtrace may (a negative
+/// one needs CAP_SYS_NICE, which the systemd unit does not grant: the
+/// thread then keeps the default).
+pub(crate) fn set_niceness(niceness: i32) {
+    // SAFETY: plain syscalls on this thread's own id.
+    let failed = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, niceness) != 0
+    };
+    if failed {
+        log::debug!(
+            "niceness {niceness} for this thread: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Records in flight between stages at most (per hand-off).
 const CAPTURE_QUEUE: usize = 16_384;
 // The capture queue's slots are allocated and written up front (16,384 of
@@ -297,7 +321,10 @@ impl Tracer {
         );
         let process = std::thread::Builder::new()
             .name("process-work".into())
-            .spawn(move || work.run(from_capture, command_rx))
+            .spawn(move || {
+                set_niceness(LIVE_STAGE_NICENESS);
+                work.run(from_capture, command_rx)
+            })
             .map_err(spawn_err)?;
         let (stopper, capture) = capture::spawn(ring, to_process, drops).map_err(spawn_err)?;
         let warm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -24,11 +24,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("warm-up".into())
         .spawn(move || {
-            // SAFETY: plain syscalls on this thread's own id.
-            unsafe {
-                let tid = libc::gettid();
-                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICENESS);
-            }
+            super::set_niceness(NICENESS);
             while !stop.load(Ordering::Relaxed) {
                 if cache.has_cold_modules() {
                     cache.warm_step();
