@@ -82,6 +82,13 @@ pub(crate) static TRACED: HashMap<u32, TracedProcess> = HashMap::with_max_entrie
 #[map]
 pub(crate) static RECENT_EXITS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
 
+/// Processes being killed whose stack was copied (tgid → their
+/// `signal_struct`, unique while the process lives): a group kill is
+/// dequeued by every thread, and one copy, the first (the record
+/// userspace keeps), is enough.
+#[map]
+pub(crate) static KILL_SNAPSHOTS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
+
 /// Userspace resizes this at load time (`--ring-buffer-size`).
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);

@@ -140,6 +140,7 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
     // is turned into this group exit as it is sent. Userspace keeps the
     // first such record per process; exit_group() is not a signal at all.
     let mut sig = sig;
+    let mut group_kill = false;
     if sig == SIGKILL && group_exiting {
         let code: u32 = read_kernel(signal, off.signal_group_exit_code).unwrap_or(0);
         let killer = (code & 0x7f) as i32;
@@ -147,6 +148,7 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
             return;
         }
         sig = killer;
+        group_kill = info == 0;
     }
 
     // SAFETY: the helper takes the current task; we only read through it.
@@ -154,7 +156,17 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
     // A crash (not the kernel's group-exit SIGKILL, not a request like
     // SIGTERM): copy the stack first, so userspace has it when the signal
     // record arrives, and can unwind code without frame pointers.
-    if wants_stack(sig) && !(group_exiting && info == 0) {
+    // A process killed (SIGTERM, SIGINT, SIGKILL … with the default
+    // action): where it was is half of its story, and the frame-pointer
+    // walk alone loses the callers of frameless code (a syscall wrapper,
+    // where a killed process usually sits): its first thread to dequeue
+    // the kill gets a copy too.
+    let copy = if group_kill {
+        first_kill_copy(tgid, signal)
+    } else {
+        wants_stack(sig) && !(group_exiting && info == 0)
+    };
+    if copy {
         // What ld.so loaded, first: the process may be gone before /proc
         // could show it.
         crate::modules::send_modules(tracer_common::MODULES_AT_CRASH);
@@ -230,6 +242,19 @@ const PT_REGS_SP: u32 = 152;
 const PT_REGS_R14: u32 = 8;
 const SIGQUIT: i32 = 3;
 const SIGABRT: i32 = 6;
+
+/// True for the first thread of a killed process to get here (see
+/// [`KILL_SNAPSHOTS`](crate::maps::KILL_SNAPSHOTS)).
+#[inline(always)]
+fn first_kill_copy(tgid: u32, signal: u64) -> bool {
+    // SAFETY: the value is copied out at once.
+    if unsafe { crate::maps::KILL_SNAPSHOTS.get(&tgid) }.copied() == Some(signal) {
+        return false;
+    }
+    crate::maps::KILL_SNAPSHOTS
+        .insert(&tgid, &signal, 0)
+        .is_ok()
+}
 
 /// Signals that mean the thread crashed where it stands.
 #[inline(always)]

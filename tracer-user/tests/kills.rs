@@ -186,3 +186,72 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert_eq!(incident["cause"]["message"], "SIGINT");
     assert_eq!(incident["events"][0]["signal"]["code"], "SI_KERNEL");
 }
+
+/// `kill -TERM` finds a program asleep in libc's frameless syscall
+/// wrappers, called from code built without frame pointers (as services
+/// ship): the kill's `signal` record has the frames gdb shows for it,
+/// attached just before the kill — a frame-pointer walk alone lost every
+/// caller of `__GI___clock_nanosleep`.
+#[test]
+fn a_killed_program_is_found_where_gdb_finds_it() {
+    let bin = build_c_flags("asleep_in_calls", &["-O2", "-fomit-frame-pointer"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let mut ct = KillOnDrop(
+        Command::new(crashtrace_bin())
+            .args(["--format", "ndjson", "-o"])
+            .arg(&out)
+            .args(["run", "--"])
+            .arg(&bin)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = read_ready_pid(&mut ct.0);
+    wait_for_record(&out, "attach");
+    // Asleep (clock_nanosleep, or its restart after gdb let it go).
+    let asleep = || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let syscall =
+                std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+            if syscall.starts_with("230 ") || syscall.starts_with("219 ") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} never slept: {syscall:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    };
+    asleep();
+    let gdb = gdb_frames_of_pid(pid);
+    assert!(
+        gdb.iter().any(|f| f.function == "wait_for_work"),
+        "gdb: {gdb:#?}"
+    );
+    asleep();
+    let kill_pid = kill_from_other_process("TERM", pid);
+    let status = ct.take().wait().unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.code().or_else(|| status.signal().map(|s| 128 + s)),
+        Some(128 + 15)
+    );
+    let records = read_records(&out);
+    let incident = the_incident(&records, "asleep_in_calls");
+    assert_eq!(incident["outcome"], "killed", "{incident:#}");
+    assert_eq!(
+        original_sender(&incident),
+        (Some(u64::from(kill_pid)), Some("kill"))
+    );
+    let signal = of_type(&records, "signal")
+        .into_iter()
+        .find(|s| s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no signal record: {records:#?}"));
+    assert_eq!(signal["signal"]["name"], "SIGTERM", "{signal:#}");
+    assert_frames_like_gdb("asleep_in_calls, killed", &signal["frames"], &gdb);
+}

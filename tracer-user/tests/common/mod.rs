@@ -323,19 +323,9 @@ pub fn gdb_frames_args(program: &Path, args: &[&str]) -> Vec<GdbFrame> {
 /// As [`gdb_frames_args`], with gdb passing `signals` to the program
 /// without stopping (a handler's own signal, before the crash in it).
 pub fn gdb_frames_passing(program: &Path, args: &[&str], signals: &[&str]) -> Vec<GdbFrame> {
-    const SCRIPT: &str = r#"python
-f = gdb.newest_frame()
-while f is not None:
-    sal = f.find_sal()
-    fn = sal.symtab.filename if sal.symtab else ''
-    name = '<signal handler called>' if f.type() == gdb.SIGTRAMP_FRAME else (f.name() or '??')
-    print('FRAME|%d|%s|%s|%d' % (int(f.type() == gdb.TAILCALL_FRAME), name, fn, sal.line))
-    f = f.older()
-end
-"#;
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("frames.gdb");
-    fs::write(&script, SCRIPT).unwrap();
+    fs::write(&script, GDB_FRAMES_SCRIPT).unwrap();
     let mut gdb = Command::new("gdb");
     gdb.args(["-batch", "-nx"]);
     for sig in signals {
@@ -350,7 +340,39 @@ end
         .stdin(Stdio::null())
         .output()
         .expect("gdb");
-    String::from_utf8_lossy(&out.stdout)
+    parse_gdb_frames(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The frames of a running process's main thread as gdb unwinds them,
+/// attached for a moment (`gdb -p PID`), as [`gdb_frames`] lists them.
+pub fn gdb_frames_of_pid(pid: u32) -> Vec<GdbFrame> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("frames.gdb");
+    fs::write(&script, GDB_FRAMES_SCRIPT).unwrap();
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-p", &pid.to_string(), "-x"])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("gdb");
+    parse_gdb_frames(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Lists the selected thread's frames, one `FRAME|tail call|name|file|line`
+/// line each, innermost first.
+const GDB_FRAMES_SCRIPT: &str = r#"python
+f = gdb.newest_frame()
+while f is not None:
+    sal = f.find_sal()
+    fn = sal.symtab.filename if sal.symtab else ''
+    name = '<signal handler called>' if f.type() == gdb.SIGTRAMP_FRAME else (f.name() or '??')
+    print('FRAME|%d|%s|%s|%d' % (int(f.type() == gdb.TAILCALL_FRAME), name, fn, sal.line))
+    f = f.older()
+end
+"#;
+
+fn parse_gdb_frames(stdout: &str) -> Vec<GdbFrame> {
+    stdout
         .lines()
         .filter_map(|l| l.strip_prefix("FRAME|"))
         .filter_map(|l| {
