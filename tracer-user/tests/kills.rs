@@ -17,15 +17,13 @@ use std::{
 use common::*;
 use serde_json::Value;
 
-/// `crashtrace run` of `program args`, killed with `sig` by `kill(1)` once
-/// it printed "ready PID": (the run's status, kill's pid, records).
-fn killed_by(program: &Path, args: &[&str], sig: &str) -> (i32, u32, Vec<Value>) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events.ndjson");
+/// `crashtrace run` of `program args` (NDJSON to `out`), once the program
+/// printed "ready PID" and its attach record is out: (crashtrace, PID).
+fn traced_and_ready(program: &Path, args: &[&str], out: &Path) -> (KillOnDrop, u32) {
     let mut ct = KillOnDrop(
         Command::new(crashtrace_bin())
             .args(["--format", "ndjson", "-o"])
-            .arg(&out)
+            .arg(out)
             .args(["run", "--"])
             .arg(program)
             .args(args)
@@ -37,15 +35,28 @@ fn killed_by(program: &Path, args: &[&str], sig: &str) -> (i32, u32, Vec<Value>)
     );
     let pid = read_ready_pid(&mut ct.0);
     // Its attach record is out: it is traced.
-    wait_for_record(&out, "attach");
-    let kill_pid = kill_from_other_process(sig, pid);
-    let status = ct.take().wait().unwrap();
+    wait_for_record(out, "attach");
+    (ct, pid)
+}
+
+/// `run`'s status once `ct` ends, as a shell reports it (128 + signal).
+fn status_of(mut ct: KillOnDrop) -> i32 {
     use std::os::unix::process::ExitStatusExt as _;
-    let status = status
+    let status = ct.take().wait().unwrap();
+    status
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap();
-    (status, kill_pid, read_records(&out))
+        .unwrap()
+}
+
+/// `crashtrace run` of `program args`, killed with `sig` by `kill(1)` once
+/// it printed "ready PID": (the run's status, kill's pid, records).
+fn killed_by(program: &Path, args: &[&str], sig: &str) -> (i32, u32, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.ndjson");
+    let (ct, pid) = traced_and_ready(program, args, &out);
+    let kill_pid = kill_from_other_process(sig, pid);
+    (status_of(ct), kill_pid, read_records(&out))
 }
 
 fn the_incident(records: &[Value], ctx: &str) -> Value {
@@ -197,20 +208,7 @@ fn a_killed_program_is_found_where_gdb_finds_it() {
     let bin = build_c_flags("asleep_in_calls", &["-O2", "-fomit-frame-pointer"]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.ndjson");
-    let mut ct = KillOnDrop(
-        Command::new(crashtrace_bin())
-            .args(["--format", "ndjson", "-o"])
-            .arg(&out)
-            .args(["run", "--"])
-            .arg(&bin)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let pid = read_ready_pid(&mut ct.0);
-    wait_for_record(&out, "attach");
+    let (ct, pid) = traced_and_ready(&bin, &[], &out);
     // Asleep (clock_nanosleep, or its restart after gdb let it go).
     let asleep = || {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -235,12 +233,7 @@ fn a_killed_program_is_found_where_gdb_finds_it() {
     );
     asleep();
     let kill_pid = kill_from_other_process("TERM", pid);
-    let status = ct.take().wait().unwrap();
-    use std::os::unix::process::ExitStatusExt as _;
-    assert_eq!(
-        status.code().or_else(|| status.signal().map(|s| 128 + s)),
-        Some(128 + 15)
-    );
+    assert_eq!(status_of(ct), 128 + 15);
     let records = read_records(&out);
     let incident = the_incident(&records, "asleep_in_calls");
     assert_eq!(incident["outcome"], "killed", "{incident:#}");
