@@ -8,8 +8,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid,
         generated::{
-            bpf_get_current_task_btf, bpf_get_stack, bpf_probe_read_user as raw_probe_read_user,
-            bpf_task_pt_regs,
+            bpf_get_current_task_btf, bpf_get_stack, bpf_loop,
+            bpf_probe_read_user as raw_probe_read_user, bpf_task_pt_regs,
         },
     },
     macros::raw_tracepoint,
@@ -272,38 +272,26 @@ pub(crate) fn snapshot_stack(sp: u64) {
     };
     let rec = entry.as_mut_ptr();
     fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Stack);
-    let data = unsafe { addr_of_mut!((*rec).data) } as *mut u8;
     let page = STACK_CHUNK as u64;
-    let mut copied: u64 = 0;
-    // Bytes from sp that could not be read: a stack overflow faults with sp
-    // in the guard page, the frames above it are on the next page.
-    let mut hole: u64 = 0;
-    let mut addr = sp;
-    let mut len = page - (sp & (page - 1));
-    let mut i = 0;
-    while i < STACK_SNAPSHOT_BYTES / STACK_CHUNK + 1 {
-        if copied >= STACK_SNAPSHOT_BYTES as u64 || len == 0 || len > page {
-            break;
-        }
-        // The mask keeps the verifier's view of the offset inside the
-        // first STACK_SNAPSHOT_BYTES; `data` has one chunk to spare.
-        let off = (copied & (STACK_SNAPSHOT_BYTES as u64 - 1)) as usize;
-        // SAFETY: off < STACK_SNAPSHOT_BYTES and len <= STACK_CHUNK: inside
-        // the reservation; the helper checks the user address.
-        let ok =
-            unsafe { raw_probe_read_user(data.add(off) as *mut _, len as u32, addr as *const _) }
-                >= 0;
-        if !ok {
-            if copied != 0 {
-                break;
-            }
-            hole = len;
-        }
-        copied += len;
-        addr += len;
-        len = page;
-        i += 1;
+    let mut copy = StackCopy {
+        data: unsafe { addr_of_mut!((*rec).data) } as *mut u8,
+        copied: 0,
+        hole: 0,
+        addr: sp,
+        len: page - (sp & (page - 1)),
+    };
+    // bpf_loop: the verifier checks one chunk's copy, not nine.
+    // SAFETY: `copy_step` matches the callback signature bpf_loop calls;
+    // `copy` outlives the call.
+    unsafe {
+        bpf_loop(
+            (STACK_SNAPSHOT_BYTES / STACK_CHUNK + 1) as u32,
+            copy_step as *mut core::ffi::c_void,
+            addr_of_mut!(copy) as *mut core::ffi::c_void,
+            0,
+        );
     }
+    let (copied, hole) = (copy.copied, copy.hole);
     // SAFETY: writes into our reservation.
     unsafe {
         addr_of_mut!((*rec).sp).write(sp);
@@ -311,6 +299,53 @@ pub(crate) fn snapshot_stack(sp: u64) {
         addr_of_mut!((*rec).hole).write(hole as u32);
     }
     entry.submit(0);
+}
+
+/// The state of a stack copy: where the next chunk goes and comes from,
+/// how long it is, how much is copied, how much could not be read first.
+struct StackCopy {
+    data: *mut u8,
+    copied: u64,
+    /// Bytes from sp that could not be read: a stack overflow faults with
+    /// sp in the guard page, the frames above it are on the next page.
+    hole: u64,
+    addr: u64,
+    len: u64,
+}
+
+/// One chunk (the first up to sp's page end, then a page at a time); 1
+/// (stop) at [`STACK_SNAPSHOT_BYTES`] or an unmapped page past the first.
+#[inline(never)]
+extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes the `StackCopy` given to it.
+    let copy = unsafe { &mut *(ctx as *mut StackCopy) };
+    let page = STACK_CHUNK as u64;
+    let len = copy.len;
+    if copy.copied >= STACK_SNAPSHOT_BYTES as u64 || len == 0 || len > page {
+        return 1;
+    }
+    // The mask keeps the verifier's view of the offset inside the first
+    // STACK_SNAPSHOT_BYTES; `data` has one chunk to spare.
+    let off = (copy.copied & (STACK_SNAPSHOT_BYTES as u64 - 1)) as usize;
+    // SAFETY: off < STACK_SNAPSHOT_BYTES and len <= STACK_CHUNK: inside the
+    // reservation; the helper checks the user address.
+    let ok = unsafe {
+        raw_probe_read_user(
+            copy.data.add(off) as *mut _,
+            len as u32,
+            copy.addr as *const _,
+        )
+    } >= 0;
+    if !ok {
+        if copy.copied != 0 {
+            return 1;
+        }
+        copy.hole = len;
+    }
+    copy.copied += len;
+    copy.addr += len;
+    copy.len = page;
+    0
 }
 
 // ---------------------------------------------------------------------------

@@ -36,8 +36,24 @@ const TRACEPOINTS: &[(&str, &str)] = &[
     ("mark_victim", "mark_victim"),
 ];
 
-/// The uprobe program for Go runtime entry points.
-const GO_PROGRAM: &str = "go_probe";
+/// The uprobe programs for Go runtime entry points, one per entry point
+/// (one body in the object, specialized per kind: see tracer-ebpf's go.rs).
+const GO_PROGRAMS: [(GoProbe, &str); 9] = [
+    (GoProbe::Gopanic, "go_gopanic"),
+    (GoProbe::Throw, "go_throw"),
+    (GoProbe::Fatal, "go_fatal"),
+    (GoProbe::Recovery, "go_recovery"),
+    (GoProbe::Printpanics, "go_printpanics"),
+    (GoProbe::Sigpanic, "go_sigpanic"),
+    (GoProbe::Goexit, "go_goexit"),
+    (GoProbe::DeferCall, "go_defer_call"),
+    (GoProbe::GoroutineHeader, "go_goroutine_header"),
+];
+
+/// The Go probes placed on one binary (for one process or for every
+/// process of a watched file): one link per program used.
+#[derive(Debug)]
+pub struct GoLinks(Vec<(&'static str, UProbeLinkId)>);
 /// The return probe on libc's dlopen.
 const DLOPEN_PROGRAM: &str = "dlopen_return";
 /// Rust's panic entry point.
@@ -104,12 +120,7 @@ impl KernelProbes {
             .map_max_entries("EVENTS", ring_bytes)
             .load(EBPF_OBJECT)
             .context("loading the eBPF programs into the kernel")?;
-        if let Some(missing) = TRACEPOINTS
-            .iter()
-            .map(|&(p, _)| p)
-            .chain(UPROBE_PROGRAMS)
-            .find(|&name| ebpf.program(name).is_none())
-        {
+        if let Some(missing) = kernel_programs().find(|&name| ebpf.program(name).is_none()) {
             anyhow::bail!("program {missing} missing from the eBPF object");
         }
 
@@ -117,7 +128,7 @@ impl KernelProbes {
         // of any runtime may exec in the first milliseconds (a script's Go
         // child), and its probes must not wait behind the verifier then.
         // On two threads (the kernel verifies in the thread that loads),
-        // go_probe on one, the two largest tracepoints on the other.
+        // taking the next program from one queue, the costliest first.
         let verify = |(name, program): (&str, &mut aya::programs::Program)| {
             let t = std::time::Instant::now();
             match program {
@@ -130,23 +141,47 @@ impl KernelProbes {
                 }
             }
             .with_context(|| format!("verifying program {name}"))?;
-            let name = TRACEPOINTS
-                .iter()
-                .map(|&(p, _)| p)
-                .chain(UPROBE_PROGRAMS)
-                .find(|&p| p == name)
-                .unwrap_or("?");
-            Ok::<_, anyhow::Error>((name, t.elapsed()))
-        };
-        let (first, second): (Vec<_>, Vec<_>) = ebpf
-            .programs_mut()
-            .filter(|(name, _)| {
-                TRACEPOINTS.iter().any(|&(p, _)| p == *name) || UPROBE_PROGRAMS.contains(name)
+            let checked = program
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count());
+            let name = kernel_programs().find(|&p| p == name).unwrap_or("?");
+            Ok::<_, anyhow::Error>(Verified {
+                name,
+                time: t.elapsed(),
+                checked,
             })
-            .partition(|(name, _)| FIRST_THREAD.contains(name));
+        };
+        let mut queue: Vec<_> = ebpf
+            .programs_mut()
+            .filter(|(name, _)| kernel_programs().any(|p| p == *name))
+            .collect();
+        // Popped from the end: the costliest last.
+        queue.sort_by_key(|(name, _)| {
+            std::cmp::Reverse(
+                COSTLIEST
+                    .iter()
+                    .position(|c| c == name)
+                    .unwrap_or(usize::MAX),
+            )
+        });
+        let queue = std::sync::Mutex::new(queue);
+        let work = || -> Result<Vec<Verified>> {
+            let mut done = Vec::new();
+            loop {
+                let next = queue
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("verifying the programs failed"))?
+                    .pop();
+                match next {
+                    Some(program) => done.push(verify(program)?),
+                    None => return Ok(done),
+                }
+            }
+        };
         let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(|| second.into_iter().map(verify).collect::<Result<Vec<_>>>());
-            let here = first.into_iter().map(verify).collect::<Result<Vec<_>>>();
+            let other = s.spawn(work);
+            let here = work();
             let there = other
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("verifying the programs failed")));
@@ -326,33 +361,48 @@ impl KernelProbes {
         binary: &Path,
         slot: u32,
         points: &[(GoProbe, u64, bool)],
-    ) -> Result<UProbeLinkId> {
+    ) -> Result<GoLinks> {
         let scope = match pid {
             Some(pid) => UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
             None => UProbeScope::AllProcesses,
         };
-        let points: Vec<UProbeAttachPoint<'_>> = points
-            .iter()
-            .map(|&(probe, offset, at_stack_check)| UProbeAttachPoint {
-                location: UProbeAttachLocation::AbsoluteOffset(offset),
-                cookie: Some(
-                    (u64::from(slot) << 32)
-                        | u64::from(
-                            probe as u32
-                                | if at_stack_check {
-                                    GO_PROBE_AT_STACK_CHECK
-                                } else {
-                                    0
-                                },
-                        ),
-                ),
-            })
-            .collect();
-        self.with_uprobe(GO_PROGRAM, |program| {
-            program
-                .attach(points, binary, scope)
-                .with_context(|| format!("attaching Go probes to {}", binary.display()))
-        })
+        let mut links = GoLinks(Vec::new());
+        for (kind, program) in GO_PROGRAMS {
+            let points: Vec<UProbeAttachPoint<'_>> = points
+                .iter()
+                .filter(|&&(probe, _, _)| probe == kind)
+                .map(|&(probe, offset, at_stack_check)| UProbeAttachPoint {
+                    location: UProbeAttachLocation::AbsoluteOffset(offset),
+                    cookie: Some(
+                        (u64::from(slot) << 32)
+                            | u64::from(
+                                probe as u32
+                                    | if at_stack_check {
+                                        GO_PROBE_AT_STACK_CHECK
+                                    } else {
+                                        0
+                                    },
+                            ),
+                    ),
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let attached = self.with_uprobe(program, |p| {
+                p.attach(points, binary, scope)
+                    .with_context(|| format!("attaching Go probes to {}", binary.display()))
+            });
+            match attached {
+                Ok(link) => links.0.push((program, link)),
+                Err(e) => {
+                    // All or nothing: the ones placed go again.
+                    self.detach_go(links);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(links)
     }
 
     /// Puts the return probe on `libc`'s dlopen for `pid` (a probe for all
@@ -524,9 +574,11 @@ impl KernelProbes {
         self.cxx_libs.retain(|(p, _)| *p != pid);
     }
 
-    pub fn detach_go(&mut self, link: UProbeLinkId) {
-        if let Ok(link) = self.with_uprobe(GO_PROGRAM, |program| Ok(program.take_link(link)?)) {
-            let _ = self.reaper.send(link);
+    pub fn detach_go(&mut self, links: GoLinks) {
+        for (program, link) in links.0 {
+            if let Ok(link) = self.with_uprobe(program, |p| Ok(p.take_link(link)?)) {
+                let _ = self.reaper.send(link);
+            }
         }
     }
 
@@ -563,9 +615,8 @@ pub use crate::procfs::file_key;
 
 /// A thread that closes links handed to it (see `KernelProbes::reaper`).
 /// When crashtrace exits, links still queued close with the process.
-/// The uprobe programs.
-const UPROBE_PROGRAMS: [&str; 8] = [
-    GO_PROGRAM,
+/// The uprobe programs besides Go's.
+const UPROBE_PROGRAMS: [&str; 7] = [
     DLOPEN_PROGRAM,
     CXX_PROGRAMS[0].0,
     CXX_PROGRAMS[1].0,
@@ -575,33 +626,57 @@ const UPROBE_PROGRAMS: [&str; 8] = [
     RUST_MESSAGE_PROGRAM,
 ];
 
-/// Programs verified on the loading thread; the others on a second one
-/// (about half the verifier's time each: go_probe ~100 ms, signal_deliver
-/// ~60 ms and sched_process_exit ~40 ms in a release build).
-const FIRST_THREAD: [&str; 6] = [
-    GO_PROGRAM,
-    "sched_process_fork",
-    "sched_process_exec",
-    "signal_generate",
-    "mark_victim",
-    DLOPEN_PROGRAM,
+/// Every program loaded at start: tracepoints, Go's, the other uprobes.
+fn kernel_programs() -> impl Iterator<Item = &'static str> {
+    TRACEPOINTS
+        .iter()
+        .map(|&(p, _)| p)
+        .chain(GO_PROGRAMS.iter().map(|&(_, p)| p))
+        .chain(UPROBE_PROGRAMS)
+}
+
+/// The programs the verifier takes longest on, costliest first (measured
+/// with `-v`): verified first, so the two threads end together.
+const COSTLIEST: [&str; 4] = [
+    "signal_deliver",
+    "sched_process_exit",
+    "go_gopanic",
+    "go_recovery",
 ];
 
-/// "14 programs verified in 320 ms (slowest …)", for `-v`.
-fn verify_summary(mut verified: Vec<(&str, std::time::Duration)>) -> String {
-    verified.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
+/// One program through the verifier: how long, how many instructions it
+/// checked (the kernel's count, Linux 5.16+).
+struct Verified {
+    name: &'static str,
+    time: std::time::Duration,
+    checked: Option<u32>,
+}
+
+/// "22 programs verified in 320 ms, 80000 instructions checked (slowest
+/// …)", for `-v`.
+fn verify_summary(mut verified: Vec<Verified>) -> String {
+    verified.sort_by_key(|v| std::cmp::Reverse(v.time));
     format!(
-        "{} programs verified in {} ms (slowest {})",
+        "{} programs verified in {} ms, {} instructions checked (slowest {})",
         verified.len(),
         verified
             .iter()
-            .map(|&(_, t)| t)
+            .map(|v| v.time)
             .sum::<std::time::Duration>()
             .as_millis(),
         verified
             .iter()
+            .map(|v| u64::from(v.checked.unwrap_or(0)))
+            .sum::<u64>(),
+        verified
+            .iter()
             .take(3)
-            .map(|(p, t)| format!("{p} {} ms", t.as_millis()))
+            .map(|v| format!(
+                "{} {} ms/{} insns",
+                v.name,
+                v.time.as_millis(),
+                v.checked.unwrap_or(0)
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     )

@@ -7,7 +7,6 @@
 use std::{collections::HashMap, path::Path, sync::Arc};
 
 use anyhow::{Context as _, Result};
-use aya::programs::uprobe::UProbeLinkId;
 use tracer_common::{
     GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
     GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_PANIC_GOEXIT,
@@ -18,7 +17,7 @@ use tracer_common::{
 use super::{Procs, kernel_record};
 use crate::{
     golang::{self, GoBinary, LayoutFirst, value::Captured},
-    probes::kernel::KernelProbes,
+    probes::kernel::{GoLinks, KernelProbes},
     record::{
         Body, Clock, CreatedBy, Frame, GoFatal, GoGoexit, GoGoroutines, GoPanic, GoRecover,
         GoSigpanic, GoroutineGroup, Record, SignalInfo,
@@ -40,9 +39,9 @@ pub struct GoFiles {
     /// Layout slot of each Go binary in use, and who uses it.
     slots: HashMap<(u64, u64), Slot>,
     /// Probes placed once per watched file.
-    file_links: HashMap<WatchedFile, UProbeLinkId>,
+    file_links: HashMap<WatchedFile, GoLinks>,
     /// Per-process links.
-    process_links: HashMap<u32, ((u64, u64), UProbeLinkId)>,
+    process_links: HashMap<u32, ((u64, u64), GoLinks)>,
 }
 
 struct Slot {
