@@ -1,8 +1,9 @@
-//! The warm-up thread: parses the DWARF of every binary the file cache
-//! opens (its line tables, inlined functions, unit index, CFI) ahead of
-//! the first crash that needs it, a short step at a time, at a lower
-//! priority than the stages. Analysis never waits behind it, except for
-//! the module a step is parsing at that moment.
+//! The warm-up thread: opens the DWARF of every binary the file cache
+//! opens (its unit index, CFI, and the units crash stacks usually pass
+//! through: see `ElfModule::warm`) ahead of the first crash that needs
+//! it, a module at a time, at a lower priority than the stages. Analysis
+//! never waits behind it, except for the module a step is opening at that
+//! moment.
 
 use std::{
     sync::{

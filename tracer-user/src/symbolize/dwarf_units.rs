@@ -2,8 +2,22 @@
 //! statement rows, call sites for tail calls) we read ourselves, and only
 //! from the compilation units a crash stack passes through: a full pass
 //! over libc's debug info costs more than the rest of a crash.
+//!
+//! The sections are read once per file (compressed ones decompressed once:
+//! libc's separate debug file holds ~9 MiB of them) and shared with
+//! addr2line's context ([`DwarfFile::shared_dwarf`]), which reads them
+//! through reference-counted handles.
 
-use std::{borrow::Cow, collections::HashMap, fs::File, ops::Range, path::Path, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    fmt,
+    fs::File,
+    ops::Deref,
+    ops::Range,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
 use anyhow::{Context as _, Result};
 use gimli::{EndianSlice, LittleEndian};
@@ -11,29 +25,71 @@ use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
 pub type Reader<'a> = EndianSlice<'a, LittleEndian>;
 
-/// Where a section's bytes are: in the mapped file, or decompressed.
-enum Section {
-    Mapped(Range<usize>),
+/// A reader that owns a handle on its section: what addr2line's context
+/// reads, so it can live next to the file it reads from.
+pub type SharedReader = gimli::EndianReader<LittleEndian, Section>;
+
+/// A section's bytes: a range of the mapped file, or decompressed (on the
+/// heap). Cloning shares them; one pointer, as readers hold one for every
+/// string and file name addr2line keeps.
+#[derive(Clone)]
+pub struct Section(Arc<SectionBytes>);
+
+enum SectionBytes {
+    Mapped(Arc<memmap2::Mmap>, Range<usize>),
     Owned(Vec<u8>),
 }
 
+impl Deref for Section {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &*self.0 {
+            SectionBytes::Mapped(map, range) => map.get(range.clone()).unwrap_or(&[]),
+            SectionBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl fmt::Debug for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Section({} bytes)", self.len())
+    }
+}
+
+// SAFETY: the bytes are in an `Arc`'d mapping or heap slice that neither
+// moves nor changes while a clone lives: the address `deref` returns is
+// the same for every clone and after a move.
+unsafe impl gimli::StableDeref for Section {}
+// SAFETY: as above; a clone derefs to the same bytes.
+unsafe impl gimli::CloneStableDeref for Section {}
+
 pub struct DwarfFile {
-    map: Arc<memmap2::Mmap>,
     sections: gimli::DwarfSections<Section>,
     /// Address ranges of units: (begin, end, unit offset in .debug_info),
     /// sorted by begin.
     ranges: Vec<(u64, u64, usize)>,
     /// Function symbols by name (aliases included), for call targets
-    /// DWARF only declares.
-    by_name: HashMap<String, u64>,
+    /// DWARF only declares: read from the file on first use (only tail-call
+    /// frames need them; tens of thousands of names in a large binary).
+    by_name: OnceLock<HashMap<String, u64>>,
+    map: Arc<memmap2::Mmap>,
 }
 
 impl DwarfFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: read-only mapping (see ElfModule::open).
-        let map = unsafe { memmap2::Mmap::map(&file) }?;
-        Self::from_map(Arc::new(map))
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }?);
+        let dwarf = Self::from_map(Arc::clone(&map))?;
+        // A separate debug file's sections are mostly compressed: once they
+        // are decompressed, the pages read for it only count against our
+        // RSS (libc's: ~4 MiB). Dropped; what is read again (the symbol
+        // table, sections stored as they are) faults back in from the page
+        // cache.
+        // SAFETY: a read-only private file mapping has no pages of its own
+        // to lose: MADV_DONTNEED only unmaps pages the file backs.
+        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        Ok(dwarf)
     }
 
     pub fn from_map(map: Arc<memmap2::Mmap>) -> Result<Self> {
@@ -61,43 +117,41 @@ impl DwarfFile {
                 .flatten()
                 .and_then(|s| s.uncompressed_data().ok())
                 .unwrap_or(Cow::Borrowed(&[]));
-            Ok::<_, gimli::Error>(match data {
-                Cow::Borrowed([]) => Section::Owned(Vec::new()),
-                Cow::Borrowed(b) => {
+            Ok::<_, gimli::Error>(Section(Arc::new(match data {
+                Cow::Borrowed(b) if !b.is_empty() => {
                     let start = b.as_ptr() as usize - base;
-                    Section::Mapped(start..start + b.len())
+                    SectionBytes::Mapped(Arc::clone(&map), start..start + b.len())
                 }
-                Cow::Owned(v) => Section::Owned(v),
-            })
+                Cow::Borrowed(_) => SectionBytes::Owned(Vec::new()),
+                Cow::Owned(v) => SectionBytes::Owned(v),
+            })))
         })?;
-        let mut by_name = HashMap::new();
-        for sym in obj.symbols().chain(obj.dynamic_symbols()) {
-            if sym.kind() == object::SymbolKind::Text
-                && sym.is_definition()
-                && let Ok(name) = sym.name()
-            {
-                by_name.entry(name.to_owned()).or_insert(sym.address());
-            }
-        }
         drop(obj);
         let mut file = Self {
-            map,
             sections,
             ranges: Vec::new(),
-            by_name,
+            by_name: OnceLock::new(),
+            map,
         };
         file.ranges = file.unit_ranges().unwrap_or_default();
         Ok(file)
     }
 
     pub fn dwarf(&self) -> gimli::Dwarf<Reader<'_>> {
-        self.sections.borrow(|s| {
-            let bytes: &[u8] = match s {
-                Section::Mapped(r) => self.map.get(r.clone()).unwrap_or(&[]),
-                Section::Owned(v) => v,
-            };
-            EndianSlice::new(bytes, LittleEndian)
-        })
+        self.sections.borrow(|s| EndianSlice::new(s, LittleEndian))
+    }
+
+    /// The same sections for a reader that owns its handles (addr2line's
+    /// context), without copying them.
+    pub fn shared_dwarf(&self) -> gimli::Dwarf<SharedReader> {
+        let mut dwarf = self
+            .sections
+            .borrow(|s| gimli::EndianReader::new(s.clone(), LittleEndian));
+        // Units that share an abbreviation table (most of a Rust binary's)
+        // share its parse, as addr2line's own loader does: ~20 MiB less
+        // for crashtrace's own binary.
+        dwarf.populate_abbreviations_cache(gimli::AbbreviationsCacheStrategy::Duplicates);
+        dwarf
     }
 
     /// Units by address: from `.debug_aranges` when the producer wrote it,
@@ -158,6 +212,22 @@ impl DwarfFile {
     }
 
     pub fn function_named(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).copied()
+        self.by_name
+            .get_or_init(|| {
+                let mut by_name = HashMap::new();
+                if let Ok(obj) = object::File::parse(&**self.map) {
+                    for sym in obj.symbols().chain(obj.dynamic_symbols()) {
+                        if sym.kind() == object::SymbolKind::Text
+                            && sym.is_definition()
+                            && let Ok(name) = sym.name()
+                        {
+                            by_name.entry(name.to_owned()).or_insert(sym.address());
+                        }
+                    }
+                }
+                by_name
+            })
+            .get(name)
+            .copied()
     }
 }

@@ -5,16 +5,16 @@
 use std::{
     fs::File,
     path::Path,
-    sync::{
-        Mutex, MutexGuard, OnceLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Mutex, MutexGuard, OnceLock},
 };
 
 use anyhow::{Context as _, Result, bail};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SymbolKind};
 
-use super::{DebugInfo, PcKind, SourceLocation, dwarf_units::DwarfFile};
+use super::{
+    DebugInfo, PcKind, SourceLocation,
+    dwarf_units::{DwarfFile, SharedReader},
+};
 
 struct Segment {
     file_offset: u64,
@@ -67,14 +67,14 @@ pub struct ElfModule {
     /// addr2line's context caches parsed units in cells (not `Sync`): one
     /// lookup at a time, which is all the analysis thread does. Opened on
     /// first use: addr2line reads every unit's header, abbreviations and
-    /// ranges when it opens (libc's debug file: ~25 MiB, tens of ms), which
-    /// a process that never crashes, or a short session, never needs.
-    dwarf: OnceLock<Option<Mutex<addr2line::Loader>>>,
+    /// ranges when it opens (libc's debug file: ~20 MiB, tens of ms), which
+    /// a process that never crashes, or a short session, never needs. It
+    /// reads the sections of [`Self::dwarf_file`] (decompressed once for
+    /// both).
+    dwarf: OnceLock<Option<Mutex<addr2line::Context<SharedReader>>>>,
     /// Go's own table: Go frames are walked with it, and it names them in
     /// Go binaries without DWARF (`-ldflags=-w`).
     gopclntab: Option<gosym::Table<memmap2::Mmap>>,
-    /// How many symbols [`ElfModule::warm`] has looked up so far.
-    warmed: AtomicUsize,
     /// The file, mapped: its CFI is indexed on the first unwind through it.
     map: std::sync::Arc<memmap2::Mmap>,
     cfi: OnceLock<Option<crate::unwind::cfi::Cfi>>,
@@ -95,8 +95,9 @@ pub struct ElfModule {
     /// DWARF call sites, for the frames tail calls removed (read unit by
     /// unit as stacks pass through).
     call_sites: Mutex<super::callsites::CallSites>,
-    /// The DWARF file by units, for both (opened on first use).
-    dwarf_units: OnceLock<Option<DwarfFile>>,
+    /// The DWARF file: its sections (for addr2line too) and units (for
+    /// statement rows and call sites), opened on first use.
+    dwarf_file: OnceLock<Option<DwarfFile>>,
     /// The file holding the DWARF (the binary or its separate debug file).
     dwarf_path: Option<std::path::PathBuf>,
     dwarf_in_binary: bool,
@@ -245,7 +246,7 @@ impl ElfModule {
             stmt_rows: Mutex::default(),
             recent: Mutex::default(),
             call_sites: Mutex::default(),
-            dwarf_units: OnceLock::new(),
+            dwarf_file: OnceLock::new(),
             dwarf_in_binary: debug_file.is_none(),
             dwarf_path,
             debuginfo,
@@ -256,7 +257,6 @@ impl ElfModule {
             symbols,
             dwarf: OnceLock::new(),
             gopclntab,
-            warmed: AtomicUsize::new(0),
         })
     }
 
@@ -269,29 +269,39 @@ impl ElfModule {
     }
 
     /// addr2line's view of the DWARF, opened on first use.
-    fn dwarf(&self) -> Option<&Mutex<addr2line::Loader>> {
+    fn dwarf(&self) -> Option<&Mutex<addr2line::Context<SharedReader>>> {
         self.dwarf
             .get_or_init(|| {
-                let path = self.dwarf_path.as_deref()?;
-                addr2line::Loader::new(path).ok().map(Mutex::new)
+                let file = self.dwarf_file()?;
+                addr2line::Context::from_dwarf(file.shared_dwarf())
+                    .ok()
+                    .map(Mutex::new)
             })
             .as_ref()
     }
 
-    /// The DWARF by units: the binary itself through its mapping (its
-    /// /proc path may be gone with the process), a separate debug file by
-    /// path. None for Go (its tables follow the Go runtime, not gdb).
-    fn dwarf_units(&self) -> Option<&DwarfFile> {
-        self.dwarf_units
+    /// The file holding the DWARF: the binary itself through its mapping
+    /// (its /proc path may be gone with the process), a separate debug
+    /// file by path.
+    fn dwarf_file(&self) -> Option<&DwarfFile> {
+        self.dwarf_file
             .get_or_init(|| match self.dwarf_path.as_deref() {
                 None => None,
-                _ if self.is_go => None,
                 Some(_) if self.dwarf_in_binary => {
                     DwarfFile::from_map(std::sync::Arc::clone(&self.map)).ok()
                 }
                 Some(p) => DwarfFile::open(p).ok(),
             })
             .as_ref()
+    }
+
+    /// The DWARF by units, for gdb's statement rows and call sites. None
+    /// for Go (its tables follow the Go runtime, not gdb).
+    fn dwarf_units(&self) -> Option<&DwarfFile> {
+        if self.is_go {
+            return None;
+        }
+        self.dwarf_file()
     }
 
     /// gdb's (file, line) at `probe` where it differs from addr2line's.
@@ -351,37 +361,33 @@ impl ElfModule {
             .as_ref()
     }
 
-    /// Parses the DWARF of up to `budget` more functions (addr2line parses a
-    /// compilation unit's lines and functions on its first lookup), so the
-    /// first crash does not pay for it. Returns true when every function has
-    /// been looked up once. Meant for idle time, a step at a time.
-    pub fn warm(&self, budget: std::time::Duration) -> bool {
+    /// Opens what the first crash through this module would otherwise
+    /// wait for: its CFI index, addr2line's unit index (every unit's header,
+    /// abbreviations and ranges: the slow part, tens of ms for libc) and
+    /// the units of the functions most crash stacks pass through
+    /// ([`WARM_FUNCTIONS`]). Other units are parsed on their first lookup
+    /// (well under a millisecond each for libc's): parsing every unit's
+    /// lines and functions ahead held ~14 MiB more for libc alone, for
+    /// code few crashes pass through. Meant for idle time.
+    pub fn warm(&self) {
         // The CFI index first: every native crash unwinds through it.
         let _ = self.cfi();
         let Some(dwarf) = self.dwarf() else {
-            return true;
+            return;
         };
         let dwarf = lock(dwarf);
-        // At least one function per step; then until the time is up (a
-        // compilation unit is parsed whole on its first lookup, so a step
-        // can still overrun by one unit).
-        let started = std::time::Instant::now();
-        let first = self.warmed.load(Ordering::Relaxed);
-        let mut end = first;
-        while end < self.symbols.len() && (end == first || started.elapsed() < budget) {
-            if let Ok(mut frames) = dwarf.find_frames(self.symbols[end].address) {
+        for symbol in self
+            .symbols
+            .iter()
+            .filter(|s| WARM_FUNCTIONS.contains(&s.name.as_str()))
+        {
+            if let Ok(mut frames) = dwarf.find_frames(symbol.address).skip_all_loads() {
                 while let Ok(Some(_)) = frames.next() {}
             }
-            end += 1;
         }
-        self.warmed.store(end, Ordering::Relaxed);
-        let done = end == self.symbols.len();
-        if done {
-            // The unit index (and decompressed sections) gdb-style lines
-            // and tail calls read from.
-            let _ = self.dwarf_units();
-        }
-        done
+        drop(dwarf);
+        // The unit index gdb-style lines and tail calls read from.
+        let _ = self.dwarf_units();
     }
 
     /// `len` bytes at ELF address `vaddr`, from the file (read-only data
@@ -550,7 +556,7 @@ impl ElfModule {
         if let Some(dwarf) = &dwarf
             // No code at the last address: addr2line looks up [pc, pc+1).
             && probe != u64::MAX
-            && let Ok(mut frames) = dwarf.find_frames(probe)
+            && let Ok(mut frames) = dwarf.find_frames(probe).skip_all_loads()
         {
             while let Ok(Some(frame)) = frames.next() {
                 let function = frame
@@ -685,6 +691,32 @@ impl crate::unwind::UnwindInfo for ElfModule {
 
 /// A lock that a panic elsewhere (a bug) does not make unusable: the
 /// guarded caches are rebuilt on demand, never left half-written.
+/// Functions whose units [`ElfModule::warm`] parses ahead: where crash
+/// stacks of C and C++ programs start and end (program start, abort,
+/// assertions, fortify and stack-protector failures, raise and kill, C++'s
+/// terminate and throw).
+const WARM_FUNCTIONS: &[&str] = &[
+    "_start",
+    "main",
+    "__libc_start_call_main",
+    "__libc_start_main",
+    "__libc_start_main_impl",
+    "abort",
+    "raise",
+    "__pthread_kill_implementation",
+    "__pthread_kill_internal",
+    "kill",
+    "__assert_fail",
+    "__assert_fail_base",
+    "__libc_message",
+    "__fortify_fail",
+    "__stack_chk_fail",
+    "__chk_fail",
+    "_ZSt9terminatev",
+    "__cxa_throw",
+    "_ZN10__cxxabiv111__terminateEPFvvE",
+];
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

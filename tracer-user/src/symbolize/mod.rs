@@ -224,30 +224,27 @@ impl FileCache {
         }
     }
 
-    /// One bounded step of DWARF warm-up (a few milliseconds): call it when
-    /// there is nothing else to do. Outside the cache's lock.
+    /// One step of DWARF warm-up, one module (see `ElfModule::warm`; tens
+    /// of ms for libc): call it when there is nothing else to do. Outside
+    /// the cache's lock.
     pub fn warm_step(&self) {
-        // Short steps: records wait while one runs.
-        const STEP: Duration = Duration::from_millis(2);
         let Some(m) = self.inner().cold.front().cloned() else {
             return;
         };
         let started = Instant::now();
-        let done = m.warm(STEP);
+        m.warm();
         let mut inner = self.inner();
         inner.warm_time += started.elapsed();
-        if done {
-            if inner.cold.front().is_some_and(|f| Arc::ptr_eq(f, &m)) {
-                inner.cold.pop_front();
-            }
-            inner.warmed_modules += 1;
-            if inner.cold.is_empty() {
-                log::info!(
-                    "warm: DWARF of {} binaries parsed ahead in {} ms",
-                    inner.warmed_modules,
-                    inner.warm_time.as_millis()
-                );
-            }
+        if inner.cold.front().is_some_and(|f| Arc::ptr_eq(f, &m)) {
+            inner.cold.pop_front();
+        }
+        inner.warmed_modules += 1;
+        if inner.cold.is_empty() {
+            log::info!(
+                "warm: DWARF of {} binaries parsed ahead in {} ms",
+                inner.warmed_modules,
+                inner.warm_time.as_millis()
+            );
         }
     }
 
