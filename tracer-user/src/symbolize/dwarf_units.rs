@@ -154,6 +154,49 @@ impl DwarfFile {
         dwarf
     }
 
+    /// The DWARF of the one unit at `offset` in `.debug_info`, for an
+    /// addr2line context of its own: `.debug_info` cut down to that unit,
+    /// so opening the context parses one unit's header, abbreviations and
+    /// ranges instead of every unit's (libc: 1 of 2,063). None when the
+    /// unit refers into other units (`DW_FORM_ref_addr`: LTO, dwz) or type
+    /// units, which a cut-down section cannot resolve: the whole file's
+    /// context answers those.
+    pub fn unit_dwarf(&self, offset: usize) -> Option<gimli::Dwarf<SharedReader>> {
+        let mut dwarf = self
+            .sections
+            .borrow(|s| gimli::EndianReader::new(s.clone(), LittleEndian));
+        let header = dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(offset))
+            .ok()?;
+        let len = header.length_including_self();
+        let unit = dwarf.unit(header).ok()?;
+        let mut entries = unit.entries();
+        while let Ok(Some(entry)) = entries.next_dfs() {
+            for attr in entry.attrs() {
+                if matches!(
+                    attr.value(),
+                    gimli::AttributeValue::DebugInfoRef(_)
+                        | gimli::AttributeValue::DebugInfoRefSup(_)
+                        | gimli::AttributeValue::DebugTypesRef(_)
+                ) {
+                    return None;
+                }
+            }
+        }
+        use gimli::{Reader as _, Section as _};
+        let mut info = dwarf.debug_info.reader().clone();
+        info.skip(offset).ok()?;
+        info.truncate(len).ok()?;
+        dwarf.debug_info = gimli::DebugInfo::from(info);
+        // Its entries name units by their old offsets: addr2line finds the
+        // unit from its own ranges instead.
+        let mut empty = dwarf.debug_aranges.reader().clone();
+        empty.empty();
+        dwarf.debug_aranges = gimli::DebugAranges::from(empty);
+        Some(dwarf)
+    }
+
     /// Units by address: from `.debug_aranges` when the producer wrote it,
     /// else from each unit's root DIE (its ranges; no other DIE is read).
     fn unit_ranges(&self) -> Result<Vec<(u64, u64, usize)>> {

@@ -64,14 +64,19 @@ pub struct ElfModule {
     pub build_id: Option<Vec<u8>>,
     segments: Vec<Segment>,
     symbols: Vec<Symbol>,
-    /// addr2line's context caches parsed units in cells (not `Sync`): one
-    /// lookup at a time, which is all the analysis thread does. Opened on
-    /// first use: addr2line reads every unit's header, abbreviations and
-    /// ranges when it opens (libc's debug file: ~20 MiB, tens of ms), which
-    /// a process that never crashes, or a short session, never needs. It
-    /// reads the sections of [`Self::dwarf_file`] (decompressed once for
-    /// both).
+    /// addr2line's context of the whole file, for the units a context of
+    /// their own cannot answer (see `unit_contexts`). It caches parsed units
+    /// in cells (not `Sync`): one lookup at a time, which is all the
+    /// analysis thread does. Opened on first use: addr2line reads every
+    /// unit's header, abbreviations and ranges when it opens (libc's debug
+    /// file: ~20 MiB, tens of ms). It reads the sections of
+    /// [`Self::dwarf_file`] (decompressed once for all).
     dwarf: OnceLock<Option<Mutex<addr2line::Context<SharedReader>>>>,
+    /// addr2line contexts of single units (see `DwarfFile::unit_dwarf`), by
+    /// unit offset: the usual way in, so a lookup parses the units stacks
+    /// pass through, not every unit of the file (None: a unit only the
+    /// whole file's context can answer). Bounded: emptied when full.
+    unit_contexts: Mutex<UnitContexts>,
     /// Go's own table: Go frames are walked with it, and it names them in
     /// Go binaries without DWARF (`-ldflags=-w`).
     gopclntab: Option<gosym::Table<memmap2::Mmap>>,
@@ -247,6 +252,7 @@ impl ElfModule {
             recent: Mutex::default(),
             call_sites: Mutex::default(),
             dwarf_file: OnceLock::new(),
+            unit_contexts: Mutex::new(UnitContexts::default()),
             dwarf_in_binary: debug_file.is_none(),
             dwarf_path,
             debuginfo,
@@ -361,31 +367,52 @@ impl ElfModule {
             .as_ref()
     }
 
+    /// addr2line's frames at `probe` from the context of the unit holding
+    /// it; None when no unit is known to hold it or only the whole file's
+    /// context can answer.
+    fn frames_from_unit(&self, probe: u64) -> Option<Vec<SourceLocation>> {
+        let file = self.dwarf_file()?;
+        let unit = file.unit_at(probe)?;
+        let mut contexts = lock(&self.unit_contexts);
+        if contexts.len() >= UNIT_CONTEXTS {
+            contexts.clear();
+        }
+        let context = contexts
+            .entry(unit)
+            .or_insert_with(|| {
+                file.unit_dwarf(unit)
+                    .and_then(|dwarf| addr2line::Context::from_dwarf(dwarf).ok())
+            })
+            .as_ref()?;
+        frames_at(context, probe)
+    }
+
+    /// addr2line's frames at `probe` from the whole file's context.
+    fn frames_from_file(&self, probe: u64) -> Option<Vec<SourceLocation>> {
+        let dwarf = lock(self.dwarf()?);
+        frames_at(&dwarf, probe)
+    }
+
     /// Opens what the first crash through this module would otherwise
-    /// wait for: its CFI index, addr2line's unit index (every unit's header,
-    /// abbreviations and ranges: the slow part, tens of ms for libc) and
-    /// the units of the functions most crash stacks pass through
-    /// ([`WARM_FUNCTIONS`]). Other units are parsed on their first lookup
-    /// (well under a millisecond each for libc's): parsing every unit's
-    /// lines and functions ahead held ~14 MiB more for libc alone, for
-    /// code few crashes pass through. Meant for idle time.
+    /// wait for: its CFI index, its DWARF sections (decompressed) with the
+    /// index of units by address, and the units of the functions most
+    /// crash stacks pass through ([`WARM_FUNCTIONS`]). Other units are
+    /// parsed on their first lookup (well under a millisecond each for
+    /// libc's): parsing every unit ahead held ~30 MiB more for libc alone,
+    /// for code few crashes pass through. Meant for idle time.
     pub fn warm(&self) {
         // The CFI index first: every native crash unwinds through it.
         let _ = self.cfi();
-        let Some(dwarf) = self.dwarf() else {
+        if self.dwarf_file().is_none() {
             return;
-        };
-        let dwarf = lock(dwarf);
+        }
         for symbol in self
             .symbols
             .iter()
             .filter(|s| WARM_FUNCTIONS.contains(&s.name.as_str()))
         {
-            if let Ok(mut frames) = dwarf.find_frames(symbol.address).skip_all_loads() {
-                while let Ok(Some(_)) = frames.next() {}
-            }
+            let _ = self.lookup(symbol.address, PcKind::Exact);
         }
-        drop(dwarf);
         // The unit index gdb-style lines and tail calls read from.
         let _ = self.dwarf_units();
     }
@@ -551,41 +578,28 @@ impl ElfModule {
                 return found;
             }
         }
-        let mut out = Vec::new();
-        let dwarf = self.dwarf().map(lock);
-        if let Some(dwarf) = &dwarf
-            // No code at the last address: addr2line looks up [pc, pc+1).
-            && probe != u64::MAX
-            && let Ok(mut frames) = dwarf.find_frames(probe).skip_all_loads()
+        // No code at the last address: addr2line looks up [pc, pc+1).
+        let found = (probe != u64::MAX)
+            .then(|| {
+                self.frames_from_unit(probe)
+                    .filter(|frames| !frames.is_empty())
+                    .or_else(|| self.frames_from_file(probe))
+            })
+            .flatten();
+        let answered = found.is_some();
+        let mut out = found.unwrap_or_default();
+        // Several line rows can start at one address (a function's first
+        // instruction is often also its inlined callee's first line).
+        // addr2line keeps the last row; gdb the last that is a statement
+        // (is_stmt). Follow gdb, the ground truth for native code. (Go's
+        // tables follow its own rules: left alone.)
+        if answered
+            && !self.is_go
+            && let Some(innermost) = out.first_mut()
+            && let Some((file, line)) = self.stmt_row(probe)
         {
-            while let Ok(Some(frame)) = frames.next() {
-                let function = frame
-                    .function
-                    .as_ref()
-                    .and_then(|f| f.demangle().ok())
-                    .map(|s| s.into_owned());
-                let (file, line) = frame
-                    .location
-                    .map(|l| (l.file.map(str::to_owned), l.line))
-                    .unwrap_or((None, None));
-                out.push(SourceLocation {
-                    function,
-                    file,
-                    line,
-                });
-            }
-            // Several line rows can start at one address (a function's
-            // first instruction is often also its inlined callee's first
-            // line). addr2line keeps the last row; gdb the last that is a
-            // statement (is_stmt). Follow gdb, the ground truth for native
-            // code. (Go's tables follow its own rules: left alone.)
-            if !self.is_go
-                && let Some(innermost) = out.first_mut()
-                && let Some((file, line)) = self.stmt_row(probe)
-            {
-                innermost.file = Some(file);
-                innermost.line = Some(line);
-            }
+            innermost.file = Some(file);
+            innermost.line = Some(line);
         }
         // GCC gives members of types local to a function (a lambda's
         // std::function manager, say) no linkage name: DWARF names them
@@ -691,6 +705,40 @@ impl crate::unwind::UnwindInfo for ElfModule {
 
 /// A lock that a panic elsewhere (a bug) does not make unusable: the
 /// guarded caches are rebuilt on demand, never left half-written.
+/// addr2line contexts of single units, by unit offset.
+type UnitContexts = std::collections::HashMap<usize, Option<addr2line::Context<SharedReader>>>;
+
+/// Single-unit contexts kept per module (a crash loop's stacks pass
+/// through far fewer; libc has 2,063 units).
+const UNIT_CONTEXTS: usize = 256;
+
+/// addr2line's frames at `probe`, innermost first; None when the lookup
+/// fails.
+fn frames_at(
+    context: &addr2line::Context<SharedReader>,
+    probe: u64,
+) -> Option<Vec<SourceLocation>> {
+    let mut frames = context.find_frames(probe).skip_all_loads().ok()?;
+    let mut out = Vec::new();
+    while let Ok(Some(frame)) = frames.next() {
+        let function = frame
+            .function
+            .as_ref()
+            .and_then(|f| f.demangle().ok())
+            .map(|s| s.into_owned());
+        let (file, line) = frame
+            .location
+            .map(|l| (l.file.map(str::to_owned), l.line))
+            .unwrap_or((None, None));
+        out.push(SourceLocation {
+            function,
+            file,
+            line,
+        });
+    }
+    Some(out)
+}
+
 /// Functions whose units [`ElfModule::warm`] parses ahead: where crash
 /// stacks of C and C++ programs start and end (program start, abort,
 /// assertions, fortify and stack-protector failures, raise and kill, C++'s
@@ -996,5 +1044,44 @@ mod gdb_file_name_tests {
         assert_eq!(gdb_file_name("/work/src/main.c"), None);
         assert_eq!(gdb_file_name("./nptl/pthread_create.c"), None);
         assert_eq!(gdb_file_name("src/./main.c"), None);
+    }
+}
+
+#[cfg(test)]
+mod unit_context_tests {
+    /// A context of one unit answers as the whole file's does: every frame
+    /// (function, file, line, inlined ones included) at the start of and
+    /// inside every 4th function of Debian's libc, whose DWARF comes from
+    /// libc6-dbg's separate debug file (`xtask setup` installs it).
+    #[test]
+    fn one_units_context_answers_as_the_whole_files() {
+        let path = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let module = super::ElfModule::open(path, "libc.so.6").expect("libc");
+        let (mut compared, mut by_unit) = (0, 0);
+        for symbol in module.symbols.iter().step_by(4) {
+            for probe in [symbol.address, symbol.address + symbol.size / 2] {
+                let whole = module.frames_from_file(probe).expect("libc's DWARF");
+                compared += 1;
+                match module.frames_from_unit(probe) {
+                    Some(unit) => {
+                        by_unit += 1;
+                        assert_eq!(unit, whole, "frames at {probe:#x} ({})", symbol.name);
+                    }
+                    // libgcc's objects linked in (__divtf3 …) have no DWARF.
+                    None => assert!(
+                        whole.is_empty(),
+                        "{probe:#x} ({}): no unit, but the file says {whole:?}",
+                        symbol.name
+                    ),
+                }
+            }
+        }
+        assert!(compared > 500, "only {compared} addresses compared");
+        // Debian builds libc without LTO or dwz: every unit has a context
+        // of its own (1,848 of 1,854 addresses; the rest have no DWARF).
+        assert!(
+            by_unit * 100 >= compared * 99,
+            "{by_unit} of {compared} addresses answered by a unit's own context"
+        );
     }
 }
