@@ -25,7 +25,9 @@ use tracer_common::{
 };
 
 use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
-use crate::util::{count_lost, fill_header, is_traced, read_user, registers, zero};
+use crate::util::{
+    copy_registers, count_lost, fill_header, is_traced, read_kernel, read_user, registers, zero,
+};
 
 /// Frames walked by hand from a goroutine's saved context (a bounded loop).
 const GO_SCHED_FRAMES: usize = 64;
@@ -698,10 +700,10 @@ extern "C" fn fp_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// before userspace could place its probes: the panic is read now, from the goroutine
 /// of the exiting thread (`fatalpanic` exits on the system stack of the
 /// panicking goroutine's M, so R14 is g0 and `m.curg` is the goroutine),
-/// as printpanics would have seen it. `regs` are the thread's user
-/// registers at its syscall.
+/// as printpanics would have seen it. `regs_ptr` is the kernel's copy of
+/// the thread's user registers at its syscall (`pt_regs`), read in place.
 #[inline(always)]
-pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
+pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
     // SAFETY: the value is copied out.
     let Some(state) = (unsafe { GO_PROCESSES.get(&tgid) }).copied() else {
         return;
@@ -709,10 +711,12 @@ pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
     if state.printed != 0 {
         return;
     }
-    let Some(cfg) = GO_CONFIG.get(state.slot).copied() else {
+    // Read in place, not copied: this runs below sched_process_exit, and
+    // the whole call chain shares the verifier's 512-byte stack limit.
+    let Some(cfg) = GO_CONFIG.get(state.slot) else {
         return;
     };
-    let mut g = regs.r14;
+    let mut g: u64 = read_kernel(regs_ptr, core::mem::offset_of!(pt_regs, r14) as u32).unwrap_or(0);
     let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
     if m == 0 {
         return;
@@ -729,7 +733,7 @@ pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
     if p == 0 {
         return;
     }
-    let flags = GO_FROM_EXIT | panic_flags(p, &cfg);
+    let flags = GO_FROM_EXIT | panic_flags(p, cfg);
     let ty: u64 = read_user(p + cfg.panic_arg as u64).unwrap_or(0);
     let data: u64 = read_user(p + cfg.panic_arg as u64 + 8).unwrap_or(0);
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
@@ -748,10 +752,10 @@ pub(crate) fn exit_panic(tgid: u32, regs: &pt_regs) {
         addr_of_mut!((*rec).arg1).write(data);
         addr_of_mut!((*rec).flags).write(flags);
         addr_of_mut!((*rec).return_address).write(0);
-        addr_of_mut!((*rec).regs).write(registers(regs));
+        copy_registers(addr_of_mut!((*rec).regs), regs_ptr);
         let (str_ptr, str_len) = write_value(rec, data);
         write_string(rec, str_ptr, str_len);
-        if !walk_sched(rec, g, &cfg, flags) {
+        if !walk_sched(rec, g, cfg, flags) {
             addr_of_mut!((*rec).stack_bytes).write(0);
         }
         zero(

@@ -112,6 +112,7 @@ struct AuxvScan {
     phnum: u64,
 }
 
+/// One auxv entry: AT_PHDR and AT_PHNUM kept; 1 (stop) at AT_NULL.
 #[inline(never)]
 extern "C" fn auxv_step(index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the `AuxvScan` given to it.
@@ -138,6 +139,8 @@ struct PhdrScan {
     dynamic: u64,
 }
 
+/// One program header: PT_PHDR's and PT_DYNAMIC's addresses kept; 1
+/// (stop) past the last.
 #[inline(never)]
 extern "C" fn phdr_step(index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the `PhdrScan` given to it.
@@ -162,6 +165,7 @@ struct DynScan {
     r_debug: u64,
 }
 
+/// One dynamic entry: 1 (stop) at DT_DEBUG, its value kept, or DT_NULL.
 #[inline(never)]
 extern "C" fn dyn_step(index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes the `DynScan` given to it.

@@ -3,7 +3,6 @@
 use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
-    bindings::pt_regs,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
@@ -96,17 +95,14 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) {
     entry.submit(0);
 }
 
-/// Out of line, with its copy of the registers (168 bytes) and the Go
-/// record it writes on a stack frame of its own: inlined, they made
-/// sched_process_exit's frame 504 bytes, and with one call more the chain
-/// passed the verifier's 512-byte limit for the whole call chain ("combined
-/// stack size of 2 calls is 528") on kernels that give raw tracepoints no
-/// private stack.
+/// Out of line, on a stack frame of its own: inlined (with a copy of the
+/// registers on the stack), it made sched_process_exit's frame 504 bytes,
+/// and with one call more the chain passed the verifier's 512-byte limit
+/// for a whole call chain ("combined stack size of 2 calls is 528") on
+/// kernels that give raw tracepoints no private stack (6.18.44).
 #[inline(never)]
 fn go_exit_panic(tgid: u32, regs_ptr: u64) {
-    if let Some(regs) = read_kernel::<pt_regs>(regs_ptr, 0) {
-        crate::go::exit_panic(tgid, &regs);
-    }
+    crate::go::exit_panic(tgid, regs_ptr);
 }
 
 /// Out of line, as [`go_exit_panic`]: the exit program's frames stay small.

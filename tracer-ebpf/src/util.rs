@@ -107,3 +107,49 @@ pub(crate) unsafe fn zero(dst: *mut u8, len: u32) {
         );
     }
 }
+
+/// Copies the user registers a task's `pt_regs` holds (kernel memory at
+/// `regs_ptr`) into a record's `Registers`, one field at a time and never
+/// through the stack: a `pt_regs` copy is 168 bytes of a program's 512,
+/// which the whole call chain shares.
+///
+/// # Safety
+/// `dst` points to a writable `Registers` the verifier knows (a
+/// ring-buffer reservation).
+#[inline(always)]
+pub(crate) unsafe fn copy_registers(dst: *mut Registers, regs_ptr: u64) {
+    use core::mem::offset_of;
+    let fields: [(*mut u64, usize); 18] = unsafe {
+        [
+            (addr_of_mut!((*dst).ip), offset_of!(pt_regs, rip)),
+            (addr_of_mut!((*dst).sp), offset_of!(pt_regs, rsp)),
+            (addr_of_mut!((*dst).bp), offset_of!(pt_regs, rbp)),
+            (addr_of_mut!((*dst).flags), offset_of!(pt_regs, eflags)),
+            (addr_of_mut!((*dst).ax), offset_of!(pt_regs, rax)),
+            (addr_of_mut!((*dst).bx), offset_of!(pt_regs, rbx)),
+            (addr_of_mut!((*dst).cx), offset_of!(pt_regs, rcx)),
+            (addr_of_mut!((*dst).dx), offset_of!(pt_regs, rdx)),
+            (addr_of_mut!((*dst).si), offset_of!(pt_regs, rsi)),
+            (addr_of_mut!((*dst).di), offset_of!(pt_regs, rdi)),
+            (addr_of_mut!((*dst).r8), offset_of!(pt_regs, r8)),
+            (addr_of_mut!((*dst).r9), offset_of!(pt_regs, r9)),
+            (addr_of_mut!((*dst).r10), offset_of!(pt_regs, r10)),
+            (addr_of_mut!((*dst).r11), offset_of!(pt_regs, r11)),
+            (addr_of_mut!((*dst).r12), offset_of!(pt_regs, r12)),
+            (addr_of_mut!((*dst).r13), offset_of!(pt_regs, r13)),
+            (addr_of_mut!((*dst).r14), offset_of!(pt_regs, r14)),
+            (addr_of_mut!((*dst).r15), offset_of!(pt_regs, r15)),
+        ]
+    };
+    for (field, offset) in fields {
+        // SAFETY: the helper checks the kernel address (a fault zeroes the
+        // field); `field` is in the caller's reservation.
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                field as *mut core::ffi::c_void,
+                8,
+                (regs_ptr + offset as u64) as *const core::ffi::c_void,
+            );
+        }
+    }
+}
