@@ -947,10 +947,10 @@ fn gotraceback_crash_dies_of_sigabrt() {
                 );
                 continue;
             }
-            // Racing map writes: a fatal error ("concurrent map writes",
-            // or, when the race corrupted the map first, "bad map state"
-            // and the like: seen once on CI), aborted from the system
-            // stack; the message is the one the runtime printed.
+            // Racing map writes: a fatal error ("concurrent map writes";
+            // the writers only overwrite keys the map already holds, but a
+            // race is a race: the runtime's own message is the oracle),
+            // aborted from the system stack.
             let fatal_line = stderr
                 .lines()
                 .find(|l| l.starts_with("fatal error: "))

@@ -206,7 +206,7 @@ func main() {
 		}()
 		panic("first panic")
 	case "concurrent-map":
-		m := map[int]int{}
+		m := filledMap(100)
 		var wg sync.WaitGroup
 		for i := 0; i < 4; i++ {
 			wg.Add(1)
@@ -293,4 +293,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "unknown scenario", os.Args[1])
 		os.Exit(64)
 	}
+}
+
+// filledMap holds keys 0..n-1 before the writers start, so that their race
+// only overwrites values: with no insert there is no growth, nothing
+// structural for the race to corrupt before the runtime sees it (an empty
+// map grown by four writers at once sometimes died of "bad map state" or a
+// nil dereference inside mapassign instead of "concurrent map writes").
+func filledMap(n int) map[int]int {
+	m := make(map[int]int, n)
+	for i := 0; i < n; i++ {
+		m[i] = i
+	}
+	return m
 }
