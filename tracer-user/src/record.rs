@@ -128,11 +128,80 @@ impl Container {
         };
         (c != Self::default()).then_some(c)
     }
+
+    /// What `self` (a reading of /proc) says, completed by `earlier` (the
+    /// kernel's view at the exec, or a previous reading): /proc's files are
+    /// read one after another, and a process exiting in between leaves a
+    /// reading with its cgroup but without its namespace pid. A process's
+    /// pid namespace never changes, so an earlier `ns_pid` stands.
+    pub fn completed_by(self, earlier: &Container) -> Container {
+        Container {
+            container_id: self.container_id.or_else(|| earlier.container_id.clone()),
+            cgroup: self.cgroup.or_else(|| earlier.cgroup.clone()),
+            ns_pid: earlier.ns_pid.or(self.ns_pid),
+            memory_cgroup: self.memory_cgroup.or_else(|| earlier.memory_cgroup.clone()),
+        }
+    }
+}
+
+/// `now` (a reading of /proc) completed by `earlier` where it lacks a field
+/// (see [`Container::completed_by`]).
+pub fn merged_container(
+    now: Option<std::sync::Arc<Container>>,
+    earlier: Option<&std::sync::Arc<Container>>,
+) -> Option<std::sync::Arc<Container>> {
+    match (now, earlier) {
+        (Some(now), Some(earlier)) => {
+            let merged = (*now).clone().completed_by(earlier);
+            Some(if merged == *now {
+                now
+            } else {
+                std::sync::Arc::new(merged)
+            })
+        }
+        (now, earlier) => now.or_else(|| earlier.cloned()),
+    }
 }
 
 #[cfg(test)]
 mod container_tests {
-    use super::v1_memory_cgroup;
+    use super::{Container, merged_container, v1_memory_cgroup};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_reading_cut_short_by_an_exit_keeps_what_the_exec_said() {
+        // /proc gave the cgroup, then the process was reaped before its
+        // status (NSpid) could be read.
+        let partial = Arc::new(Container {
+            cgroup: Some("/user.slice".into()),
+            ..Container::default()
+        });
+        let at_exec = Arc::new(Container {
+            cgroup: Some("/user.slice".into()),
+            ns_pid: Some(1),
+            ..Container::default()
+        });
+        let merged = merged_container(Some(partial), Some(&at_exec)).unwrap();
+        assert_eq!(merged.ns_pid, Some(1));
+        assert_eq!(merged.cgroup.as_deref(), Some("/user.slice"));
+        // A later, moved cgroup wins; the namespace pid cannot change.
+        let moved = Arc::new(Container {
+            cgroup: Some("/app".into()),
+            ns_pid: Some(7),
+            ..Container::default()
+        });
+        let merged = merged_container(Some(moved), Some(&at_exec)).unwrap();
+        assert_eq!(
+            (merged.cgroup.as_deref(), merged.ns_pid),
+            (Some("/app"), Some(1))
+        );
+        // Nothing read now: the earlier view; nothing earlier: the reading.
+        assert_eq!(
+            merged_container(None, Some(&at_exec)),
+            Some(at_exec.clone())
+        );
+        assert_eq!(merged_container(Some(at_exec.clone()), None), Some(at_exec));
+    }
 
     #[test]
     fn memory_cgroup_on_hybrid_hosts_only() {

@@ -239,7 +239,15 @@ listen = "127.0.0.1:{metrics_port}"
     }
     // The namespaced ones: the host pid, and the pid they had inside.
     let namespaced: Vec<&&Value> = incidents.iter().filter(|i| i["ns_pid"] == 1).collect();
-    assert_eq!(namespaced.len(), N / 10, "ns_pid on namespaced processes");
+    assert_eq!(
+        namespaced.len(),
+        N / 10,
+        "ns_pid on namespaced processes; the others:\n{:#?}",
+        incidents
+            .iter()
+            .filter(|i| !direct_pids.contains(&i["pid"].as_u64().unwrap_or(0)) && i["ns_pid"] != 1)
+            .collect::<Vec<_>>()
+    );
     assert!(namespaced.iter().all(|i| i["pid"] != 1));
     assert!(
         incidents.iter().all(|i| i["cgroup"].is_string()),

@@ -119,10 +119,12 @@ impl Analysis {
             Event::Image { pid, image, go } => {
                 let mut image = image;
                 // What was known of it stays known (a dying process's
-                // /proc/PID/status may be gone already).
-                if image.container.is_none() {
-                    image.container = self.procs.image(pid).and_then(|i| i.container.clone());
-                }
+                // /proc/PID/status may be gone already, also half-way
+                // through a reading).
+                image.container = crate::record::merged_container(
+                    image.container.take(),
+                    self.procs.image(pid).and_then(|i| i.container.as_ref()),
+                );
                 self.procs.set(
                     pid,
                     Proc {

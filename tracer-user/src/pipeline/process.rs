@@ -454,10 +454,17 @@ impl ProcessWork {
         let Some(mut image) = image else {
             return;
         };
-        // The kernel's view at the exec, if /proc was already gone for
-        // this part (the process exiting meanwhile).
-        if image.container.is_none() {
-            image.container = self.container_from_exec(r);
+        // The kernel's view at the exec completes what /proc did not say
+        // (gone, or gone half-way through the reading: the process exiting
+        // meanwhile); its namespace pid is the kernel's own.
+        let complete = image.container.as_ref().is_some_and(|c| {
+            c.cgroup.is_some()
+                && c.ns_pid == (r.ns_pid != 0 && r.ns_pid != r.header.pid).then_some(r.ns_pid)
+        });
+        if !complete {
+            let at_exec = self.container_from_exec(r);
+            image.container =
+                crate::record::merged_container(image.container.take(), at_exec.as_ref());
         }
         self.track(pid, image, cwd, None);
         if let Some(t) = self.procs.get_mut(&pid) {
@@ -587,9 +594,10 @@ impl ProcessWork {
         }
         let unchanged =
             mappings == old.image.mapping_count() && modules == old.image.module_count();
-        if image.container.is_none() {
-            image.container = old.image.container.clone();
-        }
+        // A reading cut short by the exit does not lose what an earlier
+        // one said.
+        image.container =
+            crate::record::merged_container(image.container.take(), old.image.container.as_ref());
         if let Some(t) = self.procs.get_mut(&pid) {
             t.image = image;
         }
@@ -620,16 +628,15 @@ impl ProcessWork {
                     self.probes.untrace(pid);
                 }
                 // Its cgroup as the kernel saw it at the exec (what selected
-                // it), where /proc did not say.
+                // it) and its namespace pid, where /proc did not say.
                 let known = self.container_from_exec(r);
-                if let Some(t) = self.procs.get_mut(&pid)
-                    && t.image
-                        .container
-                        .as_ref()
-                        .is_none_or(|c| c.cgroup.is_none())
-                {
-                    t.image.container = known;
-                    self.send_image(pid);
+                if let Some(t) = self.procs.get_mut(&pid) {
+                    let merged =
+                        crate::record::merged_container(t.image.container.clone(), known.as_ref());
+                    if merged != t.image.container {
+                        t.image.container = merged;
+                        self.send_image(pid);
+                    }
                 }
                 return;
             }

@@ -94,9 +94,10 @@ impl Procs {
             .is_none_or(|image| !stack.iter().take(1).all(|&pc| image.covers(pc)));
         if stale && let Ok(mut image) = ProcessImage::snapshot(pid, &self.cache) {
             let old = self.map.remove(&pid);
-            if image.container.is_none() {
-                image.container = old.as_ref().and_then(|o| o.image.container.clone());
-            }
+            image.container = crate::record::merged_container(
+                image.container.take(),
+                old.as_ref().and_then(|o| o.image.container.as_ref()),
+            );
             let go = old.and_then(|o| o.go);
             self.map.insert(
                 pid,
