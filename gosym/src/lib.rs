@@ -17,11 +17,11 @@
 
 mod format;
 mod locate;
+mod pcvalue;
 
 use std::ops::Deref;
 
 pub use format::Format;
-use format::varint;
 
 /// What can go wrong reading a Go binary's table.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,8 @@ pub struct Table<D> {
     /// ELF address of the runtime's type metadata (`runtime.types`).
     types: Option<u64>,
     min_lc: u64,
+    /// Pc-value tables decoded by recent lookups.
+    pc_cache: pcvalue::PcValueCache,
 }
 
 /// `abi.FuncFlagTopFrame`: the outermost frame of a stack (goexit,
@@ -229,28 +231,9 @@ impl<D: Deref<Target = [u8]>> Table<D> {
         if table_off == 0 {
             return None;
         }
-        let mut p = self
-            .table()
-            .get(self.pctab.checked_add(table_off as usize)?..)?;
-        let mut cur = f.entry;
-        let mut val: i32 = -1;
-        let mut first = true;
-        loop {
-            let (uvdelta, n) = varint(p)?;
-            if uvdelta == 0 && !first {
-                return None;
-            }
-            p = p.get(n..)?;
-            let delta = ((uvdelta >> 1) as i32) ^ -((uvdelta & 1) as i32);
-            val = val.wrapping_add(delta);
-            let (pcdelta, n) = varint(p)?;
-            p = p.get(n..)?;
-            cur = cur.checked_add(u64::from(pcdelta).checked_mul(self.min_lc)?)?;
-            if pc < cur {
-                return Some(val);
-            }
-            first = false;
-        }
+        let pctab = self.table().get(self.pctab..)?;
+        self.pc_cache
+            .value(pctab, self.min_lc, table_off, f.entry, pc)
     }
 
     /// How far above the stack pointer `f`'s frame ends at `pc`, not
@@ -332,7 +315,7 @@ impl<D: Deref<Target = [u8]>> Table<D> {
     /// address pass `pc - 1`, as the runtime's traceback does), with the
     /// calls inlined at that pc first: the runtime's inlineUnwinder.
     pub fn locations(&self, pc: u64) -> Vec<Location> {
-        let Some(f) = self.find(pc) else {
+        let Some(mut f) = self.find(pc) else {
             return Vec::new();
         };
         let tree = self.funcdata(&f, FUNCDATA_INL_TREE);
@@ -358,7 +341,7 @@ impl<D: Deref<Target = [u8]>> Table<D> {
                 }
                 None => {
                     out.push(Location {
-                        function: f.name.clone(),
+                        function: std::mem::take(&mut f.name),
                         file,
                         line,
                         inlined: false,

@@ -253,6 +253,7 @@ pub fn table<D: Deref<Target = [u8]>>(data: D) -> Result<Table<D>, Error> {
         gofunc: None,
         types,
         min_lc: u64::from(h.min_lc),
+        pc_cache: Default::default(),
     };
     // Funcdata base: the symbol, else the moduledata word (its index moved
     // between versions) whose inline trees make sense.

@@ -14,7 +14,7 @@ use crate::{
     golang::{self, GoBinary},
     output::{Format, Output},
     record::SCHEMA,
-    symbolize::{ElfModule, Frame, PcKind},
+    symbolize::{ElfModule, PcKind},
 };
 
 fn parse_addr(s: &str) -> Result<u64, Failure> {
@@ -41,9 +41,22 @@ struct Symbolized<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     exe: &'a str,
-    addr: String,
+    addr: &'a str,
     debuginfo: &'static str,
-    frames: Vec<Frame>,
+    frames: Vec<SymbolizedFrame<'a>>,
+}
+
+/// A [`crate::record::Frame`] as NDJSON spells it (the same fields, in the same order),
+/// borrowed from the lookup's answer: `symbolize` answers many addresses
+/// and each owned copy was an allocation.
+#[derive(Serialize)]
+struct SymbolizedFrame<'a> {
+    pc: &'a str,
+    function: Option<&'a str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    inlined: bool,
+    module: &'a str,
 }
 
 pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure> {
@@ -65,53 +78,99 @@ pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure
     let module = open_module(&args.exe)?;
     let exe = args.exe.to_string_lossy();
     let mut out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
-    for addr in addrs {
-        let locations = module.lookup(addr, PcKind::Exact);
-        let last = locations.len().saturating_sub(1);
-        let frames: Vec<Frame> = locations
-            .into_iter()
-            .enumerate()
-            .map(|(i, l)| Frame {
-                pc: format!("{addr:#x}"),
-                function: l.function,
-                file: l.file,
-                line: l.line,
-                inlined: i != last,
-                module: Some(exe.clone().into_owned()),
-                tail_call: false,
-                file_offset: None,
+    let format = common.format;
+    let answer = |part: &[u64]| -> Vec<Result<String, Failure>> {
+        part.iter()
+            .map(|&addr| render_symbolized(&module, &exe, format, addr))
+            .collect()
+    };
+    // Every address is known before the first answer: a block is answered
+    // on every core at once where lookups take no lock (Go's table: they
+    // read the mapped file and cache per thread), its lines written in
+    // order, one write per 64 KiB.
+    let threads = if module.parallel_lookups() {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    } else {
+        1
+    };
+    for block in addrs.chunks(SYMBOLIZE_BLOCK) {
+        let lines: Vec<Result<String, Failure>> = if threads > 1 && block.len() >= PARALLEL_FROM {
+            // On threads of their own, the main thread waiting: measured
+            // faster (0.078 s against 0.104 s for 81,470 addresses) than
+            // the main thread answering a part itself.
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = block
+                    .chunks(block.len().div_ceil(threads))
+                    .map(|part| scope.spawn(|| answer(part)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
             })
-            .collect();
-        let text = match common.format {
-            Format::Ndjson => serde_json::to_string(&Symbolized {
-                schema: SCHEMA,
-                kind: "symbolized",
-                exe: &exe,
-                addr: format!("{addr:#x}"),
-                debuginfo: module.debuginfo.as_str(),
-                frames,
-            })
-            .map_err(|e| Failure::Other(e.into()))?,
-            Format::Human if frames.is_empty() => format!("{addr:#x} ??"),
-            Format::Human => frames
-                .iter()
-                .map(|f| {
-                    let loc = match (&f.file, f.line) {
-                        (Some(file), Some(line)) => format!(" at {file}:{line}"),
-                        _ => String::new(),
-                    };
-                    let inl = if f.inlined { " [inlined]" } else { "" };
-                    format!(
-                        "{addr:#x} {}{loc}{inl}",
-                        f.function.as_deref().unwrap_or("??")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
+        } else {
+            answer(block)
         };
-        out.line(&text).map_err(Failure::Other)?;
+        for line in lines {
+            out.line_batched(&line?).map_err(Failure::Other)?;
+        }
     }
+    out.flush().map_err(Failure::Other)?;
     Ok(0)
+}
+
+/// Addresses answered per block (bounds the answers held before writing).
+const SYMBOLIZE_BLOCK: usize = 8192;
+/// Fewer addresses than this are answered on one thread: starting threads
+/// would cost more than it saves (and one address answers cold, at once).
+const PARALLEL_FROM: usize = 512;
+
+/// One address's answer as a line of `format`.
+fn render_symbolized(
+    module: &ElfModule,
+    exe: &str,
+    format: Format,
+    addr: u64,
+) -> Result<String, Failure> {
+    let locations = module.lookup(addr, PcKind::Exact);
+    let last = locations.len().saturating_sub(1);
+    let pc = format!("{addr:#x}");
+    let frames: Vec<SymbolizedFrame> = locations
+        .iter()
+        .enumerate()
+        .map(|(i, l)| SymbolizedFrame {
+            pc: &pc,
+            function: l.function.as_deref(),
+            file: l.file.as_deref(),
+            line: l.line,
+            inlined: i != last,
+            module: exe,
+        })
+        .collect();
+    Ok(match format {
+        Format::Ndjson => serde_json::to_string(&Symbolized {
+            schema: SCHEMA,
+            kind: "symbolized",
+            exe,
+            addr: &pc,
+            debuginfo: module.debuginfo.as_str(),
+            frames,
+        })
+        .map_err(|e| Failure::Other(e.into()))?,
+        Format::Human if frames.is_empty() => format!("{pc} ??"),
+        Format::Human => frames
+            .iter()
+            .map(|f| {
+                let loc = match (f.file, f.line) {
+                    (Some(file), Some(line)) => format!(" at {file}:{line}"),
+                    _ => String::new(),
+                };
+                let inl = if f.inlined { " [inlined]" } else { "" };
+                format!("{pc} {}{loc}{inl}", f.function.unwrap_or("??"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
 }
 
 #[derive(Serialize)]

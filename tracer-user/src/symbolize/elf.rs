@@ -557,6 +557,16 @@ impl ElfModule {
         found
     }
 
+    /// Whether lookups on several threads at once run in parallel: Go code
+    /// answered from `.gopclntab` takes no lock (measured: 81,470 addresses
+    /// of cmd/go in 0.078 s on two threads, 0.107 s on one), while DWARF
+    /// lookups share one unit cache behind a lock and only slow each other
+    /// down (5,760 addresses of a Rust binary: 0.42 s on one thread, 0.52 s
+    /// on two).
+    pub fn parallel_lookups(&self) -> bool {
+        self.gopclntab.is_some()
+    }
+
     /// Source locations for `vaddr`, innermost (most inlined) first; the last
     /// one is the physical function. Empty when nothing is known.
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
