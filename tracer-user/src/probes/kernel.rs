@@ -25,6 +25,12 @@ use crate::symbolize::ElfModule;
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
+/// The eBPF object crashtrace loads (for checks of the object itself).
+#[cfg(test)]
+pub(crate) fn ebpf_object() -> &'static [u8] {
+    EBPF_OBJECT
+}
+
 /// (program name in the object, kernel tracepoint)
 const TRACEPOINTS: &[(&str, &str)] = &[
     ("signal_deliver", "signal_deliver"),

@@ -4,4 +4,6 @@
 pub mod btf;
 pub mod kernel;
 pub mod records;
+#[cfg(test)]
+mod stack_budget;
 pub mod usdt;
