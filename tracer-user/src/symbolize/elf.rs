@@ -43,7 +43,97 @@ impl Segment {
 struct Symbol {
     address: u64,
     size: u64,
-    name: String,
+    name: NameAt,
+}
+
+/// Where a symbol's name is: in the module's own mapped file (its symbol
+/// table's strings), or copied into [`Symbols::names`] (a separate debug
+/// file's, which is not kept mapped).
+#[derive(Clone, Copy)]
+enum NameAt {
+    File { offset: u32, len: u32 },
+    Copied { start: u32, len: u32 },
+}
+
+/// Defined functions with a size, sorted by address. Their names stay in
+/// the mapped file: a large binary has 60,000 of them, and a `String` each
+/// was 10 MB of a tracer attached to a 142 MB Rust binary (heaptrack).
+struct Symbols {
+    list: Vec<Symbol>,
+    /// The module's file, which holds the names of its own symbols.
+    file: std::sync::Arc<memmap2::Mmap>,
+    /// Names from a separate debug file.
+    names: String,
+}
+
+impl Symbols {
+    fn new(file: std::sync::Arc<memmap2::Mmap>) -> Self {
+        Self {
+            list: Vec::new(),
+            file,
+            names: String::new(),
+        }
+    }
+
+    fn name(&self, s: &Symbol) -> &str {
+        match s.name {
+            NameAt::File { offset, len } => {
+                let (start, len) = (offset as usize, len as usize);
+                self.file
+                    .get(start..start + len)
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .unwrap_or_default()
+            }
+            NameAt::Copied { start, len } => {
+                let (start, len) = (start as usize, len as usize);
+                self.names.get(start..start + len).unwrap_or_default()
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Symbol, &str)> {
+        self.list.iter().map(|s| (s, self.name(s)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Adds `obj`'s text symbols (see [`text_symbols`]): `obj` is the
+    /// module's own file (names referred to) or another (names copied).
+    fn add(&mut self, obj: &object::File<'_>) {
+        let file = self.file.as_ptr() as usize..self.file.as_ptr() as usize + self.file.len();
+        for (address, size, name) in text_symbols(obj) {
+            let at = name.as_ptr() as usize;
+            let name_at = if file.contains(&at) && at + name.len() <= file.end {
+                u32::try_from(at - file.start)
+                    .ok()
+                    .zip(u32::try_from(name.len()).ok())
+                    .map(|(offset, len)| NameAt::File { offset, len })
+            } else {
+                let start = u32::try_from(self.names.len()).ok();
+                let len = u32::try_from(name.len()).ok();
+                self.names.push_str(name);
+                start
+                    .zip(len)
+                    .map(|(start, len)| NameAt::Copied { start, len })
+            };
+            let Some(name) = name_at else {
+                continue; // past 4 GiB: not a binary anyone built
+            };
+            self.list.push(Symbol {
+                address,
+                size,
+                name,
+            });
+        }
+        // One symbol per address, the largest (aliases of different sizes).
+        self.list
+            .sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
+        self.list.dedup_by_key(|s| s.address);
+        self.list.shrink_to_fit();
+        self.names.shrink_to_fit();
+    }
 }
 
 pub struct ElfModule {
@@ -63,7 +153,7 @@ pub struct ElfModule {
     /// same build in two places (containers, copies) is one module.
     pub build_id: Option<Vec<u8>>,
     segments: Vec<Segment>,
-    symbols: Vec<Symbol>,
+    symbols: Symbols,
     /// addr2line's context of the whole file, for the units a context of
     /// their own cannot answer (see `unit_contexts`). It caches parsed units
     /// in cells (not `Sync`): one lookup at a time, which is all the
@@ -133,9 +223,10 @@ impl ElfModule {
         // SAFETY: the mapping is read-only; a binary truncated under us can
         // still SIGBUS, as for every debugger. Executables in use cannot be
         // written (ETXTBSY), which covers the common case.
-        let map =
-            unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {display}"))?;
-        let obj = object::File::parse(&*map)
+        let map = std::sync::Arc::new(
+            unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {display}"))?,
+        );
+        let obj = object::File::parse(&**map)
             .with_context(|| format!("{display} is not a valid ELF file"))?;
         if !matches!(obj.format(), object::BinaryFormat::Elf) {
             bail!("{display} is not an ELF file");
@@ -177,9 +268,8 @@ impl ElfModule {
             })
             .collect();
 
-        let mut symbols = text_symbols(&obj);
-        symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
-        symbols.dedup_by_key(|s| s.address);
+        let mut symbols = Symbols::new(std::sync::Arc::clone(&map));
+        symbols.add(&obj);
 
         // DWARF in the file itself, else in a separate debug file (Debian's
         // -dbg packages, or `objcopy --only-keep-debug` next to the binary),
@@ -199,9 +289,7 @@ impl ElfModule {
             None if has_dwarf(&obj) => Some(path.to_path_buf()),
             None => None,
             Some(debug_file) => {
-                symbols.extend(symbols_of_file(debug_file));
-                symbols.sort_by_key(|s| (s.address, std::cmp::Reverse(s.size)));
-                symbols.dedup_by_key(|s| s.address);
+                add_symbols_of_file(&mut symbols, debug_file);
                 Some(debug_file.clone())
             }
         };
@@ -234,6 +322,10 @@ impl ElfModule {
             .any(|s| s.is_undefined() && s.name().is_ok_and(|n| n == "dlopen"));
         let is_go = obj.section_by_name(".go.buildinfo").is_some();
         drop(obj);
+        // What was read to open it (headers, the symbol table: 12 MB of a
+        // 142 MB Rust binary) was copied out or is read again when needed:
+        // the pages only counted against our RSS.
+        release_pages(&map);
         let identity = {
             use std::os::unix::fs::MetadataExt as _;
             let m = file.metadata().with_context(|| format!("stat {display}"))?;
@@ -257,7 +349,7 @@ impl ElfModule {
             dwarf_path,
             debuginfo,
             build_id,
-            map: std::sync::Arc::new(map),
+            map,
             cfi: OnceLock::new(),
             segments,
             symbols,
@@ -340,10 +432,15 @@ impl ElfModule {
 
     /// File offset of the function whose demangled name satisfies `pred`.
     pub fn function_offset(&self, pred: impl Fn(&str) -> bool) -> Option<u64> {
-        let sym = self.symbols.iter().find(|s| {
-            let name = addr2line::demangle_auto(s.name.as_str().into(), None);
+        let found = self.symbols.iter().find(|(_, name)| {
+            let name = addr2line::demangle_auto((*name).into(), None);
             pred(&name)
-        })?;
+        });
+        // The scan read every name in the mapped symbol table (10 MB of a
+        // 142 MB Rust binary, which is scanned for std's panic functions
+        // at each process's probe placement): pages only our RSS needed.
+        release_pages(&self.map);
+        let (sym, _) = found?;
         self.segments
             .iter()
             .find_map(|g| g.offset_of(sym.address, 1))
@@ -352,7 +449,7 @@ impl ElfModule {
     /// The first `len` bytes of the function named `name` (its symbol's
     /// exact name, not demangled), from the mapped file.
     pub fn function_bytes(&self, name: &str, len: usize) -> Option<&[u8]> {
-        let sym = self.symbols.iter().find(|s| s.name == name)?;
+        let (sym, _) = self.symbols.iter().find(|&(_, n)| n == name)?;
         self.read_vaddr(sym.address, len)
     }
 
@@ -403,18 +500,27 @@ impl ElfModule {
     pub fn warm(&self) {
         // The CFI index first: every native crash unwinds through it.
         let _ = self.cfi();
-        if self.dwarf_file().is_none() {
+        let Some(file) = self.dwarf_file() else {
             return;
-        }
-        for symbol in self
+        };
+        // Only functions a unit of the index covers: for one no unit
+        // covers (`_start` of a Rust or C++ binary: crt1.o has no DWARF),
+        // a lookup goes on to the whole file's context, which a binary
+        // whose producers all wrote .debug_aranges does not need, and
+        // which cost 11 MB (a 142 MB Rust binary, heaptrack) for nothing.
+        for (symbol, _) in self
             .symbols
             .iter()
-            .filter(|s| WARM_FUNCTIONS.contains(&s.name.as_str()))
+            .filter(|(_, name)| WARM_FUNCTIONS.contains(name))
+            .filter(|(s, _)| file.unit_at(s.address).is_some())
         {
             let _ = self.lookup(symbol.address, PcKind::Exact);
         }
         // The unit index gdb-style lines and tail calls read from.
         let _ = self.dwarf_units();
+        // The pages read for the indexes (aranges, every unit's header,
+        // the CFI): what a lookup needs again faults back in.
+        release_pages(&self.map);
     }
 
     /// `len` bytes at ELF address `vaddr`, from the file (read-only data
@@ -660,14 +766,14 @@ impl ElfModule {
 
     /// The name of the symbol holding `vaddr`.
     fn symbol_at(&self, vaddr: u64) -> Option<&str> {
-        self.symbol_holding(vaddr).map(|s| s.name.as_str())
+        self.symbol_holding(vaddr).map(|s| self.symbols.name(s))
     }
 
     /// The symbol whose [address, address + size) holds `vaddr`; never the
     /// nearest preceding one (that would be a guess).
     fn symbol_holding(&self, vaddr: u64) -> Option<&Symbol> {
-        let idx = self.symbols.partition_point(|s| s.address <= vaddr);
-        self.symbols[..idx]
+        let idx = self.symbols.list.partition_point(|s| s.address <= vaddr);
+        self.symbols.list[..idx]
             .iter()
             .rev()
             .take(8) // a few overlapping symbols (aliases of different sizes)
@@ -942,7 +1048,7 @@ fn has_dwarf(obj: &object::File<'_>) -> bool {
 }
 
 /// Defined functions with a size (a symbol without one cannot bound a lookup).
-fn text_symbols(obj: &object::File<'_>) -> Vec<Symbol> {
+fn text_symbols<'a>(obj: &'a object::File<'_>) -> impl Iterator<Item = (u64, u64, &'a str)> {
     obj.symbols()
         .chain(obj.dynamic_symbols())
         // No code sits at the last address (addr2line looks up [pc, pc+1)).
@@ -952,27 +1058,29 @@ fn text_symbols(obj: &object::File<'_>) -> Vec<Symbol> {
                 && s.size() > 0
                 && s.address() != u64::MAX
         })
-        .filter_map(|s| {
-            Some(Symbol {
-                address: s.address(),
-                size: s.size(),
-                name: s.name().ok()?.to_owned(),
-            })
-        })
-        .collect()
+        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?)))
 }
 
-fn symbols_of_file(path: &Path) -> Vec<Symbol> {
+/// Drops a file mapping's pages from our resident set: they stay in the
+/// page cache, and what is read again faults back in from there.
+fn release_pages(map: &memmap2::Mmap) {
+    // SAFETY: a read-only private file mapping has no pages of its own to
+    // lose: MADV_DONTNEED only unmaps pages the file backs.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}
+
+/// Adds the text symbols of the (separate debug) file at `path`.
+fn add_symbols_of_file(symbols: &mut Symbols, path: &Path) {
     let Ok(file) = File::open(path) else {
-        return Vec::new();
+        return;
     };
     // SAFETY: read-only mapping of a debug file, dropped before returning.
     let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
-        return Vec::new();
+        return;
     };
-    object::File::parse(&*map)
-        .map(|obj| text_symbols(&obj))
-        .unwrap_or_default()
+    if let Ok(obj) = object::File::parse(&*map) {
+        symbols.add(&obj);
+    }
 }
 
 /// Where gdb looks for the debug info of a stripped binary: by build id under
@@ -1068,20 +1176,19 @@ mod unit_context_tests {
         let path = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6");
         let module = super::ElfModule::open(path, "libc.so.6").expect("libc");
         let (mut compared, mut by_unit) = (0, 0);
-        for symbol in module.symbols.iter().step_by(4) {
+        for (symbol, name) in module.symbols.iter().step_by(4) {
             for probe in [symbol.address, symbol.address + symbol.size / 2] {
                 let whole = module.frames_from_file(probe).expect("libc's DWARF");
                 compared += 1;
                 match module.frames_from_unit(probe) {
                     Some(unit) => {
                         by_unit += 1;
-                        assert_eq!(unit, whole, "frames at {probe:#x} ({})", symbol.name);
+                        assert_eq!(unit, whole, "frames at {probe:#x} ({name})");
                     }
                     // libgcc's objects linked in (__divtf3 …) have no DWARF.
                     None => assert!(
                         whole.is_empty(),
-                        "{probe:#x} ({}): no unit, but the file says {whole:?}",
-                        symbol.name
+                        "{probe:#x} ({name}): no unit, but the file says {whole:?}"
                     ),
                 }
             }
