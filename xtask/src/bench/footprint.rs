@@ -7,7 +7,7 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use crate::{
     release::compile_c,
@@ -111,6 +111,92 @@ pub(crate) fn bench_footprint(crashtrace: &Path, runs: usize) -> Result<()> {
     println!(
         "| with 4 programs crashing at once, 4 × 50 processes ({several_incidents} incidents): {several} | (same) |"
     );
+    footprint_large_targets(crashtrace)
+}
+
+/// RSS of `attach --pid` to large programs (#17: ≤ 50 MB attached to any
+/// one process): a Go net/http server, and crashtrace's own release and
+/// debug builds (71 and 142 MB, DWARF) waiting in `report -`.
+fn footprint_large_targets(crashtrace: &Path) -> Result<()> {
+    let root = workspace_root();
+    let version = crate::setup::GO_VERSIONS[crate::setup::GO_VERSIONS.len() - 1];
+    let go = crate::setup::go_binary(&crate::setup::go_cache_dir().join(format!("venv-{version}")))
+        .context("Go toolchain")?;
+    let httpd = super::go::build_go_program(&go, version, "httpd")?;
+    let mut targets: Vec<(String, Vec<std::ffi::OsString>)> = vec![(
+        format!("Go {version} net/http server (httpd serve)"),
+        vec![httpd.into_os_string(), "serve".into()],
+    )];
+    for (label, bin) in [
+        ("crashtrace's release build", crashtrace.to_path_buf()),
+        (
+            "crashtrace's debug build",
+            root.join("target/debug/crashtrace"),
+        ),
+    ] {
+        if let Ok(m) = fs::metadata(&bin) {
+            targets.push((
+                format!("{label} ({} MB, DWARF) in `report -`", m.len() / 1_000_000),
+                vec![bin.into_os_string(), "report".into(), "-".into()],
+            ));
+        }
+    }
+    println!();
+    println!("attach --pid to one process: crashtrace's RSS (KiB)");
+    println!("| target | at the attach record | 10 s later (anon + file) | peak |");
+    println!("|---|---|---|---|");
+    for (label, argv) in targets {
+        step(&format!("attached to {label}"));
+        let (program, args) = argv.split_first().context("empty command")?;
+        let mut target = Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let out = root.join("target/bench/large.ndjson");
+        let _ = fs::remove_file(&out);
+        let ct = Command::new(crashtrace)
+            .args(["-q", "--format", "ndjson", "-o"])
+            .arg(&out)
+            .args(["attach", "--pid"])
+            .arg(target.id().to_string())
+            .spawn()?;
+        let started = std::time::Instant::now();
+        while !fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("\"attach\"")
+        {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                bail!("no attach record for {label}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (at_attach, _) = rss_cpu(ct.id());
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        let status = fs::read_to_string(format!("/proc/{}/status", ct.id())).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        println!(
+            "| {label} | {at_attach} | {} ({} + {}) | {} |",
+            field("VmRSS:"),
+            field("RssAnon:"),
+            field("RssFile:"),
+            field("VmHWM:")
+        );
+        let _ = Command::new("kill")
+            .args(["-INT", &ct.id().to_string()])
+            .status();
+        let _ = ct.wait_with_output();
+        let _ = target.kill();
+        let _ = target.wait();
+    }
     Ok(())
 }
 
