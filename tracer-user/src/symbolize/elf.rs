@@ -322,10 +322,6 @@ impl ElfModule {
             .any(|s| s.is_undefined() && s.name().is_ok_and(|n| n == "dlopen"));
         let is_go = obj.section_by_name(".go.buildinfo").is_some();
         drop(obj);
-        // What was read to open it (headers, the symbol table: 12 MB of a
-        // 142 MB Rust binary) was copied out or is read again when needed:
-        // the pages only counted against our RSS.
-        release_pages(&map);
         let identity = {
             use std::os::unix::fs::MetadataExt as _;
             let m = file.metadata().with_context(|| format!("stat {display}"))?;
@@ -661,6 +657,15 @@ impl ElfModule {
         }
         recent.insert(probe, found.clone());
         found
+    }
+
+    /// Gives back the pages of the file's mapping read so far (to open it:
+    /// headers, the symbol table, 12 MB of a 142 MB Rust binary): what
+    /// was needed was copied out or is read again when needed, so for a
+    /// tracer that keeps the module the pages only count against its RSS.
+    /// (Not for a one-shot command: it reads them again at once.)
+    pub fn release_pages(&self) {
+        release_pages(&self.map);
     }
 
     /// Whether lookups on several threads at once run in parallel: Go code

@@ -157,6 +157,11 @@ impl FileCache {
             return None;
         }
         let opened = ElfModule::from_file(file, display);
+        if let Ok(m) = &opened {
+            // Kept for the process's lifetime: what opening it read need
+            // not stay resident.
+            m.release_pages();
+        }
         let mut inner = self.inner();
         inner.uses += 1;
         let now = inner.uses;
