@@ -23,12 +23,8 @@ pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
     let Some(offset) = panic_entry(&exe) else {
         return;
     };
-    if let Err(err) = probes.attach_rust(
-        pid,
-        &exe.fd_path(),
-        offset,
-        exe.function_offset(is_format_payload_get),
-    ) && crate::procfs::comm(pid).is_some()
+    if let Err(err) = probes.attach_rust(pid, &exe.fd_path(), offset, format_payload_get(&exe))
+        && crate::procfs::comm(pid).is_some()
     {
         log::warn!("pid {pid}: Rust panics not traced: {err:#}");
     }
@@ -37,10 +33,15 @@ pub fn place_probes(probes: &mut KernelProbes, pid: u32, image: &ProcessImage) {
 /// Where std starts a panic in `exe` (its file offset), if it is a Rust
 /// program.
 fn panic_entry(exe: &crate::symbolize::ElfModule) -> Option<u64> {
-    exe.function_offset(|n| {
+    exe.function_offset_memo("std::panicking::panic_with_hook", |n| {
         n == "std::panicking::panic_with_hook"
             || n.starts_with("std::panicking::rust_panic_with_hook")
     })
+}
+
+/// Where std's `FormatStringPayload::get` is in `exe` (its file offset).
+fn format_payload_get(exe: &crate::symbolize::ElfModule) -> Option<u64> {
+    exe.function_offset_memo("FormatStringPayload::get", is_format_payload_get)
 }
 
 /// The panic probes `place_probes` puts in `exe`, as attach records name
@@ -50,7 +51,7 @@ pub fn probe_names(exe: &crate::symbolize::ElfModule) -> Vec<&'static str> {
         return Vec::new();
     }
     let mut names = vec!["uprobe/std::panicking::panic_with_hook"];
-    if exe.function_offset(is_format_payload_get).is_some() {
+    if format_payload_get(exe).is_some() {
         names.push("uretprobe/FormatStringPayload::get");
     }
     names
