@@ -431,15 +431,10 @@ impl ElfModule {
 
     /// File offset of the function whose demangled name satisfies `pred`.
     pub fn function_offset(&self, pred: impl Fn(&str) -> bool) -> Option<u64> {
-        let found = self.symbols.iter().find(|(_, name)| {
+        let (sym, _) = self.symbols.iter().find(|(_, name)| {
             let name = addr2line::demangle_auto((*name).into(), None);
             pred(&name)
-        });
-        // The scan read every name in the mapped symbol table (10 MB of a
-        // 142 MB Rust binary, which is scanned for std's panic functions
-        // at each process's probe placement): pages only our RSS needed.
-        release_pages(&self.map);
-        let (sym, _) = found?;
+        })?;
         self.segments
             .iter()
             .find_map(|g| g.offset_of(sym.address, 1))
@@ -458,6 +453,10 @@ impl ElfModule {
             return known;
         }
         let found = self.function_offset(pred);
+        // The scan read every name in the mapped symbol table (10 MB of a
+        // 142 MB Rust binary): pages a tracer that keeps the module does
+        // not need resident.
+        release_pages(&self.map);
         lock(&self.offsets_found).insert(key, found);
         found
     }

@@ -35,21 +35,7 @@ pub(crate) fn bench_footprint(crashtrace: &Path, runs: usize) -> Result<()> {
             .spawn()?;
         let _ = fs::remove_file(&out);
         let started = std::time::Instant::now();
-        let mut ct = Command::new(crashtrace)
-            .args(["-q", "--format", "ndjson", "-o"])
-            .arg(&out)
-            .args(["attach", "--pid"])
-            .arg(target.id().to_string())
-            .spawn()?;
-        while !fs::read_to_string(&out)
-            .unwrap_or_default()
-            .contains("\"attach\"")
-        {
-            if started.elapsed() > std::time::Duration::from_secs(30) {
-                bail!("no attach record");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        let mut ct = attach_and_wait(crashtrace, target.id(), &out)?;
         attach_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         let _ = target.kill();
         let _ = target.wait();
@@ -157,22 +143,8 @@ fn footprint_large_targets(crashtrace: &Path) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let out = root.join("target/bench/large.ndjson");
         let _ = fs::remove_file(&out);
-        let ct = Command::new(crashtrace)
-            .args(["-q", "--format", "ndjson", "-o"])
-            .arg(&out)
-            .args(["attach", "--pid"])
-            .arg(target.id().to_string())
-            .spawn()?;
-        let started = std::time::Instant::now();
-        while !fs::read_to_string(&out)
-            .unwrap_or_default()
-            .contains("\"attach\"")
-        {
-            if started.elapsed() > std::time::Duration::from_secs(30) {
-                bail!("no attach record for {label}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let ct = attach_and_wait(crashtrace, target.id(), &out)
+            .with_context(|| format!("attached to {label}"))?;
         let (at_attach, _) = rss_cpu(ct.id());
         std::thread::sleep(std::time::Duration::from_secs(10));
         let status = fs::read_to_string(format!("/proc/{}/status", ct.id())).unwrap_or_default();
@@ -198,6 +170,30 @@ fn footprint_large_targets(crashtrace: &Path) -> Result<()> {
         let _ = target.wait();
     }
     Ok(())
+}
+
+/// `crashtrace attach --pid PID` writing NDJSON to `out`, once its
+/// `attach` record is there (30 s at most).
+fn attach_and_wait(crashtrace: &Path, pid: u32, out: &Path) -> Result<std::process::Child> {
+    let started = std::time::Instant::now();
+    let mut ct = Command::new(crashtrace)
+        .args(["-q", "--format", "ndjson", "-o"])
+        .arg(out)
+        .args(["attach", "--pid"])
+        .arg(pid.to_string())
+        .spawn()?;
+    while !fs::read_to_string(out)
+        .unwrap_or_default()
+        .contains("\"attach\"")
+    {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = ct.kill();
+            let _ = ct.wait();
+            bail!("no attach record");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(ct)
 }
 
 /// Crash-to-incident latency when 4 programs (4 watched files) crash
