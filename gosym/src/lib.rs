@@ -124,6 +124,12 @@ impl<D: Deref<Target = [u8]>> Table<D> {
         self.format
     }
 
+    /// The file's bytes the table reads from (to advise a mapping's pages
+    /// away once a burst of lookups is over).
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
     pub fn found(&self) -> Found {
         self.found
     }

@@ -148,7 +148,7 @@ impl GoBinary {
                 }
             }
         }
-        Ok(Some(Self {
+        let binary = Self {
             pclntab,
             version,
             module,
@@ -161,7 +161,21 @@ impl GoBinary {
             wait_reasons_at,
             map,
             segments,
-        }))
+        };
+        binary.release_pages();
+        Ok(Some(binary))
+    }
+
+    /// Gives back the pages of the file read to inspect it (symbol names,
+    /// the table's names, DWARF for the layout): the binary is kept for
+    /// the life of its processes, and each of its two mappings would hold
+    /// them (~1.2 MB a binary in the daemon, measured on 10 Go programs).
+    /// What a lookup reads again faults back in from the page cache.
+    pub fn release_pages(&self) {
+        crate::symbolize::elf::release_pages(&self.map);
+        if let Some(t) = &self.pclntab {
+            crate::symbolize::elf::release_pages(t.table().data());
+        }
     }
 
     /// What the runtime's goroutine header says for `status` (with the
@@ -217,7 +231,9 @@ impl GoBinary {
     /// DWARF): the check of a layout taken from the version table.
     pub fn dwarf_layout(&self) -> Option<GoConfig> {
         let obj = object::File::parse(&*self.map).ok()?;
-        layout_from_dwarf(&obj).ok().flatten()
+        let layout = layout_from_dwarf(&obj).ok().flatten();
+        self.release_pages();
+        layout
     }
 
     /// Whether the function starting at ELF address `entry` has set up its

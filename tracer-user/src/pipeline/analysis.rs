@@ -292,7 +292,17 @@ impl Analysis {
     }
 
     fn forget(&mut self, pid: u32) {
-        self.procs.remove(pid);
+        // The pages its stories read (tables, names, CFI, code) were
+        // faulted in 16 at a time around each read: given back, they stay
+        // in the page cache, and the next lookup faults in what it needs.
+        // Measured: ~1 MB a Go binary after one crash, which a daemon
+        // kept for every binary it had seen (56 → 42 MB over 50 binaries).
+        if let Some(proc) = self.procs.remove(pid) {
+            proc.image.release_pages();
+            if let Some(go) = &proc.go {
+                go.release_pages();
+            }
+        }
         self.stacks.forget(pid);
         self.signals.forget(pid);
         self.go.forget(pid);

@@ -143,6 +143,18 @@ impl ProcessImage {
     }
 
     /// Executable mappings known.
+    /// Gives back the file pages its binaries' lookups read (see
+    /// [`ElfModule::release_pages`]): called when the process is gone.
+    pub fn release_pages(&self) {
+        let mut done: Vec<*const ElfModule> = Vec::new();
+        for m in self.mappings.iter().filter_map(|m| m.module.as_ref()) {
+            if !done.contains(&Arc::as_ptr(m)) {
+                done.push(Arc::as_ptr(m));
+                m.release_pages();
+            }
+        }
+    }
+
     pub fn mapping_count(&self) -> usize {
         self.mappings.len()
     }

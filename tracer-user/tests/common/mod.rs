@@ -190,6 +190,19 @@ pub fn run_traced_with(program: &Path, args: &[&str], env: &[(&str, &str)]) -> T
         .stdin(Stdio::null())
         .output()
         .expect("running crashtrace");
+    // `run` passes a program's death by a signal on as status 128+N: a
+    // status without a code is crashtrace itself killed. Said at once,
+    // with what it wrote, not as a wrong exit status further on.
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if let Some(sig) = output.status.signal() {
+            panic!(
+                "crashtrace died of signal {sig} tracing {} {args:?}; its stderr:\n{}",
+                program.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
     let records = read_records(&out);
     for r in &records {
         assert_eq!(r["schema"], "crashtrace.v1");

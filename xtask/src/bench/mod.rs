@@ -2,6 +2,7 @@
 //! The Go part (probe hits per panic, panic/recover loop, net/http) runs
 //! in [`bench`] itself; the other parts have a module each.
 
+mod churn;
 mod events;
 mod footprint;
 mod go;
@@ -17,6 +18,7 @@ use anyhow::{Context as _, Result, bail};
 
 pub(crate) use self::go::build_go_bench;
 use self::{
+    churn::bench_churn,
     events::bench_events,
     footprint::bench_footprint,
     latency::bench_latency,
@@ -64,6 +66,8 @@ pub(crate) enum BenchPart {
     /// Start-up: `crashtrace -q run -- /bin/true` against bpftrace starting
     /// a tracepoint program (wall, CPU, peak RSS).
     Startup,
+    /// The daemon's RSS over 1,000 processes of 50 different binaries.
+    Churn,
 }
 
 pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
@@ -83,6 +87,9 @@ pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
     }
     if wanted(BenchPart::Startup) {
         bench_startup(&crashtrace, runs)?;
+    }
+    if wanted(BenchPart::Churn) {
+        bench_churn(&crashtrace)?;
     }
     if !wanted(BenchPart::Go) && !wanted(BenchPart::Symbolize) {
         if wanted(BenchPart::Unwind) {
