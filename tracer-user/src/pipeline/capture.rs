@@ -82,6 +82,7 @@ pub fn spawn(
                 to_process,
                 drops,
                 relooks: Vec::new(),
+                pace: Pace::default(),
             };
             capture.run(&mut ring, stop_fd);
         })?;
@@ -93,6 +94,42 @@ struct CaptureLoop {
     drops: Arc<Drops>,
     /// (pid, when) to read again.
     relooks: Vec<(u32, Instant)>,
+    pace: Pace,
+}
+
+/// How often the kernel woke the capture thread lately. The ring buffer
+/// wakes its reader for each record written once the reader has caught
+/// up: in a storm of records that is a wake-up a record, for the capture
+/// thread and, through the hand-off, for the stages after it. While
+/// wake-ups come faster than [`STORM_WAKEUPS`] in a [`PACE_WINDOW`], the
+/// thread waits [`STORM_PAUSE`] before it polls again, and records pile up
+/// to be drained (and passed on) together: at most that much later.
+#[derive(Default)]
+struct Pace {
+    window_start: Option<Instant>,
+    wakeups: u32,
+    storm: bool,
+}
+
+const PACE_WINDOW: Duration = Duration::from_millis(10);
+/// 2,000 wake-ups a second.
+const STORM_WAKEUPS: u32 = 20;
+const STORM_PAUSE: Duration = Duration::from_micros(500);
+
+impl Pace {
+    /// Counts a wake-up that found records; true when the thread should
+    /// pause before polling again.
+    fn woke(&mut self, now: Instant) -> bool {
+        match self.window_start {
+            Some(start) if now.duration_since(start) < PACE_WINDOW => self.wakeups += 1,
+            _ => {
+                self.storm = self.wakeups >= STORM_WAKEUPS;
+                self.window_start = Some(now);
+                self.wakeups = 1;
+            }
+        }
+        self.storm || self.wakeups >= STORM_WAKEUPS
+    }
 }
 
 impl CaptureLoop {
@@ -119,7 +156,7 @@ impl CaptureLoop {
             ];
             // SAFETY: two valid pollfd entries.
             unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            self.drain(ring);
+            let drained = self.drain(ring);
             self.relook_due();
             if fds[1].revents & libc::POLLIN != 0 {
                 // Whatever the kernel wrote before we were told to stop.
@@ -127,18 +164,35 @@ impl CaptureLoop {
                 let _ = self.to_process.send(FromCapture::End);
                 return;
             }
+            if drained > 0 && self.pace.woke(Instant::now()) {
+                std::thread::sleep(STORM_PAUSE);
+            }
         }
     }
 
-    fn drain(&mut self, ring: &mut RingBuf<MapData>) {
+    /// Drains the ring; returns how many records it held.
+    fn drain(&mut self, ring: &mut RingBuf<MapData>) -> usize {
+        // Passed on in bursts: a send to a waiting process-work thread
+        // wakes it (a futex wake and a context switch, ~5 µs between the
+        // two threads), and one wake-up now serves a burst instead of a
+        // record. What the process needs taken while it lives (its maps,
+        // its files) is still taken here, record by record, at once.
+        let mut burst: Vec<FromCapture> = Vec::with_capacity(BURST);
+        let mut drained = 0;
         while let Some(item) = ring.next() {
+            drained += 1;
             let msg = match records::decode(&item) {
                 Ok(rec) => self.capture(rec),
                 Err(err) => FromCapture::Malformed(err.to_string()),
             };
             drop(item);
-            self.pass(msg);
+            burst.push(msg);
+            if burst.len() == BURST {
+                burst.drain(..).for_each(|m| self.pass(m));
+            }
         }
+        burst.into_iter().for_each(|m| self.pass(m));
+        drained
     }
 
     /// What must be taken now, while the process lives.
@@ -217,6 +271,9 @@ impl CaptureLoop {
         }
     }
 }
+
+/// Records decoded before they are passed on together (see `drain`).
+const BURST: usize = 64;
 
 /// Slots of the capture queue only records that are not [storm
 /// records](is_storm_record) may take.
@@ -307,12 +364,33 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_pauses_only_while_wakeups_come_as_a_storm() {
+        let mut pace = Pace::default();
+        let t0 = Instant::now();
+        // A few wake-ups: no pause, each record read as it comes.
+        for i in 0..5 {
+            assert!(!pace.woke(t0 + Duration::from_micros(i * 100)));
+        }
+        // 20 in one window: from the 20th on, and through the next window.
+        let t1 = t0 + PACE_WINDOW * 2;
+        let paused: Vec<bool> = (0..STORM_WAKEUPS)
+            .map(|i| pace.woke(t1 + Duration::from_micros(u64::from(i) * 100)))
+            .collect();
+        assert!(paused[..STORM_WAKEUPS as usize - 1].iter().all(|p| !p));
+        assert!(paused[STORM_WAKEUPS as usize - 1]);
+        assert!(pace.woke(t1 + PACE_WINDOW));
+        // A quiet window ends it.
+        assert!(!pace.woke(t1 + PACE_WINDOW * 3));
+    }
+
+    #[test]
     fn a_storm_of_handled_signals_leaves_room_for_exits_and_crashes() {
         let (tx, rx) = crossbeam_channel::bounded(RESERVED_SLOTS + 8);
         let capture = CaptureLoop {
             to_process: tx,
             drops: Arc::default(),
             relooks: Vec::new(),
+            pace: Pace::default(),
         };
         // A storm: handled SIGUSR1s and their sendings, more than fit.
         for _ in 0..100 {
