@@ -31,7 +31,7 @@ pub(crate) fn bench_throughput(crashtrace: &Path) -> Result<()> {
     println!("|---|---|---|---|---|");
     let mut best = 0u64;
     for rate in [
-        5_000u64, 10_000, 20_000, 40_000, 50_000, 60_000, 80_000, 160_000,
+        5_000u64, 10_000, 20_000, 40_000, 50_000, 60_000, 80_000, 100_000, 120_000, 160_000,
     ] {
         step(&format!("throughput at {rate}/s"));
         let out = bin.join("throughput.ndjson");
