@@ -245,6 +245,10 @@ pub const CXX_NAME_BYTES: usize = 96;
 pub const CXX_WHAT_BYTES: usize = 256;
 /// Throw records per throw site per second at most; the rest are counted.
 pub const CXX_THROWS_PER_SEC: u64 = 5;
+/// Recovered Go panics told per panic site per second at most (the
+/// `panic`, `recover` and `incident` of each); the rest cost a map lookup
+/// and are counted in [`GO_PANICS_RATE_LIMITED`].
+pub const GO_PANICS_PER_SEC: u64 = 100;
 
 /// A C++ throw (libstdc++'s `__cxa_throw`) or `std::terminate`.
 #[repr(C)]
@@ -806,6 +810,13 @@ pub const LOST_COUNTERS: u32 = {
     }
     max + 1
 };
+
+/// Slot of the drop-counter array past the kinds' slots: Go panics not
+/// told because their site passed [`GO_PANICS_PER_SEC`].
+pub const GO_PANICS_RATE_LIMITED: u32 = LOST_COUNTERS;
+/// Size of the drop-counter array (`LOST`): the kinds' slots and
+/// [`GO_PANICS_RATE_LIMITED`].
+pub const LOST_SLOTS: u32 = LOST_COUNTERS + 1;
 
 // The kinds' list is consistent: each kind decodes back to itself and has
 // a drop counter.

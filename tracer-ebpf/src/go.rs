@@ -20,13 +20,17 @@ use tracer_common::{
     GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
     GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM,
     GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED,
-    GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES,
-    GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
+    GO_PANICS_PER_SEC, GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED,
+    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord,
+    GoroutineRecord, MAX_STACK_DEPTH,
 };
 
-use crate::maps::{EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES};
+use crate::maps::{
+    EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES, GO_RATE, GO_UNTOLD,
+};
 use crate::util::{
-    copy_registers, count_lost, fill_header, is_traced, read_kernel, read_user, registers, zero,
+    copy_registers, count_in_slot, count_lost, fill_header, is_traced, read_kernel, read_user,
+    registers, zero,
 };
 
 /// Frames walked by hand from a goroutine's saved context (a bounded loop).
@@ -98,6 +102,11 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     let Some(cfg) = GO_CONFIG.get(binary).copied() else {
         return;
     };
+    if (probe == GoProbe::Gopanic as u32 || probe == GoProbe::Recovery as u32)
+        && untold(probe, &r, tgid, &cfg)
+    {
+        return;
+    }
     if probe == GoProbe::GoroutineHeader as u32 {
         goroutine_header(&r, tgid, binary, &cfg);
         return;
@@ -366,6 +375,54 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     entry.submit(0);
 }
 
+/// Whether this gopanic or recovery hit goes untold: recovered panics are
+/// control flow in some programs (encoding/json's errors, a retry loop),
+/// and each told one costs its two hits' reads of the goroutine (~9 µs a
+/// panic on these VMs, mostly `bpf_probe_read_user`). At most
+/// [`GO_PANICS_PER_SEC`] panics per site per second are told; the rest
+/// cost three reads and a map update, and are counted
+/// ([`GO_PANICS_RATE_LIMITED`], reported by userspace as `lost`). A panic
+/// from a fault (`g.sig` set by the signal handler, whose sigpanic was
+/// told) is always told. A told panic clears the goroutine's mark: the
+/// recovery that follows is its.
+#[inline(always)]
+fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
+    // gopanic runs on the panicking goroutine (R14 = g); recovery(gp).
+    let g = if probe == GoProbe::Recovery as u32 {
+        r.rax
+    } else {
+        r.r14
+    };
+    let goid: u64 = read_user(g + cfg.g_goid as u64).unwrap_or(0);
+    let gkey = goroutine_key(tgid, goid);
+    if probe == GoProbe::Recovery as u32 {
+        // SAFETY: presence only.
+        if unsafe { GO_UNTOLD.get(&gkey) }.is_none() {
+            return false;
+        }
+        let _ = GO_UNTOLD.remove(&gkey);
+        return true;
+    }
+    let fault = read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
+    let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
+    // SAFETY: helper without preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out before the update.
+    let mut st = unsafe { GO_RATE.get(&site) }.copied().unwrap_or([now, 0]);
+    if now.wrapping_sub(st[0]) > 1_000_000_000 {
+        st = [now, 0];
+    }
+    if st[1] >= GO_PANICS_PER_SEC && !fault {
+        let _ = GO_UNTOLD.insert(&gkey, &1, 0);
+        count_in_slot(GO_PANICS_RATE_LIMITED);
+        return true;
+    }
+    st[1] += 1;
+    let _ = GO_RATE.insert(&site, &st, 0);
+    let _ = GO_UNTOLD.remove(&gkey);
+    false
+}
+
 /// `runtime.goroutineheader(gp)` while the process is dying: one
 /// goroutine of the runtime's dump, with its frames walked from its saved
 /// context (a goroutine that is not running is parked in the scheduler,
@@ -552,9 +609,14 @@ fn panic_flags(p: u64, cfg: &GoConfig) -> u32 {
 #[inline(always)]
 unsafe fn write_value(rec: *mut GoRecord, data: u64) -> (u64, u64) {
     unsafe {
-        // A failed read zeroes the bytes (see `zero`).
+        // A failed read zeroes the bytes; no data is zeroes without a
+        // fault (see `zero`).
         let value = addr_of_mut!((*rec).value) as *mut u8;
-        raw_probe_read_user(value as *mut _, GO_VALUE_BYTES as u32, data as *const _);
+        if data == 0 {
+            zero(value, GO_VALUE_BYTES as u32);
+        } else {
+            raw_probe_read_user(value as *mut _, GO_VALUE_BYTES as u32, data as *const _);
+        }
         let words = value as *const u64;
         (*words, *words.add(1))
     }
@@ -592,9 +654,14 @@ unsafe fn write_string(rec: *mut GoRecord, ptr: u64, len: u64) {
 #[inline(always)]
 unsafe fn write_snapshot(rec: *mut GoRecord, sp: u64) {
     unsafe {
-        // A failed read (sp 0 included) zeroes the bytes (see `zero`).
+        // A failed read zeroes the bytes; no sp is zeroes without a fault
+        // (see `zero`).
         let snapshot = addr_of_mut!((*rec).stack_snapshot) as *mut u8;
-        raw_probe_read_user(snapshot as *mut _, GO_STACK_SNAPSHOT as u32, sp as *const _);
+        if sp == 0 {
+            zero(snapshot, GO_STACK_SNAPSHOT as u32);
+        } else {
+            raw_probe_read_user(snapshot as *mut _, GO_STACK_SNAPSHOT as u32, sp as *const _);
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use tracer_common::{
-    COMM_LEN, GoConfig, GoProcess, KernelOffsets, LOST_COUNTERS, MAX_GO_BINARIES, TracedProcess,
+    COMM_LEN, GoConfig, GoProcess, KernelOffsets, LOST_SLOTS, MAX_GO_BINARIES, TracedProcess,
     WatchedFile,
 };
 
@@ -115,9 +115,10 @@ pub(crate) static GO_PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entrie
 #[map]
 pub(crate) static GO_LAST_DEFER_CALL: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
 
-/// Records that found the ring buffer full, per record kind, per CPU.
+/// Records that found the ring buffer full, per record kind, per CPU; and
+/// Go panics not told for the rate limit (`GO_PANICS_RATE_LIMITED`).
 #[map]
-pub(crate) static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_COUNTERS, 0);
+pub(crate) static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
 
 /// Per throw site (process, return address into the thrower): (window
 /// start ns, records in the window, suppressed since the last record). A
@@ -125,3 +126,14 @@ pub(crate) static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_CO
 /// one that ends the process, typically) still gets through.
 #[map]
 pub(crate) static CXX_RATE: LruHashMap<[u64; 2], [u64; 3]> = LruHashMap::with_max_entries(8192, 0);
+
+/// Per panic site (process, return address into the function that called
+/// panic): (window start ns, panics told in the window). See
+/// `GO_PANICS_PER_SEC`.
+#[map]
+pub(crate) static GO_RATE: LruHashMap<[u64; 2], [u64; 2]> = LruHashMap::with_max_entries(8192, 0);
+
+/// Goroutines (`go::goroutine_key`) whose panic under way is not told:
+/// its recovery is not told either.
+#[map]
+pub(crate) static GO_UNTOLD: LruHashMap<u64, u8> = LruHashMap::with_max_entries(8192, 0);

@@ -607,6 +607,22 @@ fn cause_of(first: &Record) -> Option<(Cause, Vec<crate::symbolize::Frame>)> {
             },
             p.frames.clone(),
         ),
+        // A panic the runtime printed whose gopanic was not told (the
+        // panic site's rate limit, or a panic before the probes were in
+        // place): the same story as a told one — a panic, its frames from
+        // the `panic` call on (fatalpanic's caller), as the runtime prints.
+        Body::Fatal(f) if f.source == "panic" => (
+            Cause {
+                kind: "panic",
+                message: f.message.clone(),
+                signal: None,
+                oom: None,
+            },
+            f.frames
+                .iter()
+                .position(|fr| fr.function.as_deref() == Some("runtime.fatalpanic"))
+                .map_or_else(|| f.frames.clone(), |k| f.frames[k + 1..].to_vec()),
+        ),
         Body::Fatal(f) => (
             Cause {
                 kind: "fatal",
@@ -1199,6 +1215,53 @@ mod tests {
         r.goid = Some(goid);
         r.tid = Some(tid);
         r
+    }
+
+    /// A fatal panic whose gopanic went untold (the site's rate limit, or
+    /// before the probes were placed) is the same story as a told one: a
+    /// panic, its frames from fatalpanic's caller on.
+    #[test]
+    fn a_printed_panic_without_its_gopanic_is_a_panic() {
+        let frame = |f: &str| crate::record::Frame {
+            pc: "0x1".into(),
+            function: Some(f.into()),
+            file: None,
+            line: None,
+            inlined: false,
+            module: None,
+            tail_call: false,
+            file_offset: None,
+        };
+        let mut c = Correlator::default();
+        let mut printed = go("fatal", 1, 101, "boom 299");
+        if let Body::Fatal(f) = &mut printed.body {
+            f.source = "panic";
+            f.frames = [
+                "runtime.systemstack_switch",
+                "runtime.fatalpanic",
+                "runtime.gopanic",
+                "main.work",
+            ]
+            .map(frame)
+            .to_vec();
+        }
+        c.observe(&printed);
+        let incidents = c.observe(&exit(2 << 8));
+        assert_eq!(incidents.len(), 1);
+        match &incidents[0].body {
+            Body::Incident(i) => {
+                assert_eq!(i.outcome, Outcome::Crashed);
+                assert_eq!(i.cause.kind, "panic");
+                assert_eq!(i.cause.message, "boom 299");
+                let names: Vec<_> = i
+                    .frames
+                    .iter()
+                    .filter_map(|f| f.function.as_deref())
+                    .collect();
+                assert_eq!(names, ["runtime.gopanic", "main.work"]);
+            }
+            _ => panic!("not an incident"),
+        }
     }
 
     #[test]

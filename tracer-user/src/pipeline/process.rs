@@ -65,6 +65,8 @@ pub struct ProcessWork {
     drops: Arc<capture::Drops>,
     drops_seen: [u64; EventKind::ALL.len()],
     kernel_lost_seen: [u64; EventKind::ALL.len()],
+    /// Go panics the kernel side did not tell (rate limit), reported so far.
+    go_untold_seen: u64,
     gauges: Arc<Gauges>,
 }
 
@@ -90,6 +92,7 @@ impl ProcessWork {
             drops,
             drops_seen: [0; EventKind::ALL.len()],
             kernel_lost_seen: [0; EventKind::ALL.len()],
+            go_untold_seen: 0,
             gauges,
         }
     }
@@ -834,6 +837,20 @@ impl ProcessWork {
                     event: lost_kind_name(kind),
                 });
             }
+        }
+        if let Ok(total) = self.probes.lost_slot(tracer_common::GO_PANICS_RATE_LIMITED)
+            && total > self.go_untold_seen
+        {
+            let delta = total - self.go_untold_seen;
+            self.go_untold_seen = total;
+            self.send(Event::Lost {
+                count: delta,
+                reason: format!(
+                    "rate limit: at most {} panics a second per panic site are told",
+                    tracer_common::GO_PANICS_PER_SEC
+                ),
+                event: "panic",
+            });
         }
         self.gauges
             .watched_files

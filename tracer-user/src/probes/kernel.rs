@@ -609,9 +609,15 @@ impl KernelProbes {
 
     /// Records of `kind` the kernel could not queue so far, summed over CPUs.
     pub fn lost_count(&self, kind: EventKind) -> Result<u64> {
+        self.lost_slot(kind.lost_index())
+    }
+
+    /// Slot `slot` of the drop counters, summed over CPUs (a kind's, or
+    /// `GO_PANICS_RATE_LIMITED`).
+    pub fn lost_slot(&self, slot: u32) -> Result<u64> {
         let values = self
             .lost
-            .get(&kind.lost_index(), 0)
+            .get(&slot, 0)
             .context("reading the drop counters")?;
         Ok(values.iter().sum())
     }
