@@ -245,6 +245,11 @@ pub const CXX_NAME_BYTES: usize = 96;
 pub const CXX_WHAT_BYTES: usize = 256;
 /// Throw records per throw site per second at most; the rest are counted.
 pub const CXX_THROWS_PER_SEC: u64 = 5;
+/// Rust panics told per panic site (`Location`) per second at most; the
+/// rest skip the stack copy and the record and are counted in the next
+/// told one's `suppressed` (as C++ throws: caught panics can be control
+/// flow, e.g. a pool's `catch_unwind` around each task).
+pub const RUST_PANICS_PER_SEC: u64 = 100;
 /// Recovered Go panics told per panic site per second at most (the
 /// `panic`, `recover` and `incident` of each); the rest cost a map lookup
 /// and are counted in [`GO_PANICS_RATE_LIMITED`].
@@ -295,7 +300,9 @@ pub struct RustPanicRecord {
     /// (a formatted message, only built by the hook).
     pub msg_len: u32,
     pub can_unwind: u32,
-    pub _pad: u32,
+    /// Panics from the same site not told since the last told one (see
+    /// [`RUST_PANICS_PER_SEC`]).
+    pub suppressed: u32,
     /// The file name's and the payload's (address, length) in the process:
     /// string literals live in the binary's read-only data, which the BPF
     /// side cannot read when its page was never touched (a uprobe cannot
@@ -814,9 +821,12 @@ pub const LOST_COUNTERS: u32 = {
 /// Slot of the drop-counter array past the kinds' slots: Go panics not
 /// told because their site passed [`GO_PANICS_PER_SEC`].
 pub const GO_PANICS_RATE_LIMITED: u32 = LOST_COUNTERS;
-/// Size of the drop-counter array (`LOST`): the kinds' slots and
-/// [`GO_PANICS_RATE_LIMITED`].
-pub const LOST_SLOTS: u32 = LOST_COUNTERS + 1;
+/// Slot of the drop-counter array: Rust panics not told because their
+/// site passed [`RUST_PANICS_PER_SEC`].
+pub const RUST_PANICS_RATE_LIMITED: u32 = LOST_COUNTERS + 1;
+/// Size of the drop-counter array (`LOST`): the kinds' slots,
+/// [`GO_PANICS_RATE_LIMITED`] and [`RUST_PANICS_RATE_LIMITED`].
+pub const LOST_SLOTS: u32 = LOST_COUNTERS + 2;
 
 // The kinds' list is consistent: each kind decodes back to itself and has
 // a drop counter.
@@ -885,7 +895,7 @@ assert_layout!(
 assert_layout!(
     RustPanicRecord, size 624,
     header @ 0, regs @ 40, line @ 184, col @ 188, file_len @ 192, msg_len @ 196,
-    can_unwind @ 200, _pad @ 204, file_ptr @ 208, file_size @ 216, msg_ptr @ 224,
+    can_unwind @ 200, suppressed @ 204, file_ptr @ 208, file_size @ 216, msg_ptr @ 224,
     msg_size @ 232, file @ 240, msg @ 368,
 );
 assert_layout!(

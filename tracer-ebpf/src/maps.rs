@@ -137,3 +137,14 @@ pub(crate) static GO_RATE: LruHashMap<[u64; 2], [u64; 2]> = LruHashMap::with_max
 /// its recovery is not told either.
 #[map]
 pub(crate) static GO_UNTOLD: LruHashMap<u64, u8> = LruHashMap::with_max_entries(8192, 0);
+
+/// Per Rust panic site (process, `&Location`): (window start ns, panics
+/// told in the window, untold since the last told one). See
+/// `RUST_PANICS_PER_SEC`.
+#[map]
+pub(crate) static RUST_RATE: LruHashMap<[u64; 2], [u64; 3]> = LruHashMap::with_max_entries(8192, 0);
+
+/// Threads (pid_tgid) whose panic under way is not told: its formatted
+/// message is not read either.
+#[map]
+pub(crate) static RUST_UNTOLD: LruHashMap<u64, u8> = LruHashMap::with_max_entries(8192, 0);

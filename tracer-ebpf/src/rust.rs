@@ -5,17 +5,21 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user as raw_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::bpf_probe_read_user as raw_probe_read_user,
+    },
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    EventKind, RUST_FILE_BYTES, RUST_MSG_BYTES, RustPanicMessageRecord, RustPanicRecord,
+    EventKind, RUST_FILE_BYTES, RUST_MSG_BYTES, RUST_PANICS_PER_SEC, RUST_PANICS_RATE_LIMITED,
+    RustPanicMessageRecord, RustPanicRecord,
 };
 
-use crate::maps::EVENTS;
+use crate::maps::{EVENTS, RUST_RATE, RUST_UNTOLD};
 use crate::signals::snapshot_stack;
-use crate::util::{count_lost, fill_header, is_traced, read_user, registers};
+use crate::util::{count_in_slot, count_lost, fill_header, is_traced, read_user, registers};
 
 // ---------------------------------------------------------------------------
 // Rust: std::panicking::panic_with_hook(payload: &mut dyn PanicPayload (RDI
@@ -36,6 +40,9 @@ fn try_rust_panic(ctx: &ProbeContext) {
     }
     // SAFETY: a uprobe's context is the user pt_regs.
     let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    let Some(suppressed) = told(tgid, r.rdx) else {
+        return;
+    };
     snapshot_stack(r.rsp);
     let Some(mut entry) = EVENTS.reserve::<RustPanicRecord>(0) else {
         count_lost(EventKind::RustPanic);
@@ -57,7 +64,7 @@ fn try_rust_panic(ctx: &ProbeContext) {
         addr_of_mut!((*rec).line).write(read_user::<u32>(loc + 16).unwrap_or(0));
         addr_of_mut!((*rec).col).write(read_user::<u32>(loc + 20).unwrap_or(0));
         addr_of_mut!((*rec).can_unwind).write((r.rcx & 0xff) as u32);
-        addr_of_mut!((*rec)._pad).write(0);
+        addr_of_mut!((*rec).suppressed).write(suppressed);
         addr_of_mut!((*rec).file_ptr).write(file_ptr);
         addr_of_mut!((*rec).file_size).write(file_len);
         addr_of_mut!((*rec).msg_ptr).write(msg_ptr);
@@ -93,6 +100,43 @@ fn try_rust_panic(ctx: &ProbeContext) {
     entry.submit(0);
 }
 
+/// The site's rate limit ([`RUST_PANICS_PER_SEC`] per `&Location` per
+/// second): Some(panics untold since the last told one) when this one is
+/// told, None when it is not (it then costs two map operations, not the
+/// 32 KiB stack copy, and its formatted message is skipped too).
+#[inline(always)]
+fn told(tgid: u32, location: u64) -> Option<u32> {
+    let thread = bpf_get_current_pid_tgid();
+    let site = [tgid as u64, location];
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out before the update.
+    let mut st = unsafe { RUST_RATE.get(&site) }
+        .copied()
+        .unwrap_or([now, 0, 0]);
+    if now.wrapping_sub(st[0]) > 1_000_000_000 {
+        st[0] = now;
+        st[1] = 0;
+    }
+    if st[1] >= RUST_PANICS_PER_SEC {
+        st[2] += 1;
+        let _ = RUST_RATE.insert(&site, &st, 0);
+        let _ = RUST_UNTOLD.insert(&thread, &1, 0);
+        count_in_slot(RUST_PANICS_RATE_LIMITED);
+        return None;
+    }
+    st[1] += 1;
+    let suppressed = st[2];
+    st[2] = 0;
+    let _ = RUST_RATE.insert(&site, &st, 0);
+    let _ = RUST_UNTOLD.remove(&thread);
+    Some(if suppressed > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        suppressed as u32
+    })
+}
+
 /// Return of std's `FormatStringPayload::get`: the formatted message of a
 /// panic, now a `String` (rax points at it), which the hook is about to
 /// print. A Rust return probe is safe (stacks never move) and this function
@@ -105,8 +149,14 @@ pub fn rust_panic_message(ctx: RetProbeContext) -> u32 {
 
 #[inline(always)]
 fn try_rust_panic_message(ctx: &RetProbeContext) {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let thread = bpf_get_current_pid_tgid();
+    let tgid = (thread >> 32) as u32;
     if is_traced(tgid).is_none() {
+        return;
+    }
+    // SAFETY: presence only.
+    if unsafe { RUST_UNTOLD.get(&thread) }.is_some() {
+        let _ = RUST_UNTOLD.remove(&thread);
         return;
     }
     let string: u64 = ctx.ret();

@@ -648,8 +648,9 @@ pub struct Exception {
     /// copy", "no unwind information for 0x…", "the 128-frame limit" …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated_by: Option<String>,
-    /// Extension: throws from the same site not recorded since the last
-    /// record from it (at most 5 a second per site are kept).
+    /// Extension: throws (or Rust panics) from the same site not recorded
+    /// since the last record from it (at most 5 throws, 100 Rust panics a
+    /// second per site are kept).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub suppressed: u32,
     /// Extension, Rust: the thread's name as Rust's panic message says it

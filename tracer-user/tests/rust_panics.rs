@@ -11,14 +11,19 @@ use common::*;
 use serde_json::Value;
 
 fn build_rust(name: &str, panic: &str) -> PathBuf {
+    build_rust_at(&format!("testdata/rust/{name}.rs"), name, panic, &[])
+}
+
+fn build_rust_at(source: &str, name: &str, panic: &str, extra: &[&str]) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let src = workspace_root().join(format!("testdata/rust/{name}.rs"));
+    let src = workspace_root().join(source);
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rust");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{name}-{panic}"));
     let status = Command::new("rustc")
         .args(["-g", "-C", "opt-level=2", "-C"])
         .arg(format!("panic={panic}"))
+        .args(extra)
         .arg("-o")
         .arg(&out)
         .arg(&src)
@@ -194,4 +199,47 @@ fn panic_heads(stderr: &str) -> Vec<(String, String, String)> {
 fn comm_of(bin: &std::path::Path) -> String {
     let name = bin.file_name().unwrap().to_string_lossy();
     name.chars().take(15).collect()
+}
+
+/// A worker pool isolating bad requests with `catch_unwind` panics 500
+/// times from one site within a second: the first 100 are told (exception
+/// records with their messages), the rest counted in `lost` records —
+/// told + counted is exactly 500, and the program's output and status are
+/// its own.
+#[test]
+fn caught_panics_past_the_sites_rate_are_counted_not_told() {
+    const N: u64 = 500;
+    // Edition 2021: `panic!("… {i}")` formats (the bench builds it so).
+    let bin = build_rust_at(
+        "testdata/bench/panicloop.rs",
+        "panicloop",
+        "unwind",
+        &["--edition", "2021"],
+    );
+    let t = run_traced(&bin, &[&N.to_string()]);
+    assert_eq!(t.output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&t.output.stdout);
+    assert!(stdout.starts_with(&format!("caught {N}\n")), "{stdout}");
+    let told = t.of_type("exception");
+    // The first 100 of the window, in order (a slow run may open a second
+    // window: later panics are told then, still in order).
+    let numbers: Vec<u64> = told
+        .iter()
+        .map(|e| {
+            assert_eq!(e["language"], "rust");
+            e["message"]
+                .as_str()
+                .and_then(|m| m.strip_prefix("not a number: "))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{e:#}"))
+        })
+        .collect();
+    assert!(numbers.iter().take(100).copied().eq(0..100), "{numbers:?}");
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    let lost = t.of_type("lost");
+    assert!(lost.iter().all(|l| l["event"] == "rust_panic"), "{lost:#?}");
+    let untold: u64 = lost.iter().filter_map(|l| l["count"].as_u64()).sum();
+    let told = told.len() as u64;
+    assert!((100..=N).contains(&told), "told {told}");
+    assert_eq!(told + untold, N, "told {told}, counted {untold}");
 }

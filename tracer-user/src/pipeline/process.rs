@@ -65,8 +65,9 @@ pub struct ProcessWork {
     drops: Arc<capture::Drops>,
     drops_seen: [u64; EventKind::ALL.len()],
     kernel_lost_seen: [u64; EventKind::ALL.len()],
-    /// Go panics the kernel side did not tell (rate limit), reported so far.
-    go_untold_seen: u64,
+    /// Go and Rust panics the kernel side did not tell (rate limits),
+    /// reported so far.
+    untold_seen: [u64; 2],
     gauges: Arc<Gauges>,
 }
 
@@ -92,7 +93,7 @@ impl ProcessWork {
             drops,
             drops_seen: [0; EventKind::ALL.len()],
             kernel_lost_seen: [0; EventKind::ALL.len()],
-            go_untold_seen: 0,
+            untold_seen: [0; 2],
             gauges,
         }
     }
@@ -838,19 +839,32 @@ impl ProcessWork {
                 });
             }
         }
-        if let Ok(total) = self.probes.lost_slot(tracer_common::GO_PANICS_RATE_LIMITED)
-            && total > self.go_untold_seen
-        {
-            let delta = total - self.go_untold_seen;
-            self.go_untold_seen = total;
-            self.send(Event::Lost {
-                count: delta,
-                reason: format!(
-                    "rate limit: at most {} panics a second per panic site are told",
-                    tracer_common::GO_PANICS_PER_SEC
-                ),
-                event: "panic",
-            });
+        let limits = [
+            (
+                tracer_common::GO_PANICS_RATE_LIMITED,
+                tracer_common::GO_PANICS_PER_SEC,
+                "panic",
+            ),
+            (
+                tracer_common::RUST_PANICS_RATE_LIMITED,
+                tracer_common::RUST_PANICS_PER_SEC,
+                "rust_panic",
+            ),
+        ];
+        for (i, (slot, per_sec, event)) in limits.into_iter().enumerate() {
+            if let Ok(total) = self.probes.lost_slot(slot)
+                && total > self.untold_seen[i]
+            {
+                let delta = total - self.untold_seen[i];
+                self.untold_seen[i] = total;
+                self.send(Event::Lost {
+                    count: delta,
+                    reason: format!(
+                        "rate limit: at most {per_sec} panics a second per panic site are told"
+                    ),
+                    event,
+                });
+            }
         }
         self.gauges
             .watched_files

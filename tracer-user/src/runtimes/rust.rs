@@ -144,7 +144,7 @@ impl Panics {
                 frames,
                 frames_truncated: cut.is_some(),
                 truncated_by: cut.map(|c| c.to_string()),
-                suppressed: 0,
+                suppressed: r.suppressed,
                 thread_name: Some(rust_thread_name(&r.header, image)),
                 rethrown_by: None,
                 thrown_by_tid: None,
