@@ -13,7 +13,7 @@ use tracer_common::{
 
 use crate::maps::{CXX_RATE, EVENTS};
 use crate::signals::snapshot_stack;
-use crate::util::{count_lost, fill_header, is_traced, read_user, registers};
+use crate::util::{count_lost, fill_header, is_traced, read_user, registers, site_rate};
 
 // ---------------------------------------------------------------------------
 // C++: libstdc++'s __cxa_throw(void *obj, std::type_info *tinfo, dest),
@@ -111,25 +111,10 @@ fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
     let thrown = probe != CXX_TERMINATE;
     if thrown {
         let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
-        // SAFETY: helper without preconditions.
-        let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-        // SAFETY: the value is copied out before the update.
-        let mut st = unsafe { CXX_RATE.get(&site) }
-            .copied()
-            .unwrap_or([now, 0, 0]);
-        if now.wrapping_sub(st[0]) > 1_000_000_000 {
-            st[0] = now;
-            st[1] = 0;
-        }
-        if st[1] >= CXX_THROWS_PER_SEC {
-            st[2] += 1;
-            let _ = CXX_RATE.insert(&site, &st, 0);
+        let Some(untold) = site_rate(&CXX_RATE, site, CXX_THROWS_PER_SEC, false) else {
             return;
-        }
-        st[1] += 1;
-        suppressed = st[2];
-        st[2] = 0;
-        let _ = CXX_RATE.insert(&site, &st, 0);
+        };
+        suppressed = untold;
     }
     if thrown {
         // The throwing stack, for CFI unwinding (C++ rarely keeps frame

@@ -30,7 +30,7 @@ use crate::maps::{
 };
 use crate::util::{
     copy_registers, count_in_slot, count_lost, fill_header, is_traced, read_kernel, read_user,
-    registers, zero,
+    registers, site_rate, zero,
 };
 
 /// Frames walked by hand from a goroutine's saved context (a bounded loop).
@@ -405,20 +405,11 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
     }
     let fault = read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
     let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
-    // SAFETY: helper without preconditions.
-    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    // SAFETY: the value is copied out before the update.
-    let mut st = unsafe { GO_RATE.get(&site) }.copied().unwrap_or([now, 0]);
-    if now.wrapping_sub(st[0]) > 1_000_000_000 {
-        st = [now, 0];
-    }
-    if st[1] >= GO_PANICS_PER_SEC && !fault {
+    if site_rate(&GO_RATE, site, GO_PANICS_PER_SEC, fault).is_none() {
         let _ = GO_UNTOLD.insert(&gkey, &1, 0);
         count_in_slot(GO_PANICS_RATE_LIMITED);
         return true;
     }
-    st[1] += 1;
-    let _ = GO_RATE.insert(&site, &st, 0);
     let _ = GO_UNTOLD.remove(&gkey);
     false
 }

@@ -128,10 +128,9 @@ pub(crate) static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SL
 pub(crate) static CXX_RATE: LruHashMap<[u64; 2], [u64; 3]> = LruHashMap::with_max_entries(8192, 0);
 
 /// Per panic site (process, return address into the function that called
-/// panic): (window start ns, panics told in the window). See
-/// `GO_PANICS_PER_SEC`.
+/// panic): as `CXX_RATE` (see `util::site_rate`, `GO_PANICS_PER_SEC`).
 #[map]
-pub(crate) static GO_RATE: LruHashMap<[u64; 2], [u64; 2]> = LruHashMap::with_max_entries(8192, 0);
+pub(crate) static GO_RATE: LruHashMap<[u64; 2], [u64; 3]> = LruHashMap::with_max_entries(8192, 0);
 
 /// Goroutines (`go::goroutine_key`) whose panic under way is not told:
 /// its recovery is not told either.

@@ -5,10 +5,7 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-        generated::bpf_probe_read_user as raw_probe_read_user,
-    },
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user as raw_probe_read_user},
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
@@ -19,7 +16,9 @@ use tracer_common::{
 
 use crate::maps::{EVENTS, RUST_RATE, RUST_UNTOLD};
 use crate::signals::snapshot_stack;
-use crate::util::{count_in_slot, count_lost, fill_header, is_traced, read_user, registers};
+use crate::util::{
+    count_in_slot, count_lost, fill_header, is_traced, read_user, registers, site_rate,
+};
 
 // ---------------------------------------------------------------------------
 // Rust: std::panicking::panic_with_hook(payload: &mut dyn PanicPayload (RDI
@@ -107,33 +106,21 @@ fn try_rust_panic(ctx: &ProbeContext) {
 #[inline(always)]
 fn told(tgid: u32, location: u64) -> Option<u32> {
     let thread = bpf_get_current_pid_tgid();
-    let site = [tgid as u64, location];
-    // SAFETY: helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: the value is copied out before the update.
-    let mut st = unsafe { RUST_RATE.get(&site) }
-        .copied()
-        .unwrap_or([now, 0, 0]);
-    if now.wrapping_sub(st[0]) > 1_000_000_000 {
-        st[0] = now;
-        st[1] = 0;
-    }
-    if st[1] >= RUST_PANICS_PER_SEC {
-        st[2] += 1;
-        let _ = RUST_RATE.insert(&site, &st, 0);
+    let Some(untold) = site_rate(
+        &RUST_RATE,
+        [tgid as u64, location],
+        RUST_PANICS_PER_SEC,
+        false,
+    ) else {
         let _ = RUST_UNTOLD.insert(&thread, &1, 0);
         count_in_slot(RUST_PANICS_RATE_LIMITED);
         return None;
-    }
-    st[1] += 1;
-    let suppressed = st[2];
-    st[2] = 0;
-    let _ = RUST_RATE.insert(&site, &st, 0);
+    };
     let _ = RUST_UNTOLD.remove(&thread);
-    Some(if suppressed > u32::MAX as u64 {
+    Some(if untold > u32::MAX as u64 {
         u32::MAX
     } else {
-        suppressed as u32
+        untold as u32
     })
 }
 

@@ -817,27 +817,24 @@ impl ProcessWork {
     fn poll_lost(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
         for (i, kind) in EventKind::ALL.into_iter().enumerate() {
-            if let Ok(total) = self.probes.lost_count(kind)
-                && total > self.kernel_lost_seen[i]
-            {
-                let delta = total - self.kernel_lost_seen[i];
-                self.kernel_lost_seen[i] = total;
-                self.send(Event::Lost {
-                    count: delta,
-                    reason: "ring buffer full".to_owned(),
-                    event: lost_kind_name(kind),
-                });
+            let event = lost_kind_name(kind);
+            if let Ok(total) = self.probes.lost_count(kind) {
+                report_lost(
+                    &self.to_analysis,
+                    &mut self.kernel_lost_seen[i],
+                    total,
+                    || "ring buffer full".to_owned(),
+                    event,
+                );
             }
             let dropped = self.drops.by_kind[i].load(Relaxed);
-            if dropped > self.drops_seen[i] {
-                let delta = dropped - self.drops_seen[i];
-                self.drops_seen[i] = dropped;
-                self.send(Event::Lost {
-                    count: delta,
-                    reason: "capture queue full (analysis behind)".to_owned(),
-                    event: lost_kind_name(kind),
-                });
-            }
+            report_lost(
+                &self.to_analysis,
+                &mut self.drops_seen[i],
+                dropped,
+                || "capture queue full (analysis behind)".to_owned(),
+                event,
+            );
         }
         let limits = [
             (
@@ -852,23 +849,42 @@ impl ProcessWork {
             ),
         ];
         for (i, (slot, per_sec, event)) in limits.into_iter().enumerate() {
-            if let Ok(total) = self.probes.lost_slot(slot)
-                && total > self.untold_seen[i]
-            {
-                let delta = total - self.untold_seen[i];
-                self.untold_seen[i] = total;
-                self.send(Event::Lost {
-                    count: delta,
-                    reason: format!(
-                        "rate limit: at most {per_sec} panics a second per panic site are told"
-                    ),
+            if let Ok(total) = self.probes.lost_slot(slot) {
+                report_lost(
+                    &self.to_analysis,
+                    &mut self.untold_seen[i],
+                    total,
+                    || {
+                        format!(
+                            "rate limit: at most {per_sec} panics a second per panic site are told"
+                        )
+                    },
                     event,
-                });
+                );
             }
         }
         self.gauges
             .watched_files
             .store(self.watched.len() as u64, Relaxed);
+    }
+}
+
+/// A `lost` record for what a counter gained since `seen` (then `seen`
+/// catches up).
+fn report_lost(
+    to_analysis: &Sender<Event>,
+    seen: &mut u64,
+    total: u64,
+    reason: impl FnOnce() -> String,
+    event: &'static str,
+) {
+    if total > *seen {
+        let _ = to_analysis.send(Event::Lost {
+            count: total - *seen,
+            reason: reason(),
+            event,
+        });
+        *seen = total;
     }
 }
 
