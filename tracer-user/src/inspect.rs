@@ -79,19 +79,33 @@ pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure
     let exe = args.exe.to_string_lossy();
     let mut out = Output::new(common.format, common.output.as_deref()).map_err(Failure::Other)?;
     let format = common.format;
-    let answer = |part: &[u64]| -> Vec<Result<String, Failure>> {
+    let answer = |module: &ElfModule, part: &[u64]| -> Vec<Result<String, Failure>> {
         part.iter()
-            .map(|&addr| render_symbolized(&module, &exe, format, addr))
+            .map(|&addr| render_symbolized(module, &exe, format, addr))
             .collect()
     };
     // Every address is known before the first answer: a block is answered
-    // on every core at once where lookups take no lock (Go's table: they
-    // read the mapped file and cache per thread), its lines written in
-    // order, one write per 64 KiB.
+    // on every core at once, its lines written in order, one write per
+    // 64 KiB. Go code answered from `.gopclntab` takes no lock (the lookups
+    // read the mapped file and cache per thread): the threads share the
+    // module. DWARF lookups share one cache of parsed units behind a lock:
+    // each further thread opens the file again and keeps units of its own
+    // (a 71 MB Rust binary, 5,789 addresses: 0.46 s on one thread, 0.28 s
+    // on two).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let own_modules: Vec<ElfModule> =
+        if cores > 1 && !module.parallel_lookups() && addrs.len() >= PARALLEL_FROM {
+            (1..cores)
+                .filter_map(|_| open_module(&args.exe).ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let modules: Vec<&ElfModule> = std::iter::once(&module).chain(&own_modules).collect();
     let threads = if module.parallel_lookups() {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        cores
     } else {
-        1
+        modules.len()
     };
     for block in addrs.chunks(SYMBOLIZE_BLOCK) {
         let lines: Vec<Result<String, Failure>> = if threads > 1 && block.len() >= PARALLEL_FROM {
@@ -101,7 +115,11 @@ pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure
             std::thread::scope(|scope| {
                 let workers: Vec<_> = block
                     .chunks(block.len().div_ceil(threads))
-                    .map(|part| scope.spawn(|| answer(part)))
+                    .enumerate()
+                    .map(|(i, part)| {
+                        let module = modules.get(i).copied().unwrap_or(&module);
+                        scope.spawn(move || answer(module, part))
+                    })
                     .collect();
                 workers
                     .into_iter()
@@ -109,7 +127,7 @@ pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure
                     .collect()
             })
         } else {
-            answer(block)
+            answer(&module, block)
         };
         for line in lines {
             out.line_batched(&line?).map_err(Failure::Other)?;

@@ -9,8 +9,12 @@ use crate::util::{median, run, step, workspace_root};
 
 /// Unwinding and symbolizing one crash stack of a release C program (-O2,
 /// no frame pointers, crashing in a worker thread): crashtrace's own time
-/// for it (reported by `-v`), gdb's `bt` (run+bt minus run alone), and
-/// `perf script` over a `perf record --call-graph dwarf` of the same crash.
+/// for it (reported by `-v`), gdb's `bt` two ways, and `perf script` over
+/// a `perf record --call-graph dwarf` of the same crash. gdb reads the
+/// program's and libc's debug info when it loads them, during `run`: run+bt
+/// minus run alone leaves that reading out (the `bt` alone), run+bt minus
+/// a run that reads no debug info (`--readnever`) counts it, as
+/// crashtrace's figure counts its own opening of those files.
 pub(crate) fn bench_unwind(crashtrace: &Path, runs: usize) -> Result<()> {
     let root = workspace_root();
     let dir = root.join("target/bench");
@@ -29,6 +33,7 @@ pub(crate) fn bench_unwind(crashtrace: &Path, runs: usize) -> Result<()> {
     };
     let perf_data = dir.join("perf.data");
     let (mut ours, mut gdb_bt, mut perf) = (Vec::new(), Vec::new(), Vec::new());
+    let mut gdb_with_reading = Vec::new();
     for i in 0..runs {
         step(&format!("unwind run {}/{runs}", i + 1));
         let out = Command::new(crashtrace)
@@ -57,6 +62,12 @@ pub(crate) fn bench_unwind(crashtrace: &Path, runs: usize) -> Result<()> {
                 .arg(&bin),
         )?;
         gdb_bt.push((with_bt - without).max(0.0));
+        let reading_nothing = wall(
+            Command::new("gdb")
+                .args(["-batch", "-nx", "--readnever", "-ex", "run"])
+                .arg(&bin),
+        )?;
+        gdb_with_reading.push((with_bt - reading_nothing).max(0.0));
         wall(
             Command::new("perf")
                 .args([
@@ -76,6 +87,7 @@ pub(crate) fn bench_unwind(crashtrace: &Path, runs: usize) -> Result<()> {
         )?);
     }
     let (a, b, c) = (median(ours), median(gdb_bt), median(perf));
+    let d = median(gdb_with_reading);
     println!();
     println!(
         "One crash stack of {} (worker thread, -O2, no frame pointers), cold caches, {runs} runs, medians:",
@@ -88,6 +100,10 @@ pub(crate) fn bench_unwind(crashtrace: &Path, runs: usize) -> Result<()> {
         a * 1e3
     );
     println!("| gdb `bt` (run+bt minus run) | {:.1} ms |", b * 1e3);
+    println!(
+        "| gdb `bt` with its reading of the debug info (run+bt minus run --readnever) | {:.1} ms |",
+        d * 1e3
+    );
     println!("| perf script (--call-graph dwarf) | {:.1} ms |", c * 1e3);
     Ok(())
 }
