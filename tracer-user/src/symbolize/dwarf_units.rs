@@ -67,15 +67,35 @@ pub struct DwarfFile {
     sections: gimli::DwarfSections<Section>,
     /// Address ranges of units: (begin, end, unit offset in .debug_info),
     /// sorted by begin.
-    ranges: Vec<(u64, u64, usize)>,
+    ranges: Vec<UnitRange>,
     /// Function symbols by name (aliases included), for call targets
     /// DWARF only declares: read from the file on first use (only tail-call
     /// frames need them; tens of thousands of names in a large binary).
     by_name: OnceLock<HashMap<String, u64>>,
+    /// Whether `ranges` could be read: an address outside them and
+    /// `left_out` is then in no unit.
+    indexed: bool,
+    /// Ranges of the units `.debug_aranges` leaves out (see
+    /// [`Self::left_out_ranges`]); None when they could not be read.
+    left_out: OnceLock<Option<Vec<UnitRange>>>,
     /// Where each unit starts in `.debug_info` (read on first use: a
     /// unit's references into others name offsets, not units).
     unit_starts: OnceLock<Vec<usize>>,
     map: Arc<memmap2::Mmap>,
+}
+
+/// Code of a unit: (begin, end, the unit's offset in `.debug_info`).
+type UnitRange = (u64, u64, usize);
+
+/// The unit of `ranges` (sorted by begin) whose code holds `addr`.
+fn holding(ranges: &[UnitRange], addr: u64) -> Option<usize> {
+    let idx = ranges.partition_point(|&(b, _, _)| b <= addr);
+    ranges[..idx]
+        .iter()
+        .rev()
+        .take(16)
+        .find(|&&(_, e, _)| addr < e)
+        .map(|&(_, _, u)| u)
 }
 
 /// Units one context may hold (see [`DwarfFile::unit_dwarf`]): crashtrace's
@@ -176,9 +196,20 @@ impl DwarfFile {
             ranges: Vec::new(),
             by_name: OnceLock::new(),
             unit_starts: OnceLock::new(),
+            indexed: false,
+            left_out: OnceLock::new(),
             map,
         };
-        file.ranges = file.unit_ranges().unwrap_or_default();
+        match file.unit_ranges() {
+            Ok((ranges, every_unit)) => {
+                file.ranges = ranges;
+                file.indexed = true;
+                if every_unit {
+                    let _ = file.left_out.set(Some(Vec::new()));
+                }
+            }
+            Err(_) => file.indexed = false,
+        }
         Ok(file)
     }
 
@@ -299,13 +330,17 @@ impl DwarfFile {
         starts.get(idx.checked_sub(1)?).copied()
     }
 
-    /// Units by address: from `.debug_aranges` when the producer wrote it,
-    /// else from each unit's root DIE (its ranges; no other DIE is read).
-    fn unit_ranges(&self) -> Result<Vec<(u64, u64, usize)>> {
+    /// Units by address, as `.debug_aranges` lists them; the units it leaves
+    /// out are indexed on the first lookup outside these ranges
+    /// ([`Self::left_out_ranges`]). Without `.debug_aranges`, every unit's
+    /// root ranges, and none is left out.
+    fn unit_ranges(&self) -> Result<(Vec<UnitRange>, bool)> {
         let dwarf = self.dwarf();
         let mut out = Vec::new();
         let mut headers = dwarf.debug_aranges.headers();
+        let mut any = false;
         while let Some(header) = headers.next()? {
+            any = true;
             let unit = header.debug_info_offset().0;
             let mut entries = header.entries();
             while let Some(e) = entries.next()? {
@@ -315,34 +350,101 @@ impl DwarfFile {
                 }
             }
         }
-        if out.is_empty() {
-            let mut units = dwarf.units();
-            while let Some(header) = units.next()? {
-                let offset = header.offset().0;
-                let Ok(unit) = dwarf.unit(header) else {
-                    continue;
-                };
-                let mut ranges = dwarf.unit_ranges(&unit)?;
-                while let Some(r) = ranges.next()? {
-                    if r.end > r.begin {
-                        out.push((r.begin, r.end, offset));
-                    }
+        if !any {
+            out = self.root_ranges(&std::collections::HashSet::new())?;
+        }
+        out.sort_unstable();
+        Ok((out, !any))
+    }
+
+    /// The root ranges of the units `.debug_aranges` leaves out, read on the
+    /// first lookup outside its ranges. A unit whose root names no code
+    /// (`DW_AT_low_pc`/`high_pc`/`ranges`) holds none: rustc lists in
+    /// `.debug_aranges` only its units with code (321 of 2,048 in
+    /// crashtrace's release build; the others hold types and generics),
+    /// and gdb and llvm-symbolizer index units the same way. With these the
+    /// index covers every unit with code, and an address outside it is in
+    /// no unit: its lookup needs no context of the whole file, whose
+    /// opening reads every unit (~25 ms of a Rust binary's first lookup at
+    /// `_start`, for no answer). Reading them costs ~4 ms there, which an
+    /// address `.debug_aranges` covers does not pay.
+    fn left_out_ranges(&self) -> &[UnitRange] {
+        self.left_out
+            .get_or_init(|| {
+                let dwarf = self.dwarf();
+                let mut listed = std::collections::HashSet::new();
+                let mut headers = dwarf.debug_aranges.headers();
+                while let Ok(Some(header)) = headers.next() {
+                    listed.insert(header.debug_info_offset().0);
+                }
+                let mut out = self.root_ranges(&listed).ok()?;
+                out.sort_unstable();
+                Some(out)
+            })
+            .as_deref()
+            .unwrap_or(&[])
+    }
+
+    /// Every unit's root ranges but those of `skip` (offsets in
+    /// `.debug_info`); a unit is parsed only if its root names code.
+    fn root_ranges(&self, skip: &std::collections::HashSet<usize>) -> Result<Vec<UnitRange>> {
+        let dwarf = self.dwarf();
+        let mut out = Vec::new();
+        let mut abbreviations = HashMap::new();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next()? {
+            let offset = header.offset().0;
+            if skip.contains(&offset)
+                || !matches!(
+                    header.type_(),
+                    gimli::UnitType::Compilation | gimli::UnitType::Skeleton(_)
+                )
+            {
+                continue;
+            }
+            // The root's attribute names first: parsing the unit (its line
+            // program header above all) only for one that names code.
+            let abbrevs = match abbreviations.entry(header.debug_abbrev_offset()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(header.abbreviations(&dwarf.debug_abbrev)?)
+                }
+            };
+            let mut root = header.entries_raw(abbrevs, None)?;
+            let names_code = root.read_abbreviation()?.is_some_and(|a| {
+                a.attributes().iter().any(|spec| {
+                    matches!(
+                        spec.name(),
+                        gimli::DW_AT_low_pc | gimli::DW_AT_high_pc | gimli::DW_AT_ranges
+                    )
+                })
+            });
+            if !names_code {
+                continue;
+            }
+            let Ok(unit) = dwarf.unit(header) else {
+                continue;
+            };
+            let mut ranges = dwarf.unit_ranges(&unit)?;
+            while let Some(r) = ranges.next()? {
+                if r.end > r.begin {
+                    out.push((r.begin, r.end, offset));
                 }
             }
         }
-        out.sort_unstable();
         Ok(out)
+    }
+
+    /// Whether no unit holds code at `addr`, as far as the index can tell.
+    pub fn no_unit_at(&self, addr: u64) -> bool {
+        self.indexed
+            && self.unit_at(addr).is_none()
+            && self.left_out.get().is_some_and(|l| l.is_some())
     }
 
     /// The unit (offset in .debug_info) whose code holds `addr`.
     pub fn unit_at(&self, addr: u64) -> Option<usize> {
-        let idx = self.ranges.partition_point(|&(b, _, _)| b <= addr);
-        self.ranges[..idx]
-            .iter()
-            .rev()
-            .take(16)
-            .find(|&&(_, e, _)| addr < e)
-            .map(|&(_, _, u)| u)
+        holding(&self.ranges, addr).or_else(|| holding(self.left_out_ranges(), addr))
     }
 
     pub fn unit<'a>(

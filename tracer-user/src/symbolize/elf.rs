@@ -743,7 +743,9 @@ impl ElfModule {
             }
         }
         // No code at the last address: addr2line looks up [pc, pc+1).
-        let found = (probe != u64::MAX)
+        // No unit holds code there (`_start`, libgcc's objects): only the
+        // symbol tables can name it, below.
+        let found = (probe != u64::MAX && !self.dwarf_file().is_some_and(|f| f.no_unit_at(probe)))
             .then(|| {
                 self.frames_from_unit(probe)
                     .filter(|frames| !frames.is_empty())
@@ -1286,6 +1288,42 @@ mod unit_context_tests {
         assert!(
             by_unit * 100 >= compared * 95,
             "{by_unit} of {compared} addresses answered by a unit's own context"
+        );
+    }
+
+    /// An address no unit holds (`_start`: crt1.o has no DWARF) is named
+    /// from the symbol table, without opening the whole file's context
+    /// (which reads every unit to find nothing).
+    #[test]
+    fn an_address_in_no_unit_is_named_without_the_whole_files_context() {
+        let exe = std::env::current_exe().expect("test binary");
+        let module = super::ElfModule::open(&exe, "test binary").expect("open");
+        let (start, _) = module
+            .symbols
+            .iter()
+            .find(|(_, name)| *name == "_start")
+            .expect("_start");
+        let frames = module.lookup(start.address, super::PcKind::Exact);
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0].function.as_deref(), Some("_start"));
+        assert!(
+            module.dwarf.get().is_none(),
+            "the whole file's context was opened"
+        );
+        // A unit's address still answers from DWARF, with a line.
+        let (sym, _) = module
+            .symbols
+            .iter()
+            .find(|(s, _)| {
+                module
+                    .dwarf_file()
+                    .is_some_and(|f| f.unit_at(s.address).is_some())
+            })
+            .expect("a function with DWARF");
+        let frames = module.lookup(sym.address, super::PcKind::Exact);
+        assert!(
+            frames.first().is_some_and(|f| f.line.is_some()),
+            "{frames:?}"
         );
     }
 }
