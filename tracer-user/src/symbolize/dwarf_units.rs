@@ -98,6 +98,21 @@ fn holding(ranges: &[UnitRange], addr: u64) -> Option<usize> {
         .map(|&(_, _, u)| u)
 }
 
+/// The sections units, lines and call sites need: location lists and
+/// macros are large, and separate debug files are compressed.
+const WANTED_SECTIONS: &[gimli::SectionId] = &[
+    gimli::SectionId::DebugAbbrev,
+    gimli::SectionId::DebugAddr,
+    gimli::SectionId::DebugAranges,
+    gimli::SectionId::DebugInfo,
+    gimli::SectionId::DebugLine,
+    gimli::SectionId::DebugLineStr,
+    gimli::SectionId::DebugStr,
+    gimli::SectionId::DebugStrOffsets,
+    gimli::SectionId::DebugRanges,
+    gimli::SectionId::DebugRngLists,
+];
+
 /// Units one context may hold (see [`DwarfFile::unit_dwarf`]): crashtrace's
 /// own Rust units reach at most 15.
 const MAX_UNITS_OF_A_CONTEXT: usize = 64;
@@ -159,28 +174,44 @@ impl DwarfFile {
     pub fn from_map(map: Arc<memmap2::Mmap>) -> Result<Self> {
         let obj = object::File::parse(&**map)?;
         let base = map.as_ptr() as usize;
+        // Compressed sections inflate at once, each on a thread of its own:
+        // libc's `.debug_info` is one zlib stream (2.3 MB), its other
+        // sections 0.7 MB more, all on a crash's path when the crash comes
+        // before the warm-up.
+        let mut inflated: HashMap<gimli::SectionId, Vec<u8>> = std::thread::scope(|scope| {
+            let inflating: Vec<_> = WANTED_SECTIONS
+                .iter()
+                .filter_map(|&id| {
+                    let section = obj.section_by_name(id.name())?;
+                    let compressed = section
+                        .compressed_file_range()
+                        .is_ok_and(|r| r.format != object::CompressionFormat::None);
+                    compressed.then(|| {
+                        (
+                            id,
+                            scope.spawn(move || {
+                                section.uncompressed_data().ok().map(Cow::into_owned)
+                            }),
+                        )
+                    })
+                })
+                .collect();
+            inflating
+                .into_iter()
+                .filter_map(|(id, t)| Some((id, t.join().ok()??)))
+                .collect()
+        });
         let sections = gimli::DwarfSections::load(|id: gimli::SectionId| {
-            // Only what units, lines and call sites need: location lists and
-            // macros are large, and separate debug files are compressed.
-            use gimli::SectionId::*;
-            let wanted = matches!(
-                id,
-                DebugAbbrev
-                    | DebugAddr
-                    | DebugAranges
-                    | DebugInfo
-                    | DebugLine
-                    | DebugLineStr
-                    | DebugStr
-                    | DebugStrOffsets
-                    | DebugRanges
-                    | DebugRngLists
-            );
-            let data = wanted
-                .then(|| obj.section_by_name(id.name()))
-                .flatten()
-                .and_then(|s| s.uncompressed_data().ok())
-                .unwrap_or(Cow::Borrowed(&[]));
+            let data = if let Some(bytes) = inflated.remove(&id) {
+                Cow::Owned(bytes)
+            } else {
+                WANTED_SECTIONS
+                    .contains(&id)
+                    .then(|| obj.section_by_name(id.name()))
+                    .flatten()
+                    .and_then(|s| s.uncompressed_data().ok())
+                    .unwrap_or(Cow::Borrowed(&[]))
+            };
             Ok::<_, gimli::Error>(Section(Arc::new(match data {
                 Cow::Borrowed(b) if !b.is_empty() => {
                     let start = b.as_ptr() as usize - base;
