@@ -349,3 +349,60 @@ fn probes_lists_what_a_process_of_the_file_gets() {
         }
     }
 }
+
+/// Many addresses are answered on several threads; where no thread can
+/// start (a user at its process limit), all of them are answered on the
+/// main one, the same answers (not a panic: the earlier code's
+/// `thread::scope` spawn did that). libc's DWARF comes from libc6-dbg's
+/// separate debug file, read by a user with no process to spare.
+#[test]
+fn symbolize_without_threads_answers_the_same() {
+    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let data = std::fs::read(libc).expect("libc");
+    let obj = object::File::parse(&*data).expect("libc ELF");
+    let text = obj.section_by_name(".text").expect(".text");
+    let addrs: String = (text.address()..text.address() + text.size())
+        .step_by(997)
+        .map(|a| format!("{a:#x}\n"))
+        .collect();
+    assert!(addrs.lines().count() > 1000, "too few addresses");
+    let args = ["symbolize", "--format", "ndjson", "--exe", libc, "-"];
+    let threaded = crashtrace(&args, &addrs);
+    assert!(threaded.status.success(), "{threaded:?}");
+
+    // RLIMIT_NPROC does not bind root: the same binary, readable by
+    // nobody, run as nobody with a limit of one process (itself).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("crashtrace");
+    std::fs::copy(crashtrace_bin(), &bin).expect("copy crashtrace");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "prlimit",
+            "--nproc=1",
+        ])
+        .arg(&bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let mut pipe = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || pipe.write_all(addrs.as_bytes()));
+    let alone = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&alone.stdout),
+        String::from_utf8_lossy(&threaded.stdout)
+    );
+}

@@ -186,14 +186,19 @@ impl DwarfFile {
                     let compressed = section
                         .compressed_file_range()
                         .is_ok_and(|r| r.format != object::CompressionFormat::None);
-                    compressed.then(|| {
-                        (
-                            id,
-                            scope.spawn(move || {
-                                section.uncompressed_data().ok().map(Cow::into_owned)
-                            }),
-                        )
-                    })
+                    if !compressed {
+                        return None;
+                    }
+                    // A thread that cannot start (pids or memory
+                    // exhausted on a loaded host) leaves its section to
+                    // inflate below, on this thread.
+                    let thread = std::thread::Builder::new()
+                        .name("inflate".into())
+                        .spawn_scoped(scope, move || {
+                            section.uncompressed_data().ok().map(Cow::into_owned)
+                        })
+                        .ok()?;
+                    Some((id, thread))
                 })
                 .collect();
             inflating
