@@ -499,6 +499,11 @@ pub enum GoProbe {
     /// error, a fatal panic or SIGQUIT ([`GoProcess::dumping`]); otherwise
     /// (runtime.Stack, debug.Stack) the hit returns at once.
     GoroutineHeader = 9,
+    /// `runtime.preprintpanics(p *_panic)` (Go 1.22+): gopanic ran out of
+    /// deferred calls, the panic will kill the process; RAX = p. Its
+    /// record carries the panics of the goroutine's `_panic` chain not told
+    /// yet ([`GoRecord::chain`]); it tells nothing itself.
+    Preprintpanics = 10,
 }
 
 impl GoProbe {
@@ -513,6 +518,7 @@ impl GoProbe {
             7 => Self::Goexit,
             8 => Self::DeferCall,
             9 => Self::GoroutineHeader,
+            10 => Self::Preprintpanics,
             _ => return None,
         })
     }
@@ -568,6 +574,28 @@ pub struct GoConfig {
     pub g_startpc: u32,
     pub g_parent_goid: u32,
     pub g_lockedm: u32,
+    /// `_panic.link` (the older panic), `_panic.startSP` (gopanic's sp),
+    /// `_panic.sp` (the frame whose deferred calls run) and `_panic.retpc`
+    /// (where a recovery resumes: for a deferred call kept in a `_defer`
+    /// record, the return address of its `deferproc` call). `startSP` and
+    /// `retpc` are Go 1.22+ ([`GO_NO_FIELD`] before): with them, a panic is
+    /// told once it ends (recovery, preprintpanics, Goexit) from the
+    /// goroutine's `_panic` chain, and `runtime.gopanic` carries no probe.
+    pub panic_link: u32,
+    pub panic_start_sp: u32,
+    pub panic_sp: u32,
+    pub panic_retpc: u32,
+}
+
+impl GoConfig {
+    /// Go 1.22+: panics are told from the `_panic` chain when they end, one
+    /// probe hit for a recovered panic (recovery) instead of two.
+    pub fn panics_told_at_their_end(&self) -> bool {
+        self.panic_start_sp != GO_NO_FIELD
+            && self.panic_link != GO_NO_FIELD
+            && self.panic_sp != GO_NO_FIELD
+            && self.panic_retpc != GO_NO_FIELD
+    }
 }
 
 /// `_defer` records read at a gopanic (address, code pointer of fn).
@@ -607,6 +635,36 @@ pub const GO_FROM_EXIT: u32 = 0x800;
 /// the deferred function that recovered it (log and re-panic), whose
 /// `runtime.recovery` will never run.
 pub const GO_PANIC_PREV_RECOVERED: u32 = 0x1000;
+/// [`GoRecord::flags`] of a `Gopanic` record userspace makes from an entry
+/// of [`GoRecord::chain`] (never set by the kernel side): its position
+/// among the chain's panics (0 = the newest) in the
+/// [`GO_PANIC_CHAIN_SHIFT`] bits, its frames from the (position + 1)-th
+/// `runtime.gopanic` frame of `stack` on.
+pub const GO_PANIC_FROM_CHAIN: u32 = 0x2000;
+pub const GO_PANIC_CHAIN_SHIFT: u32 = 16;
+
+/// Panics read from one goroutine's `_panic` chain at one hit
+/// ([`GoRecord::chain`]; deeper nesting loses the oldest).
+pub const GO_PANIC_CHAIN_MAX: usize = 4;
+
+/// One panic of a goroutine's `_panic` chain, read when it ended (Go
+/// 1.22+: at recovery, preprintpanics or Goexit) instead of at its start:
+/// what a gopanic hit would have read.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoChainPanic {
+    /// The panic's value (`_panic.arg`: type, data).
+    pub arg0: u64,
+    pub arg1: u64,
+    /// [`GO_PANIC_PREV_RECOVERED`]: the older panic it links to had been
+    /// recovered (a deferred function that recovered, then panicked).
+    pub flags: u32,
+    pub string_len: u32,
+    pub string_full_len: u64,
+    /// As [`GoRecord::value`] and [`GoRecord::string`] at gopanic.
+    pub value: [u8; GO_VALUE_BYTES],
+    pub string: [u8; GO_STRING_BYTES],
+}
 
 /// A Go process's entry in `GO_PROCESSES`: its binary's layout slot, and
 /// whether its printpanics probe fired (then its fatal panic is recorded
@@ -773,8 +831,20 @@ pub struct GoRecord {
     pub stack_snapshot: [u8; GO_STACK_SNAPSHOT],
     /// gopanic: the goroutine's `_defer` chain, (record address, code
     /// pointer of its fn) pairs from the head, zeros after the end.
-    /// recovery: `defers[0]` is the chain's head after the recovering call.
+    /// recovery: `defers[0]` is the chain's head after the recovering call;
+    /// `defers[1]` the panic's `retpc` (Go 1.22+; 0 before): for a
+    /// deferred call kept in a `_defer` record, the return address of its
+    /// `deferproc` call in the function that deferred it.
     pub defers: [u64; 2 * GO_DEFER_RECORDS],
+    /// Go 1.22+, at recovery, preprintpanics and Goexit: the panics of the
+    /// goroutine's `_panic` chain that end here and were not told yet,
+    /// newest first (`chain[0]` is the chain's head). Userspace tells them
+    /// oldest first, before the hit's own record, the k-th newest with the
+    /// frames of `stack` from its own gopanic frame (the (k+1)-th
+    /// `runtime.gopanic` frame) on.
+    pub chain_len: u32,
+    pub _chain_pad: u32,
+    pub chain: [GoChainPanic; GO_PANIC_CHAIN_MAX],
 }
 
 /// Value of the traced-process map: why the process is traced.
@@ -915,13 +985,18 @@ assert_layout!(
     ns_pid @ 80, filename_len @ 84, cgroup_id @ 88, filename @ 96,
 );
 assert_layout!(
-    GoRecord, size 2736,
+    GoRecord, size 4152,
     header @ 0, probe @ 40, binary @ 44, goid @ 48, on_system_stack @ 56, string_len @ 60,
     string_full_len @ 64, arg0 @ 72, arg1 @ 80, return_address @ 88, value @ 96,
     string @ 160, stack_bytes @ 416, flags @ 420, regs @ 424, stack @ 568,
-    stack_snapshot @ 1584, defers @ 2608,
+    stack_snapshot @ 1584, defers @ 2608, chain_len @ 2736, chain @ 2744,
 );
-// The `OFFSETS` global (thirty-nine u32) and `GO_CONFIG`'s values (twenty-six u32),
+assert_layout!(
+    GoChainPanic, size 352,
+    arg0 @ 0, arg1 @ 8, flags @ 16, string_len @ 20, string_full_len @ 24, value @ 32,
+    string @ 96,
+);
+// The `OFFSETS` global (thirty-nine u32) and `GO_CONFIG`'s values (thirty u32),
 // written by userspace: all one type, so the size and the ends are enough.
 assert_layout!(KernelOffsets, size 156, task_pid @ 0, mm_saved_auxv @ 80, page_counter_max @ 152);
 assert_layout!(OomMemcg, size 24, cgroup_id @ 0, max_pages @ 16);
@@ -930,7 +1005,14 @@ assert_layout!(
     header @ 0, trigger_pid @ 40, trigger_tid @ 44, trigger_comm @ 48, anon_pages @ 64,
     file_pages @ 72, shmem_pages @ 80, levels @ 88, _pad @ 92, memcg @ 96,
 );
-assert_layout!(GoConfig, size 104, g_goid @ 0, g_sigcode0 @ 72, g_lockedm @ 100);
+assert_layout!(
+    GoConfig,
+    size 120,
+    g_goid @ 0,
+    g_sigcode0 @ 72,
+    g_lockedm @ 100,
+    panic_retpc @ 116,
+);
 assert_layout!(GoProcess, size 16, slot @ 0, headers @ 12);
 assert_layout!(GoroutineRecord, size 104 + 8 * GO_GOROUTINE_FRAMES, header @ 0, goid @ 40, status @ 80, binary @ 100, pcs @ 104);
 assert_layout!(TracedProcess, size 8, follow_forks @ 0, by_exe @ 4);

@@ -111,7 +111,7 @@ fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
     let thrown = probe != CXX_TERMINATE;
     if thrown {
         let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
-        let Some(untold) = site_rate(&CXX_RATE, site, CXX_THROWS_PER_SEC, false) else {
+        let Some(untold) = site_rate(&CXX_RATE, site, CXX_THROWS_PER_SEC, || false) else {
             return;
         };
         suppressed = untold;

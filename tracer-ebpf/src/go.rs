@@ -19,14 +19,15 @@ use tracer_common::{
     EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_DUMP_MAX_GOROUTINES,
     GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
     GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM,
-    GO_NO_FIELD, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED,
-    GO_PANICS_PER_SEC, GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED,
-    GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoConfig, GoProbe, GoRecord,
-    GoroutineRecord, MAX_STACK_DEPTH,
+    GO_NO_FIELD, GO_PANIC_CHAIN_MAX, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED,
+    GO_PANIC_REPANICKED, GO_PANICS_PER_SEC, GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK,
+    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoChainPanic,
+    GoConfig, GoProbe, GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
 };
 
 use crate::maps::{
-    EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES, GO_RATE, GO_UNTOLD,
+    EVENTS, GO_CONFIG, GO_LAST_DEFER_CALL, GO_PROBE_HITS, GO_PROCESSES, GO_RATE, GO_TOLD_PANIC,
+    GO_UNTOLD,
 };
 use crate::util::{
     copy_registers, count_in_slot, count_lost, fill_header, is_traced, read_kernel, read_user,
@@ -58,7 +59,9 @@ macro_rules! go_programs {
     ($($name:ident => $probe:ident),* $(,)?) => {$(
         #[uprobe]
         pub fn $name(ctx: ProbeContext) -> u32 {
-            try_go_probe::<{ GoProbe::$probe as u32 }>(&ctx);
+            if go_prelude::<{ GoProbe::$probe as u32 }>(&ctx) {
+                try_go_probe::<{ GoProbe::$probe as u32 }>(&ctx);
+            }
             0
         }
     )*};
@@ -74,20 +77,25 @@ go_programs! {
     go_goexit => Goexit,
     go_defer_call => DeferCall,
     go_goroutine_header => GoroutineHeader,
+    go_preprintpanics => Preprintpanics,
 }
 
-#[inline(always)]
-fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
+/// What every hit checks first — the stack check's re-entry, the process,
+/// the rate limit — and, for Go 1.22+, the panics that end at this hit;
+/// whether [`try_go_probe`] goes on. Two BPF functions, not one: their
+/// stack frames do not add up on the verifier's 512 bytes.
+#[inline(never)]
+fn go_prelude<const PROBE: u32>(ctx: &ProbeContext) -> bool {
     // SAFETY: helper without preconditions in uprobe programs.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     // SAFETY: a uprobe's context is the user pt_regs.
-    let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
+    let r: &pt_regs = unsafe { &*(ctx.as_ptr() as *const pt_regs) };
     // On the stack check's `jbe` (Go 1.17–1.20): when it jumps to
     // morestack (CF or ZF), the function re-enters once the stack has
     // grown and the probe fires again then.
     const CF_ZF: u64 = 0x41;
     if cookie as u32 & GO_PROBE_AT_STACK_CHECK != 0 && r.eflags & CF_ZF != 0 {
-        return;
+        return false;
     }
     if let Some(hits) = GO_PROBE_HITS.get_ptr_mut(0) {
         // SAFETY: per-CPU slot.
@@ -95,18 +103,41 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
-        return;
+        return false;
     }
     let probe = PROBE;
     let binary = (cookie >> 32) as u32;
-    let Some(cfg) = GO_CONFIG.get(binary).copied() else {
+    let Some(cfg) = GO_CONFIG.get(binary) else {
+        return false;
+    };
+    // Go 1.22+: panics are told when they end, from the `_panic` chain.
+    let at_end = cfg.panic_start_sp != GO_NO_FIELD;
+    if at_end && probe == GoProbe::Recovery as u32 {
+        if recovery_untold(r, tgid, binary, cfg) {
+            return false;
+        }
+    } else if (probe == GoProbe::Gopanic as u32 || probe == GoProbe::Recovery as u32)
+        && untold(probe, r, tgid, cfg)
+    {
+        return false;
+    }
+    true
+}
+
+/// The hit's own record (after [`go_prelude`]).
+#[inline(never)]
+fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
+    // SAFETY: helper without preconditions in uprobe programs.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    // SAFETY: a uprobe's context is the user pt_regs.
+    let r: &pt_regs = unsafe { &*(ctx.as_ptr() as *const pt_regs) };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let probe = PROBE;
+    let binary = (cookie >> 32) as u32;
+    let Some(cfg) = GO_CONFIG.get(binary) else {
         return;
     };
-    if (probe == GoProbe::Gopanic as u32 || probe == GoProbe::Recovery as u32)
-        && untold(probe, &r, tgid, &cfg)
-    {
-        return;
-    }
+    let at_end = cfg.panic_start_sp != GO_NO_FIELD;
     if probe == GoProbe::GoroutineHeader as u32 {
         goroutine_header(&r, tgid, binary, &cfg);
         return;
@@ -343,6 +374,14 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
             let mut d: u64 = read_user(g + cfg.g_defer as u64).unwrap_or(0);
             if probe == GoProbe::Recovery as u32 {
                 *defers = d;
+                if cfg.panic_retpc != GO_NO_FIELD {
+                    let p: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+                    *defers.add(1) = if p != 0 {
+                        read_user(p + cfg.panic_retpc as u64).unwrap_or(0)
+                    } else {
+                        0
+                    };
+                }
             } else if probe == GoProbe::Gopanic as u32 {
                 let mut i = 0;
                 while i < GO_DEFER_RECORDS && d != 0 {
@@ -360,13 +399,53 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
             }
         }
 
+        // Go 1.22+: the panics that end here (recovered, fatal, or left
+        // behind by a Goexit), read as their gopanic hits would have read
+        // them; then the goroutine's mark moves past them.
+        let mut chain_len = 0u32;
+        if at_end
+            && g != 0
+            && (probe == GoProbe::Recovery as u32
+                || probe == GoProbe::Preprintpanics as u32
+                || probe == GoProbe::Goexit as u32)
+        {
+            let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+            let mark = GO_TOLD_PANIC.get(&gkey).copied();
+            let mut walk = ChainWalk {
+                n: 0,
+                p: head,
+                mark: mark.unwrap_or([0, 0]),
+                out: addr_of_mut!((*rec).chain) as *mut GoChainPanic,
+            };
+            // Unrolled: four steps in a row cost the verifier less than a
+            // bpf_loop callback it checks until its state settles.
+            let _ = chain_link(0, &mut walk, cfg) == 0
+                && chain_link(1, &mut walk, cfg) == 0
+                && chain_link(2, &mut walk, cfg) == 0
+                && chain_link(3, &mut walk, cfg) == 0;
+            chain_len = walk.n;
+            if probe == GoProbe::Recovery as u32 {
+                mark_survivors(gkey, head, binary, cfg);
+            } else if probe == GoProbe::Goexit as u32 && head != 0 {
+                let start_sp: u64 = read_user(head + cfg.panic_start_sp as u64).unwrap_or(0);
+                let _ = GO_TOLD_PANIC.insert(&gkey, &[head, start_sp], 0);
+            } else if mark.is_some() {
+                let _ = GO_TOLD_PANIC.remove(&gkey);
+            }
+        }
+        addr_of_mut!((*rec).chain_len).write(chain_len);
+        addr_of_mut!((*rec)._chain_pad).write(0);
+
         // Only a panic needs the raw stack (a fault's frameless function):
         // from the probe's sp, or where the panicking goroutine saved its
-        // context when printpanics runs on the system stack.
+        // context when printpanics runs on the system stack (or recovery
+        // on g0, for the panics it ends).
         let snapshot_sp = if probe == GoProbe::Gopanic as u32 || probe == GoProbe::Sigpanic as u32 {
             r.rsp
-        } else if probe == GoProbe::Printpanics as u32 && from_sched && g != 0 {
+        } else if (probe == GoProbe::Printpanics as u32 || chain_len > 0) && from_sched && g != 0 {
             read_user(g + cfg.g_sched as u64).unwrap_or(0)
+        } else if chain_len > 0 {
+            r.rsp
         } else {
             0
         };
@@ -403,7 +482,7 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
         let _ = GO_UNTOLD.remove(&gkey);
         return true;
     }
-    let fault = read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
+    let fault = || read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
     let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
     if site_rate(&GO_RATE, site, GO_PANICS_PER_SEC, fault).is_none() {
         let _ = GO_UNTOLD.insert(&gkey, &1, 0);
@@ -412,6 +491,187 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
     }
     let _ = GO_UNTOLD.remove(&gkey);
     false
+}
+
+/// Go 1.22+ runtime.recovery: whether this recovered panic goes untold
+/// (the rate limit of [`untold`], the only hit of a recovered panic now).
+/// The site is the panic's: gopanic's return address, two frames above
+/// where the goroutine saved its context (in `_panic.nextDefer`, called by
+/// gopanic), with nextDefer's own return address beside it. An untold
+/// recovery still keeps the goroutine's [`GO_TOLD_PANIC`] mark true.
+#[inline(always)]
+fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) -> bool {
+    let g = r.rax;
+    let fault = || read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
+    let bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+    let frame: [u64; 2] = read_user(bp).unwrap_or([0, 0]);
+    let site_ret: u64 = read_user(frame[0] + 8).unwrap_or(0);
+    let site = [((tgid as u64) << 32) ^ frame[1], site_ret];
+    if site_rate(&GO_RATE, site, GO_PANICS_PER_SEC, fault).is_some() {
+        return false;
+    }
+    count_in_slot(GO_PANICS_RATE_LIMITED);
+    let goid: u64 = read_user(g + cfg.g_goid as u64).unwrap_or(0);
+    let gkey = goroutine_key(tgid, goid);
+    // SAFETY: presence only.
+    if unsafe { GO_TOLD_PANIC.get(&gkey) }.is_some() {
+        let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+        mark_survivors(gkey, head, binary, cfg);
+    }
+    true
+}
+
+/// A walk down a goroutine's `_panic` chain at a hit where panics end
+/// (Go 1.22+): the entries newer than its [`GO_TOLD_PANIC`] mark, newest
+/// first, read into the record's `chain` (a Goexit's entry is no panic:
+/// only flagged [`GO_PANIC_GOEXIT`]).
+struct ChainWalk {
+    n: u32,
+    /// The next link to look at (0: the end).
+    p: u64,
+    /// The newest panic told already (address, startSP), or zeros.
+    mark: [u64; 2],
+    out: *mut GoChainPanic,
+}
+
+/// One link (a Goexit's only flagged); 1 (stop) at the mark, the chain's
+/// end, or when [`GO_PANIC_CHAIN_MAX`] are read.
+#[inline(always)]
+fn chain_link(index: usize, w: &mut ChainWalk, cfg: &GoConfig) -> i64 {
+    let p = w.p;
+    let k = index;
+    if p == 0 || k >= GO_PANIC_CHAIN_MAX {
+        return 1;
+    }
+    let start_sp = read_word(p + cfg.panic_start_sp as u64);
+    if w.mark[0] == p && w.mark[1] == start_sp {
+        return 1;
+    }
+    // Reads without a branch each (a failed read is zeros): the verifier
+    // walks this four times in every program that has it.
+    let older = read_word(p + cfg.panic_link as u64);
+    let goexit = read_byte(p + cfg.panic_goexit as u64) != 0;
+    let older_recovered = read_byte(older + cfg.panic_recovered as u64) != 0;
+    let flags = (goexit as u32 * GO_PANIC_GOEXIT)
+        | ((older != 0 && older_recovered) as u32 * GO_PANIC_PREV_RECOVERED);
+    // A Goexit's entry has no value (`arg` is nil): it reads as zeros.
+    let data = read_word(p + cfg.panic_arg as u64 + 8);
+    // SAFETY: k < GO_PANIC_CHAIN_MAX entries follow `out` in the
+    // reservation; user reads are checked helpers.
+    unsafe {
+        let e = w.out.add(k & (GO_PANIC_CHAIN_MAX - 1));
+        addr_of_mut!((*e).arg0).write(read_word(p + cfg.panic_arg as u64));
+        addr_of_mut!((*e).arg1).write(data);
+        addr_of_mut!((*e).flags).write(flags);
+        let (ptr, len) = read_value(addr_of_mut!((*e).value) as *mut u8, data);
+        let n = read_string(addr_of_mut!((*e).string) as *mut u8, ptr, len);
+        addr_of_mut!((*e).string_len).write(n);
+        addr_of_mut!((*e).string_full_len).write(len);
+    }
+    w.n = k as u32 + 1;
+    w.p = older;
+    0
+}
+
+/// The word at user address `addr`, 0 where unreadable: one helper call,
+/// no branch (the helper zeroes what it cannot read).
+#[inline(always)]
+fn read_word(addr: u64) -> u64 {
+    let mut v = 0u64;
+    // SAFETY: the helper checks its source; `v` is ours.
+    unsafe {
+        raw_probe_read_user(
+            addr_of_mut!(v) as *mut core::ffi::c_void,
+            8,
+            addr as *const core::ffi::c_void,
+        );
+    }
+    v
+}
+
+/// As [`read_word`], one byte.
+#[inline(always)]
+fn read_byte(addr: u64) -> u8 {
+    let mut v = 0u8;
+    // SAFETY: as read_word.
+    unsafe {
+        raw_probe_read_user(
+            addr_of_mut!(v) as *mut core::ffi::c_void,
+            1,
+            addr as *const core::ffi::c_void,
+        );
+    }
+    v
+}
+
+/// At runtime.recovery of the chain's head: the mark goes to the newest
+/// panic the recovery leaves in the chain, as `recovery` unwinds it (the
+/// panics that started below the recovering frame's sp go; a Goexit
+/// stops it), or is removed when none is left.
+#[inline(always)]
+fn mark_survivors(gkey: u64, head: u64, binary: u32, cfg: &GoConfig) {
+    let sp: u64 = if head != 0 {
+        read_user(head + cfg.panic_sp as u64).unwrap_or(0)
+    } else {
+        0
+    };
+    let mut walk = SurvivorWalk {
+        binary,
+        sp,
+        q: head,
+        q_start_sp: 0,
+    };
+    // SAFETY: `survivor_step` matches the callback signature; `walk`
+    // outlives the call.
+    unsafe {
+        bpf_loop(
+            (2 * GO_PANIC_CHAIN_MAX) as u32,
+            survivor_step as *mut core::ffi::c_void,
+            addr_of_mut!(walk) as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    if walk.q != 0 {
+        let _ = GO_TOLD_PANIC.insert(&gkey, &[walk.q, walk.q_start_sp], 0);
+    } else {
+        let _ = GO_TOLD_PANIC.remove(&gkey);
+    }
+}
+
+/// A walk down a `_panic` chain as `runtime.recovery` unwinds it.
+struct SurvivorWalk {
+    binary: u32,
+    /// The recovering frame's sp (the recovered panic's `sp`).
+    sp: u64,
+    /// The link looked at (0: none survives), and its startSP.
+    q: u64,
+    q_start_sp: u64,
+}
+
+/// 1 (stop) at the first link that survives the recovery, or the end.
+#[inline(never)]
+extern "C" fn survivor_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: bpf_loop passes the `SurvivorWalk` given to it.
+    let w = unsafe { &mut *(ctx as *mut SurvivorWalk) };
+    if w.q == 0 {
+        return 1;
+    }
+    let Some(cfg) = GO_CONFIG.get(w.binary) else {
+        w.q = 0;
+        return 1;
+    };
+    w.q_start_sp = read_user(w.q + cfg.panic_start_sp as u64).unwrap_or(0);
+    if is_goexit(w.q, cfg) || w.q_start_sp >= w.sp {
+        return 1;
+    }
+    w.q = read_user(w.q + cfg.panic_link as u64).unwrap_or(0);
+    0
+}
+
+#[inline(always)]
+fn is_goexit(p: u64, cfg: &GoConfig) -> bool {
+    cfg.panic_goexit != GO_NO_FIELD
+        && read_user::<u8>(p + cfg.panic_goexit as u64).unwrap_or(0) != 0
 }
 
 /// `runtime.goroutineheader(gp)` while the process is dying: one
@@ -599,10 +859,19 @@ fn panic_flags(p: u64, cfg: &GoConfig) -> u32 {
 /// `rec` points into a ring-buffer reservation of a [`GoRecord`].
 #[inline(always)]
 unsafe fn write_value(rec: *mut GoRecord, data: u64) -> (u64, u64) {
+    unsafe { read_value(addr_of_mut!((*rec).value) as *mut u8, data) }
+}
+
+/// Copies [`GO_VALUE_BYTES`] from `data` to `value`; returns the string
+/// header {ptr, len} they start with.
+///
+/// # Safety
+/// `value` points to [`GO_VALUE_BYTES`] writable bytes of a reservation.
+#[inline(always)]
+unsafe fn read_value(value: *mut u8, data: u64) -> (u64, u64) {
     unsafe {
         // A failed read zeroes the bytes; no data is zeroes without a
         // fault (see `zero`).
-        let value = addr_of_mut!((*rec).value) as *mut u8;
         if data == 0 {
             zero(value, GO_VALUE_BYTES as u32);
         } else {
@@ -621,20 +890,31 @@ unsafe fn write_value(rec: *mut GoRecord, data: u64) -> (u64, u64) {
 unsafe fn write_string(rec: *mut GoRecord, ptr: u64, len: u64) {
     unsafe {
         addr_of_mut!((*rec).string_full_len).write(len);
-        let mut n = 0u32;
-        if ptr != 0 && len > 0 && len < (1 << 30) {
-            n = if len >= GO_STRING_BYTES as u64 {
-                GO_STRING_BYTES as u32
-            } else {
-                len as u32
-            };
-            let dst = addr_of_mut!((*rec).string) as *mut core::ffi::c_void;
-            if raw_probe_read_user(dst, n, ptr as *const _) < 0 {
-                n = 0;
-            }
-        }
+        let n = read_string(addr_of_mut!((*rec).string) as *mut u8, ptr, len);
         addr_of_mut!((*rec).string_len).write(n);
     }
+}
+
+/// Copies up to [`GO_STRING_BYTES`] of the string at `ptr` (`len` long)
+/// to `dst`; returns how many.
+///
+/// # Safety
+/// `dst` points to [`GO_STRING_BYTES`] writable bytes of a reservation.
+#[inline(always)]
+unsafe fn read_string(dst: *mut u8, ptr: u64, len: u64) -> u32 {
+    let mut n = 0u32;
+    if ptr != 0 && len > 0 && len < (1 << 30) {
+        n = if len >= GO_STRING_BYTES as u64 {
+            GO_STRING_BYTES as u32
+        } else {
+            len as u32
+        };
+        // SAFETY: the helper checks its source; `dst` is the caller's.
+        if unsafe { raw_probe_read_user(dst as *mut _, n, ptr as *const _) } < 0 {
+            n = 0;
+        }
+    }
+    n
 }
 
 /// [`GO_STACK_SNAPSHOT`] bytes of the stack from `sp` (zeros if 0 or
@@ -684,15 +964,26 @@ unsafe fn walk_sched(rec: *mut GoRecord, g: u64, cfg: &GoConfig, flags: u32) -> 
 #[inline(always)]
 unsafe fn sched_frames(out: *mut u64, max: usize, g: u64, cfg: &GoConfig) -> usize {
     let sched_pc: u64 = read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0);
-    if sched_pc == 0 || max < 2 {
-        return 0;
-    }
     let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
     let bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+    // SAFETY: as the caller's.
+    unsafe { frames_from(out, max, sched_pc, sched_sp, bp) }
+}
+
+/// Writes up to `max` words to `out`: `pc`, the word at `sp`, then the
+/// frame-pointer chain from `bp`. Returns how many (0 without a pc).
+///
+/// # Safety
+/// `out` points to `max` writable words in a ring-buffer reservation.
+#[inline(always)]
+unsafe fn frames_from(out: *mut u64, max: usize, pc: u64, sp: u64, bp: u64) -> usize {
+    if pc == 0 || max < 2 {
+        return 0;
+    }
     // SAFETY: out has `max` words (at most FP_WALK_WORDS + 2, below).
     unsafe {
-        *out = sched_pc;
-        *out.add(1) = read_user(sched_sp).unwrap_or(0);
+        *out = pc;
+        *out.add(1) = read_user(sp).unwrap_or(0);
     }
     let mut walk = FpWalk {
         out: unsafe { out.add(2) },

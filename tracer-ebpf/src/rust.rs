@@ -110,7 +110,7 @@ fn told(tgid: u32, location: u64) -> Option<u32> {
         &RUST_RATE,
         [tgid as u64, location],
         RUST_PANICS_PER_SEC,
-        false,
+        || false,
     ) else {
         let _ = RUST_UNTOLD.insert(&thread, &1, 0);
         count_in_slot(RUST_PANICS_RATE_LIMITED);

@@ -190,31 +190,39 @@ pub(crate) unsafe fn copy_registers(dst: *mut Registers, regs_ptr: u64) {
 /// A per-site rate limit (C++ throws, Rust and Go panics): `map` holds,
 /// per site, (window start ns, told in the window, untold since the last
 /// told one). Some(untold since the last told one) when this event is
-/// told — at most `per_sec` a second, or any time with `always` — None
-/// when it is not (then counted for the next told one).
+/// told — at most `per_sec` a second, or any time `always()` says so
+/// (asked only past the limit) — None when it is not (then counted for the
+/// next told one).
 #[inline(always)]
 pub(crate) fn site_rate(
     map: &LruHashMap<[u64; 2], [u64; 3]>,
     site: [u64; 2],
     per_sec: u64,
-    always: bool,
+    always: impl Fn() -> bool,
 ) -> Option<u64> {
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: the value is copied out before the update.
-    let mut st = unsafe { map.get(&site) }.copied().unwrap_or([now, 0, 0]);
-    if now.wrapping_sub(st[0]) > 1_000_000_000 {
-        st[0] = now;
-        st[1] = 0;
+    // Updated in place: a map update per event cost more than the rest of
+    // a rate-limited event (LRU hash; Go's panic loop: 0.99 -> 0.74 µs of
+    // BPF a panic). Two CPUs at one site may lose a count, as a copy and an
+    // update would.
+    let Some(st) = map.get_ptr_mut(&site) else {
+        let _ = map.insert(&site, &[now, 1, 0], 0);
+        return Some(0);
+    };
+    // SAFETY: the map's value stays valid during the program.
+    unsafe {
+        if now.wrapping_sub((*st)[0]) > 1_000_000_000 {
+            (*st)[0] = now;
+            (*st)[1] = 0;
+        }
+        if (*st)[1] >= per_sec && !always() {
+            (*st)[2] += 1;
+            return None;
+        }
+        (*st)[1] += 1;
+        let untold = (*st)[2];
+        (*st)[2] = 0;
+        Some(untold)
     }
-    if st[1] >= per_sec && !always {
-        st[2] += 1;
-        let _ = map.insert(&site, &st, 0);
-        return None;
-    }
-    st[1] += 1;
-    let untold = st[2];
-    st[2] = 0;
-    let _ = map.insert(&site, &st, 0);
-    Some(untold)
 }

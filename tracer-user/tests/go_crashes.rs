@@ -312,6 +312,105 @@ fn recovered_panics_are_incidents_with_outcome_recovered() {
     }
 }
 
+/// What a recovered panic costs the program: probe hits, from `-v`'s
+/// summary. Go 1.22+ tells a recovered panic at runtime.recovery alone
+/// (its value, frames and recovering function are all still there): one
+/// hit. Go 1.19–1.21 recover after the panic left the goroutine's chain:
+/// gopanic, deferCallSave (the deferred call that recovers) and recovery,
+/// three hits.
+#[test]
+fn a_recovered_panic_costs_one_probe_hit_on_go_1_22_and_later() {
+    for build in go_builds("crashy") {
+        let ctx = &build.label;
+        // A copy of its own: the hit counter counts every process that runs
+        // the probed file, and other tests run the same builds meanwhile.
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("crashy");
+        std::fs::copy(&build.path, &bin).unwrap();
+        let out = Command::new(crashtrace_bin())
+            .args(["-v", "--format", "ndjson", "-o", "/dev/null", "run", "--"])
+            .arg(&bin)
+            .arg("recovered")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{ctx}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let one_hit = !matches!(build.version, "1.19.8" | "1.21.13");
+        let want = if one_hit { 2 } else { 6 };
+        assert!(
+            stderr.contains(&format!(", {want} Go probe hits,")),
+            "{ctx}: two recovered panics: {stderr}"
+        );
+    }
+}
+
+/// Panics that end together, told once each and in the order they
+/// started, on every version (Go 1.22+ reads them from the goroutine's
+/// `_panic` chain when they end): a panic in a deferred call, recovered
+/// there, while an outer panic runs it, the outer one recovered after;
+/// and a panic a deferred runtime.Goexit abandons (never printed, never
+/// recovered, the program goes on).
+#[test]
+fn nested_panics_and_a_panic_goexit_abandons_are_each_told_once() {
+    for build in go_builds("crashy") {
+        let (ctx, bin) = (&build.label, &build.path);
+        let (t, _) = run_scenario(bin, "nested-recovered");
+        assert_eq!(t.output.status.code(), Some(0), "{ctx}");
+        let panics = t.of_type("panic");
+        let messages: Vec<_> = panics.iter().map(|p| p["message"].clone()).collect();
+        assert_eq!(
+            messages,
+            ["outer: request failed", "inner: cleanup failed"],
+            "{ctx}"
+        );
+        let outer = user_frames(frames_of(panics[0]));
+        assert_eq!(outer[0].function, "main.nestedRecovered", "{ctx}");
+        assert_eq!(
+            outer[0].line,
+            line_of("panic(\"outer: request failed\")"),
+            "{ctx}"
+        );
+        let inner = user_frames(frames_of(panics[1]));
+        assert_eq!(inner[0].function, "main.nestedRecovered.func2", "{ctx}");
+        assert_eq!(
+            inner[0].line,
+            line_of("panic(\"inner: cleanup failed\")"),
+            "{ctx}"
+        );
+        // The outer panic's call site is below the inner's, as the runtime
+        // walks it.
+        assert_eq!(
+            inner[1].function, "main.nestedRecovered",
+            "{ctx}: {inner:#?}"
+        );
+        let by: Vec<_> = t
+            .of_type("recover")
+            .iter()
+            .map(|r| r["recovered_by"]["function"].clone())
+            .collect();
+        assert_eq!(
+            by,
+            ["main.nestedRecovered.func2.1", "main.nestedRecovered.func1"],
+            "{ctx}"
+        );
+
+        let (t, _) = run_scenario(bin, "panic-goexit");
+        assert_eq!(t.output.status.code(), Some(0), "{ctx}");
+        let panic = t.one("panic");
+        assert_eq!(panic["message"], "abandoned by Goexit", "{ctx}");
+        let user = user_frames(frames_of(panic));
+        assert_eq!(user[0].function, "main.abandonPanic", "{ctx}");
+        assert_eq!(
+            user[0].line,
+            line_of("panic(\"abandoned by Goexit\")"),
+            "{ctx}"
+        );
+        let goexit = t.one("goexit");
+        assert_eq!(goexit["goid"], panic["goid"], "{ctx}");
+        assert!(t.of_type("recover").is_empty(), "{ctx}");
+    }
+}
+
 /// A fault the program recovers from (debug.SetPanicOnFault: a bad,
 /// non-nil address becomes a recoverable runtime.errorAddressString): the
 /// story is the fault told as the panic it became — the message the
@@ -1029,12 +1128,15 @@ fn attach_to_a_running_go_program() {
     let attach = of_type(&records, "attach")[0];
     assert_eq!(attach["runtime"], "go");
     assert_eq!(attach["reason"], "attach");
+    // Go 1.22+: panics are told when they end (runtime.recovery,
+    // runtime.preprintpanics), no probe sits on runtime.gopanic.
+    let probes = attach["probes"].as_array().unwrap();
     assert!(
-        attach["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p == "uprobe/runtime.gopanic"),
+        probes.iter().any(|p| p == "uprobe/runtime.preprintpanics"),
+        "{attach}"
+    );
+    assert!(
+        !probes.iter().any(|p| p == "uprobe/runtime.gopanic"),
         "{attach}"
     );
     let mut stdin = target.0.stdin.take().unwrap();

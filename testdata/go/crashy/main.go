@@ -155,6 +155,35 @@ func recoverHere() (r int) {
 	panic("deep")
 }
 
+// nestedRecovered panics, and a deferred call panics again while the
+// first panic runs it: the inner panic is recovered inside that call, the
+// outer one by the function's first deferred call.
+//
+//go:noinline
+func nestedRecovered() (outer any) {
+	defer func() {
+		outer = recover()
+		fmt.Println("outer recovered:", outer)
+	}()
+	defer func() {
+		defer func() {
+			fmt.Println("inner recovered:", recover())
+		}()
+		panic("inner: cleanup failed")
+	}()
+	panic("outer: request failed")
+}
+
+// abandonPanic panics on its own goroutine, whose deferred call then ends
+// the goroutine with runtime.Goexit: the panic is never printed nor
+// recovered, and the program goes on.
+func abandonPanic(done chan<- struct{}) {
+	defer close(done)
+	goexit := runtime.Goexit
+	defer goexit()
+	panic("abandoned by Goexit")
+}
+
 func atoi(s string) int {
 	n := 0
 	for _, c := range s {
@@ -278,6 +307,13 @@ func main() {
 		go sleepLoop()
 		fmt.Printf("ready %d\n", os.Getpid())
 		select {}
+	case "nested-recovered":
+		nestedRecovered()
+	case "panic-goexit":
+		done := make(chan struct{})
+		go abandonPanic(done)
+		<-done
+		fmt.Println("main goes on")
 	case "deep-recovered":
 		// A panic recovered at each stack depth up to 200 frames, each on a
 		// fresh goroutine (small stack): some gopanic calls find the stack

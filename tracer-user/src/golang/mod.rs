@@ -32,6 +32,12 @@ pub const PROBE_POINTS: &[(&str, GoProbe)] = &[
     // only in runtime.Stack / debug.Stack, where the BPF side returns at
     // once: it records only while the process is dying.
     ("runtime.goroutineheader", GoProbe::GoroutineHeader),
+    // Go 1.22+: called by gopanic once no deferred call is left, only for
+    // a panic that will kill the process. Where the runtime's layout lets
+    // panics be told when they end (`GoConfig::panics_told_at_their_end`),
+    // it replaces the probe on runtime.gopanic: a recovered panic then
+    // costs one hit (runtime.recovery), not two.
+    ("runtime.preprintpanics", GoProbe::Preprintpanics),
 ];
 
 /// Functions of the Go runtime itself, which the runtime's own traceback
@@ -148,6 +154,15 @@ impl GoBinary {
                 }
             }
         }
+        // One of gopanic (a panic told at its start) and preprintpanics (a
+        // panic told at its end, from the `_panic` chain), never both.
+        let at_end = layout.is_some_and(|l| l.panics_told_at_their_end())
+            && points.iter().any(|&(p, ..)| p == GoProbe::Preprintpanics);
+        points.retain(|&(p, ..)| match p {
+            GoProbe::Gopanic => !at_end,
+            GoProbe::Preprintpanics => at_end,
+            _ => true,
+        });
         let binary = Self {
             pclntab,
             version,
@@ -313,6 +328,40 @@ impl GoBinary {
                 self.version
             ),
         }
+    }
+
+    /// The deferred function of a `defer` statement kept in a `_defer`
+    /// record, from `retpc` (ELF address): the return address of its
+    /// `runtime.deferproc`/`deferprocStack` call, which Go 1.22+ keeps in
+    /// `_panic.retpc` when it runs that deferred call (the record itself is
+    /// freed, its `fn` cleared, by the time the panic is recovered). The
+    /// compiler loads the closure just before that call: the nearest
+    /// rip-relative `lea` before `retpc` whose target is the entry of a
+    /// closure of the deferring function (`F.func1`, `F.deferwrap1`) or a
+    /// static funcval (a top-level function deferred without arguments)
+    /// whose first word is a function's entry. None when neither is found
+    /// (a function value from a variable).
+    pub fn deferred_function_at(&self, retpc: u64) -> Option<u64> {
+        const SCAN: u64 = 256;
+        let table = self.pclntab.as_ref()?;
+        let caller = table.find(retpc.checked_sub(1)?)?;
+        let start = retpc.saturating_sub(SCAN).max(caller.entry);
+        let len = usize::try_from(retpc.checked_sub(start)?).ok()?;
+        let code = self.bytes_at(start, len)?;
+        let closure_prefix = format!("{}.", caller.name);
+        find_lea_targets(code, start).find_map(|target| {
+            if let Some(f) = table.find(target)
+                && f.entry == target
+            {
+                return f.name.starts_with(&closure_prefix).then_some(target);
+            }
+            let word = self.bytes_at(target, 8)?;
+            let code_ptr = u64::from_le_bytes(word.try_into().ok()?);
+            table
+                .find(code_ptr)
+                .is_some_and(|f| f.entry == code_ptr)
+                .then_some(code_ptr)
+        })
     }
 
     fn bytes_at(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
@@ -715,9 +764,33 @@ pub fn layout_from_dwarf(obj: &object::File<'_>) -> Result<Option<GoConfig>> {
             g_startpc: get(&g, "startpc")?,
             g_parent_goid: get(&g, "parentGoid").unwrap_or(GO_NO_FIELD),
             g_lockedm: get(&g, "lockedm")?,
+            panic_link: get(&panic, "link").unwrap_or(GO_NO_FIELD),
+            panic_start_sp: get(&panic, "startSP").unwrap_or(GO_NO_FIELD),
+            panic_sp: get(&panic, "sp").unwrap_or(GO_NO_FIELD),
+            panic_retpc: get(&panic, "retpc").unwrap_or(GO_NO_FIELD),
         })
     })();
     Ok(layout)
+}
+
+/// The targets of the rip-relative `lea r64, [rip+disp32]` instructions
+/// (`REX.W 8D /r`, mod 00 r/m 101) in `code` (at ELF address `start`),
+/// nearest to its end first. Found by pattern, not decoded from an
+/// instruction boundary: the caller checks each target (a function entry
+/// or a funcval), which a stray match does not pass.
+pub fn find_lea_targets(code: &[u8], start: u64) -> impl Iterator<Item = u64> + '_ {
+    (0..code.len().saturating_sub(6))
+        .rev()
+        .filter_map(move |j| {
+            let rex = code[j];
+            let modrm = code[j + 2];
+            if (rex & 0xFB) != 0x48 || code[j + 1] != 0x8D || (modrm & 0xC7) != 0x05 {
+                return None;
+            }
+            let disp = i32::from_le_bytes(code.get(j + 3..j + 7)?.try_into().ok()?);
+            let next = start.checked_add(j as u64 + 7)?;
+            next.checked_add_signed(i64::from(disp))
+        })
 }
 
 /// Every field of a runtime layout by name (for `crashtrace probes` and the
@@ -750,6 +823,10 @@ pub fn layout_fields(c: &GoConfig) -> Vec<(&'static str, u32)> {
         ("g_startpc", c.g_startpc),
         ("g_parent_goid", c.g_parent_goid),
         ("g_lockedm", c.g_lockedm),
+        ("panic_link", c.panic_link),
+        ("panic_start_sp", c.panic_start_sp),
+        ("panic_sp", c.panic_sp),
+        ("panic_retpc", c.panic_retpc),
     ]
 }
 
@@ -793,6 +870,23 @@ pub fn traceback_level(value: &str) -> u32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rip_relative_leas_are_found_nearest_first() {
+        // lea rdx, [rip+0x10]; nop; lea r9, [rip-0x10]; call rel32
+        let code = [
+            0x48, 0x8d, 0x15, 0x10, 0x00, 0x00, 0x00, 0x90, 0x4c, 0x8d, 0x0d, 0xf0, 0xff, 0xff,
+            0xff, 0xe8, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let found: Vec<u64> = find_lea_targets(&code, 0x1000).collect();
+        assert_eq!(found, vec![0x1000 + 15 - 0x10, 0x1000 + 7 + 0x10]);
+        // lea rax, [rsp+8] (a stack address, SIB) is no rip-relative lea.
+        assert_eq!(
+            find_lea_targets(&[0x48, 0x8d, 0x44, 0x24, 0x08, 0x90, 0x90], 0).count(),
+            0
+        );
+    }
+
     use super::*;
 
     #[test]

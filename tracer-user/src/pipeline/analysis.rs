@@ -186,6 +186,19 @@ impl Analysis {
                 self.emit(r);
             }
         }
+        // Go 1.22+: the panics that end at this hit come first, as their
+        // starts would have told them.
+        if let KernelRecord::Go(r) = &rec
+            && r.chain_len > 0
+        {
+            for panic in crate::runtimes::go::ended_panics(r) {
+                match self.go.on_record(&panic, &mut self.procs, &self.clock) {
+                    Ok(Some(record)) => self.emit(record),
+                    Ok(None) => {}
+                    Err(reason) => self.emit_lost(1, reason, "go"),
+                }
+            }
+        }
         let clock = &self.clock;
         let record = match rec {
             KernelRecord::SignalDeliver(r) => {

@@ -44,7 +44,7 @@ const TRACEPOINTS: &[(&str, &str)] = &[
 
 /// The uprobe programs for Go runtime entry points, one per entry point
 /// (one body in the object, specialized per kind: see tracer-ebpf's go.rs).
-const GO_PROGRAMS: [(GoProbe, &str); 9] = [
+const GO_PROGRAMS: [(GoProbe, &str); 10] = [
     (GoProbe::Gopanic, "go_gopanic"),
     (GoProbe::Throw, "go_throw"),
     (GoProbe::Fatal, "go_fatal"),
@@ -54,6 +54,7 @@ const GO_PROGRAMS: [(GoProbe, &str); 9] = [
     (GoProbe::Goexit, "go_goexit"),
     (GoProbe::DeferCall, "go_defer_call"),
     (GoProbe::GoroutineHeader, "go_goroutine_header"),
+    (GoProbe::Preprintpanics, "go_preprintpanics"),
 ];
 
 /// The Go probes placed on one binary (for one process or for every

@@ -9,9 +9,9 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use anyhow::{Context as _, Result};
 use tracer_common::{
     GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
-    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_PANIC_GOEXIT,
-    GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe, GoRecord, GoroutineRecord, MAX_GO_BINARIES,
-    WatchedFile,
+    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_PANIC_CHAIN_SHIFT,
+    GO_PANIC_FROM_CHAIN, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe,
+    GoRecord, GoroutineRecord, MAX_GO_BINARIES, WatchedFile,
 };
 
 use super::{Procs, kernel_record};
@@ -529,7 +529,10 @@ impl Decoder {
             self.leaf_callers.insert((pid, pc), ret);
         }
         let image = procs.image(pid);
-        let frames = image.map(|i| i.symbolize_pcs(&pcs).0).unwrap_or_default();
+        let mut frames = image.map(|i| i.symbolize_pcs(&pcs).0).unwrap_or_default();
+        if probe == GoProbe::Gopanic && r.flags & GO_PANIC_FROM_CHAIN != 0 {
+            frames = own_panic_frames(frames, r.flags >> GO_PANIC_CHAIN_SHIFT);
+        }
         let exe = image.and_then(|i| i.exe.clone());
         // What a goroutine dies of: its stack in the goroutine dump.
         if matches!(
@@ -637,7 +640,9 @@ impl Decoder {
             GoProbe::Goexit => Body::Goexit(GoGoexit { frames }),
             // Kept in the kernel, never sent; goroutine headers come as
             // their own records.
-            GoProbe::DeferCall | GoProbe::GoroutineHeader => return Ok(None),
+            GoProbe::DeferCall | GoProbe::GoroutineHeader | GoProbe::Preprintpanics => {
+                return Ok(None);
+            }
         };
         // Goroutine ids start at 1; 0 means no user goroutine (e.g. the
         // scheduler found a deadlock on the system stack).
@@ -786,7 +791,17 @@ impl Decoder {
             let last_call = (r.flags & GO_DEFER_CALL_VALID != 0)
                 .then(|| le_words(&r.value).next())
                 .flatten();
-            popped_record.or(last_call)?
+            // Go 1.22+: where the recovery resumes, right after the
+            // deferproc call that registered the deferred function.
+            let by_retpc = || {
+                let retpc = r.defers[1];
+                let bias = procs.exe_load_bias(pid);
+                let f = procs
+                    .go(pid)?
+                    .deferred_function_at(retpc.checked_sub(bias)?)?;
+                f.checked_add(bias)
+            };
+            popped_record.or(last_call).or_else(by_retpc)?
         };
         if pc == 0 {
             return None;
@@ -794,6 +809,58 @@ impl Decoder {
         let image = procs.image(pid)?;
         let (frames, _) = image.symbolize_pcs(&[(pc, PcKind::Exact)]);
         frames.into_iter().last()
+    }
+}
+
+/// The panics a hit's record read from the goroutine's `_panic` chain
+/// ([`GoRecord::chain`], Go 1.22+), oldest first, each as the `Gopanic`
+/// record its start would have sent: its value, and the hit's stack with
+/// its position in the chain ([`GO_PANIC_FROM_CHAIN`]).
+pub fn ended_panics(r: &GoRecord) -> Vec<Box<GoRecord>> {
+    let n = (r.chain_len as usize).min(r.chain.len());
+    let entries = &r.chain[..n];
+    let mut out = Vec::with_capacity(n);
+    for (i, e) in entries.iter().enumerate().rev() {
+        if e.flags & GO_PANIC_GOEXIT != 0 {
+            continue;
+        }
+        // Newer panics: each one's gopanic frame is above this one's.
+        let position = entries[..i]
+            .iter()
+            .filter(|e| e.flags & GO_PANIC_GOEXIT == 0)
+            .count() as u32;
+        let mut p = Box::new(*r);
+        p.probe = GoProbe::Gopanic as u32;
+        p.arg0 = e.arg0;
+        p.arg1 = e.arg1;
+        p.value = e.value;
+        p.string = e.string;
+        p.string_len = e.string_len;
+        p.string_full_len = e.string_full_len;
+        p.flags = (r.flags & GO_STACK_FROM_SCHED)
+            | (e.flags & tracer_common::GO_PANIC_PREV_RECOVERED)
+            | GO_PANIC_FROM_CHAIN
+            | position << GO_PANIC_CHAIN_SHIFT;
+        p.defers = [0; 2 * tracer_common::GO_DEFER_RECORDS];
+        p.chain_len = 0;
+        out.push(p);
+    }
+    out
+}
+
+/// A chain panic's frames: the hit's, from the panic's own gopanic frame
+/// (the (position + 1)-th `runtime.gopanic` from the top) on. Empty when
+/// the walk did not reach it.
+fn own_panic_frames(frames: Vec<Frame>, position: u32) -> Vec<Frame> {
+    let at = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.function.as_deref() == Some("runtime.gopanic"))
+        .nth(position as usize)
+        .map(|(k, _)| k);
+    match at {
+        Some(k) => frames.into_iter().skip(k).collect(),
+        None => Vec::new(),
     }
 }
 
