@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
+use tracer_common::GoProbe;
 
 use crate::{
     Failure,
@@ -299,8 +300,15 @@ pub fn probes(common: &Settings, args: &ProbesArgs) -> Result<i32, Failure> {
     let go = GoBinary::inspect(&args.exe).map_err(Failure::Other)?;
     let (runtime, version, main_module, layout, table, probes) = match &go {
         Some(b) => {
+            // One of gopanic and preprintpanics applies to a binary: the
+            // other is left out, not listed as missing.
             let probes = golang::PROBE_POINTS
                 .iter()
+                .filter(|&&(_, probe)| match probe {
+                    GoProbe::Gopanic => !b.panics_told_at_end,
+                    GoProbe::Preprintpanics => b.panics_told_at_end,
+                    _ => true,
+                })
                 .map(|&(name, probe)| {
                     let hit = b.points.iter().find(|&&(p, _, _, _)| p == probe);
                     let func = b.pclntab.as_ref().and_then(|t| t.find_by_name(name));

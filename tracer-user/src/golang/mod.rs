@@ -61,6 +61,9 @@ pub struct GoBinary {
     /// (probe, function name, file offset of the instruction to probe,
     /// which instruction that is)
     pub points: Vec<(GoProbe, &'static str, u64, ProbeSpot)>,
+    /// Go 1.22+ with the layout for it: panics are told when they end
+    /// (`runtime.preprintpanics` probed, not `runtime.gopanic`).
+    pub panics_told_at_end: bool,
     /// Go's function table, for the runtime's frame elision rules.
     pub pclntab: Option<pclntab::Pclntab>,
     /// ELF address of `runtime.types` (base of type-name offsets).
@@ -171,6 +174,7 @@ impl GoBinary {
             layout_source,
             table_layout: table,
             points,
+            panics_told_at_end: at_end,
             types_base,
             wait_reasons: std::sync::OnceLock::new(),
             wait_reasons_at,
