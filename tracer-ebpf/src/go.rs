@@ -1116,6 +1116,105 @@ pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
     entry.submit(0);
 }
 
+/// Go 1.22+: a Go process calls `exit_group` with another status than 2
+/// (`os.Exit`, `log.Fatal`) while the exiting goroutine still has panics
+/// under way — typically a deferred call that recovered and then exited
+/// (`log.Fatal(recover())`), whose recovery never ran. Panics are told
+/// when they end, and these end here: the chain entries not told yet are
+/// sent in a `Preprintpanics` record (it tells nothing itself), with the
+/// thread's frames walked from its registers at the syscall. `regs_ptr`
+/// is the kernel's copy of the thread's user registers (`pt_regs`).
+#[inline(always)]
+pub(crate) fn exit_chain(tgid: u32, regs_ptr: u64) {
+    // SAFETY: the value is copied out.
+    let Some(state) = (unsafe { GO_PROCESSES.get(&tgid) }).copied() else {
+        return;
+    };
+    let Some(cfg) = GO_CONFIG.get(state.slot) else {
+        return;
+    };
+    if cfg.panic_start_sp == GO_NO_FIELD {
+        return;
+    }
+    use core::mem::offset_of;
+    let reg = |off: usize| -> u64 { read_kernel(regs_ptr, off as u32).unwrap_or(0) };
+    let mut g = reg(offset_of!(pt_regs, r14));
+    let m = read_word(g + cfg.g_m as u64);
+    if m == 0 {
+        return;
+    }
+    if g == read_word(m + cfg.m_g0 as u64) || g == read_word(m + cfg.m_gsignal as u64) {
+        g = read_word(m + cfg.m_curg as u64);
+    }
+    let head = if g != 0 {
+        read_word(g + cfg.g_panic as u64)
+    } else {
+        0
+    };
+    // The common exit: no panic under way.
+    if head == 0 {
+        return;
+    }
+    let goid = read_word(g + cfg.g_goid as u64);
+    let gkey = goroutine_key(tgid, goid);
+    // SAFETY: the value is copied out.
+    let mark = unsafe { GO_TOLD_PANIC.get(&gkey) }.copied();
+    let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
+        count_lost(EventKind::Go);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Go);
+    // SAFETY: writes into our reservation; user reads are checked helpers.
+    let chain_len = unsafe {
+        let (pc, sp, bp) = (
+            reg(offset_of!(pt_regs, rip)),
+            reg(offset_of!(pt_regs, rsp)),
+            reg(offset_of!(pt_regs, rbp)),
+        );
+        let stack = addr_of_mut!((*rec).stack) as *mut u64;
+        let n = frames_from(stack, GO_SCHED_FRAMES, pc, sp, bp);
+        addr_of_mut!((*rec).stack_bytes).write((n * 8) as u32);
+        addr_of_mut!((*rec).probe).write(GoProbe::Preprintpanics as u32);
+        addr_of_mut!((*rec).binary).write(state.slot);
+        addr_of_mut!((*rec).goid).write(goid);
+        addr_of_mut!((*rec).on_system_stack).write(0);
+        addr_of_mut!((*rec).arg0).write(0);
+        addr_of_mut!((*rec).arg1).write(0);
+        addr_of_mut!((*rec).flags).write(0);
+        addr_of_mut!((*rec).return_address).write(0);
+        addr_of_mut!((*rec).string_len).write(0);
+        addr_of_mut!((*rec).string_full_len).write(0);
+        copy_registers(addr_of_mut!((*rec).regs), regs_ptr);
+        zero(
+            addr_of_mut!((*rec).defers) as *mut u8,
+            (2 * GO_DEFER_RECORDS * 8) as u32,
+        );
+        let mut walk = ChainWalk {
+            n: 0,
+            p: head,
+            mark: mark.unwrap_or([0, 0]),
+            out: addr_of_mut!((*rec).chain) as *mut GoChainPanic,
+        };
+        let _ = chain_link(0, &mut walk, cfg) == 0
+            && chain_link(1, &mut walk, cfg) == 0
+            && chain_link(2, &mut walk, cfg) == 0
+            && chain_link(3, &mut walk, cfg) == 0;
+        addr_of_mut!((*rec).chain_len).write(walk.n);
+        addr_of_mut!((*rec)._chain_pad).write(0);
+        write_snapshot(rec, sp);
+        walk.n
+    };
+    if chain_len == 0 {
+        entry.discard(0);
+        return;
+    }
+    entry.submit(0);
+    if mark.is_some() {
+        let _ = GO_TOLD_PANIC.remove(&gkey);
+    }
+}
+
 /// Key of a goroutine in per-goroutine maps: process and goroutine id.
 #[inline(always)]
 pub(crate) fn goroutine_key(tgid: u32, goid: u64) -> u64 {

@@ -44,10 +44,14 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) {
     // SAFETY: the helper takes the task; we only read through it. The
     // exiting task is the current one (do_exit), typed for the helper.
     let regs_ptr = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf() as *mut _) } as u64;
-    if read_kernel::<u64>(regs_ptr, PT_REGS_ORIG_AX) == Some(SYS_EXIT_GROUP)
-        && read_kernel::<u64>(regs_ptr, PT_REGS_DI) == Some(2)
-    {
-        go_exit_panic(tgid, regs_ptr);
+    if read_kernel::<u64>(regs_ptr, PT_REGS_ORIG_AX) == Some(SYS_EXIT_GROUP) {
+        if read_kernel::<u64>(regs_ptr, PT_REGS_DI) == Some(2) {
+            go_exit_panic(tgid, regs_ptr);
+        } else {
+            // Another status (os.Exit, log.Fatal): panics still under way
+            // end here (Go 1.22+ tells them when they end).
+            go_exit_chain(tgid, regs_ptr);
+        }
     }
     let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
     let live: i32 = read_kernel(signal, off.signal_live).unwrap_or(0);
@@ -103,6 +107,12 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) {
 #[inline(never)]
 fn go_exit_panic(tgid: u32, regs_ptr: u64) {
     crate::go::exit_panic(tgid, regs_ptr);
+}
+
+/// Out of line, as [`go_exit_panic`].
+#[inline(never)]
+fn go_exit_chain(tgid: u32, regs_ptr: u64) {
+    crate::go::exit_chain(tgid, regs_ptr);
 }
 
 /// Out of line, as [`go_exit_panic`]: the exit program's frames stay small.

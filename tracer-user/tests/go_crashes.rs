@@ -411,6 +411,30 @@ fn nested_panics_and_a_panic_goexit_abandons_are_each_told_once() {
     }
 }
 
+/// A deferred call that recovers and then exits the process (a
+/// `log.Fatal(recover())` handler; here `os.Exit(3)`): the runtime's
+/// recovery never runs and it prints nothing, yet the panic is the story.
+/// Go 1.22+ tells panics when they end: this one ends at the exit.
+#[test]
+fn a_panic_whose_deferred_call_exits_is_told() {
+    for build in go_builds("crashy") {
+        let (ctx, bin) = (&build.label, &build.path);
+        let (t, stderr) = run_scenario(bin, "recover-exit");
+        assert_eq!(t.output.status.code(), Some(3), "{ctx}");
+        assert!(stderr.contains("fatal: config missing"), "{ctx}: {stderr}");
+        let panic = t.one("panic");
+        assert_eq!(panic["message"], "config missing", "{ctx}");
+        let user = user_frames(frames_of(panic));
+        assert_eq!(user[0].function, "main.recoverThenExit", "{ctx}");
+        assert_eq!(user[0].line, line_of("panic(\"config missing\")"), "{ctx}");
+        assert!(t.of_type("recover").is_empty(), "{ctx}");
+        let incident = t.one("incident");
+        assert_eq!(incident["cause"]["type"], "panic", "{ctx}: {incident:#}");
+        assert_eq!(incident["cause"]["message"], "config missing", "{ctx}");
+        assert_eq!(incident["exit"]["code"], 3, "{ctx}: {incident:#}");
+    }
+}
+
 /// A fault the program recovers from (debug.SetPanicOnFault: a bad,
 /// non-nil address becomes a recoverable runtime.errorAddressString): the
 /// story is the fault told as the panic it became — the message the

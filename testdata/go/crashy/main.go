@@ -174,6 +174,19 @@ func nestedRecovered() (outer any) {
 	panic("outer: request failed")
 }
 
+// recoverThenExit recovers its panic and exits from the deferred call, as
+// a log.Fatal in a recovery handler does: the runtime's recovery never
+// runs, nothing is printed by the runtime.
+func recoverThenExit() {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintln(os.Stderr, "fatal:", r)
+			os.Exit(3)
+		}
+	}()
+	panic("config missing")
+}
+
 // abandonPanic panics on its own goroutine, whose deferred call then ends
 // the goroutine with runtime.Goexit: the panic is never printed nor
 // recovered, and the program goes on.
@@ -309,6 +322,8 @@ func main() {
 		select {}
 	case "nested-recovered":
 		nestedRecovered()
+	case "recover-exit":
+		recoverThenExit()
 	case "panic-goexit":
 		done := make(chan struct{})
 		go abandonPanic(done)
