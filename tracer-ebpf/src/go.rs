@@ -410,7 +410,8 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
                 || probe == GoProbe::Goexit as u32)
         {
             let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
-            let mark = GO_TOLD_PANIC.get(&gkey).copied();
+            let mkey = [tgid as u64, g];
+            let mark = told_mark(mkey, goid);
             let mut walk = ChainWalk {
                 n: 0,
                 p: head,
@@ -425,12 +426,12 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
                 && chain_link(3, &mut walk, cfg) == 0;
             chain_len = walk.n;
             if probe == GoProbe::Recovery as u32 {
-                mark_survivors(gkey, head, binary, cfg);
+                mark_survivors(mkey, goid, head, binary, cfg);
             } else if probe == GoProbe::Goexit as u32 && head != 0 {
                 let start_sp: u64 = read_user(head + cfg.panic_start_sp as u64).unwrap_or(0);
-                let _ = GO_TOLD_PANIC.insert(&gkey, &[head, start_sp], 0);
+                let _ = GO_TOLD_PANIC.insert(&mkey, &[head, start_sp, goid], 0);
             } else if mark.is_some() {
-                let _ = GO_TOLD_PANIC.remove(&gkey);
+                let _ = GO_TOLD_PANIC.remove(&mkey);
             }
         }
         addr_of_mut!((*rec).chain_len).write(chain_len);
@@ -511,12 +512,16 @@ fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) -> bool 
         return false;
     }
     count_in_slot(GO_PANICS_RATE_LIMITED);
-    let goid: u64 = read_user(g + cfg.g_goid as u64).unwrap_or(0);
-    let gkey = goroutine_key(tgid, goid);
+    // Keyed by the g, not its id: no read unless the goroutine has a mark
+    // (nested panics, a Goexit), the untold path's common case.
+    let mkey = [tgid as u64, g];
     // SAFETY: presence only.
-    if unsafe { GO_TOLD_PANIC.get(&gkey) }.is_some() {
-        let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
-        mark_survivors(gkey, head, binary, cfg);
+    if unsafe { GO_TOLD_PANIC.get(&mkey) }.is_some() {
+        let goid: u64 = read_user(g + cfg.g_goid as u64).unwrap_or(0);
+        if told_mark(mkey, goid).is_some() {
+            let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+            mark_survivors(mkey, goid, head, binary, cfg);
+        }
     }
     true
 }
@@ -604,12 +609,22 @@ fn read_byte(addr: u64) -> u8 {
     v
 }
 
+/// The goroutine's mark (`GO_TOLD_PANIC`, keyed by process and g), if it
+/// is this goroutine's: a g is reused by later goroutines, whose stacks
+/// may hold a panic at the same address; the goroutine id tells them apart.
+#[inline(always)]
+fn told_mark(mkey: [u64; 2], goid: u64) -> Option<[u64; 2]> {
+    // SAFETY: the value is copied out.
+    let v = unsafe { GO_TOLD_PANIC.get(&mkey) }.copied()?;
+    (v[2] == goid).then_some([v[0], v[1]])
+}
+
 /// At runtime.recovery of the chain's head: the mark goes to the newest
 /// panic the recovery leaves in the chain, as `recovery` unwinds it (the
 /// panics that started below the recovering frame's sp go; a Goexit
 /// stops it), or is removed when none is left.
 #[inline(always)]
-fn mark_survivors(gkey: u64, head: u64, binary: u32, cfg: &GoConfig) {
+fn mark_survivors(mkey: [u64; 2], goid: u64, head: u64, binary: u32, cfg: &GoConfig) {
     let sp: u64 = if head != 0 {
         read_user(head + cfg.panic_sp as u64).unwrap_or(0)
     } else {
@@ -632,9 +647,9 @@ fn mark_survivors(gkey: u64, head: u64, binary: u32, cfg: &GoConfig) {
         );
     }
     if walk.q != 0 {
-        let _ = GO_TOLD_PANIC.insert(&gkey, &[walk.q, walk.q_start_sp], 0);
+        let _ = GO_TOLD_PANIC.insert(&mkey, &[walk.q, walk.q_start_sp, goid], 0);
     } else {
-        let _ = GO_TOLD_PANIC.remove(&gkey);
+        let _ = GO_TOLD_PANIC.remove(&mkey);
     }
 }
 
@@ -1156,9 +1171,8 @@ pub(crate) fn exit_chain(tgid: u32, regs_ptr: u64) {
         return;
     }
     let goid = read_word(g + cfg.g_goid as u64);
-    let gkey = goroutine_key(tgid, goid);
-    // SAFETY: the value is copied out.
-    let mark = unsafe { GO_TOLD_PANIC.get(&gkey) }.copied();
+    let mkey = [tgid as u64, g];
+    let mark = told_mark(mkey, goid);
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
         count_lost(EventKind::Go);
         return;
@@ -1211,7 +1225,7 @@ pub(crate) fn exit_chain(tgid: u32, regs_ptr: u64) {
     }
     entry.submit(0);
     if mark.is_some() {
-        let _ = GO_TOLD_PANIC.remove(&gkey);
+        let _ = GO_TOLD_PANIC.remove(&mkey);
     }
 }
 

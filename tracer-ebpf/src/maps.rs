@@ -115,13 +115,16 @@ pub(crate) static GO_PROBE_HITS: PerCpuArray<u64> = PerCpuArray::with_max_entrie
 #[map]
 pub(crate) static GO_LAST_DEFER_CALL: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
 
-/// Go 1.22+: per goroutine ([`goroutine_key`](crate::go::goroutine_key)),
-/// the newest panic of its `_panic` chain already told (address, startSP):
-/// it and the panics it links to are not told again. Set when a hit tells
-/// a chain whose older panics go on (nested panics, a Goexit); removed
-/// when none does. Absent in the common case (one panic, recovered).
+/// Go 1.22+: per goroutine (process, g address), the newest panic of its
+/// `_panic` chain already told (address, startSP) and the goroutine's id
+/// (a g is reused by later goroutines): it and the panics it links to are
+/// not told again. Set when a hit tells a chain whose older panics go on
+/// (nested panics, a Goexit); removed when none does. Absent in the
+/// common case (one panic, recovered): keyed by the g, the untold path
+/// looks it up without reading the goroutine id.
 #[map]
-pub(crate) static GO_TOLD_PANIC: LruHashMap<u64, [u64; 2]> = LruHashMap::with_max_entries(8192, 0);
+pub(crate) static GO_TOLD_PANIC: LruHashMap<[u64; 2], [u64; 3]> =
+    LruHashMap::with_max_entries(8192, 0);
 
 /// Records that found the ring buffer full, per record kind, per CPU; and
 /// Go panics not told for the rate limit (`GO_PANICS_RATE_LIMITED`).
