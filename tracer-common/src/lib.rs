@@ -625,6 +625,14 @@ pub const GO_DEFER_CALL_VALID: u32 = 0x400;
 /// which runs again after morestack grew the stack: a hit whose branch is
 /// taken (CF or ZF set) is no call yet and is skipped.
 pub const GO_PROBE_AT_STACK_CHECK: u32 = 1 << 31;
+/// In the low 32 bits of the `runtime.recovery` probe's attach cookie (Go
+/// 1.22+), these 16 bits from [`GO_COOKIE_SITE_SHIFT`]: where the panic
+/// site (gopanic's return address) is above the recovering goroutine's
+/// saved frame pointer (`g.sched.bp`, `_panic.nextDefer`'s frame): 16 +
+/// gopanic's frame size at its nextDefer call, from the binary's pcsp
+/// table. 0: unknown, the frame-pointer chain is followed instead.
+pub const GO_COOKIE_SITE_SHIFT: u32 = 8;
+pub const GO_COOKIE_SITE_MASK: u32 = 0xffff;
 /// [`GoRecord::flags`]: read at the process's `exit_group(2)`, not at a
 /// probe: the program panicked before its Go probes were in place (the
 /// latest `_panic` of the goroutine that called exit, as printpanics would

@@ -16,13 +16,14 @@ use aya_ebpf::{
     programs::ProbeContext,
 };
 use tracer_common::{
-    EventKind, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_DEFER_RECORDS, GO_DUMP_MAX_GOROUTINES,
-    GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
-    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM,
-    GO_NO_FIELD, GO_PANIC_CHAIN_MAX, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED,
-    GO_PANIC_REPANICKED, GO_PANICS_PER_SEC, GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK,
-    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoChainPanic,
-    GoConfig, GoProbe, GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
+    EventKind, GO_COOKIE_SITE_MASK, GO_COOKIE_SITE_SHIFT, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID,
+    GO_DEFER_RECORDS, GO_DUMP_MAX_GOROUTINES, GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT,
+    GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED, GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY,
+    GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM, GO_NO_FIELD, GO_PANIC_CHAIN_MAX, GO_PANIC_GOEXIT,
+    GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_PANICS_PER_SEC,
+    GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT,
+    GO_STRING_BYTES, GO_VALUE_BYTES, GoChainPanic, GoConfig, GoProbe, GoRecord, GoroutineRecord,
+    MAX_STACK_DEPTH,
 };
 
 use crate::maps::{
@@ -113,7 +114,8 @@ fn go_prelude<const PROBE: u32>(ctx: &ProbeContext) -> bool {
     // Go 1.22+: panics are told when they end, from the `_panic` chain.
     let at_end = cfg.panic_start_sp != GO_NO_FIELD;
     if at_end && probe == GoProbe::Recovery as u32 {
-        if recovery_untold(r, tgid, binary, cfg) {
+        let site_offset = (cookie as u32 >> GO_COOKIE_SITE_SHIFT) & GO_COOKIE_SITE_MASK;
+        if recovery_untold(r, tgid, binary, site_offset, cfg) {
             return false;
         }
     } else if (probe == GoProbe::Gopanic as u32 || probe == GoProbe::Recovery as u32)
@@ -501,13 +503,19 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
 /// gopanic), with nextDefer's own return address beside it. An untold
 /// recovery still keeps the goroutine's [`GO_TOLD_PANIC`] mark true.
 #[inline(always)]
-fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) -> bool {
+fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, site_offset: u32, cfg: &GoConfig) -> bool {
     let g = r.rax;
     let fault = || read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
     let bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
-    let frame: [u64; 2] = read_user(bp).unwrap_or([0, 0]);
-    let site_ret: u64 = read_user(frame[0] + 8).unwrap_or(0);
-    let site = [((tgid as u64) << 32) ^ frame[1], site_ret];
+    // With gopanic's frame size from the binary (the cookie), one read;
+    // without, down the frame-pointer chain.
+    let site = if site_offset != 0 {
+        [tgid as u64, read_word(bp + site_offset as u64)]
+    } else {
+        let frame: [u64; 2] = read_user(bp).unwrap_or([0, 0]);
+        let site_ret: u64 = read_user(frame[0] + 8).unwrap_or(0);
+        [((tgid as u64) << 32) ^ frame[1], site_ret]
+    };
     if site_rate(&GO_RATE, site, GO_PANICS_PER_SEC, fault).is_some() {
         return false;
     }

@@ -234,6 +234,11 @@ struct Probes<'a> {
     /// this version).
     #[serde(skip_serializing_if = "Option::is_none")]
     runtime_layout: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Go 1.22+: where a recovered panic's site (gopanic's return
+    /// address) is above the goroutine's saved frame pointer at
+    /// runtime.recovery, from the binary's pcsp table (the rate limit's key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_site_offset: Option<u32>,
     kernel_probes: Vec<&'static str>,
     probes: Vec<ProbePoint>,
     /// Probes placed per process that runs this file, in it or in the
@@ -371,6 +376,7 @@ pub fn probes(common: &Settings, args: &ProbesArgs) -> Result<i32, Failure> {
                 })
                 .collect()
         }),
+        recovery_site_offset: go.as_ref().and_then(|b| b.recovery_site),
         kernel_probes: crate::pipeline::process::PROBES.to_vec(),
         probes,
         process_probes: process_probes(&args.exe, &module),

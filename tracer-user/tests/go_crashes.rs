@@ -487,9 +487,12 @@ fn panics_that_grow_the_stack_are_recorded_once() {
         let untold: u64 = lost.iter().filter_map(|l| l["count"].as_u64()).sum();
         let told = t.of_type("panic").len() as u64;
         assert_eq!(told + untold, 200, "{ctx}: told {told}, counted {untold}");
+        // A second's worth told, and the limit engaged: the 200 panics
+        // take milliseconds, so one key for their one site (Go 1.22+: read
+        // at recovery, gopanic's frame size from the binary) holds them.
         assert!(
-            (100..=200).contains(&told),
-            "{ctx}: at least a second's worth told: {told}"
+            (100..200).contains(&told),
+            "{ctx}: at least a second's worth told, not all: {told}"
         );
         assert_eq!(t.of_type("recover").len() as u64, told, "{ctx}");
         let incidents = t.of_type("incident");

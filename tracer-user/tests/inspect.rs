@@ -238,6 +238,12 @@ fn probes_names_the_debug_info_source() {
         assert_eq!(r["runtime_version"], format!("go{version}"));
         assert_eq!(r["debuginfo"], debuginfo, "{r:#}");
         assert_eq!(r["layout"], layout, "{r:#}");
+        // Go 1.22+: the rate limit's panic site at recovery, from gopanic's
+        // frame size (16 above nextDefer's frame pointer, then the frame).
+        assert!(
+            r["recovery_site_offset"].as_u64().is_some_and(|o| o > 16),
+            "{r:#}"
+        );
         for p in r["probes"].as_array().unwrap() {
             // runtime.deferCallSave only exists in Go 1.19–1.21.
             let expected = p["name"] != "runtime.deferCallSave";
@@ -258,6 +264,7 @@ fn probes_names_the_debug_info_source() {
     assert_eq!(r["debuginfo"], "gopclntab");
     assert_eq!(r["layout"], "version table");
     assert!(r["runtime_layout"].is_object(), "{r:#}");
+    assert!(r["recovery_site_offset"].is_null(), "{r:#}");
     for p in r["probes"].as_array().unwrap() {
         let expected = match p["name"].as_str().unwrap() {
             "runtime.Goexit" => None,

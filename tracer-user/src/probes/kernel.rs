@@ -16,9 +16,7 @@ use aya::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
-use tracer_common::{
-    EventKind, GO_PROBE_AT_STACK_CHECK, GoConfig, GoProbe, GoProcess, TracedProcess, WatchedFile,
-};
+use tracer_common::{EventKind, GoConfig, GoProbe, GoProcess, TracedProcess, WatchedFile};
 
 use super::btf::kernel_offsets_cached;
 use crate::symbolize::ElfModule;
@@ -363,7 +361,9 @@ impl KernelProbes {
     }
 
     /// Attaches the Go probe to `points` (file offsets) of `binary`, firing
-    /// only for `pid`. The cookie carries the probe kind and the layout slot.
+    /// only for `pid`. The cookie carries the probe kind, the point's bits
+    /// (`GO_PROBE_AT_STACK_CHECK`, the recovery's site offset) and the
+    /// layout slot.
     /// With `pid` None, for every process mapping the file (a watched
     /// file: the program filters by the traced set, and a process started
     /// later has the probes from its first instruction).
@@ -372,7 +372,7 @@ impl KernelProbes {
         pid: Option<u32>,
         binary: &Path,
         slot: u32,
-        points: &[(GoProbe, u64, bool)],
+        points: &[(GoProbe, u64, u32)],
     ) -> Result<GoLinks> {
         let scope = match pid {
             Some(pid) => UProbeScope::OneProcess(NonZeroU32::new(pid).context("pid 0")?),
@@ -383,19 +383,9 @@ impl KernelProbes {
             let points: Vec<UProbeAttachPoint<'_>> = points
                 .iter()
                 .filter(|&&(probe, _, _)| probe == kind)
-                .map(|&(probe, offset, at_stack_check)| UProbeAttachPoint {
+                .map(|&(probe, offset, bits)| UProbeAttachPoint {
                     location: UProbeAttachLocation::AbsoluteOffset(offset),
-                    cookie: Some(
-                        (u64::from(slot) << 32)
-                            | u64::from(
-                                probe as u32
-                                    | if at_stack_check {
-                                        GO_PROBE_AT_STACK_CHECK
-                                    } else {
-                                        0
-                                    },
-                            ),
-                    ),
+                    cookie: Some((u64::from(slot) << 32) | u64::from(probe as u32 | bits)),
                 })
                 .collect();
             if points.is_empty() {

@@ -264,15 +264,29 @@ impl GoFiles {
     }
 }
 
-/// (probe, file offset, on the stack check's jump) of each runtime entry
-/// point found in `binary`; an
-/// error, said rather than silent, when there is none (none of its panics
-/// would be seen).
-fn probe_points(binary: &GoBinary) -> Result<Vec<(GoProbe, u64, bool)>> {
-    let points: Vec<(GoProbe, u64, bool)> = binary
+/// (probe, file offset, cookie bits) of each runtime entry point found in
+/// `binary`: `GO_PROBE_AT_STACK_CHECK` on the stack check's jump, the
+/// recovery probe's site offset (`GO_COOKIE_SITE_SHIFT`); an error, said
+/// rather than silent, when there is none (none of its panics would be
+/// seen).
+fn probe_points(binary: &GoBinary) -> Result<Vec<(GoProbe, u64, u32)>> {
+    let points: Vec<(GoProbe, u64, u32)> = binary
         .points
         .iter()
-        .map(|&(p, _, off, spot)| (p, off, spot == golang::ProbeSpot::StackCheckJump))
+        .map(|&(p, _, off, spot)| {
+            let mut bits = if spot == golang::ProbeSpot::StackCheckJump {
+                tracer_common::GO_PROBE_AT_STACK_CHECK
+            } else {
+                0
+            };
+            if p == GoProbe::Recovery
+                && let Some(site) = binary.recovery_site
+            {
+                bits |= (site & tracer_common::GO_COOKIE_SITE_MASK)
+                    << tracer_common::GO_COOKIE_SITE_SHIFT;
+            }
+            (p, off, bits)
+        })
         .collect();
     if points.is_empty() {
         anyhow::bail!(
