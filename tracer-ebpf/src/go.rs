@@ -32,7 +32,7 @@ use crate::maps::{
 };
 use crate::util::{
     copy_registers, count_in_slot, count_lost, fill_header, is_traced, read_kernel, read_user,
-    registers, site_rate, zero,
+    read_user_or_zero, registers, site_rate, zero,
 };
 
 /// Frames walked by hand from a goroutine's saved context (a bounded loop).
@@ -586,35 +586,16 @@ fn chain_link(index: usize, w: &mut ChainWalk, cfg: &GoConfig) -> i64 {
     0
 }
 
-/// The word at user address `addr`, 0 where unreadable: one helper call,
-/// no branch (the helper zeroes what it cannot read).
+/// The word at user address `addr`, 0 where unreadable (no branch).
 #[inline(always)]
 fn read_word(addr: u64) -> u64 {
-    let mut v = 0u64;
-    // SAFETY: the helper checks its source; `v` is ours.
-    unsafe {
-        raw_probe_read_user(
-            addr_of_mut!(v) as *mut core::ffi::c_void,
-            8,
-            addr as *const core::ffi::c_void,
-        );
-    }
-    v
+    read_user_or_zero(addr)
 }
 
 /// As [`read_word`], one byte.
 #[inline(always)]
 fn read_byte(addr: u64) -> u8 {
-    let mut v = 0u8;
-    // SAFETY: as read_word.
-    unsafe {
-        raw_probe_read_user(
-            addr_of_mut!(v) as *mut core::ffi::c_void,
-            1,
-            addr as *const core::ffi::c_void,
-        );
-    }
-    v
+    read_user_or_zero(addr)
 }
 
 /// The goroutine's mark (`GO_TOLD_PANIC`, keyed by process and g), if it

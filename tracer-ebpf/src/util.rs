@@ -117,6 +117,24 @@ pub(crate) fn read_user<T>(addr: u64) -> Option<T> {
     (ret == 0).then(|| unsafe { v.assume_init() })
 }
 
+/// A `T` at user address `addr`, zeros where unreadable: one helper call
+/// and no branch (the helper zeroes what it cannot read), where
+/// [`read_user`] branches twice — the verifier walks both sides of each
+/// (the Go chain reads, unrolled four times, cost a third less).
+#[inline(always)]
+pub(crate) fn read_user_or_zero<T: Default>(addr: u64) -> T {
+    let mut v = T::default();
+    // SAFETY: the helper checks its source; `v` is ours.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            addr_of_mut!(v) as *mut core::ffi::c_void,
+            core::mem::size_of::<T>() as u32,
+            addr as *const core::ffi::c_void,
+        );
+    }
+    v
+}
+
 /// Zeroes `len` bytes at `dst` with one helper call: a kernel read of
 /// address 0 fails and zeroes its destination. A `write_bytes` of a few
 /// hundred bytes becomes a loop of stores that the verifier walks one by
