@@ -414,19 +414,7 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
             let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
             let mkey = [tgid as u64, g];
             let mark = told_mark(mkey, goid);
-            let mut walk = ChainWalk {
-                n: 0,
-                p: head,
-                mark: mark.unwrap_or([0, 0]),
-                out: addr_of_mut!((*rec).chain) as *mut GoChainPanic,
-            };
-            // Unrolled: four steps in a row cost the verifier less than a
-            // bpf_loop callback it checks until its state settles.
-            let _ = chain_link(0, &mut walk, cfg) == 0
-                && chain_link(1, &mut walk, cfg) == 0
-                && chain_link(2, &mut walk, cfg) == 0
-                && chain_link(3, &mut walk, cfg) == 0;
-            chain_len = walk.n;
+            chain_len = read_chain(rec, head, mark, cfg);
             if probe == GoProbe::Recovery as u32 {
                 mark_survivors(mkey, goid, head, binary, cfg);
             } else if probe == GoProbe::Goexit as u32 && head != 0 {
@@ -545,6 +533,29 @@ struct ChainWalk {
     /// The newest panic told already (address, startSP), or zeros.
     mark: [u64; 2],
     out: *mut GoChainPanic,
+}
+
+/// Reads the chain from `head` into `rec.chain` down to `mark` (the
+/// newest link told already); returns how many entries.
+///
+/// # Safety
+/// `rec` points into a ring-buffer reservation of a [`GoRecord`].
+#[inline(always)]
+unsafe fn read_chain(rec: *mut GoRecord, head: u64, mark: Option<[u64; 2]>, cfg: &GoConfig) -> u32 {
+    let mut walk = ChainWalk {
+        n: 0,
+        p: head,
+        mark: mark.unwrap_or([0, 0]),
+        // SAFETY: the caller's reservation.
+        out: unsafe { addr_of_mut!((*rec).chain) } as *mut GoChainPanic,
+    };
+    // Unrolled: four steps in a row cost the verifier less than a
+    // bpf_loop callback it checks until its state settles.
+    let _ = chain_link(0, &mut walk, cfg) == 0
+        && chain_link(1, &mut walk, cfg) == 0
+        && chain_link(2, &mut walk, cfg) == 0
+        && chain_link(3, &mut walk, cfg) == 0;
+    walk.n
 }
 
 /// One link (a Goexit's only flagged); 1 (stop) at the mark, the chain's
@@ -1193,20 +1204,11 @@ pub(crate) fn exit_chain(tgid: u32, regs_ptr: u64) {
             addr_of_mut!((*rec).defers) as *mut u8,
             (2 * GO_DEFER_RECORDS * 8) as u32,
         );
-        let mut walk = ChainWalk {
-            n: 0,
-            p: head,
-            mark: mark.unwrap_or([0, 0]),
-            out: addr_of_mut!((*rec).chain) as *mut GoChainPanic,
-        };
-        let _ = chain_link(0, &mut walk, cfg) == 0
-            && chain_link(1, &mut walk, cfg) == 0
-            && chain_link(2, &mut walk, cfg) == 0
-            && chain_link(3, &mut walk, cfg) == 0;
-        addr_of_mut!((*rec).chain_len).write(walk.n);
+        let n = read_chain(rec, head, mark, cfg);
+        addr_of_mut!((*rec).chain_len).write(n);
         addr_of_mut!((*rec)._chain_pad).write(0);
         write_snapshot(rec, sp);
-        walk.n
+        n
     };
     if chain_len == 0 {
         entry.discard(0);
