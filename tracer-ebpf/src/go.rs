@@ -488,8 +488,9 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
 /// (the rate limit of [`untold`], the only hit of a recovered panic now).
 /// The site is the panic's: gopanic's return address, two frames above
 /// where the goroutine saved its context (in `_panic.nextDefer`, called by
-/// gopanic), with nextDefer's own return address beside it. An untold
-/// recovery still keeps the goroutine's [`GO_TOLD_PANIC`] mark true.
+/// gopanic): `site_offset` above the saved frame pointer (from the
+/// cookie), else down the frame-pointer chain. An untold recovery still
+/// keeps the goroutine's [`GO_TOLD_PANIC`] mark true.
 #[inline(always)]
 fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, site_offset: u32, cfg: &GoConfig) -> bool {
     let g = r.rax;
