@@ -327,6 +327,31 @@ fn found_without_section_headers() {
     }
 }
 
+/// Names compared in place find what building every function finds: each
+/// function among those of its name, nothing else, and no function by a
+/// prefix of its name or by its name with a character more.
+#[test]
+fn functions_are_found_by_their_names() {
+    for (version, go) in toolchains() {
+        let bin = build(&go, &version, "crashy", true);
+        let table = Table::parse(fs::read(&bin).unwrap()).unwrap();
+        let all: Vec<_> = table.functions().collect();
+        assert!(all.len() > 1000, "{version}: {} functions", all.len());
+        for f in all.iter().step_by(11) {
+            let named: Vec<_> = table.functions_named(&f.name).collect();
+            let expected: Vec<_> = all.iter().filter(|g| g.name == f.name).cloned().collect();
+            assert_eq!(named, expected, "{version} {}", f.name);
+            assert!(named.contains(f), "{version} {}", f.name);
+            let prefix = &f.name[..f.name.len() - 1];
+            if !all.iter().any(|g| g.name == prefix) {
+                assert_eq!(table.find_by_name(prefix), None, "{version} {prefix}");
+            }
+            let longer = format!("{}~", f.name);
+            assert_eq!(table.find_by_name(&longer), None, "{version} {longer}");
+        }
+    }
+}
+
 /// Frame sizes: for every row of the `.debug_frame` the Go linker writes,
 /// the canonical frame address it gives (rsp + n) is where the pcsp table
 /// puts the return address, plus its slot — in every Go function, at every

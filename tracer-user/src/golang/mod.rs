@@ -99,6 +99,19 @@ impl GoBinary {
         Self::inspect_with(path, LayoutFirst::Dwarf)
     }
 
+    /// The runtime layout the version table has for the Go binary at
+    /// `path`, from its build info alone (tens of µs: no symbols, no
+    /// function table): enough to read at its exit a panic the process
+    /// dies of before the rest of the binary is read and its probes are
+    /// placed. `Ok(None)`: not Go, or a version the table lacks.
+    pub fn table_layout(path: &Path) -> Result<Option<GoConfig>> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: read-only mapping; see symbolize::elf.
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
+        let obj = object::File::parse(&*map).context("not an ELF file")?;
+        Ok(build_info(&obj)?.and_then(|(version, _)| layout_for_version(&version)))
+    }
+
     pub fn inspect_with(path: &Path, first: LayoutFirst) -> Result<Option<Self>> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: read-only mapping; see symbolize::elf.

@@ -39,7 +39,7 @@ impl Pclntab {
     /// name, the wrapped function (some functions, like Go 1.21's
     /// runtime.deferCallSave, are marked wrappers themselves).
     pub fn find_by_name(&self, name: &str) -> Option<FuncInfo> {
-        let mut found: Vec<FuncInfo> = self.table.functions().filter(|f| f.name == name).collect();
+        let mut found: Vec<FuncInfo> = self.table.functions_named(name).collect();
         let real = found
             .iter()
             .position(|f| Some(f.func_id) != self.wrapper_id);

@@ -335,6 +335,11 @@ impl ProcessWork {
         exec_ns: Option<u64>,
         alive: bool,
     ) -> (Option<Arc<GoBinary>>, Option<String>) {
+        if alive {
+            self.go
+                .mark_early(&mut self.probes, pid, (identity, path), self.verbose);
+        }
+        let marked = exec_ns.map(us_since);
         let binary = match self.go.binary(identity, path) {
             Ok(Some(b)) => b,
             Ok(None) => return (None, None),
@@ -360,8 +365,6 @@ impl ProcessWork {
             return (Some(binary), Some(late));
         }
         let watched = self.watched_key(identity);
-        // (Its panics are read at exit from here on: `place` marks it first.)
-        let marked = exec_ns.map(ms_since);
         match self.go.place(
             &mut self.probes,
             pid,
@@ -373,8 +376,9 @@ impl ProcessWork {
             Ok(()) => {
                 if let (Some(at), Some(marked)) = (exec_ns, marked) {
                     log::info!(
-                        "pid {pid}: Go program known {marked} ms after its exec, its probes in place {} ms after",
-                        ms_since(at)
+                        "pid {pid}: Go program marked {:.1} ms after its exec (a panic it dies of is read at its exit), its probes in place {:.1} ms after",
+                        marked as f64 / 1e3,
+                        us_since(at) as f64 / 1e3
                     );
                 }
                 // Now that they are: a layout from the version table is
@@ -890,7 +894,12 @@ fn report_lost(
 
 /// Milliseconds from a kernel timestamp (CLOCK_MONOTONIC ns) to now.
 fn ms_since(ts_ns: u64) -> u64 {
-    crate::record::monotonic_ns().saturating_sub(ts_ns) / 1_000_000
+    us_since(ts_ns) / 1_000
+}
+
+/// Microseconds from a kernel timestamp (CLOCK_MONOTONIC ns) to now.
+fn us_since(ts_ns: u64) -> u64 {
+    crate::record::monotonic_ns().saturating_sub(ts_ns) / 1_000
 }
 
 /// What a dropped record would have become (the `event` field of `lost`).

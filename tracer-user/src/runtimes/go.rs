@@ -42,6 +42,9 @@ pub struct GoFiles {
     file_links: HashMap<WatchedFile, GoLinks>,
     /// Per-process links.
     process_links: HashMap<u32, ((u64, u64), GoLinks)>,
+    /// Processes marked Go in the kernel (`GO_PROCESSES`), with their
+    /// binary's file: each holds a use of its slot until it is released.
+    marked: HashMap<u32, (u64, u64)>,
 }
 
 struct Slot {
@@ -117,6 +120,39 @@ impl GoFiles {
         }
     }
 
+    /// Marks `pid`, a process of the file `identity` (open at `path`), as
+    /// Go in the kernel the moment its exec is seen, with the layout the
+    /// version table has for its build: a panic it dies of is read at its
+    /// exit from then on. Reading the whole binary and placing its probes
+    /// takes milliseconds more (the first uprobe placed after a quiet spell
+    /// waits for an RCU grace period, 10–100 ms on these VMs), and a
+    /// program that panics 20 ms after its start under a loaded host was
+    /// told as a bare `exit 2` (CI, the wrappers test, 1 run in ~50).
+    /// Without a table layout for its version, `place` marks it.
+    pub fn mark_early(
+        &mut self,
+        probes: &mut KernelProbes,
+        pid: u32,
+        (identity, path): ((u64, u64), &Path),
+        verbose: bool,
+    ) {
+        let layout = match self.binaries.get(&identity) {
+            Some(known) => known.as_ref().and_then(|b| b.layout),
+            None => GoBinary::table_layout(path).ok().flatten(),
+        };
+        let Some(layout) = layout else {
+            return;
+        };
+        let Ok(slot) = self.slot_for_layout(probes, identity, layout) else {
+            return;
+        };
+        match probes.mark_go_process(pid, slot) {
+            Ok(()) => self.note_mark(pid, identity),
+            Err(err) if verbose => log::info!("pid {pid}: {err:#}"),
+            Err(_) => {}
+        }
+    }
+
     /// Places the Go probes for `pid`, a process of the file `identity`
     /// (Go `binary`, open at `path`). With `watched` (the file is watched)
     /// they are placed once for the file, for every process of it from its
@@ -130,12 +166,16 @@ impl GoFiles {
         watched: Option<WatchedFile>,
         verbose: bool,
     ) -> Result<()> {
-        self.release(probes, pid);
+        self.detach(probes, pid);
         let points = probe_points(binary)?;
         let slot = self.slot_for(probes, identity, binary, verbose)?;
         // From now on a panic it dies of is read at its exit, if the probes
-        // below come too late for it.
-        probes.mark_go_process(pid, slot)?;
+        // below come too late for it (marked once: a watched file's probes
+        // may have written its entry since `mark_early`).
+        if self.marked.get(&pid) != Some(&identity) {
+            probes.mark_go_process(pid, slot)?;
+            self.note_mark(pid, identity);
+        }
         match watched {
             Some(file) => {
                 if let std::collections::hash_map::Entry::Vacant(e) = self.file_links.entry(file) {
@@ -177,8 +217,31 @@ impl GoFiles {
     /// The process exited or exec'd: its probes go, and its binary's slot
     /// when nothing else uses it.
     pub fn release(&mut self, probes: &mut KernelProbes, pid: u32) {
+        self.detach(probes, pid);
+        self.unmark(pid);
+    }
+
+    /// `pid`'s own probes go (its mark stays).
+    fn detach(&mut self, probes: &mut KernelProbes, pid: u32) {
         if let Some((file, link)) = self.process_links.remove(&pid) {
             probes.detach_go(link);
+            self.drop_slot_user(file);
+        }
+    }
+
+    /// `pid` is marked with the slot of `file`'s binary: the mark holds a
+    /// use of it (taken before an earlier mark's is given back: both may
+    /// be the same slot's).
+    fn note_mark(&mut self, pid: u32, file: (u64, u64)) {
+        self.use_slot(file);
+        self.unmark(pid);
+        self.marked.insert(pid, file);
+    }
+
+    /// `pid`'s mark no longer holds its slot (the kernel forgets the pid
+    /// at its exit; an exec marks it again).
+    fn unmark(&mut self, pid: u32) {
+        if let Some(file) = self.marked.remove(&pid) {
             self.drop_slot_user(file);
         }
     }
@@ -227,16 +290,31 @@ impl GoFiles {
                 binary.version
             )
         })?;
+        let index = self.slot_for_layout(probes, file, layout)?;
+        // (A layout from the version table is said once DWARF checked it.)
+        if verbose && binary.layout_source != "version table" {
+            log::info!("{}", binary.layout_notice());
+        }
+        Ok(index)
+    }
+
+    /// The slot of the binary in `file`, given its `layout` when it has
+    /// none yet.
+    fn slot_for_layout(
+        &mut self,
+        probes: &mut KernelProbes,
+        file: (u64, u64),
+        layout: tracer_common::GoConfig,
+    ) -> Result<u32> {
+        if let Some(s) = self.slots.get(&file) {
+            return Ok(s.index);
+        }
         let index = (0..MAX_GO_BINARIES)
             .find(|i| self.slots.values().all(|s| s.index != *i))
             .with_context(|| {
                 format!("more than {MAX_GO_BINARIES} distinct Go binaries probed at once")
             })?;
         probes.set_go_config(index, layout)?;
-        // (A layout from the version table is said once DWARF checked it.)
-        if verbose && binary.layout_source != "version table" {
-            log::info!("{}", binary.layout_notice());
-        }
         self.slots.insert(
             file,
             Slot {
