@@ -108,18 +108,33 @@ pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure
     } else {
         modules.len()
     };
+    // Each thread takes one contiguous share of all the addresses, a
+    // block's part of it at a time: its module's caches hold the units of
+    // its share. Splitting each block in halves instead gave the last
+    // block's first half to the thread that had not read those units (a
+    // 146 MiB C++ program in 8 units: its last unit read twice).
+    let share = addrs.len().div_ceil(threads.max(1)).max(1);
+    let mut start = 0;
     for block in addrs.chunks(SYMBOLIZE_BLOCK) {
-        let lines: Vec<Result<String, Failure>> = if threads > 1 && block.len() >= PARALLEL_FROM {
+        let end = start + block.len();
+        let parts: Vec<(&ElfModule, &[u64])> = (0..threads)
+            .filter_map(|i| {
+                let (lo, hi) = ((i * share).max(start), ((i + 1) * share).min(end));
+                let module = modules.get(i).copied().unwrap_or(&module);
+                (lo < hi).then(|| (module, &addrs[lo..hi]))
+            })
+            .collect();
+        start = end;
+        let lines: Vec<Result<String, Failure>> = if parts.len() > 1 && block.len() >= PARALLEL_FROM
+        {
             // On threads of their own, the main thread waiting: measured
             // faster (0.078 s against 0.104 s for 81,470 addresses) than
             // the main thread answering a part itself.
             // A part whose thread cannot start is answered here.
             std::thread::scope(|scope| {
-                let workers: Vec<_> = block
-                    .chunks(block.len().div_ceil(threads))
-                    .enumerate()
-                    .map(|(i, part)| {
-                        let module = modules.get(i).copied().unwrap_or(&module);
+                let workers: Vec<_> = parts
+                    .into_iter()
+                    .map(|(module, part)| {
                         let thread = std::thread::Builder::new()
                             .spawn_scoped(scope, move || answer(module, part))
                             .ok();
@@ -135,7 +150,10 @@ pub fn symbolize(common: &Settings, args: &SymbolizeArgs) -> Result<i32, Failure
                     .collect()
             })
         } else {
-            answer(&module, block)
+            parts
+                .into_iter()
+                .flat_map(|(module, part)| answer(module, part))
+                .collect()
         };
         for line in lines {
             out.line_batched(&line?).map_err(Failure::Other)?;

@@ -3,9 +3,10 @@
 //! included) and its symbol tables as the fallback.
 
 use std::{
+    collections::HashMap,
     fs::File,
     path::Path,
-    sync::{Mutex, MutexGuard, OnceLock},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -251,7 +252,9 @@ pub struct ElfModule {
     /// Addresses where the last line row is not a statement but an earlier
     /// one at the same address is: the (file, line) gdb reports there.
     /// Read from the units crash stacks pass through.
-    stmt_rows: Mutex<StmtRows>,
+    stmt_rows: Mutex<HashMap<usize, Arc<OnceLock<UnitStmtRows>>>>,
+    /// Demangled function names by their DWARF name ([`frames_at`]).
+    demangled: Mutex<Demangled>,
     /// Answers of [`Self::lookup_cached`] by probe address, for the
     /// addresses a process's stacks pass through again and again (a crash
     /// loop, a signal storm): the same program counters are symbolized once.
@@ -409,6 +412,7 @@ impl ElfModule {
             is_go,
             imports_dlopen,
             stmt_rows: Mutex::default(),
+            demangled: Mutex::default(),
             recent: Mutex::default(),
             call_sites: Mutex::default(),
             offsets_found: Mutex::default(),
@@ -475,13 +479,12 @@ impl ElfModule {
     fn stmt_row(&self, probe: u64) -> Option<(String, u32)> {
         let file = self.dwarf_units()?;
         let unit = file.unit_at(probe)?;
-        let mut rows = lock(&self.stmt_rows);
-        if rows.units.insert(unit) {
-            // A unit whose lines cannot be read keeps addr2line's answer.
-            let _ = stmt_rows_of(file, unit, &mut rows.rows);
-        }
-        let (_, (end, file, line)) = rows.rows.range(..=probe).next_back()?;
-        (probe < *end).then(|| (file.clone(), *line))
+        // Read once, outside the lock: another thread's lookups in other
+        // units go on meanwhile.
+        let cell = lock(&self.stmt_rows).entry(unit).or_default().clone();
+        // A unit whose lines cannot be read keeps addr2line's answers.
+        let rows = cell.get_or_init(|| stmt_rows_of(file, unit).unwrap_or_default());
+        rows.at(probe)
     }
 
     /// The frames tail calls removed between the function holding `callee`
@@ -579,13 +582,17 @@ impl ElfModule {
             let context = dwarf.and_then(|(dwarf, _)| addr2line::Context::from_dwarf(dwarf).ok());
             contexts.by_unit.insert(unit, context);
         }
-        frames_at(contexts.by_unit.get(&unit)?.as_ref()?, probe)
+        frames_at(
+            contexts.by_unit.get(&unit)?.as_ref()?,
+            probe,
+            &self.demangled,
+        )
     }
 
     /// addr2line's frames at `probe` from the whole file's context.
     fn frames_from_file(&self, probe: u64) -> Option<Vec<SourceLocation>> {
         let dwarf = lock(self.dwarf()?);
-        frames_at(&dwarf, probe)
+        frames_at(&dwarf, probe, &self.demangled)
     }
 
     /// Opens what the first crash through this module would otherwise
@@ -965,15 +972,24 @@ const UNIT_CONTEXTS: usize = 256;
 fn frames_at(
     context: &addr2line::Context<SharedReader>,
     probe: u64,
+    demangled: &Mutex<Demangled>,
 ) -> Option<Vec<SourceLocation>> {
     let mut frames = context.find_frames(probe).skip_all_loads().ok()?;
     let mut out = Vec::new();
     while let Ok(Some(frame)) = frames.next() {
-        let function = frame
-            .function
-            .as_ref()
-            .and_then(|f| f.demangle().ok())
-            .map(|s| s.into_owned());
+        let function = frame.function.as_ref().and_then(|f| {
+            let raw = f.raw_name().ok()?;
+            let mut cache = lock(demangled);
+            if let Some(name) = cache.get(&*raw) {
+                return Some(name.to_string());
+            }
+            let name = addr2line::demangle_auto(raw.clone(), f.language).into_owned();
+            if cache.len() >= DEMANGLED_NAMES {
+                cache.clear();
+            }
+            cache.insert(raw.into(), name.as_str().into());
+            Some(name)
+        });
         let (file, line) = frame
             .location
             .map(|l| (l.file.map(str::to_owned), l.line))
@@ -986,6 +1002,15 @@ fn frames_at(
     }
     Some(out)
 }
+
+/// Demangled function names by their name in DWARF: the frames of many
+/// addresses name the same functions (inlined `std::` helpers above all),
+/// and demangling them again was a tenth of symbolizing a large C++
+/// program's every 997th byte (perf). Bounded by [`DEMANGLED_NAMES`].
+type Demangled = HashMap<Box<str>, Box<str>>;
+
+/// Names kept in a module's [`Demangled`] before it is emptied.
+const DEMANGLED_NAMES: usize = 1 << 16;
 
 /// Functions whose units [`ElfModule::warm`] parses ahead: where crash
 /// stacks of C and C++ programs start and end (program start, abort,
@@ -1085,93 +1110,130 @@ pub fn dwarf_sections<'a>(
 /// (file index, line)).
 type RowsAt = (u64, Option<(u64, u64)>, bool, (u64, u64));
 
-/// See [`ElfModule::stmt_row`]: row start → (row end, file, line) where
-/// gdb's line differs from addr2line's, for the units read so far.
+/// See [`ElfModule::stmt_row`]: one unit's rows where gdb's line differs
+/// from addr2line's, by start address, and the unit's file names they
+/// use. File names are built once per file, not per row: a String per row
+/// (with its directory's string read again each time) was a quarter of
+/// symbolizing a large C++ program's every 997th byte (perf).
 #[derive(Default)]
-struct StmtRows {
-    units: std::collections::HashSet<usize>,
-    rows: std::collections::BTreeMap<u64, (u64, String, u32)>,
+struct UnitStmtRows {
+    rows: Vec<StmtRow>,
+    files: Vec<Arc<str>>,
+}
+
+struct StmtRow {
+    start: u64,
+    end: u64,
+    /// Index into [`UnitStmtRows::files`].
+    file: u32,
+    line: u32,
+}
+
+impl UnitStmtRows {
+    /// gdb's (file, line) at `probe`, where it differs from addr2line's.
+    fn at(&self, probe: u64) -> Option<(String, u32)> {
+        // The last row starting at or before `probe` (of rows starting at
+        // one address, the one read last).
+        let i = self.rows.partition_point(|r| r.start <= probe);
+        let row = self.rows.get(i.checked_sub(1)?)?;
+        let file = self.files.get(row.file as usize)?;
+        (probe < row.end).then(|| (file.to_string(), row.line))
+    }
 }
 
 /// One unit's line program: the rows where gdb's line differs.
-fn stmt_rows_of(
-    file: &DwarfFile,
-    unit_offset: usize,
-    out: &mut std::collections::BTreeMap<u64, (u64, String, u32)>,
-) -> Result<()> {
+fn stmt_rows_of(file: &DwarfFile, unit_offset: usize) -> Result<UnitStmtRows> {
     let dwarf = file.dwarf();
     let unit = file.unit(&dwarf, unit_offset)?;
-    {
-        let Some(program) = unit.line_program.clone() else {
-            return Ok(());
-        };
-        let mut rows = program.rows();
-        let mut at: Option<RowsAt> = None;
-        // gdb's (file index, line) at the previous address of the sequence.
-        let mut previous: Option<(u64, u64)> = None;
-        // Where gdb's answer differs from the last row's, records it; returns
-        // gdb's answer at this address.
-        let flush = |at: Option<RowsAt>,
+    let mut out = UnitStmtRows::default();
+    let Some(program) = unit.line_program.clone() else {
+        return Ok(out);
+    };
+    // A file index of the line program → its index in `out.files`.
+    let mut file_slots: HashMap<u64, Option<u32>> = HashMap::new();
+    let file_name = |header: &gimli::LineProgramHeader<_>, file_index: u64| -> Option<String> {
+        let f = header.file(file_index)?;
+        let mut name = String::new();
+        if let Some(dir) = f.directory(header)
+            && let Ok(d) = dwarf.attr_string(&unit, dir)
+        {
+            name.push_str(&d.to_string_lossy());
+            name.push('/');
+        }
+        if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
+            let n = n.to_string_lossy();
+            if n.starts_with('/') {
+                name.clear();
+            }
+            name.push_str(&n);
+        }
+        if !name.starts_with('/')
+            && let Some(dir) = &unit.comp_dir
+        {
+            name = format!("{}/{name}", dir.to_string_lossy());
+        }
+        Some(name)
+    };
+    let mut rows = program.rows();
+    let mut at: Option<RowsAt> = None;
+    // gdb's (file index, line) at the previous address of the sequence.
+    let mut previous: Option<(u64, u64)> = None;
+    // Where gdb's answer differs from the last row's, records it; returns
+    // gdb's answer at this address.
+    let mut flush = |at: Option<RowsAt>,
                      previous: Option<(u64, u64)>,
                      end: u64,
-                     header: &gimli::LineProgramHeader<_>,
-                     out: &mut std::collections::BTreeMap<u64, (u64, String, u32)>|
-         -> Option<(u64, u64)> {
-            let (addr, stmt, last_is_stmt, last) = at?;
-            let answer = match (stmt, last_is_stmt) {
-                // The last row is not a statement: gdb takes the last
-                // statement row at the address.
-                (Some(stmt), false) => stmt,
-                // Only line-0 rows that are not statements (code the
-                // compiler attributes to no line): gdb ignores them and
-                // the previous address's line goes on.
-                (None, false) if last.1 == 0 => previous?,
-                _ => return (last.1 != 0).then_some(last),
-            };
-            let (file_index, line) = answer;
-            if let Some(f) = header.file(file_index) {
-                let mut name = String::new();
-                if let Some(dir) = f.directory(header)
-                    && let Ok(d) = dwarf.attr_string(&unit, dir)
-                {
-                    name.push_str(&d.to_string_lossy());
-                    name.push('/');
-                }
-                if let Ok(n) = dwarf.attr_string(&unit, f.path_name()) {
-                    let n = n.to_string_lossy();
-                    if n.starts_with('/') {
-                        name.clear();
-                    }
-                    name.push_str(&n);
-                }
-                if !name.starts_with('/')
-                    && let Some(dir) = &unit.comp_dir
-                {
-                    name = format!("{}/{name}", dir.to_string_lossy());
-                }
-                out.insert(addr, (end, name, line as u32));
-            }
-            Some(answer)
+                     header: &gimli::LineProgramHeader<_>|
+     -> Option<(u64, u64)> {
+        let (addr, stmt, last_is_stmt, last) = at?;
+        let answer = match (stmt, last_is_stmt) {
+            // The last row is not a statement: gdb takes the last
+            // statement row at the address.
+            (Some(stmt), false) => stmt,
+            // Only line-0 rows that are not statements (code the
+            // compiler attributes to no line): gdb ignores them and
+            // the previous address's line goes on.
+            (None, false) if last.1 == 0 => previous?,
+            _ => return (last.1 != 0).then_some(last),
         };
-        while let Some((header, row)) = rows.next_row()? {
-            let addr = row.address();
-            let line = row.line().map_or(0, |l| l.get());
-            if at.is_some_and(|(a, _, _, _)| a != addr) || row.end_sequence() {
-                previous = flush(at.take(), previous, addr, header, out);
-            }
-            if row.end_sequence() {
-                previous = None;
-                continue;
-            }
-            let entry = at.get_or_insert((addr, None, true, (0, 0)));
-            if row.is_stmt() && line != 0 {
-                entry.1 = Some((row.file_index(), line));
-            }
-            entry.2 = row.is_stmt();
-            entry.3 = (row.file_index(), line);
+        let (file_index, line) = answer;
+        let slot = *file_slots.entry(file_index).or_insert_with(|| {
+            let name = file_name(header, file_index)?;
+            out.files.push(name.into());
+            u32::try_from(out.files.len() - 1).ok()
+        });
+        if let Some(file) = slot {
+            out.rows.push(StmtRow {
+                start: addr,
+                end,
+                file,
+                line: line as u32,
+            });
         }
+        Some(answer)
+    };
+    while let Some((header, row)) = rows.next_row()? {
+        let addr = row.address();
+        let line = row.line().map_or(0, |l| l.get());
+        if at.is_some_and(|(a, _, _, _)| a != addr) || row.end_sequence() {
+            previous = flush(at.take(), previous, addr, header);
+        }
+        if row.end_sequence() {
+            previous = None;
+            continue;
+        }
+        let entry = at.get_or_insert((addr, None, true, (0, 0)));
+        if row.is_stmt() && line != 0 {
+            entry.1 = Some((row.file_index(), line));
+        }
+        entry.2 = row.is_stmt();
+        entry.3 = (row.file_index(), line);
     }
-    Ok(())
+    drop(flush);
+    // Stable: of rows starting at one address, the last read stays last.
+    out.rows.sort_by_key(|r| r.start);
+    out.rows.shrink_to_fit();
+    Ok(out)
 }
 
 fn has_dwarf(obj: &object::File<'_>) -> bool {
@@ -1396,5 +1458,47 @@ mod unit_context_tests {
             frames.first().is_some_and(|f| f.line.is_some()),
             "{frames:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod stmt_row_tests {
+    use super::{StmtRow, UnitStmtRows};
+
+    #[test]
+    fn a_row_answers_from_its_start_up_to_its_end() {
+        let rows = UnitStmtRows {
+            // As stmt_rows_of leaves them: sorted by start, stably (the
+            // second row at 0x20 was read after the first).
+            rows: vec![
+                StmtRow {
+                    start: 0x10,
+                    end: 0x18,
+                    file: 0,
+                    line: 7,
+                },
+                StmtRow {
+                    start: 0x20,
+                    end: 0x28,
+                    file: 0,
+                    line: 8,
+                },
+                StmtRow {
+                    start: 0x20,
+                    end: 0x30,
+                    file: 1,
+                    line: 9,
+                },
+            ],
+            files: vec!["/src/a.cc".into(), "/src/b.h".into()],
+        };
+        assert_eq!(rows.at(0x0f), None);
+        assert_eq!(rows.at(0x10), Some(("/src/a.cc".to_owned(), 7)));
+        assert_eq!(rows.at(0x17), Some(("/src/a.cc".to_owned(), 7)));
+        // Past a row's end: addr2line's answer stands.
+        assert_eq!(rows.at(0x18), None);
+        assert_eq!(rows.at(0x2c), Some(("/src/b.h".to_owned(), 9)));
+        assert_eq!(rows.at(0x30), None);
+        assert_eq!(UnitStmtRows::default().at(0x10), None);
     }
 }
