@@ -413,3 +413,48 @@ fn symbolize_without_threads_answers_the_same() {
         String::from_utf8_lossy(&threaded.stdout)
     );
 }
+
+/// Answers come in the order the addresses were asked, whatever the order:
+/// the threads take the addresses unit by unit (libc's 2,000 units), the
+/// answers are put back in place. A scrambled order's answers are the
+/// sorted order's, line for line.
+#[test]
+fn symbolize_answers_in_the_order_asked() {
+    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let data = std::fs::read(libc).expect("libc");
+    let obj = object::File::parse(&*data).expect("libc ELF");
+    let text = obj.section_by_name(".text").expect(".text");
+    let sorted: Vec<u64> = (text.address()..text.address() + text.size())
+        .step_by(997)
+        .collect();
+    let n = sorted.len();
+    assert!(n > 1000, "too few addresses");
+    // A permutation (7919 is prime, n is not a multiple of it).
+    assert_ne!(n % 7919, 0);
+    let scrambled: Vec<u64> = (0..n).map(|i| sorted[i * 7919 % n]).collect();
+    let ask = |addrs: &[u64]| -> Vec<Value> {
+        let input: String = addrs.iter().map(|a| format!("{a:#x}\n")).collect();
+        let out = crashtrace(
+            &["symbolize", "--format", "ndjson", "--exe", libc, "-"],
+            &input,
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("NDJSON"))
+            .collect()
+    };
+    let in_order = ask(&sorted);
+    let out_of_order = ask(&scrambled);
+    assert_eq!(in_order.len(), n);
+    assert_eq!(out_of_order.len(), n);
+    let named = in_order
+        .iter()
+        .filter(|a| a["frames"][0]["function"].is_string())
+        .count();
+    assert!(named > n * 9 / 10, "{named} of {n} named");
+    for (i, answer) in out_of_order.iter().enumerate() {
+        assert_eq!(answer["addr"], format!("{:#x}", scrambled[i]), "line {i}");
+        assert_eq!(*answer, in_order[i * 7919 % n], "line {i}");
+    }
+}

@@ -799,6 +799,18 @@ impl ElfModule {
         self.gopclntab.is_some()
     }
 
+    /// The DWARF unit holding `vaddr` (its offset), for a module whose
+    /// lookups parse DWARF: lookups in one unit share what it parsed (its
+    /// lines, functions, statement rows), so a bulk symbolization keeps a
+    /// unit's addresses on one thread. None for Go code and outside units.
+    pub fn unit_of(&self, vaddr: u64) -> Option<usize> {
+        if self.parallel_lookups() {
+            return None;
+        }
+        self.dwarf_file()?
+            .unit_at(probe_address(vaddr, PcKind::Exact))
+    }
+
     /// Source locations for `vaddr`, innermost (most inlined) first; the last
     /// one is the physical function. Empty when nothing is known.
     pub fn lookup(&self, vaddr: u64, kind: PcKind) -> Vec<SourceLocation> {
