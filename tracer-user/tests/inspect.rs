@@ -357,6 +357,21 @@ fn probes_lists_what_a_process_of_the_file_gets() {
     }
 }
 
+const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+
+/// Every 997th byte of libc's `.text` (over 1,000 addresses: answered on
+/// several threads).
+fn libc_text_every_997th_byte() -> Vec<u64> {
+    let data = std::fs::read(LIBC).expect("libc");
+    let obj = object::File::parse(&*data).expect("libc ELF");
+    let text = obj.section_by_name(".text").expect(".text");
+    let addrs: Vec<u64> = (text.address()..text.address() + text.size())
+        .step_by(997)
+        .collect();
+    assert!(addrs.len() > 1000, "too few addresses");
+    addrs
+}
+
 /// Many addresses are answered on several threads; where no thread can
 /// start (a user at its process limit), all of them are answered on the
 /// main one, the same answers (not a panic: the earlier code's
@@ -364,15 +379,11 @@ fn probes_lists_what_a_process_of_the_file_gets() {
 /// separate debug file, read by a user with no process to spare.
 #[test]
 fn symbolize_without_threads_answers_the_same() {
-    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-    let data = std::fs::read(libc).expect("libc");
-    let obj = object::File::parse(&*data).expect("libc ELF");
-    let text = obj.section_by_name(".text").expect(".text");
-    let addrs: String = (text.address()..text.address() + text.size())
-        .step_by(997)
+    let libc = LIBC;
+    let addrs: String = libc_text_every_997th_byte()
+        .iter()
         .map(|a| format!("{a:#x}\n"))
         .collect();
-    assert!(addrs.lines().count() > 1000, "too few addresses");
     let args = ["symbolize", "--format", "ndjson", "--exe", libc, "-"];
     let threaded = crashtrace(&args, &addrs);
     assert!(threaded.status.success(), "{threaded:?}");
@@ -420,15 +431,9 @@ fn symbolize_without_threads_answers_the_same() {
 /// sorted order's, line for line.
 #[test]
 fn symbolize_answers_in_the_order_asked() {
-    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-    let data = std::fs::read(libc).expect("libc");
-    let obj = object::File::parse(&*data).expect("libc ELF");
-    let text = obj.section_by_name(".text").expect(".text");
-    let sorted: Vec<u64> = (text.address()..text.address() + text.size())
-        .step_by(997)
-        .collect();
+    let libc = LIBC;
+    let sorted = libc_text_every_997th_byte();
     let n = sorted.len();
-    assert!(n > 1000, "too few addresses");
     // A permutation (7919 is prime, n is not a multiple of it).
     assert_ne!(n % 7919, 0);
     let scrambled: Vec<u64> = (0..n).map(|i| sorted[i * 7919 % n]).collect();
