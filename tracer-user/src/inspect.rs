@@ -233,15 +233,25 @@ fn render_symbolized(
         })
         .collect();
     Ok(match format {
-        Format::Ndjson => serde_json::to_string(&Symbolized {
-            schema: SCHEMA,
-            kind: "symbolized",
-            exe,
-            addr: &pc,
-            debuginfo: module.debuginfo.as_str(),
-            frames,
-        })
-        .map_err(|e| Failure::Other(e.into()))?,
+        Format::Ndjson => {
+            // Sized for the line at once (~360 bytes an address of cmd/go,
+            // inlined frames included): growing from serde_json's 128
+            // bytes reallocated each line twice or more.
+            let mut line = Vec::with_capacity(160 + 200 * frames.len());
+            serde_json::to_writer(
+                &mut line,
+                &Symbolized {
+                    schema: SCHEMA,
+                    kind: "symbolized",
+                    exe,
+                    addr: &pc,
+                    debuginfo: module.debuginfo.as_str(),
+                    frames,
+                },
+            )
+            .map_err(|e| Failure::Other(e.into()))?;
+            String::from_utf8(line).map_err(|e| Failure::Other(e.into()))?
+        }
         Format::Human if frames.is_empty() => format!("{pc} ??"),
         Format::Human => frames
             .iter()
