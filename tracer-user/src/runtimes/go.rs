@@ -127,7 +127,7 @@ impl GoFiles {
     /// takes milliseconds more (the first uprobe placed after a quiet spell
     /// waits for an RCU grace period, 10–100 ms on these VMs), and a
     /// program that panics 20 ms after its start under a loaded host was
-    /// told as a bare `exit 2` (CI, the wrappers test, 1 run in ~50).
+    /// told as a bare `exit 2` (the wrappers test failed so on CI once).
     /// Without a table layout for its version, `place` marks it.
     pub fn mark_early(
         &mut self,
