@@ -248,6 +248,11 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) {
         }
         (Some(_), _) => 0,
     };
+    // The old program's Go mark goes with its memory (a Go program that
+    // execs a shell must not have the shell's `exit 2` read as a Go panic
+    // with the old binary's offsets); userspace marks the new program if
+    // it is Go, once it has this record.
+    let _ = crate::maps::GO_PROCESSES.remove(&tgid);
     let old_tid: i32 = ctx.arg(1);
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         count_lost(EventKind::Exec);

@@ -360,6 +360,12 @@ impl KernelProbes {
             .with_context(|| format!("marking pid {pid} as a Go process"))
     }
 
+    /// `pid` is no longer a Go program of ours (absent already when the
+    /// kernel saw it exit or exec).
+    pub fn unmark_go_process(&mut self, pid: u32) {
+        let _ = self.go_processes.remove(&pid);
+    }
+
     /// Attaches the Go probe to `points` (file offsets) of `binary`, firing
     /// only for `pid`. The cookie carries the probe kind, the point's bits
     /// (`GO_PROBE_AT_STACK_CHECK`, the recovery's site offset) and the

@@ -218,7 +218,7 @@ impl GoFiles {
     /// when nothing else uses it.
     pub fn release(&mut self, probes: &mut KernelProbes, pid: u32) {
         self.detach(probes, pid);
-        self.unmark(pid);
+        self.unmark(probes, pid);
     }
 
     /// `pid`'s own probes go (its mark stays).
@@ -234,14 +234,18 @@ impl GoFiles {
     /// be the same slot's).
     fn note_mark(&mut self, pid: u32, file: (u64, u64)) {
         self.use_slot(file);
-        self.unmark(pid);
-        self.marked.insert(pid, file);
+        if let Some(earlier) = self.marked.insert(pid, file) {
+            self.drop_slot_user(earlier);
+        }
     }
 
-    /// `pid`'s mark no longer holds its slot (the kernel forgets the pid
-    /// at its exit; an exec marks it again).
-    fn unmark(&mut self, pid: u32) {
+    /// `pid` is no longer marked: its kernel entry goes (the kernel drops
+    /// it at the exit and the exec too; a fork record handled after the
+    /// child's exec could have marked the child with its parent's binary)
+    /// and its slot use is given back.
+    fn unmark(&mut self, probes: &mut KernelProbes, pid: u32) {
         if let Some(file) = self.marked.remove(&pid) {
+            probes.unmark_go_process(pid);
             self.drop_slot_user(file);
         }
     }
