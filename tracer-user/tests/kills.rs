@@ -128,6 +128,29 @@ fn a_fault_signal_sent_by_kill_is_a_kill() {
     }
 }
 
+/// A Go program that execs another (an entrypoint handing over: gosu,
+/// su-exec, a re-exec on upgrade): the kernel ends the runtime's other
+/// threads with a SIGKILL of its own (`de_thread`). Nobody killed
+/// anything: no signal record, no incident; the new program attached,
+/// and the shell's exit 3 is `run`'s status. (Before: one SIGKILL record
+/// and one "exited: SIGKILL" incident per runtime thread.)
+#[test]
+fn a_go_program_that_execs_another_is_not_killed() {
+    for build in go_builds("crashy") {
+        let ctx = build.label.clone();
+        let t = run_traced(&build.path, &["exec-shell"]);
+        assert_eq!(t.output.status.code(), Some(3), "{ctx}");
+        let attaches = t.of_type("attach");
+        assert_eq!(attaches[0]["runtime"], "go", "{ctx}: {attaches:#?}");
+        assert!(
+            attaches.iter().any(|a| a["comm"] == "sh"),
+            "{ctx}: the shell attached after the exec: {attaches:#?}"
+        );
+        assert!(t.of_type("signal").is_empty(), "{ctx}: {:#?}", t.records);
+        assert!(t.of_type("incident").is_empty(), "{ctx}: {:#?}", t.records);
+    }
+}
+
 /// A C daemon that catches SIGTERM, cleans up and re-raises it.
 #[test]
 fn c_daemon_re_raising_sigterm_is_killed_by_its_sender() {

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -324,6 +325,13 @@ func main() {
 		nestedRecovered()
 	case "recover-exit":
 		recoverThenExit()
+	case "exec-shell":
+		// A Go entrypoint that hands over to the real program (gosu,
+		// su-exec, a re-exec on upgrade): the kernel ends the runtime's
+		// other threads, and the shell exits 3.
+		err := syscall.Exec("/bin/sh", []string{"sh", "-c", "exit 3"}, os.Environ())
+		fmt.Fprintln(os.Stderr, "exec:", err)
+		os.Exit(1)
 	case "panic-goexit":
 		done := make(chan struct{})
 		go abandonPanic(done)
