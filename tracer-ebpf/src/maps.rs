@@ -104,6 +104,15 @@ pub(crate) static GO_CONFIG: Array<GoConfig> = Array::with_max_entries(MAX_GO_BI
 #[map]
 pub(crate) static GO_PROCESSES: HashMap<u32, GoProcess> = HashMap::with_max_entries(16384, 0);
 
+/// Files known to be Go binaries (the exec'd file's key, as in
+/// `WATCHED_FILES`) → their layout slot, while userspace keeps the slot:
+/// a traced process exec'ing one is marked in `GO_PROCESSES` at its exec,
+/// before userspace has seen it (a crash loop's restarts, a program that
+/// dies within a millisecond).
+#[map]
+pub(crate) static GO_FILES: HashMap<WatchedFile, u32> =
+    HashMap::with_max_entries(MAX_GO_BINARIES, 0);
+
 /// Hits of the Go uprobes (per CPU), for `-v` and the benchmarks: what a
 /// traced program pays is this count times the cost of one hit.
 #[map]

@@ -115,6 +115,24 @@ fn go_exit_chain(tgid: u32, regs_ptr: u64) {
     crate::go::exit_chain(tgid, regs_ptr);
 }
 
+/// Out of line: the exec program's frame stays as it was.
+#[inline(never)]
+fn mark_go_exec(tgid: u32, file: Option<WatchedFile>) {
+    // SAFETY: the value is copied out.
+    match file.and_then(|f| unsafe { crate::maps::GO_FILES.get(&f) }.copied()) {
+        Some(slot) => {
+            let process = tracer_common::GoProcess {
+                slot,
+                ..Default::default()
+            };
+            let _ = crate::maps::GO_PROCESSES.insert(&tgid, &process, 0);
+        }
+        None => {
+            let _ = crate::maps::GO_PROCESSES.remove(&tgid);
+        }
+    }
+}
+
 /// Out of line, as [`go_exit_panic`]: the exit program's frames stay small.
 #[inline(never)]
 fn remember_exit(tgid: u32) {
@@ -250,9 +268,20 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) {
     };
     // The old program's Go mark goes with its memory (a Go program that
     // execs a shell must not have the shell's `exit 2` read as a Go panic
-    // with the old binary's offsets); userspace marks the new program if
-    // it is Go, once it has this record.
-    let _ = crate::maps::GO_PROCESSES.remove(&tgid);
+    // with the old binary's offsets). A file known to be Go marks the new
+    // program now; else userspace does once it has this record.
+    // (Not for a candidate: untraced, it has no mark, and one would
+    // outlive it: the exit program forgets traced processes only.)
+    if flags & EXEC_CANDIDATE == 0 {
+        mark_go_exec(
+            tgid,
+            if flags & EXEC_DROPPED == 0 {
+                file
+            } else {
+                None
+            },
+        );
+    }
     let old_tid: i32 = ctx.arg(1);
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         count_lost(EventKind::Exec);

@@ -222,9 +222,16 @@ pub fn is_kernel_thread(pid: u32) -> bool {
 pub fn file_key(path: &Path) -> Result<WatchedFile> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-    let dev = meta.dev();
-    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
-    Ok([kernel_dev, meta.ino()])
+    Ok(kernel_file_key((meta.dev(), meta.ino())))
+}
+
+/// A file's (device as `stat` gives it, inode) as the kernel's exec path
+/// keys it ([`file_key`]).
+pub fn kernel_file_key((dev, ino): (u64, u64)) -> WatchedFile {
+    [
+        (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev)),
+        ino,
+    ]
 }
 
 /// The processes whose executable is the file `key` names (the kernel's

@@ -335,9 +335,15 @@ impl ProcessWork {
         exec_ns: Option<u64>,
         alive: bool,
     ) -> (Option<Arc<GoBinary>>, Option<String>) {
-        if alive {
-            self.go
-                .mark_early(&mut self.probes, pid, (identity, path), self.verbose);
+        // Not Go (or a version without a table layout, marked below): a
+        // mark from an older view of it goes (its parent's binary, written
+        // after its exec had dropped the kernel's).
+        if alive
+            && !self
+                .go
+                .mark_early(&mut self.probes, pid, (identity, path), self.verbose)
+        {
+            self.probes.unmark_go_process(pid);
         }
         let marked = exec_ns.map(us_since);
         let binary = match self.go.binary(identity, path) {
@@ -394,11 +400,8 @@ impl ProcessWork {
     }
 
     /// The watched file with this identity, as the kernel keys it.
-    fn watched_key(&self, (dev, ino): (u64, u64)) -> Option<WatchedFile> {
-        let key = [
-            (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev)),
-            ino,
-        ];
+    fn watched_key(&self, identity: (u64, u64)) -> Option<WatchedFile> {
+        let key = procfs::kernel_file_key(identity);
         self.watched.contains(&key).then_some(key)
     }
 

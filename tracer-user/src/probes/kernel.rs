@@ -86,6 +86,7 @@ pub struct KernelProbes {
     watched_comms: HashMap<MapData, [u8; tracer_common::COMM_LEN], u32>,
     exec_all: Array<MapData, u32>,
     go_processes: HashMap<MapData, u32, GoProcess>,
+    go_files: HashMap<MapData, WatchedFile, u32>,
     go_config: Array<MapData, GoConfig>,
     go_hits: PerCpuArray<MapData, u64>,
     traced: HashMap<MapData, u32, TracedProcess>,
@@ -240,11 +241,14 @@ impl KernelProbes {
             ebpf.take_map("GO_PROCESSES")
                 .context("map GO_PROCESSES missing")?,
         )?;
+        let go_files =
+            HashMap::try_from(ebpf.take_map("GO_FILES").context("map GO_FILES missing")?)?;
         Ok(Self {
             ebpf,
             watched_comms,
             exec_all,
             go_processes,
+            go_files,
             go_config,
             go_hits,
             traced,
@@ -348,6 +352,11 @@ impl KernelProbes {
     /// its probes are placed: a panic it dies of meanwhile is read at its
     /// exit (see the kernel's `exit_panic`).
     pub fn mark_go_process(&mut self, pid: u32, slot: u32) -> Result<()> {
+        // Marked already with this slot (by the kernel at its exec, the
+        // file being known): kept as it is, with what its probes wrote.
+        if self.go_processes.get(&pid, 0).is_ok_and(|p| p.slot == slot) {
+            return Ok(());
+        }
         self.go_processes
             .insert(
                 &pid,
@@ -360,8 +369,18 @@ impl KernelProbes {
             .with_context(|| format!("marking pid {pid} as a Go process"))
     }
 
-    /// `pid` is no longer a Go program of ours (absent already when the
-    /// kernel saw it exit or exec).
+    /// Processes exec'ing the file `key` are marked Go with `slot` by the
+    /// kernel at their exec (`Some`), or no longer (`None`).
+    pub fn set_go_file(&mut self, key: WatchedFile, slot: Option<u32>) {
+        let _ = match slot {
+            Some(slot) => self.go_files.insert(&key, &slot, 0),
+            None => self.go_files.remove(&key),
+        };
+    }
+
+    /// `pid` runs no Go program of ours (the kernel drops its mark at
+    /// its exec and exit; a mark written from an older view of it, such
+    /// as its parent's binary before its exec, goes here).
     pub fn unmark_go_process(&mut self, pid: u32) {
         let _ = self.go_processes.remove(&pid);
     }

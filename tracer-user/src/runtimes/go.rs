@@ -18,6 +18,7 @@ use super::{Procs, kernel_record};
 use crate::{
     golang::{self, GoBinary, LayoutFirst, value::Captured},
     probes::kernel::{GoLinks, KernelProbes},
+    procfs,
     record::{
         Body, Clock, CreatedBy, Frame, GoFatal, GoGoexit, GoGoroutines, GoPanic, GoRecover,
         GoSigpanic, GoroutineGroup, Record, SignalInfo,
@@ -129,27 +130,35 @@ impl GoFiles {
     /// program that panics 20 ms after its start under a loaded host was
     /// told as a bare `exit 2` (the wrappers test failed so on CI once).
     /// Without a table layout for its version, `place` marks it.
+    /// Whether it is marked.
     pub fn mark_early(
         &mut self,
         probes: &mut KernelProbes,
         pid: u32,
         (identity, path): ((u64, u64), &Path),
         verbose: bool,
-    ) {
+    ) -> bool {
         let layout = match self.binaries.get(&identity) {
             Some(known) => known.as_ref().and_then(|b| b.layout),
             None => GoBinary::table_layout(path).ok().flatten(),
         };
         let Some(layout) = layout else {
-            return;
+            return false;
         };
         let Ok(slot) = self.slot_for_layout(probes, identity, layout) else {
-            return;
+            return false;
         };
         match probes.mark_go_process(pid, slot) {
-            Ok(()) => self.note_mark(pid, identity),
-            Err(err) if verbose => log::info!("pid {pid}: {err:#}"),
-            Err(_) => {}
+            Ok(()) => {
+                self.note_mark(pid, identity);
+                true
+            }
+            Err(err) => {
+                if verbose {
+                    log::info!("pid {pid}: {err:#}");
+                }
+                false
+            }
         }
     }
 
@@ -218,7 +227,7 @@ impl GoFiles {
     /// when nothing else uses it.
     pub fn release(&mut self, probes: &mut KernelProbes, pid: u32) {
         self.detach(probes, pid);
-        self.unmark(probes, pid);
+        self.unmark(pid);
     }
 
     /// `pid`'s own probes go (its mark stays).
@@ -239,13 +248,11 @@ impl GoFiles {
         }
     }
 
-    /// `pid` is no longer marked: its kernel entry goes (the kernel drops
-    /// it at the exit and the exec too; a fork record handled after the
-    /// child's exec could have marked the child with its parent's binary)
-    /// and its slot use is given back.
-    fn unmark(&mut self, probes: &mut KernelProbes, pid: u32) {
+    /// `pid`'s mark no longer holds its slot. Its kernel entry is the
+    /// kernel's to drop (at the exit and the exec: userspace, behind,
+    /// could drop a reused pid's or the new program's).
+    fn unmark(&mut self, pid: u32) {
         if let Some(file) = self.marked.remove(&pid) {
-            probes.unmark_go_process(pid);
             self.drop_slot_user(file);
         }
     }
@@ -313,12 +320,29 @@ impl GoFiles {
         if let Some(s) = self.slots.get(&file) {
             return Ok(s.index);
         }
-        let index = (0..MAX_GO_BINARIES)
-            .find(|i| self.slots.values().all(|s| s.index != *i))
-            .with_context(|| {
-                format!("more than {MAX_GO_BINARIES} distinct Go binaries probed at once")
-            })?;
+        let free = (0..MAX_GO_BINARIES).find(|i| self.slots.values().all(|s| s.index != *i));
+        let index =
+            match free {
+                Some(index) => index,
+                // All taken: the slot of a binary no process uses now.
+                None => {
+                    let (&idle, _) = self.slots.iter().find(|(_, s)| s.users == 0).with_context(
+                        || {
+                            format!(
+                                "more than {MAX_GO_BINARIES} distinct Go binaries probed at once"
+                            )
+                        },
+                    )?;
+                    probes.set_go_file(procfs::kernel_file_key(idle), None);
+                    self.slots
+                        .remove(&idle)
+                        .map(|s| s.index)
+                        .context("an idle Go slot")?
+                }
+            };
         probes.set_go_config(index, layout)?;
+        // From now on the kernel marks its processes at their exec.
+        probes.set_go_file(procfs::kernel_file_key(file), Some(index));
         self.slots.insert(
             file,
             Slot {
@@ -336,12 +360,12 @@ impl GoFiles {
         }
     }
 
+    /// A slot no process uses stays (idle) until its index is needed for
+    /// another binary: a program restarted (a crash loop) is marked by the
+    /// kernel at its exec, its slot and layout still there.
     fn drop_slot_user(&mut self, file: (u64, u64)) {
         if let Some(s) = self.slots.get_mut(&file) {
             s.users = s.users.saturating_sub(1);
-            if s.users == 0 {
-                self.slots.remove(&file);
-            }
         }
     }
 }
