@@ -139,13 +139,6 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
     // delivered: a fatal signal with default action (SIGTERM, SIGKILL …)
     // is turned into this group exit as it is sent. Userspace keeps the
     // first such record per process; exit_group() is not a signal at all.
-    // An exec ends the process's other threads with a SIGKILL it sets
-    // itself (de_thread: no siginfo, no group exit; get_signal then says
-    // SIGKILL for `signal->group_exec_task`): nobody killed them, the
-    // process goes on as the new program.
-    if sig == SIGKILL && info == 0 && !group_exiting {
-        return;
-    }
     let mut sig = sig;
     let mut group_kill = false;
     if sig == SIGKILL && group_exiting {
