@@ -13,7 +13,7 @@ use tracer_common::{
 
 use crate::maps::{CXX_RATE, EVENTS};
 use crate::signals::snapshot_stack;
-use crate::util::{count_lost, fill_header, is_traced, read_user, registers, site_rate};
+use crate::util::{count_lost, fill_header, is_traced, read_user_or_zero, registers, site_rate};
 
 // ---------------------------------------------------------------------------
 // C++: libstdc++'s __cxa_throw(void *obj, std::type_info *tinfo, dest),
@@ -38,7 +38,7 @@ pub fn cxx_throw(ctx: ProbeContext) -> u32 {
 pub fn cxx_rethrow_exception(ctx: ProbeContext) -> u32 {
     // SAFETY: a uprobe's context is the user pt_regs.
     let r: pt_regs = unsafe { *(ctx.as_ptr() as *const pt_regs) };
-    let object: u64 = read_user(r.rdi).unwrap_or(0);
+    let object: u64 = read_user_or_zero(r.rdi);
     try_cxx(&r, CXX_RETHROW_EXCEPTION, object, type_of(object));
     0
 }
@@ -72,10 +72,7 @@ pub fn cxx_terminate(ctx: ProbeContext) -> u32 {
 /// The thrown object's `std::type_info *`, from the header before it.
 #[inline(always)]
 fn type_of(object: u64) -> u64 {
-    if object < CXA_EXCEPTION_HEADER_BYTES {
-        return 0;
-    }
-    read_user(object - CXA_EXCEPTION_HEADER_BYTES).unwrap_or(0)
+    read_user_or_zero(object.wrapping_sub(CXA_EXCEPTION_HEADER_BYTES))
 }
 
 /// A general register by its byte offset in x86_64 `pt_regs`.
@@ -101,7 +98,7 @@ fn reg_at(r: &pt_regs, offset: u64) -> Option<u64> {
     })
 }
 
-#[inline(always)]
+#[inline(never)]
 fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if is_traced(tgid).is_none() {
@@ -110,7 +107,7 @@ fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
     let mut suppressed = 0u64;
     let thrown = probe != CXX_TERMINATE;
     if thrown {
-        let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
+        let site = [tgid as u64, read_user_or_zero::<u64>(r.rsp)];
         let Some(untold) = site_rate(&CXX_RATE, site, CXX_THROWS_PER_SEC, || false) else {
             return;
         };
@@ -151,7 +148,7 @@ fn try_cxx(r: &pt_regs, probe: u32, object: u64, tinfo: u64) {
         *what = 0;
         let mut n = 0i64;
         if thrown && object != 0 {
-            let msg: u64 = read_user(object + 8).unwrap_or(0);
+            let msg: u64 = read_user_or_zero(object + 8);
             if msg != 0 {
                 n = aya_ebpf::helpers::generated::bpf_probe_read_user_str(
                     what as *mut _,
@@ -191,7 +188,7 @@ extern "C" fn type_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         if tinfo == 0 {
             return 0;
         }
-        let name: u64 = read_user(tinfo + 8).unwrap_or(0);
+        let name: u64 = read_user_or_zero(tinfo + 8);
         *names.type_names.add(i) = name;
         if name != 0 {
             aya_ebpf::helpers::generated::bpf_probe_read_user_str(
@@ -203,7 +200,7 @@ extern "C" fn type_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         // __si_class_type_info: the base's type_info follows the name (for
         // other type_infos this reads a neighbour: the name there is
         // checked in userspace).
-        names.tinfo = read_user(tinfo + 16).unwrap_or(0);
+        names.tinfo = read_user_or_zero(tinfo + 16);
     }
     0
 }

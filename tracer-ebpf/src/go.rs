@@ -31,8 +31,8 @@ use crate::maps::{
     GO_UNTOLD,
 };
 use crate::util::{
-    copy_registers, count_in_slot, count_lost, fill_header, is_traced, read_kernel, read_user,
-    read_user_or_zero, registers, site_rate, zero,
+    copy_registers, count_in_slot, count_lost, fill_header, is_traced, read_kernel_or_zero,
+    read_user, read_user_or_zero, registers, site_rate, zero,
 };
 
 /// Frames walked by hand from a goroutine's saved context (a bounded loop).
@@ -192,17 +192,17 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     // g0 itself when the fault came in a cgo call (Go 1.19 then throws).
     let faulted_g = g;
     let mut on_system_stack = 0u32;
-    let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
+    let m: u64 = read_user_or_zero(g + cfg.g_m as u64);
     if m != 0 {
-        let g0: u64 = read_user(m + cfg.m_g0 as u64).unwrap_or(0);
-        let gsignal: u64 = read_user(m + cfg.m_gsignal as u64).unwrap_or(0);
+        let g0: u64 = read_user_or_zero(m + cfg.m_g0 as u64);
+        let gsignal: u64 = read_user_or_zero(m + cfg.m_gsignal as u64);
         if g == g0 || g == gsignal {
             on_system_stack = 1;
-            g = read_user(m + cfg.m_curg as u64).unwrap_or(0);
+            g = read_user_or_zero(m + cfg.m_curg as u64);
         }
     }
     let goid: u64 = if g != 0 {
-        read_user(g + cfg.g_goid as u64).unwrap_or(0)
+        read_user_or_zero(g + cfg.g_goid as u64)
     } else {
         0
     };
@@ -212,7 +212,7 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     if probe == GoProbe::DeferCall as u32 {
         let funcval = r.rbx;
         let code: u64 = if funcval != 0 {
-            read_user(funcval).unwrap_or(0)
+            read_user_or_zero(funcval)
         } else {
             0
         };
@@ -228,7 +228,7 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     let mut prev_recovered = 0u32;
     if probe == GoProbe::Gopanic as u32 {
         let _ = GO_LAST_DEFER_CALL.remove(&gkey);
-        let prev: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+        let prev: u64 = read_user_or_zero(g + cfg.g_panic as u64);
         if prev != 0 && panic_flags(prev, &cfg) & GO_PANIC_RECOVERED != 0 {
             prev_recovered = GO_PANIC_PREV_RECOVERED;
         }
@@ -238,16 +238,16 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
     let (ty, data, flags) = if probe == GoProbe::Printpanics as u32 {
         let p = r.rax;
         (
-            read_user::<u64>(p + cfg.panic_arg as u64).unwrap_or(0),
-            read_user::<u64>(p + cfg.panic_arg as u64 + 8).unwrap_or(0),
+            read_user_or_zero::<u64>(p + cfg.panic_arg as u64),
+            read_user_or_zero::<u64>(p + cfg.panic_arg as u64 + 8),
             panic_flags(p, &cfg),
         )
     } else if probe == GoProbe::Sigpanic as u32 {
         // g.sig and g.sigcode1 (the fault address); sigcode0 and sigpc
         // follow in `value`.
         (
-            read_user::<u32>(faulted_g + cfg.g_sig as u64).unwrap_or(0) as u64,
-            read_user::<u64>(faulted_g + cfg.g_sigcode0 as u64 + 8).unwrap_or(0),
+            read_user_or_zero::<u32>(faulted_g + cfg.g_sig as u64) as u64,
+            read_user_or_zero::<u64>(faulted_g + cfg.g_sigcode0 as u64 + 8),
             0,
         )
     } else {
@@ -266,14 +266,14 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
         && cfg.panic_defer_bits != GO_NO_FIELD
         && cfg.panic_slots != GO_NO_FIELD
     {
-        let p: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+        let p: u64 = read_user_or_zero(g + cfg.g_panic as u64);
         let bits_ptr: u64 = if p != 0 {
-            read_user(p + cfg.panic_defer_bits as u64).unwrap_or(0)
+            read_user_or_zero(p + cfg.panic_defer_bits as u64)
         } else {
             0
         };
         let slots: u64 = if p != 0 {
-            read_user(p + cfg.panic_slots as u64).unwrap_or(0)
+            read_user_or_zero(p + cfg.panic_slots as u64)
         } else {
             0
         };
@@ -283,9 +283,9 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
             }
             let mut i = 0;
             while i < 8 {
-                let funcval: u64 = read_user(slots + i as u64 * 8).unwrap_or(0);
+                let funcval: u64 = read_user_or_zero(slots + i as u64 * 8);
                 defer_code[i] = if funcval != 0 {
-                    read_user(funcval).unwrap_or(0)
+                    read_user_or_zero(funcval)
                 } else {
                     0
                 };
@@ -304,9 +304,9 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
         }
     }
     if probe == GoProbe::Sigpanic as u32 {
-        defer_code[0] = read_user(faulted_g + cfg.g_sigcode0 as u64).unwrap_or(0);
+        defer_code[0] = read_user_or_zero(faulted_g + cfg.g_sigcode0 as u64);
         defer_code[1] = data;
-        defer_code[2] = read_user(faulted_g + cfg.g_sigcode0 as u64 + 16).unwrap_or(0);
+        defer_code[2] = read_user_or_zero(faulted_g + cfg.g_sigcode0 as u64 + 16);
     }
 
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
@@ -324,7 +324,7 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
         addr_of_mut!((*rec).arg0).write(ty);
         addr_of_mut!((*rec).arg1).write(data);
         addr_of_mut!((*rec).flags).write(flags);
-        addr_of_mut!((*rec).return_address).write(read_user::<u64>(r.rsp).unwrap_or(0));
+        addr_of_mut!((*rec).return_address).write(read_user_or_zero::<u64>(r.rsp));
         addr_of_mut!((*rec).regs).write(registers(&r));
 
         // gopanic: the bytes the value's data word points to. For a string
@@ -373,13 +373,13 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
         let defers = addr_of_mut!((*rec).defers) as *mut u64;
         zero(defers as *mut u8, (2 * GO_DEFER_RECORDS * 8) as u32);
         if g != 0 {
-            let mut d: u64 = read_user(g + cfg.g_defer as u64).unwrap_or(0);
+            let mut d: u64 = read_user_or_zero(g + cfg.g_defer as u64);
             if probe == GoProbe::Recovery as u32 {
                 *defers = d;
                 if cfg.panic_retpc != GO_NO_FIELD {
-                    let p: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+                    let p: u64 = read_user_or_zero(g + cfg.g_panic as u64);
                     *defers.add(1) = if p != 0 {
-                        read_user(p + cfg.panic_retpc as u64).unwrap_or(0)
+                        read_user_or_zero(p + cfg.panic_retpc as u64)
                     } else {
                         0
                     };
@@ -387,15 +387,15 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
             } else if probe == GoProbe::Gopanic as u32 {
                 let mut i = 0;
                 while i < GO_DEFER_RECORDS && d != 0 {
-                    let funcval: u64 = read_user(d + cfg.defer_fn as u64).unwrap_or(0);
+                    let funcval: u64 = read_user_or_zero(d + cfg.defer_fn as u64);
                     let code: u64 = if funcval != 0 {
-                        read_user(funcval).unwrap_or(0)
+                        read_user_or_zero(funcval)
                     } else {
                         0
                     };
                     *defers.add(2 * i) = d;
                     *defers.add(2 * i + 1) = code;
-                    d = read_user(d + cfg.defer_link as u64).unwrap_or(0);
+                    d = read_user_or_zero(d + cfg.defer_link as u64);
                     i += 1;
                 }
             }
@@ -411,14 +411,14 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
                 || probe == GoProbe::Preprintpanics as u32
                 || probe == GoProbe::Goexit as u32)
         {
-            let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+            let head: u64 = read_user_or_zero(g + cfg.g_panic as u64);
             let mkey = [tgid as u64, g];
             let mark = told_mark(mkey, goid);
             chain_len = read_chain(rec, head, mark, cfg);
             if probe == GoProbe::Recovery as u32 {
                 mark_survivors(mkey, goid, head, binary, cfg);
             } else if probe == GoProbe::Goexit as u32 && head != 0 {
-                let start_sp: u64 = read_user(head + cfg.panic_start_sp as u64).unwrap_or(0);
+                let start_sp: u64 = read_user_or_zero(head + cfg.panic_start_sp as u64);
                 let _ = GO_TOLD_PANIC.insert(&mkey, &[head, start_sp, goid], 0);
             } else if mark.is_some() {
                 let _ = GO_TOLD_PANIC.remove(&mkey);
@@ -434,7 +434,7 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
         let snapshot_sp = if probe == GoProbe::Gopanic as u32 || probe == GoProbe::Sigpanic as u32 {
             r.rsp
         } else if (probe == GoProbe::Printpanics as u32 || chain_len > 0) && from_sched && g != 0 {
-            read_user(g + cfg.g_sched as u64).unwrap_or(0)
+            read_user_or_zero(g + cfg.g_sched as u64)
         } else if chain_len > 0 {
             r.rsp
         } else {
@@ -463,7 +463,7 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
     } else {
         r.r14
     };
-    let goid: u64 = read_user(g + cfg.g_goid as u64).unwrap_or(0);
+    let goid: u64 = read_user_or_zero(g + cfg.g_goid as u64);
     let gkey = goroutine_key(tgid, goid);
     if probe == GoProbe::Recovery as u32 {
         // SAFETY: presence only.
@@ -473,8 +473,8 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
         let _ = GO_UNTOLD.remove(&gkey);
         return true;
     }
-    let fault = || read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
-    let site = [tgid as u64, read_user::<u64>(r.rsp).unwrap_or(0)];
+    let fault = || read_user_or_zero::<u32>(g + cfg.g_sig as u64) != 0;
+    let site = [tgid as u64, read_user_or_zero::<u64>(r.rsp)];
     if site_rate(&GO_RATE, site, GO_PANICS_PER_SEC, fault).is_none() {
         let _ = GO_UNTOLD.insert(&gkey, &1, 0);
         count_in_slot(GO_PANICS_RATE_LIMITED);
@@ -494,15 +494,15 @@ fn untold(probe: u32, r: &pt_regs, tgid: u32, cfg: &GoConfig) -> bool {
 #[inline(always)]
 fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, site_offset: u32, cfg: &GoConfig) -> bool {
     let g = r.rax;
-    let fault = || read_user::<u32>(g + cfg.g_sig as u64).unwrap_or(0) != 0;
-    let bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+    let fault = || read_user_or_zero::<u32>(g + cfg.g_sig as u64) != 0;
+    let bp: u64 = read_user_or_zero(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64);
     // With gopanic's frame size from the binary (the cookie), one read;
     // without, down the frame-pointer chain.
     let site = if site_offset != 0 {
         [tgid as u64, read_word(bp + site_offset as u64)]
     } else {
         let frame: [u64; 2] = read_user(bp).unwrap_or([0, 0]);
-        let site_ret: u64 = read_user(frame[0] + 8).unwrap_or(0);
+        let site_ret: u64 = read_user_or_zero(frame[0] + 8);
         [((tgid as u64) << 32) ^ frame[1], site_ret]
     };
     if site_rate(&GO_RATE, site, GO_PANICS_PER_SEC, fault).is_some() {
@@ -514,9 +514,9 @@ fn recovery_untold(r: &pt_regs, tgid: u32, binary: u32, site_offset: u32, cfg: &
     let mkey = [tgid as u64, g];
     // SAFETY: presence only.
     if unsafe { GO_TOLD_PANIC.get(&mkey) }.is_some() {
-        let goid: u64 = read_user(g + cfg.g_goid as u64).unwrap_or(0);
+        let goid: u64 = read_user_or_zero(g + cfg.g_goid as u64);
         if told_mark(mkey, goid).is_some() {
-            let head: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+            let head: u64 = read_user_or_zero(g + cfg.g_panic as u64);
             mark_survivors(mkey, goid, head, binary, cfg);
         }
     }
@@ -627,7 +627,7 @@ fn told_mark(mkey: [u64; 2], goid: u64) -> Option<[u64; 2]> {
 #[inline(always)]
 fn mark_survivors(mkey: [u64; 2], goid: u64, head: u64, binary: u32, cfg: &GoConfig) {
     let sp: u64 = if head != 0 {
-        read_user(head + cfg.panic_sp as u64).unwrap_or(0)
+        read_user_or_zero(head + cfg.panic_sp as u64)
     } else {
         0
     };
@@ -676,18 +676,17 @@ extern "C" fn survivor_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         w.q = 0;
         return 1;
     };
-    w.q_start_sp = read_user(w.q + cfg.panic_start_sp as u64).unwrap_or(0);
+    w.q_start_sp = read_user_or_zero(w.q + cfg.panic_start_sp as u64);
     if is_goexit(w.q, cfg) || w.q_start_sp >= w.sp {
         return 1;
     }
-    w.q = read_user(w.q + cfg.panic_link as u64).unwrap_or(0);
+    w.q = read_user_or_zero(w.q + cfg.panic_link as u64);
     0
 }
 
 #[inline(always)]
 fn is_goexit(p: u64, cfg: &GoConfig) -> bool {
-    cfg.panic_goexit != GO_NO_FIELD
-        && read_user::<u8>(p + cfg.panic_goexit as u64).unwrap_or(0) != 0
+    cfg.panic_goexit != GO_NO_FIELD && read_user_or_zero::<u8>(p + cfg.panic_goexit as u64) != 0
 }
 
 /// `runtime.goroutineheader(gp)` while the process is dying: one
@@ -723,7 +722,7 @@ fn goroutine_header(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) {
         if off == GO_NO_FIELD {
             0
         } else {
-            read_user::<u64>(gp + off as u64).unwrap_or(0)
+            read_user_or_zero::<u64>(gp + off as u64)
         }
     };
     let status: u32 = read_user(gp + cfg.g_atomicstatus as u64).unwrap_or(u32::MAX);
@@ -746,7 +745,7 @@ fn goroutine_header(r: &pt_regs, tgid: u32, binary: u32, cfg: &GoConfig) {
         addr_of_mut!((*rec).startpc).write(field(cfg.g_startpc));
         addr_of_mut!((*rec).status).write(status);
         addr_of_mut!((*rec).wait_reason)
-            .write(read_user::<u8>(gp + cfg.g_waitreason as u64).unwrap_or(0) as u32);
+            .write(read_user_or_zero::<u8>(gp + cfg.g_waitreason as u64) as u32);
         addr_of_mut!((*rec).index).write(index);
         addr_of_mut!((*rec).binary).write(binary);
         let pcs = addr_of_mut!((*rec).pcs) as *mut u64;
@@ -781,11 +780,11 @@ pub(crate) fn switched_goroutine(tgid: u32, g: u64) {
     let Some(cfg) = GO_CONFIG.get(state.slot).copied() else {
         return;
     };
-    let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
-    if m == 0 || read_user::<u64>(m + cfg.m_g0 as u64).unwrap_or(0) != g {
+    let m: u64 = read_user_or_zero(g + cfg.g_m as u64);
+    if m == 0 || read_user_or_zero::<u64>(m + cfg.m_g0 as u64) != g {
         return;
     }
-    let curg: u64 = read_user(m + cfg.m_curg as u64).unwrap_or(0);
+    let curg: u64 = read_user_or_zero(m + cfg.m_curg as u64);
     if curg == 0 || curg == g {
         return;
     }
@@ -795,7 +794,7 @@ pub(crate) fn switched_goroutine(tgid: u32, g: u64) {
     let rec = entry.as_mut_ptr();
     // SAFETY: writes into our reservation; user reads are checked helpers.
     unsafe {
-        addr_of_mut!((*rec).goid).write(read_user(curg + cfg.g_goid as u64).unwrap_or(0));
+        addr_of_mut!((*rec).goid).write(read_user_or_zero(curg + cfg.g_goid as u64));
         addr_of_mut!((*rec).binary).write(state.slot);
         let pcs = addr_of_mut!((*rec).pcs) as *mut u64;
         let n = sched_frames(pcs, GO_GOROUTINE_FRAMES, curg, &cfg);
@@ -979,9 +978,9 @@ unsafe fn walk_sched(rec: *mut GoRecord, g: u64, cfg: &GoConfig, flags: u32) -> 
 /// `out` points to `max` writable words in a ring-buffer reservation.
 #[inline(always)]
 unsafe fn sched_frames(out: *mut u64, max: usize, g: u64, cfg: &GoConfig) -> usize {
-    let sched_pc: u64 = read_user(g + cfg.g_sched as u64 + 8).unwrap_or(0);
-    let sched_sp: u64 = read_user(g + cfg.g_sched as u64).unwrap_or(0);
-    let bp: u64 = read_user(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64).unwrap_or(0);
+    let sched_pc: u64 = read_user_or_zero(g + cfg.g_sched as u64 + 8);
+    let sched_sp: u64 = read_user_or_zero(g + cfg.g_sched as u64);
+    let bp: u64 = read_user_or_zero(g + cfg.g_sched as u64 + cfg.gobuf_bp as u64);
     // SAFETY: as the caller's.
     unsafe { frames_from(out, max, sched_pc, sched_sp, bp) }
 }
@@ -999,7 +998,7 @@ unsafe fn frames_from(out: *mut u64, max: usize, pc: u64, sp: u64, bp: u64) -> u
     // SAFETY: out has `max` words (at most FP_WALK_WORDS + 2, below).
     unsafe {
         *out = pc;
-        *out.add(1) = read_user(sp).unwrap_or(0);
+        *out.add(1) = read_user_or_zero(sp);
     }
     let mut walk = FpWalk {
         out: unsafe { out.add(2) },
@@ -1043,7 +1042,7 @@ extern "C" fn fp_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     if walk.bp == 0 {
         return 1;
     }
-    let ret: u64 = read_user(walk.bp + 8).unwrap_or(0);
+    let ret: u64 = read_user_or_zero(walk.bp + 8);
     if ret == 0 {
         return 1;
     }
@@ -1055,7 +1054,7 @@ extern "C" fn fp_step(index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     }
     // SAFETY: i < FP_WALK_WORDS words follow `out` in the reservation.
     unsafe { *walk.out.add(i) = ret };
-    walk.bp = read_user(walk.bp).unwrap_or(0);
+    walk.bp = read_user_or_zero(walk.bp);
     walk.n = i + 1;
     0
 }
@@ -1081,26 +1080,26 @@ pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
     let Some(cfg) = GO_CONFIG.get(state.slot) else {
         return;
     };
-    let mut g: u64 = read_kernel(regs_ptr, core::mem::offset_of!(pt_regs, r14) as u32).unwrap_or(0);
-    let m: u64 = read_user(g + cfg.g_m as u64).unwrap_or(0);
+    let mut g: u64 = read_kernel_or_zero(regs_ptr, core::mem::offset_of!(pt_regs, r14) as u32);
+    let m: u64 = read_user_or_zero(g + cfg.g_m as u64);
     if m == 0 {
         return;
     }
-    let g0: u64 = read_user(m + cfg.m_g0 as u64).unwrap_or(0);
-    let gsignal: u64 = read_user(m + cfg.m_gsignal as u64).unwrap_or(0);
+    let g0: u64 = read_user_or_zero(m + cfg.m_g0 as u64);
+    let gsignal: u64 = read_user_or_zero(m + cfg.m_gsignal as u64);
     if g == g0 || g == gsignal {
-        g = read_user(m + cfg.m_curg as u64).unwrap_or(0);
+        g = read_user_or_zero(m + cfg.m_curg as u64);
     }
     if g == 0 {
         return;
     }
-    let p: u64 = read_user(g + cfg.g_panic as u64).unwrap_or(0);
+    let p: u64 = read_user_or_zero(g + cfg.g_panic as u64);
     if p == 0 {
         return;
     }
     let flags = GO_FROM_EXIT | panic_flags(p, cfg);
-    let ty: u64 = read_user(p + cfg.panic_arg as u64).unwrap_or(0);
-    let data: u64 = read_user(p + cfg.panic_arg as u64 + 8).unwrap_or(0);
+    let ty: u64 = read_user_or_zero(p + cfg.panic_arg as u64);
+    let data: u64 = read_user_or_zero(p + cfg.panic_arg as u64 + 8);
     let Some(mut entry) = EVENTS.reserve::<GoRecord>(0) else {
         count_lost(EventKind::Go);
         return;
@@ -1111,7 +1110,7 @@ pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
     unsafe {
         addr_of_mut!((*rec).probe).write(GoProbe::Printpanics as u32);
         addr_of_mut!((*rec).binary).write(state.slot);
-        addr_of_mut!((*rec).goid).write(read_user(g + cfg.g_goid as u64).unwrap_or(0));
+        addr_of_mut!((*rec).goid).write(read_user_or_zero(g + cfg.g_goid as u64));
         addr_of_mut!((*rec).on_system_stack).write(1);
         addr_of_mut!((*rec).arg0).write(ty);
         addr_of_mut!((*rec).arg1).write(data);
@@ -1127,7 +1126,7 @@ pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
             addr_of_mut!((*rec).defers) as *mut u8,
             (2 * GO_DEFER_RECORDS * 8) as u32,
         );
-        write_snapshot(rec, read_user(g + cfg.g_sched as u64).unwrap_or(0));
+        write_snapshot(rec, read_user_or_zero(g + cfg.g_sched as u64));
     }
     entry.submit(0);
 }
@@ -1153,7 +1152,7 @@ pub(crate) fn exit_chain(tgid: u32, regs_ptr: u64) {
         return;
     }
     use core::mem::offset_of;
-    let reg = |off: usize| -> u64 { read_kernel(regs_ptr, off as u32).unwrap_or(0) };
+    let reg = |off: usize| -> u64 { read_kernel_or_zero(regs_ptr, off as u32) };
     let mut g = reg(offset_of!(pt_regs, r14));
     let m = read_word(g + cfg.g_m as u64);
     if m == 0 {

@@ -23,7 +23,10 @@ use aya_ebpf::{
 use tracer_common::{EventKind, MODULE_PATH_BYTES, MODULES_AT_DLOPEN, MODULES_MAX, ModuleRecord};
 
 use crate::maps::EVENTS;
-use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel, read_user};
+use crate::util::{
+    count_lost, fill_header, is_traced, offsets, read_kernel, read_kernel_or_zero, read_user,
+    read_user_or_zero,
+};
 
 const AT_NULL: u64 = 0;
 const AT_PHDR: u64 = 3;
@@ -84,7 +87,7 @@ pub(crate) fn send_modules(reason: u32) {
     }
     // struct r_debug { int r_version; struct link_map *r_map; … }
     let mut walk = Walk {
-        link: read_user(r_debug + 8).unwrap_or(0),
+        link: read_user_or_zero(r_debug + 8),
         reason,
     };
     // bpf_loop: the verifier checks the step once. Unrolled, it checked
@@ -122,7 +125,7 @@ extern "C" fn auxv_step(index: u64, ctx: *mut c_void) -> i64 {
     if key == AT_NULL {
         return 1;
     }
-    let value: u64 = read_kernel(scan.mm, at + 8).unwrap_or(0);
+    let value: u64 = read_kernel_or_zero(scan.mm, at + 8);
     if key == AT_PHDR {
         scan.phdr = value;
     } else if key == AT_PHNUM {
@@ -149,8 +152,8 @@ extern "C" fn phdr_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     let p = scan.phdr + index * PHDR_SIZE;
-    let p_type: u32 = read_user(p).unwrap_or(0);
-    let p_vaddr: u64 = read_user(p + 16).unwrap_or(0);
+    let p_type: u32 = read_user_or_zero(p);
+    let p_vaddr: u64 = read_user_or_zero(p + 16);
     if p_type == PT_PHDR {
         scan.phdr_vaddr = p_vaddr;
     } else if p_type == PT_DYNAMIC {
@@ -176,7 +179,7 @@ extern "C" fn dyn_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     if tag == DT_DEBUG {
-        scan.r_debug = read_user(entry + 8).unwrap_or(0);
+        scan.r_debug = read_user_or_zero(entry + 8);
         return 1;
     }
     0
@@ -198,7 +201,7 @@ extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     send_module(walk.reason, index as u32, walk.link);
-    walk.link = read_user(walk.link + 24).unwrap_or(0);
+    walk.link = read_user_or_zero(walk.link + 24);
     0
 }
 
@@ -211,13 +214,13 @@ fn send_module(reason: u32, index: u32, link: u64) {
     };
     let rec = entry.as_mut_ptr();
     fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Module);
-    let l_name: u64 = read_user(link + 8).unwrap_or(0);
+    let l_name: u64 = read_user_or_zero(link + 8);
     // SAFETY: writes into our reservation; user reads are checked helpers.
     unsafe {
         addr_of_mut!((*rec).reason).write(reason);
         addr_of_mut!((*rec).index).write(index);
-        addr_of_mut!((*rec).l_addr).write(read_user::<u64>(link).unwrap_or(0));
-        addr_of_mut!((*rec).l_ld).write(read_user::<u64>(link + 16).unwrap_or(0));
+        addr_of_mut!((*rec).l_addr).write(read_user_or_zero::<u64>(link));
+        addr_of_mut!((*rec).l_ld).write(read_user_or_zero::<u64>(link + 16));
         addr_of_mut!((*rec)._pad).write(0);
         let dst = addr_of_mut!((*rec).path) as *mut u8;
         let n = if l_name == 0 {

@@ -18,7 +18,7 @@ use aya_ebpf::{
 use tracer_common::{COMM_LEN, EventKind, OFFSET_UNKNOWN, OOM_MEMCG_LEVELS, OomMemcg, OomRecord};
 
 use crate::maps::{EVENTS, RECENT_EXITS};
-use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
+use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel, read_kernel_or_zero};
 
 #[raw_tracepoint(tracepoint = "mark_victim")]
 pub fn mark_victim(ctx: RawTracePointContext) -> i32 {
@@ -56,14 +56,14 @@ fn try_mark_victim(ctx: &RawTracePointContext) {
     let current = bpf_get_current_pid_tgid();
     let comm: [u8; COMM_LEN] = read_kernel(task, off.task_comm).unwrap_or([0; COMM_LEN]);
 
-    let mm: u64 = read_kernel(task, off.task_mm).unwrap_or(0);
+    let mm: u64 = read_kernel_or_zero(task, off.task_mm);
     let counter = |index: u32| -> u64 {
         if mm == 0 || off.mm_rss_stat == OFFSET_UNKNOWN {
             return 0;
         }
         let at = off.mm_rss_stat + index * off.rss_stat_stride + off.percpu_counter_count;
         // percpu_counter_read_positive(), as get_mm_counter() reads it.
-        let pages: i64 = read_kernel(mm, at).unwrap_or(0);
+        let pages: i64 = read_kernel_or_zero(mm, at);
         if pages > 0 { pages as u64 } else { 0 }
     };
 
@@ -84,9 +84,9 @@ fn try_mark_victim(ctx: &RawTracePointContext) {
     // The victim's memory cgroup, then its parents up to the root.
     let mut css: u64 = 0;
     if off.task_cgroups != OFFSET_UNKNOWN {
-        let cset: u64 = read_kernel(task, off.task_cgroups).unwrap_or(0);
+        let cset: u64 = read_kernel_or_zero(task, off.task_cgroups);
         if cset != 0 {
-            css = read_kernel(cset, off.css_set_subsys + 8 * off.memory_cgrp_id).unwrap_or(0);
+            css = read_kernel_or_zero(cset, off.css_set_subsys + 8 * off.memory_cgrp_id);
         }
     }
     let mut levels = 0u32;
@@ -95,24 +95,23 @@ fn try_mark_victim(ctx: &RawTracePointContext) {
         let mut level = OomMemcg::default();
         if css != 0 {
             let memcg = css.wrapping_sub(off.memcg_css as u64);
-            let cgroup: u64 = read_kernel(css, off.css_cgroup).unwrap_or(0);
+            let cgroup: u64 = read_kernel_or_zero(css, off.css_cgroup);
             let kn: u64 = if cgroup != 0 {
-                read_kernel(cgroup, off.cgroup_kn).unwrap_or(0)
+                read_kernel_or_zero(cgroup, off.cgroup_kn)
             } else {
                 0
             };
             level.cgroup_id = if kn != 0 {
-                read_kernel(kn, off.kernfs_node_id).unwrap_or(0)
+                read_kernel_or_zero(kn, off.kernfs_node_id)
             } else {
                 0
             };
-            let usage: i64 =
-                read_kernel(memcg, off.memcg_memory + off.page_counter_usage).unwrap_or(0);
+            let usage: i64 = read_kernel_or_zero(memcg, off.memcg_memory + off.page_counter_usage);
             level.usage_pages = if usage > 0 { usage as u64 } else { 0 };
             level.max_pages =
                 read_kernel(memcg, off.memcg_memory + off.page_counter_max).unwrap_or(u64::MAX);
             levels += 1;
-            css = read_kernel(css, off.css_parent).unwrap_or(0);
+            css = read_kernel_or_zero(css, off.css_parent);
         }
         // SAFETY: i < OOM_MEMCG_LEVELS: inside our reservation.
         unsafe { addr_of_mut!((*rec).memcg[i]).write(level) };

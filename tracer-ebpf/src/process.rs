@@ -17,7 +17,7 @@ use tracer_common::{
 
 use crate::maps::{EVENTS, EXEC_ALL, TRACED, WATCHED_COMMS, WATCHED_FILES};
 use crate::signals::SIGNAL_GROUP_EXIT;
-use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel};
+use crate::util::{count_lost, fill_header, is_traced, offsets, read_kernel, read_kernel_or_zero};
 
 // ---------------------------------------------------------------------------
 // sched_process_exit(struct task_struct *p, bool group_dead)
@@ -53,17 +53,17 @@ fn try_sched_process_exit(ctx: &RawTracePointContext) {
             go_exit_chain(tgid, regs_ptr);
         }
     }
-    let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
-    let live: i32 = read_kernel(signal, off.signal_live).unwrap_or(0);
+    let signal: u64 = read_kernel_or_zero(task, off.task_signal);
+    let live: i32 = read_kernel_or_zero(signal, off.signal_live);
     if live != 0 {
         return;
     }
-    let flags: u32 = read_kernel(signal, off.signal_flags).unwrap_or(0);
+    let flags: u32 = read_kernel_or_zero(signal, off.signal_flags);
     // As wait_task_zombie() computes the status the parent will see.
     let status: u32 = if flags & SIGNAL_GROUP_EXIT != 0 {
-        read_kernel(signal, off.signal_group_exit_code).unwrap_or(0)
+        read_kernel_or_zero(signal, off.signal_group_exit_code)
     } else {
-        read_kernel(task, off.task_exit_code).unwrap_or(0)
+        read_kernel_or_zero(task, off.task_exit_code)
     };
     // Remembered before it stops being traced, never after: on recent
     // kernels this tracepoint fires before exit_mm() (on 6.18, task->mm is
@@ -291,14 +291,14 @@ fn try_sched_process_exec(ctx: &RawTracePointContext) {
     fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::Exec);
     let off = offsets();
     let task = unsafe { bpf_get_current_task_btf() } as u64;
-    let mm: u64 = read_kernel(task, off.task_mm).unwrap_or(0);
-    let filename: u64 = read_kernel(bprm, off.binprm_filename).unwrap_or(0);
+    let mm: u64 = read_kernel_or_zero(task, off.task_mm);
+    let filename: u64 = read_kernel_or_zero(bprm, off.binprm_filename);
     // SAFETY: writes into our reservation; kernel reads are checked helpers.
     unsafe {
         addr_of_mut!((*rec).old_tid).write(old_tid as u32);
         addr_of_mut!((*rec).flags).write(flags);
-        addr_of_mut!((*rec).start_code).write(read_kernel(mm, off.mm_start_code).unwrap_or(0));
-        addr_of_mut!((*rec).end_code).write(read_kernel(mm, off.mm_end_code).unwrap_or(0));
+        addr_of_mut!((*rec).start_code).write(read_kernel_or_zero(mm, off.mm_start_code));
+        addr_of_mut!((*rec).end_code).write(read_kernel_or_zero(mm, off.mm_end_code));
         addr_of_mut!((*rec).file).write(file.unwrap_or([0, 0]));
         addr_of_mut!((*rec).ns_pid).write(ns_pid(task, &off).unwrap_or(0));
         addr_of_mut!((*rec).cgroup_id)

@@ -17,7 +17,8 @@ use tracer_common::{
 use crate::maps::{EVENTS, RUST_RATE, RUST_UNTOLD};
 use crate::signals::snapshot_stack;
 use crate::util::{
-    count_in_slot, count_lost, fill_header, is_traced, read_user, registers, site_rate,
+    count_in_slot, count_lost, fill_header, is_traced, read_user, read_user_or_zero, registers,
+    site_rate,
 };
 
 // ---------------------------------------------------------------------------
@@ -50,18 +51,18 @@ fn try_rust_panic(ctx: &ProbeContext) {
     let rec = entry.as_mut_ptr();
     fill_header(unsafe { addr_of_mut!((*rec).header) }, EventKind::RustPanic);
     let loc = r.rdx;
-    let file_ptr: u64 = read_user(loc).unwrap_or(0);
-    let file_len: u64 = read_user(loc + 8).unwrap_or(0);
+    let file_ptr: u64 = read_user_or_zero(loc);
+    let file_len: u64 = read_user_or_zero(loc + 8);
     // A `&'static str` payload (panic!("literal"), unwrap on None …): its
     // data is the str's (ptr, len). A formatted message's payload starts
     // with a reference and an Option<String> whose niche is no length.
-    let msg_ptr: u64 = read_user(r.rdi).unwrap_or(0);
+    let msg_ptr: u64 = read_user_or_zero(r.rdi);
     let msg_len: u64 = read_user(r.rdi + 8).unwrap_or(u64::MAX);
     // SAFETY: writes into our reservation; user reads are checked helpers.
     unsafe {
         addr_of_mut!((*rec).regs).write(registers(&r));
-        addr_of_mut!((*rec).line).write(read_user::<u32>(loc + 16).unwrap_or(0));
-        addr_of_mut!((*rec).col).write(read_user::<u32>(loc + 20).unwrap_or(0));
+        addr_of_mut!((*rec).line).write(read_user_or_zero::<u32>(loc + 16));
+        addr_of_mut!((*rec).col).write(read_user_or_zero::<u32>(loc + 20));
         addr_of_mut!((*rec).can_unwind).write((r.rcx & 0xff) as u32);
         addr_of_mut!((*rec).suppressed).write(suppressed);
         addr_of_mut!((*rec).file_ptr).write(file_ptr);

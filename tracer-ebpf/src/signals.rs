@@ -21,7 +21,9 @@ use tracer_common::{
 };
 
 use crate::maps::EVENTS;
-use crate::util::{copy_registers, count_lost, fill_header, is_traced, offsets, read_kernel};
+use crate::util::{
+    copy_registers, count_lost, fill_header, is_traced, offsets, read_kernel, read_kernel_or_zero,
+};
 
 const SIGILL: i32 = 4;
 const SIGTRAP: i32 = 5;
@@ -130,8 +132,8 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
     let off = offsets();
     // SAFETY: helper without preconditions in tracing programs.
     let task = unsafe { bpf_get_current_task_btf() } as u64;
-    let signal: u64 = read_kernel(task, off.task_signal).unwrap_or(0);
-    let flags: u32 = read_kernel(signal, off.signal_flags).unwrap_or(0);
+    let signal: u64 = read_kernel_or_zero(task, off.task_signal);
+    let flags: u32 = read_kernel_or_zero(signal, off.signal_flags);
     let group_exiting = flags & SIGNAL_GROUP_EXIT != 0;
     // Once a process is exiting, every thread dequeues a SIGKILL with no
     // siginfo. The exit's own code says why: 0 for exit_group(), else the
@@ -142,7 +144,7 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
     let mut sig = sig;
     let mut group_kill = false;
     if sig == SIGKILL && group_exiting {
-        let code: u32 = read_kernel(signal, off.signal_group_exit_code).unwrap_or(0);
+        let code: u32 = read_kernel_or_zero(signal, off.signal_group_exit_code);
         let killer = (code & 0x7f) as i32;
         if killer == 0 {
             return;
@@ -170,12 +172,12 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
         // What ld.so loaded, first: the process may be gone before /proc
         // could show it.
         crate::modules::send_modules(tracer_common::MODULES_AT_CRASH);
-        let sp: u64 = read_kernel(regs_ptr, PT_REGS_SP).unwrap_or(0);
+        let sp: u64 = read_kernel_or_zero(regs_ptr, PT_REGS_SP);
         if sp != 0 {
             snapshot_stack(sp);
         }
         // A Go thread on its system stack: the goroutine it left.
-        let g: u64 = read_kernel(regs_ptr, PT_REGS_R14).unwrap_or(0);
+        let g: u64 = read_kernel_or_zero(regs_ptr, PT_REGS_R14);
         if g != 0 {
             crate::go::switched_goroutine(tgid, g);
         }
@@ -198,12 +200,12 @@ fn try_signal_deliver(ctx: &RawTracePointContext) {
     } else {
         // kernel_siginfo: si_signo @0, si_errno @4, si_code @8, union @16:
         // _kill { si_pid @16, si_uid @20 }, _sigfault { si_addr @16 }.
-        let errno: i32 = read_kernel(info, 4).unwrap_or(0);
+        let errno: i32 = read_kernel_or_zero(info, 4);
         let code: i32 = read_kernel(info, 8).unwrap_or(SIGINFO_NONE);
         let (pid, addr) = if code <= 0 {
-            (read_kernel::<u32>(info, 16).unwrap_or(0), 0)
+            (read_kernel_or_zero::<u32>(info, 16), 0)
         } else if is_fault(sig) {
-            (0, read_kernel::<u64>(info, 16).unwrap_or(0))
+            (0, read_kernel_or_zero::<u64>(info, 16))
         } else {
             (0, 0)
         };
@@ -390,7 +392,7 @@ fn try_signal_generate(ctx: &RawTracePointContext) {
         // delivery record has everything, there is no sender to name.
         return;
     }
-    let target_tid = read_kernel::<u32>(target, off.task_pid).unwrap_or(0);
+    let target_tid = read_kernel_or_zero::<u32>(target, off.task_pid);
 
     let Some(mut entry) = EVENTS.reserve::<SignalGenerateRecord>(0) else {
         count_lost(EventKind::SignalGenerate);

@@ -26,6 +26,24 @@ pub(crate) fn read_kernel<T>(base: u64, offset: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
 }
 
+/// A `T` at kernel address `base + offset`, zeros where unreadable: like
+/// [`read_user_or_zero`], no branch on the result for the verifier to walk
+/// both sides of (a `read_kernel(..).unwrap_or(0)` went on with a constant 0
+/// on one side, which the rest of the program was checked with again).
+#[inline(always)]
+pub(crate) fn read_kernel_or_zero<T: Default>(base: u64, offset: u32) -> T {
+    let mut v = T::default();
+    // SAFETY: the helper checks its source and zeroes `v` on a fault.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            addr_of_mut!(v) as *mut core::ffi::c_void,
+            core::mem::size_of::<T>() as u32,
+            (base + offset as u64) as *const core::ffi::c_void,
+        );
+    }
+    v
+}
+
 #[inline(always)]
 pub(crate) fn is_traced(tgid: u32) -> Option<TracedProcess> {
     // SAFETY: the value is copied out before any map update.
