@@ -35,17 +35,29 @@ use crate::{
 
 /// Runs `cmd` and returns the number after `label` on its stdout, and its stderr.
 fn figure(cmd: &mut Command, label: &str) -> Result<(f64, String)> {
+    let (values, stderr) = figures(cmd, &[label])?;
+    Ok((values[0], stderr))
+}
+
+/// The figures a bench workload prints on stdout as "label value" lines,
+/// in the order of `labels`, and its stderr.
+fn figures(cmd: &mut Command, labels: &[&str]) -> Result<(Vec<f64>, String)> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let value = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(label))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no {label:?} in {stdout:?}"))?;
-    Ok((value, String::from_utf8_lossy(&out.stderr).into_owned()))
+    let values = labels
+        .iter()
+        .map(|label| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(label)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+                .with_context(|| format!("no {label:?} in {stdout:?}"))
+        })
+        .collect::<Result<_>>()?;
+    Ok((values, String::from_utf8_lossy(&out.stderr).into_owned()))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,8 +132,17 @@ pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
 
     const PANICS: usize = 20_000;
     let loop_args = ["panicloop", "20000"];
-    let http_args = ["http", "20000", "8"];
+    // 100,000 requests (~2.5 s): 20,000 gave ratios from 0.95 to 1.10 on
+    // this VM with no probe hit at all.
+    const REQUESTS: usize = 100_000;
+    let requests = REQUESTS.to_string();
+    let http_args = ["http", requests.as_str(), "8"];
     let (mut loop_plain, mut loop_traced, mut http_plain, mut http_traced) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Per alternating pair: traced/untraced req/s, and untraced/traced CPU
+    // a request (the server's own user+sys: what tracing would add to it,
+    // steadier than req/s when the VM's neighbours come and go).
+    let (mut http_pairs, mut cpu_plain, mut cpu_traced, mut cpu_pairs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut hits_per_panic = Vec::new();
     for i in 0..if wanted(BenchPart::Go) { runs } else { 0 } {
@@ -135,8 +156,15 @@ pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
             .and_then(|n| n.trim().parse().ok())
             .context("no probe hit count in crashtrace's summary")?;
         hits_per_panic.push(hits / PANICS as f64);
-        http_plain.push(figure(&mut plain(&http_args), "req/s")?.0);
-        http_traced.push(figure(&mut traced(&http_args), "req/s")?.0);
+        let labels = ["req/s", "cpu-us/req"];
+        let (p, _) = figures(&mut plain(&http_args), &labels)?;
+        let (t, _) = figures(&mut traced(&http_args), &labels)?;
+        http_pairs.push(t[0] / p[0]);
+        cpu_pairs.push(p[1] / t[1]);
+        http_plain.push(p[0]);
+        http_traced.push(t[0]);
+        cpu_plain.push(p[1]);
+        cpu_traced.push(t[1]);
     }
     if wanted(BenchPart::Go) {
         let (lp, lt) = (median(loop_plain), median(loop_traced));
@@ -150,8 +178,16 @@ pub(crate) fn bench(runs: usize, only: &[BenchPart]) -> Result<()> {
             lt / lp
         );
         println!(
-            "| net/http + recovery middleware, 20000 req, 8 clients | {hp:.0} req/s | {ht:.0} req/s | {:.3} of untraced |",
-            ht / hp
+            "| net/http + recovery middleware, {REQUESTS} req, 8 clients | {hp:.0} req/s | {ht:.0} req/s | {:.3} of untraced (paired: {:.3}) |",
+            ht / hp,
+            median(http_pairs)
+        );
+        println!(
+            "| the same, server's CPU (user+sys) a request | {:.2} µs | {:.2} µs | {:.3} of untraced's speed (paired: {:.3}) |",
+            median(cpu_plain.clone()),
+            median(cpu_traced.clone()),
+            median(cpu_plain) / median(cpu_traced),
+            median(cpu_pairs)
         );
         println!(
             "| Go probe hits per recovered panic | - | {:.2} | - |",
