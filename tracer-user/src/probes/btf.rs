@@ -3,16 +3,21 @@
 //! Rust eBPF programs get no CO-RE field relocations, so the programs read
 //! `task_struct` and `signal_struct` fields at offsets we look up here and
 //! write into their read-only data before loading.
+//!
+//! The BTF is read by [`Btf`] below, which knows only what the offsets
+//! need (structs, unions, enums, the modifiers between them): one pass
+//! over the type section. btf_rs, which builds every type of the kernel's
+//! 5 MB of BTF, took ~230 ms of a boot's first start for the same answers
+//! (it stays, in the tests, as the check of this reader).
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use btf_rs::{Btf, Type};
 use tracer_common::{KernelOffsets, OFFSET_UNKNOWN};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// The offsets of this boot's kernel, kept where a reboot clears them
-/// (/run is a tmpfs): reading them back costs a file read, parsing the
-/// kernel's BTF for them ~230 ms (release build) at every start.
+/// (/run is a tmpfs): reading them back costs a file read, reading the
+/// kernel's BTF for them ~6 ms (release build).
 const OFFSETS_CACHE_DIR: &str = "/run/crashtrace";
 const OFFSETS_CACHE: &str = "/run/crashtrace/kernel-offsets";
 
@@ -26,9 +31,12 @@ pub fn kernel_offsets_cached() -> Result<KernelOffsets> {
     {
         return Ok(offsets);
     }
-    let btf = Btf::from_file(VMLINUX_BTF).with_context(|| {
-        format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)")
-    })?;
+    let btf = std::fs::read(VMLINUX_BTF)
+        .map_err(anyhow::Error::from)
+        .and_then(Btf::parse)
+        .with_context(|| {
+            format!("reading kernel BTF {VMLINUX_BTF} (needs CONFIG_DEBUG_INFO_BTF)")
+        })?;
     let offsets = kernel_offsets(&btf)?;
     if let Some(key) = &key {
         // Best effort: without a cache the next start parses again.
@@ -108,7 +116,7 @@ fn store_offsets(offsets: &KernelOffsets, key: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, OFFSETS_CACHE)
 }
 
-pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
+fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
     let task = named_struct(btf, "task_struct")?;
     let signal = named_struct(btf, "signal_struct")?;
     let binprm = named_struct(btf, "linux_binprm")?;
@@ -138,7 +146,7 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets> {
         task_thread_pid: member_offset(btf, &task, "thread_pid")?,
         pid_level: member_offset(btf, &pid, "level")?,
         pid_numbers: member_offset(btf, &pid, "numbers")?,
-        upid_size: upid.size() as u32,
+        upid_size: upid.size(),
         mm_saved_auxv: member_offset(btf, &mm, "saved_auxv")?,
         task_comm: member_offset(btf, &task, "comm")?,
         ..oom_offsets(btf)
@@ -159,7 +167,7 @@ fn oom_offsets(btf: &Btf) -> KernelOffsets {
         let counter = named_struct(btf, "percpu_counter")?;
         Ok((
             member_offset(btf, &mm, "rss_stat")?,
-            counter.size() as u32,
+            counter.size(),
             member_offset(btf, &counter, "count")?,
         ))
     };
@@ -229,59 +237,238 @@ fn oom_offsets(btf: &Btf) -> KernelOffsets {
 
 /// The value of `member` in the enum named `name`.
 fn enum_value(btf: &Btf, name: &str, member: &str) -> Result<u32> {
-    btf.resolve_types_by_name(name)
-        .with_context(|| format!("kernel BTF has no type {name}"))?
-        .into_iter()
-        .find_map(|t| match t {
-            Type::Enum(e) => e
-                .members
-                .iter()
-                .find(|m| btf.resolve_name(*m).is_ok_and(|n| n == member))
-                .map(|m| m.val()),
-            _ => None,
-        })
-        .ok_or_else(|| anyhow!("kernel BTF: no {member} in enum {name}"))
+    btf.find_named(name, |t| {
+        (t.kind == KIND_ENUM)
+            .then(|| {
+                t.records(8)
+                    .find(|r| btf.name(u32_at(r, 0)) == Some(member))
+                    .map(|r| u32_at(r, 4))
+            })
+            .flatten()
+    })
+    .ok_or_else(|| anyhow!("kernel BTF: no {member} in enum {name}"))
 }
 
-fn named_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct> {
-    btf.resolve_types_by_name(name)
-        .with_context(|| format!("kernel BTF has no type {name}"))?
-        .into_iter()
-        .find_map(|t| match t {
-            Type::Struct(s) if !s.members.is_empty() => Some(s),
-            _ => None,
-        })
+fn named_struct<'a>(btf: &'a Btf, name: &str) -> Result<BtfType<'a>> {
+    btf.find_named(name, |t| (t.kind == KIND_STRUCT && t.vlen > 0).then_some(t))
         .ok_or_else(|| anyhow!("kernel BTF has no struct {name}"))
 }
 
 /// Byte offset of `field` in `s`, looking through anonymous struct/union
 /// members (randomized layouts wrap task_struct's fields in one).
-fn member_offset(btf: &Btf, s: &btf_rs::Struct, field: &str) -> Result<u32> {
-    find_member(btf, s, field, 0)?.ok_or_else(|| anyhow!("kernel BTF: no field {field} in struct"))
+fn member_offset(btf: &Btf, s: &BtfType<'_>, field: &str) -> Result<u32> {
+    find_member(btf, s, field, 0, 0)?
+        .ok_or_else(|| anyhow!("kernel BTF: no field {field} in struct"))
 }
 
-fn find_member(btf: &Btf, s: &btf_rs::Struct, field: &str, base_bits: u32) -> Result<Option<u32>> {
-    for m in &s.members {
-        let name = btf.resolve_name(m).unwrap_or_default();
-        let bits = base_bits + m.bit_offset();
+/// Anonymous members nested deeper than this are not looked into (the
+/// kernel's go two or three deep).
+const MAX_NESTING: u32 = 8;
+
+fn find_member(
+    btf: &Btf,
+    s: &BtfType<'_>,
+    field: &str,
+    base_bits: u32,
+    depth: u32,
+) -> Result<Option<u32>> {
+    for m in s.records(12) {
+        let (name_off, type_id, offset) = (u32_at(m, 0), u32_at(m, 4), u32_at(m, 8));
+        // With the kind flag, the member's offset word is its bitfield
+        // size (top 8 bits) and bit offset (low 24).
+        let (bit_offset, bitfield_size) = if s.kind_flag {
+            (offset & 0x00ff_ffff, offset >> 24)
+        } else {
+            (offset, 0)
+        };
+        let name = btf.name(name_off).unwrap_or_default();
+        let bits = base_bits + bit_offset;
         if name == field {
-            if !bits.is_multiple_of(8) || m.bitfield_size().is_some_and(|b| b != 0) {
+            if !bits.is_multiple_of(8) || bitfield_size != 0 {
                 bail!("kernel BTF: field {field} is a bitfield");
             }
             return Ok(Some(bits / 8));
         }
-        if name.is_empty() {
-            match btf.resolve_chained_type(m)? {
-                Type::Struct(inner) | Type::Union(inner) => {
-                    if let Some(off) = find_member(btf, &inner, field, bits)? {
-                        return Ok(Some(off));
-                    }
-                }
-                _ => {}
-            }
+        if name.is_empty()
+            && depth < MAX_NESTING
+            && let Some(inner) = btf.resolved(type_id)
+            && (inner.kind == KIND_STRUCT || inner.kind == KIND_UNION)
+            && let Some(off) = find_member(btf, &inner, field, bits, depth + 1)?
+        {
+            return Ok(Some(off));
         }
     }
     Ok(None)
+}
+
+const BTF_MAGIC: u16 = 0xeb9f;
+const KIND_INT: u8 = 1;
+const KIND_PTR: u8 = 2;
+const KIND_ARRAY: u8 = 3;
+const KIND_STRUCT: u8 = 4;
+const KIND_UNION: u8 = 5;
+const KIND_ENUM: u8 = 6;
+const KIND_FWD: u8 = 7;
+const KIND_TYPEDEF: u8 = 8;
+const KIND_VOLATILE: u8 = 9;
+const KIND_CONST: u8 = 10;
+const KIND_RESTRICT: u8 = 11;
+const KIND_FUNC: u8 = 12;
+const KIND_FUNC_PROTO: u8 = 13;
+const KIND_VAR: u8 = 14;
+const KIND_DATASEC: u8 = 15;
+const KIND_FLOAT: u8 = 16;
+const KIND_DECL_TAG: u8 = 17;
+const KIND_TYPE_TAG: u8 = 18;
+const KIND_ENUM64: u8 = 19;
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+/// A kernel BTF blob (little-endian, as on the machines we run on), with
+/// where each type's record starts, by type id.
+struct Btf {
+    data: Vec<u8>,
+    types: std::ops::Range<usize>,
+    strings: std::ops::Range<usize>,
+    /// Offset in `data` of type id `i + 1` (id 0 is void).
+    starts: Vec<u32>,
+}
+
+/// One type's record: its kind, name, size (or referred type) and the
+/// `vlen` entries that follow it.
+#[derive(Clone, Copy)]
+struct BtfType<'a> {
+    kind: u8,
+    kind_flag: bool,
+    vlen: usize,
+    name_off: u32,
+    /// `size` for structs, unions and enums; the referred type's id for
+    /// modifiers and typedefs.
+    size_or_type: u32,
+    /// The bytes after the 12-byte header.
+    rest: &'a [u8],
+}
+
+impl BtfType<'_> {
+    /// The record's `vlen` entries of `size` bytes each.
+    fn records(&self, size: usize) -> impl Iterator<Item = &[u8]> {
+        self.rest.chunks_exact(size).take(self.vlen)
+    }
+
+    fn size(&self) -> u32 {
+        self.size_or_type
+    }
+}
+
+impl Btf {
+    fn parse(data: Vec<u8>) -> Result<Self> {
+        let magic = data
+            .get(..2)
+            .map(|m| u16::from_le_bytes([m[0], m[1]]))
+            .unwrap_or(0);
+        if magic != BTF_MAGIC {
+            bail!("not little-endian BTF (magic {magic:#x})");
+        }
+        let hdr_len = u32_at(&data, 4) as usize;
+        let section = |off: usize, len: usize| -> Result<std::ops::Range<usize>> {
+            let start = hdr_len
+                .checked_add(u32_at(&data, off) as usize)
+                .context("BTF header")?;
+            let end = start
+                .checked_add(u32_at(&data, len) as usize)
+                .context("BTF header")?;
+            if end > data.len() {
+                bail!("BTF section past the end of the data");
+            }
+            Ok(start..end)
+        };
+        let types = section(8, 12)?;
+        let strings = section(16, 20)?;
+        let mut starts = Vec::with_capacity(types.len() / 32);
+        let mut at = types.start;
+        while at + 12 <= types.end {
+            let info = u32_at(&data, at + 4);
+            let (kind, vlen) = ((info >> 24 & 0x1f) as u8, (info & 0xffff) as usize);
+            let extra = match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                KIND_ARRAY => 12,
+                KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                other => bail!("BTF type kind {other} unknown (type {})", starts.len() + 1),
+            };
+            starts.push(u32::try_from(at).context("BTF past 4 GiB")?);
+            at += 12 + extra;
+        }
+        if at != types.end {
+            bail!("BTF type section cut short");
+        }
+        Ok(Self {
+            data,
+            types,
+            strings,
+            starts,
+        })
+    }
+
+    /// The type with id `id` (None for void and ids past the last).
+    fn get(&self, id: u32) -> Option<BtfType<'_>> {
+        let start = *self.starts.get((id as usize).checked_sub(1)?)? as usize;
+        let end = self
+            .starts
+            .get(id as usize)
+            .map_or(self.types.end, |&s| s as usize);
+        let record = self.data.get(start..end)?;
+        let info = u32_at(record, 4);
+        Some(BtfType {
+            kind: (info >> 24 & 0x1f) as u8,
+            kind_flag: info >> 31 != 0,
+            vlen: (info & 0xffff) as usize,
+            name_off: u32_at(record, 0),
+            size_or_type: u32_at(record, 8),
+            rest: record.get(12..)?,
+        })
+    }
+
+    /// Type `id` past typedefs and qualifiers.
+    fn resolved(&self, mut id: u32) -> Option<BtfType<'_>> {
+        for _ in 0..MAX_NESTING * 4 {
+            let t = self.get(id)?;
+            match t.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = t.size_or_type;
+                }
+                _ => return Some(t),
+            }
+        }
+        None
+    }
+
+    /// The string at `off` of the string section.
+    fn name(&self, off: u32) -> Option<&str> {
+        let strings = self.data.get(self.strings.clone())?;
+        let s = strings.get(off as usize..)?;
+        let len = s.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&s[..len]).ok()
+    }
+
+    /// The first of the types named `name`, in id order, for which `f`
+    /// gives something.
+    fn find_named<'a, T>(
+        &'a self,
+        name: &str,
+        mut f: impl FnMut(BtfType<'a>) -> Option<T>,
+    ) -> Option<T> {
+        (1..=self.starts.len() as u32)
+            .filter_map(|id| self.get(id))
+            .filter(|t| t.name_off != 0 && self.name(t.name_off) == Some(name))
+            .find_map(&mut f)
+    }
 }
 
 #[cfg(test)]
@@ -302,15 +489,19 @@ mod tests {
 
     use super::*;
 
+    fn running_kernel() -> Btf {
+        Btf::parse(std::fs::read(VMLINUX_BTF).expect("kernel BTF")).expect("BTF parsed")
+    }
+
     /// Against this machine's kernel: the offsets must be inside the structs
     /// and distinct. (Needs /sys/kernel/btf/vmlinux, present on every
     /// supported kernel.)
     #[test]
     fn offsets_from_running_kernel() {
-        let btf = Btf::from_file(VMLINUX_BTF).expect("kernel BTF");
+        let btf = running_kernel();
         let off = kernel_offsets(&btf).expect("offsets");
         let task = named_struct(&btf, "task_struct").unwrap();
-        assert!(off.task_pid > 0 && (off.task_pid as usize) < task.size());
+        assert!(off.task_pid > 0 && off.task_pid < task.size());
         assert_eq!(off.task_tgid, off.task_pid + 4, "pid and tgid are adjacent");
         assert_ne!(off.signal_flags, off.signal_group_exit_code);
         // This kernel has memory cgroups (v1 or v2) and percpu rss counters.
@@ -319,5 +510,92 @@ mod tests {
         assert!(off.rss_stat_stride >= 8, "{}", off.rss_stat_stride);
         assert!(off.memory_cgrp_id > 0 && off.memory_cgrp_id < 16);
         assert_ne!(off.page_counter_usage, off.page_counter_max);
+    }
+
+    /// Every type of the running kernel's BTF read as btf_rs reads it: the
+    /// same number of types; each struct's and union's name, size and
+    /// members (name, type, bit offset, bitfield size); each enum's
+    /// members and values; each typedef's and qualifier's target.
+    #[test]
+    fn every_type_reads_as_btf_rs_reads_it() {
+        use btf_rs::{BtfType as _, Type};
+        let ours = running_kernel();
+        let theirs = btf_rs::Btf::from_file(VMLINUX_BTF).expect("btf_rs");
+        let (mut structs, mut enums) = (0, 0);
+        for id in 1..=ours.starts.len() as u32 {
+            let t = ours.get(id).expect("every id has a type");
+            let name = |off: u32| ours.name(off).unwrap_or_default().to_owned();
+            match theirs.resolve_type_by_id(id).expect("btf_rs has the type") {
+                Type::Struct(s) | Type::Union(s) => {
+                    assert!(t.kind == KIND_STRUCT || t.kind == KIND_UNION, "type {id}");
+                    assert_eq!(t.size() as usize, s.size(), "type {id}");
+                    let members: Vec<_> = t
+                        .records(12)
+                        .map(|m| {
+                            let offset = u32_at(m, 8);
+                            let (bits, size) = if t.kind_flag {
+                                (offset & 0x00ff_ffff, Some(offset >> 24))
+                            } else {
+                                (offset, None)
+                            };
+                            (name(u32_at(m, 0)), u32_at(m, 4), bits, size)
+                        })
+                        .collect();
+                    let expected: Vec<_> = s
+                        .members
+                        .iter()
+                        .map(|m| {
+                            (
+                                theirs.resolve_name(m).unwrap_or_default(),
+                                m.get_type_id().unwrap_or(0),
+                                m.bit_offset(),
+                                m.bitfield_size(),
+                            )
+                        })
+                        .collect();
+                    assert_eq!(members, expected, "type {id}");
+                    structs += 1;
+                }
+                Type::Enum(e) => {
+                    assert_eq!(t.kind, KIND_ENUM, "type {id}");
+                    let members: Vec<_> = t
+                        .records(8)
+                        .map(|m| (name(u32_at(m, 0)), u32_at(m, 4)))
+                        .collect();
+                    let expected: Vec<_> = e
+                        .members
+                        .iter()
+                        .map(|m| (theirs.resolve_name(m).unwrap_or_default(), m.val()))
+                        .collect();
+                    assert_eq!(members, expected, "type {id}");
+                    enums += 1;
+                }
+                Type::Typedef(x) => assert_eq!(
+                    (t.kind, t.size_or_type),
+                    (KIND_TYPEDEF, x.get_type_id().unwrap_or(0)),
+                    "type {id}"
+                ),
+                Type::Const(x) => assert_eq!(
+                    (t.kind, t.size_or_type),
+                    (KIND_CONST, x.get_type_id().unwrap_or(0)),
+                    "type {id}"
+                ),
+                Type::Volatile(x) => assert_eq!(
+                    (t.kind, t.size_or_type),
+                    (KIND_VOLATILE, x.get_type_id().unwrap_or(0)),
+                    "type {id}"
+                ),
+                _ => {}
+            }
+        }
+        assert!(
+            theirs
+                .resolve_type_by_id(ours.starts.len() as u32 + 1)
+                .is_err()
+        );
+        assert!(
+            structs > 1000 && enums > 100,
+            "{structs} structs, {enums} enums"
+        );
     }
 }
