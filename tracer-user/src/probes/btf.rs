@@ -282,7 +282,9 @@ fn find_member(
             (offset, 0)
         };
         let name = btf.name(name_off).unwrap_or_default();
-        let bits = base_bits + bit_offset;
+        let Some(bits) = base_bits.checked_add(bit_offset) else {
+            continue; // damaged: past any struct
+        };
         if name == field {
             if !bits.is_multiple_of(8) || bitfield_size != 0 {
                 bail!("kernel BTF: field {field} is a bitfield");
@@ -510,6 +512,44 @@ mod tests {
         assert!(off.rss_stat_stride >= 8, "{}", off.rss_stat_stride);
         assert!(off.memory_cgrp_id > 0 && off.memory_cgrp_id < 16);
         assert_ne!(off.page_counter_usage, off.page_counter_max);
+    }
+
+    /// Damaged BTF is an error or fewer offsets, never a panic: the
+    /// running kernel's, cut short and with bytes overwritten in its
+    /// header, type records and strings.
+    #[test]
+    fn damaged_btf_is_no_panic() {
+        let good = std::fs::read(VMLINUX_BTF).expect("kernel BTF");
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..24 {
+            let mut data = good.clone();
+            if round % 3 == 0 {
+                data.truncate((next() as usize) % good.len());
+            }
+            for _ in 0..1 + round {
+                // Mostly the header and the first types, where a wrong
+                // length or kind shifts every record after it.
+                let at = if next() % 2 == 0 {
+                    (next() as usize) % 4096
+                } else {
+                    (next() as usize) % good.len()
+                };
+                if let Some(b) = data.get_mut(at) {
+                    *b = next() as u8;
+                }
+            }
+            if let Ok(btf) = Btf::parse(data) {
+                let _ = kernel_offsets(&btf);
+            }
+        }
+        assert!(Btf::parse(Vec::new()).is_err());
+        assert!(Btf::parse(good[..24].to_vec()).is_err());
     }
 
     /// Every type of the running kernel's BTF read as btf_rs reads it: the
