@@ -1116,6 +1116,11 @@ pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
         addr_of_mut!((*rec).arg1).write(data);
         addr_of_mut!((*rec).flags).write(flags);
         addr_of_mut!((*rec).return_address).write(0);
+        // No chain read here. Written all the same: the ring buffer is not
+        // zeroed, and a reservation's stale bytes (an earlier record's)
+        // would be read as panics that ended here.
+        addr_of_mut!((*rec).chain_len).write(0);
+        addr_of_mut!((*rec)._chain_pad).write(0);
         copy_registers(addr_of_mut!((*rec).regs), regs_ptr);
         let (str_ptr, str_len) = write_value(rec, data);
         write_string(rec, str_ptr, str_len);
