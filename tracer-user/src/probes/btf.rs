@@ -272,28 +272,20 @@ fn find_member(
     base_bits: u32,
     depth: u32,
 ) -> Result<Option<u32>> {
-    for m in s.records(12) {
-        let (name_off, type_id, offset) = (u32_at(m, 0), u32_at(m, 4), u32_at(m, 8));
-        // With the kind flag, the member's offset word is its bitfield
-        // size (top 8 bits) and bit offset (low 24).
-        let (bit_offset, bitfield_size) = if s.kind_flag {
-            (offset & 0x00ff_ffff, offset >> 24)
-        } else {
-            (offset, 0)
-        };
-        let name = btf.name(name_off).unwrap_or_default();
-        let Some(bits) = base_bits.checked_add(bit_offset) else {
+    for m in s.members() {
+        let name = btf.name(m.name_off).unwrap_or_default();
+        let Some(bits) = base_bits.checked_add(m.bit_offset) else {
             continue; // damaged: past any struct
         };
         if name == field {
-            if !bits.is_multiple_of(8) || bitfield_size != 0 {
+            if !bits.is_multiple_of(8) || m.bitfield_size.is_some_and(|b| b != 0) {
                 bail!("kernel BTF: field {field} is a bitfield");
             }
             return Ok(Some(bits / 8));
         }
         if name.is_empty()
             && depth < MAX_NESTING
-            && let Some(inner) = btf.resolved(type_id)
+            && let Some(inner) = btf.resolved(m.type_id)
             && (inner.kind == KIND_STRUCT || inner.kind == KIND_UNION)
             && let Some(off) = find_member(btf, &inner, field, bits, depth + 1)?
         {
@@ -355,10 +347,40 @@ struct BtfType<'a> {
     rest: &'a [u8],
 }
 
+/// A struct's or union's member.
+struct Member {
+    name_off: u32,
+    type_id: u32,
+    bit_offset: u32,
+    /// With the struct's kind flag only (0 for a member that is no
+    /// bitfield).
+    bitfield_size: Option<u32>,
+}
+
 impl BtfType<'_> {
     /// The record's `vlen` entries of `size` bytes each.
     fn records(&self, size: usize) -> impl Iterator<Item = &[u8]> {
         self.rest.chunks_exact(size).take(self.vlen)
+    }
+
+    /// A struct's or union's members. With the kind flag, a member's
+    /// offset word is its bitfield size (top 8 bits) and bit offset (low
+    /// 24).
+    fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.records(12).map(|m| {
+            let offset = u32_at(m, 8);
+            let (bit_offset, bitfield_size) = if self.kind_flag {
+                (offset & 0x00ff_ffff, Some(offset >> 24))
+            } else {
+                (offset, None)
+            };
+            Member {
+                name_off: u32_at(m, 0),
+                type_id: u32_at(m, 4),
+                bit_offset,
+                bitfield_size,
+            }
+        })
     }
 
     fn size(&self) -> u32 {
@@ -570,16 +592,8 @@ mod tests {
                     assert!(t.kind == KIND_STRUCT || t.kind == KIND_UNION, "type {id}");
                     assert_eq!(t.size() as usize, s.size(), "type {id}");
                     let members: Vec<_> = t
-                        .records(12)
-                        .map(|m| {
-                            let offset = u32_at(m, 8);
-                            let (bits, size) = if t.kind_flag {
-                                (offset & 0x00ff_ffff, Some(offset >> 24))
-                            } else {
-                                (offset, None)
-                            };
-                            (name(u32_at(m, 0)), u32_at(m, 4), bits, size)
-                        })
+                        .members()
+                        .map(|m| (name(m.name_off), m.type_id, m.bit_offset, m.bitfield_size))
                         .collect();
                     let expected: Vec<_> = s
                         .members
