@@ -553,6 +553,10 @@ pub struct GoConfig {
     pub g_defer: u32,
     pub defer_fn: u32,
     pub defer_link: u32,
+    /// `_defer.started` (Go 1.19–1.21, else [`GO_NO_FIELD`]): a record a
+    /// newer panic finds started is an aborted call, popped without being
+    /// called again — never the one that recovers.
+    pub defer_started: u32,
     /// `g.sched` (a gobuf: sp @0, pc @8) and `gobuf.bp`: where a goroutine
     /// that is not running saved its context.
     pub g_sched: u32,
@@ -654,6 +658,9 @@ pub const GO_PANIC_CHAIN_SHIFT: u32 = 16;
 /// Panics read from one goroutine's `_panic` chain at one hit
 /// ([`GoRecord::chain`]; deeper nesting loses the oldest).
 pub const GO_PANIC_CHAIN_MAX: usize = 4;
+/// Links past [`GO_PANIC_CHAIN_MAX`] a cut chain's walk looks at, to count
+/// what it cuts ([`GoRecord::chain_beyond`]).
+pub const GO_PANIC_BEYOND_MAX: usize = 4;
 
 /// One panic of a goroutine's `_panic` chain, read when it ended (Go
 /// 1.22+: at recovery, preprintpanics or Goexit) instead of at its start:
@@ -852,7 +859,29 @@ pub struct GoRecord {
     /// `runtime.gopanic` frame) on.
     pub chain_len: u32,
     pub _chain_pad: u32,
+    /// When the walk read [`GO_PANIC_CHAIN_MAX`] entries and the chain
+    /// went on: the next older links it did not read, (address, startSP)
+    /// each, up to [`GO_PANIC_BEYOND_MAX`] (zeros after the chain's end);
+    /// with `chain_mark`, the newest link told already, userspace counts
+    /// the panics cut ([`GoRecord::panics_cut`]). Zeros otherwise.
+    pub chain_beyond: [[u64; 2]; GO_PANIC_BEYOND_MAX],
+    pub chain_mark: [u64; 2],
     pub chain: [GoChainPanic; GO_PANIC_CHAIN_MAX],
+}
+
+impl GoRecord {
+    /// How many older links of the `_panic` chain ended untold at this hit
+    /// (more than [`GO_PANIC_CHAIN_MAX`] panics under way on the goroutine),
+    /// and whether there may be more than that (the count stopped at
+    /// [`GO_PANIC_BEYOND_MAX`]).
+    pub fn panics_cut(&self) -> (usize, bool) {
+        let n = self
+            .chain_beyond
+            .iter()
+            .take_while(|&&link| link[0] != 0 && link != self.chain_mark)
+            .count();
+        (n, n == GO_PANIC_BEYOND_MAX)
+    }
 }
 
 /// Value of the traced-process map: why the process is traced.
@@ -993,18 +1022,19 @@ assert_layout!(
     ns_pid @ 80, filename_len @ 84, cgroup_id @ 88, filename @ 96,
 );
 assert_layout!(
-    GoRecord, size 4152,
+    GoRecord, size 4232,
     header @ 0, probe @ 40, binary @ 44, goid @ 48, on_system_stack @ 56, string_len @ 60,
     string_full_len @ 64, arg0 @ 72, arg1 @ 80, return_address @ 88, value @ 96,
     string @ 160, stack_bytes @ 416, flags @ 420, regs @ 424, stack @ 568,
-    stack_snapshot @ 1584, defers @ 2608, chain_len @ 2736, chain @ 2744,
+    stack_snapshot @ 1584, defers @ 2608, chain_len @ 2736, chain_beyond @ 2744,
+    chain_mark @ 2808, chain @ 2824,
 );
 assert_layout!(
     GoChainPanic, size 352,
     arg0 @ 0, arg1 @ 8, flags @ 16, string_len @ 20, string_full_len @ 24, value @ 32,
     string @ 96,
 );
-// The `OFFSETS` global (thirty-nine u32) and `GO_CONFIG`'s values (thirty u32),
+// The `OFFSETS` global (thirty-nine u32) and `GO_CONFIG`'s values (thirty-one u32),
 // written by userspace: all one type, so the size and the ends are enough.
 assert_layout!(KernelOffsets, size 156, task_pid @ 0, mm_saved_auxv @ 80, page_counter_max @ 152);
 assert_layout!(OomMemcg, size 24, cgroup_id @ 0, max_pages @ 16);
@@ -1015,11 +1045,12 @@ assert_layout!(
 );
 assert_layout!(
     GoConfig,
-    size 120,
+    size 124,
     g_goid @ 0,
-    g_sigcode0 @ 72,
-    g_lockedm @ 100,
-    panic_retpc @ 116,
+    defer_started @ 60,
+    g_sigcode0 @ 76,
+    g_lockedm @ 104,
+    panic_retpc @ 120,
 );
 assert_layout!(GoProcess, size 16, slot @ 0, headers @ 12);
 assert_layout!(GoroutineRecord, size 104 + 8 * GO_GOROUTINE_FRAMES, header @ 0, goid @ 40, status @ 80, binary @ 100, pcs @ 104);

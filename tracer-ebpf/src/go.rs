@@ -19,11 +19,11 @@ use tracer_common::{
     EventKind, GO_COOKIE_SITE_MASK, GO_COOKIE_SITE_SHIFT, GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID,
     GO_DEFER_RECORDS, GO_DUMP_MAX_GOROUTINES, GO_DUMP_SYSTEM, GO_DUMP_USER, GO_FROM_EXIT,
     GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED, GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY,
-    GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM, GO_NO_FIELD, GO_PANIC_CHAIN_MAX, GO_PANIC_GOEXIT,
-    GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED, GO_PANIC_REPANICKED, GO_PANICS_PER_SEC,
-    GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK, GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT,
-    GO_STRING_BYTES, GO_VALUE_BYTES, GoChainPanic, GoConfig, GoProbe, GoRecord, GoroutineRecord,
-    MAX_STACK_DEPTH,
+    GO_GOROUTINE_SWITCHED, GO_GOROUTINE_SYSTEM, GO_NO_FIELD, GO_PANIC_BEYOND_MAX,
+    GO_PANIC_CHAIN_MAX, GO_PANIC_GOEXIT, GO_PANIC_PREV_RECOVERED, GO_PANIC_RECOVERED,
+    GO_PANIC_REPANICKED, GO_PANICS_PER_SEC, GO_PANICS_RATE_LIMITED, GO_PROBE_AT_STACK_CHECK,
+    GO_STACK_FROM_SCHED, GO_STACK_SNAPSHOT, GO_STRING_BYTES, GO_VALUE_BYTES, GoChainPanic,
+    GoConfig, GoProbe, GoRecord, GoroutineRecord, MAX_STACK_DEPTH,
 };
 
 use crate::maps::{
@@ -385,6 +385,17 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
                     };
                 }
             } else if probe == GoProbe::Gopanic as u32 {
+                // Go 1.19–1.21: a record already started (a call an older
+                // panic ran, which panicked) is aborted, not called again;
+                // its address carries the flag in bit 0 (records are
+                // word-aligned).
+                // Without the field (Go 1.22+, no gopanic probe anyway),
+                // no flag: the mask clears it.
+                let (started_at, started_mask) = if cfg.defer_started != GO_NO_FIELD {
+                    (cfg.defer_started as u64, 1u64)
+                } else {
+                    (0, 0)
+                };
                 let mut i = 0;
                 while i < GO_DEFER_RECORDS && d != 0 {
                     let funcval: u64 = read_user_or_zero(d + cfg.defer_fn as u64);
@@ -393,7 +404,11 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
                     } else {
                         0
                     };
-                    *defers.add(2 * i) = d;
+                    // 0 or 1 without a branch (the verifier walks this loop
+                    // unrolled): a bool is one byte, any nonzero true.
+                    let started: u8 = read_user_or_zero(d + started_at);
+                    let started = ((started as u64 + 255) >> 8) & started_mask;
+                    *defers.add(2 * i) = d | started;
                     *defers.add(2 * i + 1) = code;
                     d = read_user_or_zero(d + cfg.defer_link as u64);
                     i += 1;
@@ -423,9 +438,9 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
             } else if mark.is_some() {
                 let _ = GO_TOLD_PANIC.remove(&mkey);
             }
+        } else {
+            no_chain(rec);
         }
-        addr_of_mut!((*rec).chain_len).write(chain_len);
-        addr_of_mut!((*rec)._chain_pad).write(0);
 
         // Only a panic needs the raw stack (a fault's frameless function):
         // from the probe's sp, or where the panicking goroutine saved its
@@ -552,11 +567,83 @@ unsafe fn read_chain(rec: *mut GoRecord, head: u64, mark: Option<[u64; 2]>, cfg:
     };
     // Unrolled: four steps in a row cost the verifier less than a
     // bpf_loop callback it checks until its state settles.
+    // The older links' slots are zeros unless the walk reads them below;
+    // written before the walk, so that the verifier checks these stores
+    // once, not on each of the walk's ways out.
+    // SAFETY: the caller's reservation.
+    unsafe {
+        no_beyond(rec);
+        addr_of_mut!((*rec).chain_mark).write(walk.mark);
+    }
     let _ = chain_link(0, &mut walk, cfg) == 0
         && chain_link(1, &mut walk, cfg) == 0
         && chain_link(2, &mut walk, cfg) == 0
-        && chain_link(3, &mut walk, cfg) == 0;
+        && chain_link(3, &mut walk, cfg) == 0
+        && walk.p != 0
+        // SAFETY: the caller's reservation.
+        && unsafe { read_beyond(rec, walk.p, cfg) };
+    // SAFETY: the caller's reservation.
+    unsafe {
+        addr_of_mut!((*rec).chain_len).write(walk.n);
+        addr_of_mut!((*rec)._chain_pad).write(0);
+    }
     walk.n
+}
+
+/// More panics under way than the record holds: the older links'
+/// (address, startSP) from `p`, for userspace to count (and report) what
+/// is cut. Only on the walk's way that read all it holds: past the chain's
+/// end a read faults, which the common case (one panic, then the end)
+/// would pay for.
+///
+/// # Safety
+/// `rec` points into a ring-buffer reservation of a [`GoRecord`].
+#[inline(always)]
+unsafe fn read_beyond(rec: *mut GoRecord, mut p: u64, cfg: &GoConfig) -> bool {
+    // SAFETY: the caller's reservation; GO_PANIC_BEYOND_MAX pairs.
+    unsafe {
+        let beyond = addr_of_mut!((*rec).chain_beyond) as *mut u64;
+        for i in 0..GO_PANIC_BEYOND_MAX {
+            beyond.add(2 * i).write(p);
+            beyond
+                .add(2 * i + 1)
+                .write(read_word(p + cfg.panic_start_sp as u64));
+            p = read_word(p + cfg.panic_link as u64);
+        }
+    }
+    true
+}
+
+/// A record read no chain at its hit. Written all the same: the ring
+/// buffer is not zeroed, and a reservation's stale bytes (an earlier
+/// record's) would be read as panics that ended here.
+///
+/// # Safety
+/// `rec` points into a ring-buffer reservation of a [`GoRecord`].
+#[inline(always)]
+unsafe fn no_chain(rec: *mut GoRecord) {
+    // SAFETY: the caller's reservation; the fields from `chain_len` to
+    // `chain` are contiguous (tracer-common's layout assertion).
+    unsafe {
+        zero(
+            addr_of_mut!((*rec).chain_len) as *mut u8,
+            (core::mem::offset_of!(GoRecord, chain) - core::mem::offset_of!(GoRecord, chain_len))
+                as u32,
+        );
+    }
+}
+
+/// # Safety
+/// As [`no_chain`].
+#[inline(always)]
+unsafe fn no_beyond(rec: *mut GoRecord) {
+    // SAFETY: the caller's reservation.
+    unsafe {
+        zero(
+            addr_of_mut!((*rec).chain_beyond) as *mut u8,
+            (GO_PANIC_BEYOND_MAX * 16) as u32,
+        );
+    }
 }
 
 /// One link (a Goexit's only flagged); 1 (stop) at the mark, the chain's
@@ -1116,11 +1203,7 @@ pub(crate) fn exit_panic(tgid: u32, regs_ptr: u64) {
         addr_of_mut!((*rec).arg1).write(data);
         addr_of_mut!((*rec).flags).write(flags);
         addr_of_mut!((*rec).return_address).write(0);
-        // No chain read here. Written all the same: the ring buffer is not
-        // zeroed, and a reservation's stale bytes (an earlier record's)
-        // would be read as panics that ended here.
-        addr_of_mut!((*rec).chain_len).write(0);
-        addr_of_mut!((*rec)._chain_pad).write(0);
+        no_chain(rec);
         copy_registers(addr_of_mut!((*rec).regs), regs_ptr);
         let (str_ptr, str_len) = write_value(rec, data);
         write_string(rec, str_ptr, str_len);
@@ -1210,8 +1293,6 @@ pub(crate) fn exit_chain(tgid: u32, regs_ptr: u64) {
             (2 * GO_DEFER_RECORDS * 8) as u32,
         );
         let n = read_chain(rec, head, mark, cfg);
-        addr_of_mut!((*rec).chain_len).write(n);
-        addr_of_mut!((*rec)._chain_pad).write(0);
         write_snapshot(rec, sp);
         n
     };

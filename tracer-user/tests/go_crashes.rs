@@ -411,6 +411,91 @@ fn nested_panics_and_a_panic_goexit_abandons_are_each_told_once() {
     }
 }
 
+/// Six panics under way on one goroutine, each raised by a deferred call
+/// of the one before. Go 1.22+ reads a goroutine's panics from its
+/// `_panic` chain when they end, the newest 4 a hit: the 2 older ones are
+/// not told, and a `lost` record says so with their count (never a silent
+/// drop). Go 1.19–1.21 tell each panic at its start: all six, nothing
+/// lost. Recovered (the newest, the older five aborted with it), and
+/// unrecovered: the runtime prints all six, the oldest first, and the
+/// incident names the oldest as it does.
+#[test]
+fn more_panics_under_way_than_a_record_holds_are_counted_as_lost() {
+    for build in go_builds("crashy") {
+        let (ctx, bin) = (&build.label, &build.path);
+        let at_start = matches!(build.version, "1.19.8" | "1.21.13");
+        let told: Vec<String> = (if at_start { 1 } else { 3 }..=6)
+            .map(|i| format!("nested panic {i}"))
+            .collect();
+        let check_lost = |t: &Traced| {
+            let lost = t.of_type("lost");
+            if at_start {
+                assert!(lost.is_empty(), "{ctx}: {lost:#?}");
+            } else {
+                assert_eq!(lost.len(), 1, "{ctx}: {lost:#?}");
+                assert_eq!(lost[0]["count"], 2, "{ctx}: {:#}", lost[0]);
+                assert_eq!(lost[0]["event"], "go", "{ctx}: {:#}", lost[0]);
+                let reason = lost[0]["reason"].as_str().unwrap();
+                let pid = t.one("attach")["pid"].clone();
+                assert!(
+                    reason.starts_with(&format!("pid {pid} goroutine 1: 2 older panics")),
+                    "{ctx}: {reason}"
+                );
+            }
+        };
+
+        let (t, _) = run_scenario(bin, "nested-deep");
+        assert_eq!(t.output.status.code(), Some(0), "{ctx}");
+        let stdout = String::from_utf8_lossy(&t.output.stdout);
+        assert!(
+            stdout.contains("recovered: nested panic 6"),
+            "{ctx}: {stdout}"
+        );
+        let messages: Vec<_> = t
+            .of_type("panic")
+            .iter()
+            .map(|p| p["message"].clone())
+            .collect();
+        assert_eq!(messages, told, "{ctx}");
+        check_lost(&t);
+        let recover = t.one("recover");
+        assert_eq!(
+            recover["recovered_by"]["function"], "main.deepNested.func1",
+            "{ctx}: {recover:#}"
+        );
+        // The newest panic's own frames: its panicInDefer on top of five
+        // more, each under a gopanic, then deepNested.
+        let newest = user_frames(frames_of(t.of_type("panic").last().unwrap()));
+        let depth = newest
+            .iter()
+            .filter(|f| f.function == "main.panicInDefer")
+            .count();
+        assert_eq!(depth, 6, "{ctx}: {newest:#?}");
+        assert_eq!(newest[6].function, "main.deepNested", "{ctx}: {newest:#?}");
+
+        let (t, stderr) = run_scenario(bin, "nested-deep-fatal");
+        assert_eq!(t.output.status.code(), Some(2), "{ctx}");
+        assert!(
+            stderr.contains("panic: nested panic 1\n\tpanic: nested panic 2"),
+            "{ctx}: {stderr}"
+        );
+        let messages: Vec<_> = t
+            .of_type("panic")
+            .iter()
+            .map(|p| p["message"].clone())
+            .collect();
+        assert_eq!(messages, told, "{ctx}");
+        check_lost(&t);
+        let incident = t.one("incident");
+        assert_eq!(incident["outcome"], "crashed", "{ctx}: {incident:#}");
+        assert_eq!(
+            incident["cause"]["message"], "nested panic 1",
+            "{ctx}: {incident:#}"
+        );
+        assert_eq!(incident["exit"]["code"], 2, "{ctx}: {incident:#}");
+    }
+}
+
 /// A deferred call that recovers and then exits the process (a
 /// `log.Fatal(recover())` handler; here `os.Exit(3)`): the runtime's
 /// recovery never runs and it prints nothing, yet the panic is the story.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -175,6 +176,27 @@ func nestedRecovered() (outer any) {
 	panic("outer: request failed")
 }
 
+// deepNested runs panicInDefer under a recover: the newest of its n
+// panics is what recover returns.
+//
+//go:noinline
+func deepNested(n int) (newest any) {
+	defer func() { newest = recover() }()
+	panicInDefer(1, n)
+	return nil
+}
+
+// panicInDefer panics with "nested panic i", after deferring the call that
+// panics with i+1 (up to n) while this panic runs it.
+//
+//go:noinline
+func panicInDefer(i, n int) {
+	if i < n {
+		defer panicInDefer(i+1, n)
+	}
+	panic("nested panic " + strconv.Itoa(i))
+}
+
 // recoverThenExit recovers its panic and exits from the deferred call, as
 // a log.Fatal in a recovery handler does: the runtime's recovery never
 // runs, nothing is printed by the runtime.
@@ -323,6 +345,13 @@ func main() {
 		select {}
 	case "nested-recovered":
 		nestedRecovered()
+	case "nested-deep":
+		// Six panics under way on one goroutine, each raised by a deferred
+		// call of the one before; the newest recovered (the older five are
+		// aborted with it), then the program goes on.
+		fmt.Println("recovered:", deepNested(6))
+	case "nested-deep-fatal":
+		panicInDefer(1, 6)
 	case "recover-exit":
 		recoverThenExit()
 	case "exec-shell":

@@ -15,6 +15,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 40,
+            defer_started: 0,
             g_atomicstatus: 144,
             g_defer: 40,
             g_goid: 152,
@@ -51,6 +52,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 40,
+            defer_started: 0,
             g_atomicstatus: 144,
             g_defer: 40,
             g_goid: 152,
@@ -87,6 +89,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 32,
+            defer_started: GO_NO_FIELD,
             g_atomicstatus: 144,
             g_defer: 40,
             g_goid: 152,
@@ -123,6 +126,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 32,
+            defer_started: GO_NO_FIELD,
             g_atomicstatus: 152,
             g_defer: 40,
             g_goid: 160,
@@ -159,6 +163,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 32,
+            defer_started: GO_NO_FIELD,
             g_atomicstatus: 152,
             g_defer: 40,
             g_goid: 160,
@@ -195,6 +200,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 32,
+            defer_started: GO_NO_FIELD,
             g_atomicstatus: 144,
             g_defer: 40,
             g_goid: 152,
@@ -231,6 +237,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 32,
+            defer_started: GO_NO_FIELD,
             g_atomicstatus: 144,
             g_defer: 40,
             g_goid: 152,
@@ -267,6 +274,7 @@ pub const LAYOUTS: &[(u32, &str, GoConfig)] = &[
         GoConfig {
             defer_fn: 24,
             defer_link: 32,
+            defer_started: GO_NO_FIELD,
             g_atomicstatus: 144,
             g_defer: 40,
             g_goid: 152,

@@ -191,6 +191,10 @@ impl Analysis {
         if let KernelRecord::Go(r) = &rec
             && r.chain_len > 0
         {
+            // Oldest first: the panics the record had no room for.
+            if let Some((count, reason)) = crate::runtimes::go::cut_panics(r) {
+                self.emit_lost(count, reason, "go");
+            }
             for panic in crate::runtimes::go::ended_panics(r) {
                 match self.go.on_record(&panic, &mut self.procs, &self.clock) {
                     Ok(Some(record)) => self.emit(record),

@@ -9,9 +9,9 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use anyhow::{Context as _, Result};
 use tracer_common::{
     GO_DEFER_BITS_VALID, GO_DEFER_CALL_VALID, GO_GOROUTINE_FRAMES, GO_GOROUTINE_FROM_SCHED,
-    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_PANIC_CHAIN_SHIFT,
-    GO_PANIC_FROM_CHAIN, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED, GO_STACK_FROM_SCHED, GoProbe,
-    GoRecord, GoroutineRecord, MAX_GO_BINARIES, WatchedFile,
+    GO_GOROUTINE_LOCKED, GO_GOROUTINE_SUMMARY, GO_GOROUTINE_SYSTEM, GO_PANIC_CHAIN_MAX,
+    GO_PANIC_CHAIN_SHIFT, GO_PANIC_FROM_CHAIN, GO_PANIC_GOEXIT, GO_PANIC_RECOVERED,
+    GO_STACK_FROM_SCHED, GoProbe, GoRecord, GoroutineRecord, MAX_GO_BINARIES, WatchedFile,
 };
 
 use super::{Procs, kernel_record};
@@ -403,14 +403,24 @@ fn probe_points(binary: &GoBinary) -> Result<Vec<(GoProbe, u64, u32)>> {
     Ok(points)
 }
 
+/// One `_defer` record of a goroutine's chain, read at gopanic.
+#[derive(Clone, Copy, Debug)]
+struct DeferRecord {
+    address: u64,
+    /// Its function's code (0: a frame's open-coded record).
+    code: u64,
+    /// An older panic had started its call (Go 1.19–1.21's `started`).
+    started: bool,
+}
+
 /// Analysis side: Go records → `panic`, `recover`, `fatal`, `sigpanic` and
 /// `goexit` records, with the goroutine's frames as the runtime's
 /// traceback shows them.
 #[derive(Default)]
 pub struct Decoder {
-    /// The `_defer` chain (record, code pointer) of each goroutine's latest
-    /// panic, to name the deferred function that recovers it.
-    panic_defers: HashMap<(u32, u64), Vec<(u64, u64)>>,
+    /// The `_defer` chain of each goroutine's latest panic (Go 1.19–1.21),
+    /// to name the deferred function that recovers it.
+    panic_defers: HashMap<(u32, u64), Vec<DeferRecord>>,
     /// (pid, faulting pc) → the return address a frameless faulting
     /// function left on the stack, found in an earlier record's stack
     /// snapshot (sigpanic, gopanic): the fatal panic's records, taken far
@@ -678,13 +688,17 @@ impl Decoder {
         let text = &captured.string[..];
         let body = match probe {
             GoProbe::Gopanic => {
-                let chain: Vec<(u64, u64)> = r
+                let chain: Vec<DeferRecord> = r
                     .defers
                     .as_chunks::<2>()
                     .0
                     .iter()
                     .take_while(|p| p[0] != 0)
-                    .map(|p| (p[0], p[1]))
+                    .map(|p| DeferRecord {
+                        address: p[0] & !1,
+                        code: p[1],
+                        started: p[0] & 1 != 0,
+                    })
                     .collect();
                 if self.panic_defers.len() >= MAX_REMEMBERED {
                     self.panic_defers.clear();
@@ -893,18 +907,23 @@ impl Decoder {
                 .find(|&pc| pc != 0)?
         } else {
             // A deferred call kept in a _defer record: the runtime popped
-            // it before the call, so it is the record just before the
-            // current head in the chain seen when the panic started.
+            // it before the call, so it is the newest record before the
+            // current head in the chain seen when the panic started — of
+            // those it called: a record an older panic had started was
+            // popped as aborted, not called. None of them (or a frame's
+            // open-coded record, which has no function): the call was
+            // open-coded.
             let popped_record = chain.and_then(|chain| {
                 let head = r.defers[0];
-                let popped = match chain.iter().position(|&(d, _)| d == head) {
+                let popped = match chain.iter().position(|d| d.address == head) {
                     Some(k) => k,
                     None if head == 0 || chain.len() < tracer_common::GO_DEFER_RECORDS => {
                         chain.len()
                     }
                     None => return None,
                 };
-                Some(chain.get(popped.checked_sub(1)?)?.1)
+                let called = chain[..popped].iter().rev().find(|d| !d.started)?;
+                (called.code != 0).then_some(called.code)
             });
             // Go 1.19–1.21, open-coded defers (no record was popped): the last
             // deferred call runtime.deferCallSave ran for this goroutine.
@@ -966,6 +985,27 @@ pub fn ended_panics(r: &GoRecord) -> Vec<Box<GoRecord>> {
         out.push(p);
     }
     out
+}
+
+/// The older panics of a goroutine's `_panic` chain that ended at this hit
+/// but did not fit in its record (more than [`GO_PANIC_CHAIN_MAX`] under
+/// way at once): how many, and the `lost` record's reason. None when
+/// nothing was cut.
+pub fn cut_panics(r: &GoRecord) -> Option<(u64, String)> {
+    let (n, maybe_more) = r.panics_cut();
+    (n > 0).then(|| {
+        (
+            n as u64,
+            format!(
+                "pid {} goroutine {}: {}{n} older panic{} under way not read \
+                 (a hit reads the newest {GO_PANIC_CHAIN_MAX})",
+                r.header.pid,
+                r.goid,
+                if maybe_more { "at least " } else { "" },
+                if n == 1 { "" } else { "s" },
+            ),
+        )
+    })
 }
 
 /// A chain panic's frames: the hit's, from the panic's own gopanic frame
@@ -1164,6 +1204,47 @@ mod tests {
             }
             _ => None,
         }
+    }
+
+    /// The links past a full chain's walk, down to the newest told one or
+    /// the chain's end, are what was cut; a full list may go on.
+    #[test]
+    fn cut_panics_are_counted_down_to_the_told_mark_or_the_end() {
+        let mut r = record(GoProbe::Recovery);
+        r.header.pid = 7;
+        r.goid = 1;
+        r.chain_len = 4;
+        assert!(cut_panics(&r).is_none(), "nothing beyond");
+
+        r.chain_beyond = [[0x100, 0x10], [0x200, 0x20], [0, 0], [0, 0]];
+        let (n, reason) = cut_panics(&r).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            reason,
+            "pid 7 goroutine 1: 2 older panics under way not read (a hit reads the newest 4)"
+        );
+
+        // The second link is the one told already (address and startSP).
+        r.chain_mark = [0x200, 0x20];
+        assert_eq!(cut_panics(&r).unwrap().0, 1);
+        assert!(
+            cut_panics(&r)
+                .unwrap()
+                .1
+                .contains(": 1 older panic under way")
+        );
+        // The same address with another startSP is another panic.
+        r.chain_mark = [0x200, 0x99];
+        assert_eq!(cut_panics(&r).unwrap().0, 2);
+        // The mark first: nothing cut.
+        r.chain_mark = [0x100, 0x10];
+        assert!(cut_panics(&r).is_none());
+
+        r.chain_mark = [0, 0];
+        r.chain_beyond = [[0x100, 1], [0x200, 2], [0x300, 3], [0x400, 4]];
+        let (n, reason) = cut_panics(&r).unwrap();
+        assert_eq!(n, 4);
+        assert!(reason.contains(": at least 4 older panics"), "{reason}");
     }
 
     #[test]
