@@ -427,7 +427,14 @@ fn more_panics_under_way_than_a_record_holds_are_counted_as_lost() {
         let told: Vec<String> = (if at_start { 1 } else { 3 }..=6)
             .map(|i| format!("nested panic {i}"))
             .collect();
-        let check_lost = |t: &Traced| {
+        // The panics told, and what is said of the others.
+        let check_panics = |t: &Traced| {
+            let messages: Vec<_> = t
+                .of_type("panic")
+                .iter()
+                .map(|p| p["message"].clone())
+                .collect();
+            assert_eq!(messages, told, "{ctx}");
             let lost = t.of_type("lost");
             if at_start {
                 assert!(lost.is_empty(), "{ctx}: {lost:#?}");
@@ -451,13 +458,7 @@ fn more_panics_under_way_than_a_record_holds_are_counted_as_lost() {
             stdout.contains("recovered: nested panic 6"),
             "{ctx}: {stdout}"
         );
-        let messages: Vec<_> = t
-            .of_type("panic")
-            .iter()
-            .map(|p| p["message"].clone())
-            .collect();
-        assert_eq!(messages, told, "{ctx}");
-        check_lost(&t);
+        check_panics(&t);
         let recover = t.one("recover");
         assert_eq!(
             recover["recovered_by"]["function"], "main.deepNested.func1",
@@ -479,13 +480,7 @@ fn more_panics_under_way_than_a_record_holds_are_counted_as_lost() {
             stderr.contains("panic: nested panic 1\n\tpanic: nested panic 2"),
             "{ctx}: {stderr}"
         );
-        let messages: Vec<_> = t
-            .of_type("panic")
-            .iter()
-            .map(|p| p["message"].clone())
-            .collect();
-        assert_eq!(messages, told, "{ctx}");
-        check_lost(&t);
+        check_panics(&t);
         let incident = t.one("incident");
         assert_eq!(incident["outcome"], "crashed", "{ctx}: {incident:#}");
         assert_eq!(
