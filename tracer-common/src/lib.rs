@@ -661,6 +661,9 @@ pub const GO_PANIC_CHAIN_MAX: usize = 4;
 /// Links past [`GO_PANIC_CHAIN_MAX`] a cut chain's walk looks at, to count
 /// what it cuts ([`GoRecord::chain_beyond`]).
 pub const GO_PANIC_BEYOND_MAX: usize = 4;
+/// Bit 0 of a [`GoRecord::chain_beyond`] startSP (word-aligned): the link
+/// is a Goexit's.
+pub const GO_BEYOND_GOEXIT: u64 = 1;
 
 /// One panic of a goroutine's `_panic` chain, read when it ended (Go
 /// 1.22+: at recovery, preprintpanics or Goexit) instead of at its start:
@@ -860,8 +863,9 @@ pub struct GoRecord {
     pub chain_len: u32,
     pub _chain_pad: u32,
     /// When the walk read [`GO_PANIC_CHAIN_MAX`] entries and the chain
-    /// went on: the next older links it did not read, (address, startSP)
-    /// each, up to [`GO_PANIC_BEYOND_MAX`] (zeros after the chain's end);
+    /// went on: the next older links it did not read, (address, startSP |
+    /// [`GO_BEYOND_GOEXIT`]) each, up to [`GO_PANIC_BEYOND_MAX`] (zeros
+    /// after the chain's end);
     /// with `chain_mark`, the newest link told already, userspace counts
     /// the panics cut ([`GoRecord::panics_cut`]). Zeros otherwise.
     pub chain_beyond: [[u64; 2]; GO_PANIC_BEYOND_MAX],
@@ -875,12 +879,17 @@ impl GoRecord {
     /// and whether there may be more than that (the count stopped at
     /// [`GO_PANIC_BEYOND_MAX`]).
     pub fn panics_cut(&self) -> (usize, bool) {
-        let n = self
+        let links = self
             .chain_beyond
             .iter()
-            .take_while(|&&link| link[0] != 0 && link != self.chain_mark)
-            .count();
-        (n, n == GO_PANIC_BEYOND_MAX)
+            .take_while(|&&[p, sp]| p != 0 && [p, sp & !GO_BEYOND_GOEXIT] != self.chain_mark);
+        let (mut seen, mut panics) = (0, 0);
+        for &[_, sp] in links {
+            seen += 1;
+            // A Goexit's entry is no panic.
+            panics += usize::from(sp & GO_BEYOND_GOEXIT == 0);
+        }
+        (panics, seen == GO_PANIC_BEYOND_MAX)
     }
 }
 

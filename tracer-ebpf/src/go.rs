@@ -604,10 +604,13 @@ unsafe fn read_beyond(rec: *mut GoRecord, mut p: u64, cfg: &GoConfig) -> bool {
     unsafe {
         let beyond = addr_of_mut!((*rec).chain_beyond) as *mut u64;
         for i in 0..GO_PANIC_BEYOND_MAX {
+            // startSP is word-aligned: bit 0 says a Goexit's entry (no
+            // panic), 0 or 1 without a branch.
+            let goexit = read_byte(p + cfg.panic_goexit as u64) as u64;
             beyond.add(2 * i).write(p);
             beyond
                 .add(2 * i + 1)
-                .write(read_word(p + cfg.panic_start_sp as u64));
+                .write(read_word(p + cfg.panic_start_sp as u64) | ((goexit + 255) >> 8));
             p = read_word(p + cfg.panic_link as u64);
         }
     }

@@ -1241,10 +1241,20 @@ mod tests {
         assert!(cut_panics(&r).is_none());
 
         r.chain_mark = [0, 0];
-        r.chain_beyond = [[0x100, 1], [0x200, 2], [0x300, 3], [0x400, 4]];
+        r.chain_beyond = [[0x100, 0x10], [0x200, 0x20], [0x300, 0x30], [0x400, 0x40]];
         let (n, reason) = cut_panics(&r).unwrap();
         assert_eq!(n, 4);
         assert!(reason.contains(": at least 4 older panics"), "{reason}");
+
+        // A Goexit's entry is no panic; a Goexit's mark matches its link.
+        r.chain_beyond[1][1] |= tracer_common::GO_BEYOND_GOEXIT;
+        let (n, reason) = cut_panics(&r).unwrap();
+        assert_eq!(n, 3);
+        assert!(reason.contains(": at least 3 older panics"), "{reason}");
+        r.chain_mark = [0x300, 0x30];
+        assert_eq!(cut_panics(&r).unwrap().0, 1);
+        r.chain_mark = [0x200, 0x20];
+        assert_eq!(cut_panics(&r).unwrap().0, 1);
     }
 
     #[test]
