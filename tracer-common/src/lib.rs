@@ -865,9 +865,9 @@ pub struct GoRecord {
     /// When the walk read [`GO_PANIC_CHAIN_MAX`] entries and the chain
     /// went on: the next older links it did not read, (address, startSP |
     /// [`GO_BEYOND_GOEXIT`]) each, up to [`GO_PANIC_BEYOND_MAX`] (zeros
-    /// after the chain's end);
-    /// with `chain_mark`, the newest link told already, userspace counts
-    /// the panics cut ([`GoRecord::panics_cut`]). Zeros otherwise.
+    /// after the chain's end); with `chain_mark`, the newest link told
+    /// already, userspace counts the panics cut
+    /// ([`GoRecord::panics_cut`]). Zeros otherwise.
     pub chain_beyond: [[u64; 2]; GO_PANIC_BEYOND_MAX],
     pub chain_mark: [u64; 2],
     pub chain: [GoChainPanic; GO_PANIC_CHAIN_MAX],

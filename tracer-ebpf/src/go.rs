@@ -388,9 +388,8 @@ fn try_go_probe<const PROBE: u32>(ctx: &ProbeContext) {
                 // Go 1.19–1.21: a record already started (a call an older
                 // panic ran, which panicked) is aborted, not called again;
                 // its address carries the flag in bit 0 (records are
-                // word-aligned).
-                // Without the field (Go 1.22+, no gopanic probe anyway),
-                // no flag: the mask clears it.
+                // word-aligned). Without the field (Go 1.22+, which has no
+                // gopanic probe anyway) the mask clears the flag.
                 let (started_at, started_mask) = if cfg.defer_started != GO_NO_FIELD {
                     (cfg.defer_started as u64, 1u64)
                 } else {
@@ -565,8 +564,6 @@ unsafe fn read_chain(rec: *mut GoRecord, head: u64, mark: Option<[u64; 2]>, cfg:
         // SAFETY: the caller's reservation.
         out: unsafe { addr_of_mut!((*rec).chain) } as *mut GoChainPanic,
     };
-    // Unrolled: four steps in a row cost the verifier less than a
-    // bpf_loop callback it checks until its state settles.
     // The older links' slots are zeros unless the walk reads them below;
     // written before the walk, so that the verifier checks these stores
     // once, not on each of the walk's ways out.
@@ -575,6 +572,8 @@ unsafe fn read_chain(rec: *mut GoRecord, head: u64, mark: Option<[u64; 2]>, cfg:
         no_beyond(rec);
         addr_of_mut!((*rec).chain_mark).write(walk.mark);
     }
+    // Unrolled: four steps in a row cost the verifier less than a
+    // bpf_loop callback it checks until its state settles.
     let _ = chain_link(0, &mut walk, cfg) == 0
         && chain_link(1, &mut walk, cfg) == 0
         && chain_link(2, &mut walk, cfg) == 0
@@ -591,8 +590,8 @@ unsafe fn read_chain(rec: *mut GoRecord, head: u64, mark: Option<[u64; 2]>, cfg:
 }
 
 /// More panics under way than the record holds: the older links'
-/// (address, startSP) from `p`, for userspace to count (and report) what
-/// is cut. Only on the walk's way that read all it holds: past the chain's
+/// (address, startSP | Goexit bit) from `p`, for userspace to count (and
+/// report) what is cut. Only on the walk's way that read all it holds: past the chain's
 /// end a read faults, which the common case (one panic, then the end)
 /// would pay for.
 ///
