@@ -867,7 +867,8 @@ pub struct GoRecord {
     /// [`GO_BEYOND_GOEXIT`]) each, up to [`GO_PANIC_BEYOND_MAX`] (zeros
     /// after the chain's end); with `chain_mark`, the newest link told
     /// already, userspace counts the panics cut
-    /// ([`GoRecord::panics_cut`]). Zeros otherwise.
+    /// ([`GoRecord::panics_cut`]). Otherwise the first address is 0 and
+    /// the rest stale. Both only meaningful when `chain_len` is not 0.
     pub chain_beyond: [[u64; 2]; GO_PANIC_BEYOND_MAX],
     pub chain_mark: [u64; 2],
     pub chain: [GoChainPanic; GO_PANIC_CHAIN_MAX],

@@ -564,12 +564,13 @@ unsafe fn read_chain(rec: *mut GoRecord, head: u64, mark: Option<[u64; 2]>, cfg:
         // SAFETY: the caller's reservation.
         out: unsafe { addr_of_mut!((*rec).chain) } as *mut GoChainPanic,
     };
-    // The older links' slots are zeros unless the walk reads them below;
-    // written before the walk, so that the verifier checks these stores
-    // once, not on each of the walk's ways out.
+    // No older link unless the walk reads them below (userspace stops at
+    // the first zero address, so one store does); written before the walk,
+    // so that the verifier checks these stores once, not on each of the
+    // walk's ways out.
     // SAFETY: the caller's reservation.
     unsafe {
-        no_beyond(rec);
+        addr_of_mut!((*rec).chain_beyond[0][0]).write(0);
         addr_of_mut!((*rec).chain_mark).write(walk.mark);
     }
     // Unrolled: four steps in a row cost the verifier less than a
@@ -618,33 +619,17 @@ unsafe fn read_beyond(rec: *mut GoRecord, mut p: u64, cfg: &GoConfig) -> bool {
 
 /// A record read no chain at its hit. Written all the same: the ring
 /// buffer is not zeroed, and a reservation's stale bytes (an earlier
-/// record's) would be read as panics that ended here.
+/// record's) would be read as panics that ended here. Userspace reads the
+/// rest of the chain's fields only when `chain_len` is not 0.
 ///
 /// # Safety
 /// `rec` points into a ring-buffer reservation of a [`GoRecord`].
 #[inline(always)]
 unsafe fn no_chain(rec: *mut GoRecord) {
-    // SAFETY: the caller's reservation; the fields from `chain_len` to
-    // `chain` are contiguous (tracer-common's layout assertion).
-    unsafe {
-        zero(
-            addr_of_mut!((*rec).chain_len) as *mut u8,
-            (core::mem::offset_of!(GoRecord, chain) - core::mem::offset_of!(GoRecord, chain_len))
-                as u32,
-        );
-    }
-}
-
-/// # Safety
-/// As [`no_chain`].
-#[inline(always)]
-unsafe fn no_beyond(rec: *mut GoRecord) {
     // SAFETY: the caller's reservation.
     unsafe {
-        zero(
-            addr_of_mut!((*rec).chain_beyond) as *mut u8,
-            (GO_PANIC_BEYOND_MAX * 16) as u32,
-        );
+        addr_of_mut!((*rec).chain_len).write(0);
+        addr_of_mut!((*rec)._chain_pad).write(0);
     }
 }
 
